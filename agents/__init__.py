@@ -1,0 +1,60 @@
+"""Who talks: one async model protocol, backends behind it, one wrapper for retries, limits,
+cache and accounting. Importing this package does not import torch or any backend."""
+
+from agents.cache import ResponseCache
+from agents.config import (
+    CacheConfig,
+    ConfigError,
+    HFOptions,
+    ModelsConfig,
+    ModelSpec,
+    OpenAIOptions,
+    Price,
+    RetryConfig,
+    ScriptedOptions,
+    ScriptedRule,
+    load_config,
+)
+from agents.errors import (
+    CacheMissError,
+    FatalModelError,
+    ModelError,
+    NoChoiceProbsError,
+    RetryableError,
+)
+from agents.model import Model, RetriesExhaustedError, UsageStats
+from agents.protocol import ModelAPI
+from agents.registry import get_model, register_provider, wrap
+from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
+
+__all__ = [
+    "CacheConfig",
+    "CacheMissError",
+    "ChoiceProbs",
+    "Completion",
+    "ConfigError",
+    "FatalModelError",
+    "GenerateParams",
+    "HFOptions",
+    "Message",
+    "Model",
+    "ModelAPI",
+    "ModelError",
+    "ModelSpec",
+    "ModelsConfig",
+    "NoChoiceProbsError",
+    "OpenAIOptions",
+    "Price",
+    "ResponseCache",
+    "RetriesExhaustedError",
+    "RetryConfig",
+    "RetryableError",
+    "ScriptedOptions",
+    "ScriptedRule",
+    "Usage",
+    "UsageStats",
+    "get_model",
+    "load_config",
+    "register_provider",
+    "wrap",
+]

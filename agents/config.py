@@ -1,0 +1,155 @@
+"""Model specs as pydantic configs, loadable from YAML with errors that name the file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROVIDERS = ("hf", "embedded", "openai", "scripted")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Price(Config):
+    """US dollars per million tokens."""
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+
+
+class CacheConfig(Config):
+    """Record/replay cache. `record`: serve hits, store misses. `replay`: a miss is an error."""
+
+    path: Path
+    mode: Literal["record", "replay", "off"] = "record"
+
+
+class RetryConfig(Config):
+    max_attempts: int = Field(6, ge=1, description="attempts per call, the first included")
+    initial_s: float = Field(0.5, gt=0, description="first backoff; doubles each retry, with jitter")
+    max_wait_s: float = Field(30.0, gt=0, description="cap on one backoff and on a Retry-After hint")
+
+
+class HFOptions(Config):
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_batch_size: int = Field(32, ge=1, description="rows per batched forward/generate")
+    batch_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill up")
+    chat_template: str | None = Field(None, description="Jinja template when the tokenizer has none")
+
+
+class OpenAIOptions(Config):
+    base_urls: list[str] = Field(
+        default_factory=list, description="one or more OpenAI-compatible endpoints; load is spread"
+    )
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key")
+    timeout_s: float = Field(60.0, gt=0)
+    top_logprobs: int = Field(20, ge=1, le=20)
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    choice_probs_fallback: Literal["sample", "error"] = Field(
+        "sample", description="what to do when the server returns no logprobs"
+    )
+    fallback_samples: int = Field(16, ge=1, description="samples per call for the sampled fallback")
+
+
+class ScriptedRule(Config):
+    """First rule whose `match` (a regex, searched in the last user message) fits answers the call."""
+
+    match: str = ".*"
+    reply: str | None = None
+    replies: list[str] | None = Field(None, description="one is picked per call from a seeded RNG")
+    probs: dict[str, float] | None = Field(None, description="choice probabilities for choice_probs")
+
+    @model_validator(mode="after")
+    def _has_answer(self) -> ScriptedRule:
+        if self.reply is None and not self.replies and self.probs is None:
+            raise ValueError("a scripted rule needs `reply`, `replies` or `probs`")
+        return self
+
+
+class ScriptedOptions(Config):
+    rules: list[ScriptedRule] = Field(default_factory=list)
+    table: Path | None = Field(None, description="JSONL of recorded {prompt, reply[, probs]} rows")
+    default_reply: str = "OK"
+    latency_s: float = Field(0.0, ge=0, description="simulated backend latency per call")
+
+
+class ModelSpec(Config):
+    """One model. `name` picks the backend by prefix: hf/<dir or hub id>, embedded/<smollm2|tiny-gpt2>,
+    openai/<model>[@<base_url>], scripted[/<label>]."""
+
+    name: str
+    max_concurrency: int | None = Field(
+        None, ge=1, description="calls in flight at once; default: the backend's (hf: 2 batches, API: 32)"
+    )
+    rpm: float | None = Field(None, gt=0, description="requests per minute limit")
+    tpm: float | None = Field(None, gt=0, description="tokens per minute limit (prompt + completion)")
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    cache: CacheConfig | None = None
+    price: Price | None = None
+    hf: HFOptions | None = None
+    openai: OpenAIOptions | None = None
+    scripted: ScriptedOptions | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @model_validator(mode="after")
+    def _provider_options(self) -> ModelSpec:
+        if self.provider not in PROVIDERS:
+            raise ValueError(
+                f"unknown provider {self.provider!r} in model name {self.name!r}; "
+                f"expected one of {', '.join(PROVIDERS)} (e.g. hf/gpt2, openai/gpt-4o-mini)"
+            )
+        allowed = {"hf": {"hf"}, "embedded": {"hf"}, "openai": {"openai"}, "scripted": {"scripted"}}
+        for field in ("hf", "openai", "scripted"):
+            if getattr(self, field) is not None and field not in allowed[self.provider]:
+                raise ValueError(f"options `{field}` do not apply to a {self.provider} model ({self.name})")
+        return self
+
+
+class ModelsConfig(Config):
+    """A file of named models; experiment configs of later stages embed the same mapping."""
+
+    models: dict[str, ModelSpec]
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A config file could not be read; the message names the file and the field."""
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path, cls: type[C]) -> C:
+    """Read YAML at `path` into `cls`; every error names the file and the offending field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, str(path))) from None

@@ -1,0 +1,35 @@
+"""Errors backends raise. The wrapper retries `RetryableError` and never retries `FatalModelError`."""
+
+from __future__ import annotations
+
+
+class ModelError(Exception):
+    """Base class for every error from the model layer."""
+
+
+class RetryableError(ModelError):
+    """Transient: rate limit, server error, timeout, dropped connection, malformed response.
+
+    `retry_after` is the server's Retry-After hint in seconds, when it gave one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class FatalModelError(ModelError):
+    """Retrying cannot help: bad credentials, bad request, unknown model, misconfiguration."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class CacheMissError(ModelError):
+    """A replay-mode cache had no entry for a call: the run is not a faithful replay."""
+
+
+class NoChoiceProbsError(FatalModelError):
+    """The model gave no usable probability for any of the requested choices."""

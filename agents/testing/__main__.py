@@ -1,0 +1,3 @@
+from agents.testing.server import main
+
+main()

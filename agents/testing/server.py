@@ -1,0 +1,301 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks, with fault injection.
+
+Run it in its own process (`FakeServer()` does; or `python -m agents.testing --port 8000`).
+Answers are deterministic functions of the prompt: the reply starts "Yes" or "No" by `p_yes(prompt)`,
+and logprobs put 0.9·p_yes on "Yes", 0.9·(1−p_yes) on "No", 0.1 on "Maybe". Sampled replies
+(temperature > 0) draw Yes/No with probability p_yes from a seeded RNG.
+
+Control endpoints (JSON): POST /control {latency_s, faults: [...], fault_rate, fault_kinds, seed,
+retry_after, logprobs, require_key}; GET /control/stats; POST /control/reset.
+Fault kinds: 429, 500, 503, 400, 401, timeout, malformed, empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+FAULT_KINDS = ("429", "500", "503", "400", "401", "timeout", "malformed", "empty")
+
+
+def p_yes(prompt: str) -> float:
+    """The server's probability of "Yes" for a prompt (last user message), in [0.05, 0.95]."""
+    h = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
+    return 0.05 + 0.9 * h / 2**32
+
+
+def _reply(prompt: str, body: dict[str, Any]) -> str:
+    p = p_yes(prompt)
+    if (body.get("temperature") or 0) > 0:
+        rng = random.Random(f"{body.get('seed')}|{prompt}")
+        first = "Yes" if rng.random() < p else "No"
+    else:
+        first = "Yes" if p >= 0.5 else "No"
+    text = f"{first}, echo: {prompt}"
+    limit = body.get("max_tokens") or body.get("max_completion_tokens") or 10**6
+    text = " ".join(text.split(" ")[:limit])
+    for s in body.get("stop") or []:
+        if s in text:
+            text = text[: text.index(s)]
+    return text
+
+
+class State:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.latency_s = 0.0
+        self.faults: list[str] = []
+        self.fault_rate = 0.0
+        self.fault_kinds: list[str] = list(FAULT_KINDS[:3])
+        self.rng = random.Random(0)
+        self.retry_after: str | None = None
+        self.logprobs = True
+        self.require_key: str | None = None
+        self.timeout_sleep_s = 30.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.requests = 0
+        self.arrivals: list[float] = []
+        self.statuses: dict[str, int] = {}
+        self.models: dict[str, int] = {}
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "max_in_flight": self.max_in_flight,
+            "in_flight": self.in_flight,
+            "arrivals": self.arrivals,
+            "statuses": self.statuses,
+            "models": self.models,
+        }
+
+    def next_fault(self) -> str | None:
+        if self.faults:
+            return self.faults.pop(0)
+        if self.fault_rate and self.rng.random() < self.fault_rate:
+            return self.rng.choice(self.fault_kinds)
+        return None
+
+
+def build_app(state: State) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        state.statuses[str(status)] = state.statuses.get(str(status), 0) + 1
+        return JSONResponse(
+            {"error": {"message": message, "type": "fake", "code": status}},
+            status_code=status,
+            headers=headers,
+        )
+
+    async def chat(request: Request) -> Response:
+        state.requests += 1
+        state.arrivals.append(time.monotonic())
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            return await _chat(request)
+        finally:
+            state.in_flight -= 1
+
+    async def _chat(request: Request) -> Response:
+        if state.require_key and request.headers.get("authorization") != f"Bearer {state.require_key}":
+            return error(401, "Incorrect API key provided")
+        body = await request.json()
+        state.models[body.get("model", "")] = state.models.get(body.get("model", ""), 0) + 1
+        if state.latency_s:
+            await asyncio.sleep(state.latency_s)
+        fault = state.next_fault()
+        if fault == "timeout":
+            await asyncio.sleep(state.timeout_sleep_s)
+        elif fault == "429":
+            headers = {"retry-after": state.retry_after} if state.retry_after else None
+            return error(429, "Rate limit reached", headers)
+        elif fault in ("500", "503", "400", "401"):
+            return error(int(fault), f"injected {fault}")
+        elif fault == "malformed":
+            state.statuses["malformed"] = state.statuses.get("malformed", 0) + 1
+            return Response(b'{"id": "x", "choices": [', media_type="application/json")
+        elif fault == "empty":
+            return JSONResponse(
+                {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model"),
+                    "choices": [],
+                }
+            )
+        messages = body.get("messages") or []
+        prompt = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+        text = _reply(prompt, body)
+        logprobs = None
+        if body.get("logprobs") and state.logprobs:
+            p = p_yes(prompt)
+            top = sorted([("Yes", 0.9 * p), ("No", 0.9 * (1 - p)), ("Maybe", 0.1)], key=lambda t: -t[1])
+            top = top[: body.get("top_logprobs") or 1]
+            logprobs = {
+                "content": [
+                    {
+                        "token": top[0][0],
+                        "logprob": math.log(top[0][1]),
+                        "bytes": None,
+                        "top_logprobs": [{"token": t, "logprob": math.log(q), "bytes": None} for t, q in top],
+                    }
+                ]
+            }
+        state.statuses["200"] = state.statuses.get("200", 0) + 1
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{state.requests}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "logprobs": logprobs,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": prompt_tokens + len(text.split()),
+                },
+            }
+        )
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def control(request: Request) -> Response:
+        body = await request.json()
+        for key, value in body.items():
+            if key == "faults":
+                state.faults.extend(str(f) for f in value)
+            elif key == "seed":
+                state.rng = random.Random(value)
+            elif hasattr(state, key) and key in {
+                "latency_s",
+                "fault_rate",
+                "fault_kinds",
+                "retry_after",
+                "logprobs",
+                "require_key",
+                "timeout_sleep_s",
+            }:
+                setattr(state, key, value)
+            else:
+                return error(400, f"unknown control field {key!r}")
+        return JSONResponse({"ok": True})
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(state.stats())
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/control", control, methods=["POST"]),
+            Route("/control/stats", stats, methods=["GET"]),
+            Route("/control/reset", reset, methods=["POST"]),
+        ]
+    )
+
+
+def serve(port: int) -> None:
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)  # accept connections (queued) from the moment READY is printed
+    config = uvicorn.Config(
+        build_app(State()), log_level="warning", access_log=False, backlog=2048, timeout_keep_alive=30
+    )
+    server = uvicorn.Server(config)
+    print(f"READY {sock.getsockname()[1]}", flush=True)
+    server.run(sockets=[sock])
+
+
+class FakeServer:
+    """Starts the server in a subprocess; `url` is its /v1 base URL. Use as a context manager."""
+
+    def __init__(self, **settings: Any):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agents.testing", "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.startswith("READY"):
+            self.proc.kill()
+            raise RuntimeError(f"fake server failed to start: {line!r}")
+        self.port = int(line.split()[1])
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.root}/v1"
+        if settings:
+            self.control(**settings)
+
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.root + path, data=data, headers={"content-type": "application/json"}
+        )
+        with _NO_PROXY.open(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def control(self, **settings: Any) -> None:
+        self._call("/control", settings)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("/control/stats")
+
+    def reset(self, **settings: Any) -> None:
+        self._call("/control/reset", {})
+        if settings:
+            self.control(**settings)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def __enter__(self) -> FakeServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--port", type=int, default=8000)
+    serve(parser.parse_args(argv).port)

@@ -1,0 +1,153 @@
+"""Configs load from YAML with errors naming file and field; the CLI works end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents import ConfigError, ModelSpec, load_config
+from agents.testing import FakeServer
+from oversight.config import ExperimentConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def w2sg(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oversight.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    cfg = load_config(path, ExperimentConfig)
+    assert cfg.models
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "models: {judge: {name: hf/x, max_concurrency: 0}}",
+            r"models\.judge\.max_concurrency: Input should be greater",
+        ),
+        (
+            "models: {judge: {name: hf/x, colour: red}}",
+            r"models\.judge\.colour: Extra inputs are not permitted",
+        ),
+        ("models: {judge: {name: vllm/x}}", r"models\.judge: .*unknown provider 'vllm'.*expected one of"),
+        ("models: {judge: {name: hf/x, openai: {}}}", r"options `openai` do not apply to a hf model"),
+        ("models: {judge: {name: scripted, scripted: {rules: [{match: x}]}}}", r"rules\.0: .*needs `reply`"),
+        ("models: [1, 2", r"not valid YAML"),
+        ("- a\n- b", r"expected a mapping at the top level"),
+    ],
+)
+def test_config_errors_name_file_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected) as err:
+        load_config(write(tmp_path, text), ExperimentConfig)
+    assert str(tmp_path / "cfg.yaml") in str(err.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.yaml", ExperimentConfig)
+
+
+def test_model_spec_round_trips_through_yaml(tmp_path: Path) -> None:
+    import yaml
+
+    spec = ModelSpec(
+        name="openai/m@http://127.0.0.1:1/v1", rpm=60, openai={"base_urls": ["http://127.0.0.1:2/v1"]}
+    )
+    p = write(tmp_path, yaml.safe_dump({"models": {"m": spec.model_dump(mode="json")}}))
+    assert load_config(p, ExperimentConfig).models["m"] == spec
+
+
+def test_cli_help_for_every_command() -> None:
+    for args in ([], ["models"], ["models", "check"], ["models", "list"], ["chat"]):
+        out = w2sg(*args, "--help")
+        assert out.returncode == 0, out.stderr
+        assert "Usage" in out.stdout
+
+
+def test_cli_models_check_against_local_server(tmp_path: Path) -> None:
+    with FakeServer() as server:
+        cfg = write(
+            tmp_path,
+            f"""
+models:
+  api: {{name: "openai/fake@{server.url}"}}
+  rules: {{name: scripted/x, scripted: {{default_reply: "Yes indeed"}}}}
+""",
+        )
+        out = w2sg("models", "check", str(cfg))
+        assert out.returncode == 0, out.stderr
+        assert server.stats()["requests"] == 2  # one generate, one choice_probs
+    assert "api" in out.stdout and "logprobs" in out.stdout and "tok/s" in out.stdout
+    assert "Yes indeed" in out.stdout
+
+
+def test_cli_reports_a_failing_model_and_exits_nonzero(tmp_path: Path) -> None:
+    with FakeServer(faults=["401"]) as server:
+        cfg = write(tmp_path, f'models: {{api: {{name: "openai/fake@{server.url}"}}}}')
+        out = w2sg("models", "check", str(cfg))
+    assert out.returncode == 1
+    assert "HTTP 401" in out.stderr
+
+
+def test_cli_bad_config_exits_2_with_the_field(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "models: {judge: {name: hf/x, colour: red}}")
+    out = w2sg("models", "check", str(cfg))
+    assert out.returncode == 2
+    assert "models.judge.colour" in out.stderr and str(cfg) in out.stderr
+
+
+def test_cli_chat_with_choices() -> None:
+    out = w2sg("chat", "scripted", "-m", "hello", "--choices", "OK,NO")
+    assert out.returncode == 0, out.stderr
+    assert "scripted: OK" in out.stdout and "OK=1.000" in out.stdout
+
+
+def test_import_agents_does_not_import_torch() -> None:
+    code = (
+        "import sys, agents, graphs, oversight.cli; "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_dependencies_point_one_way() -> None:
+    """agents ← graphs ← oversight → w2sg; agents and w2sg never import each other."""
+    import ast
+
+    forbidden = {
+        "agents": {"graphs", "oversight", "w2sg"},
+        "graphs": {"oversight", "w2sg"},
+        "w2sg": {"agents", "graphs", "oversight"},
+    }
+    for package, banned in forbidden.items():
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                )
+                for n in names:
+                    assert n.split(".")[0] not in banned, f"{path.relative_to(ROOT)} imports {n}"
