@@ -14,11 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import interleaved_medians
 
 QUESTIONS = [
     "What element is present in all organic molecules?",
@@ -68,12 +72,7 @@ def bench_hf(model_name: str, n: int, max_tokens: int, rounds: int) -> float:
         await asyncio.gather(*[model.generate(t, max_tokens=max_tokens) for t in texts])
         return time.perf_counter() - t0
 
-    raw(), asyncio.run(ours())  # warm-up
-    raw_times, our_times = [], []
-    for _ in range(rounds):  # interleaved, so drift hits both alike
-        raw_times.append(raw())
-        our_times.append(asyncio.run(ours()))
-    r, o = statistics.median(raw_times), statistics.median(our_times)
+    r, o = interleaved_medians(rounds, raw, lambda: asyncio.run(ours()))
     ratio = r / o
     print(f"(a) hf {model_name}: {n} concurrent requests x {max_tokens} tokens")
     print(
@@ -115,11 +114,7 @@ def bench_openai(requests: int, concurrency: int, latency: float, rounds: int) -
             await model.aclose()
             return rate
 
-        bare_rates, our_rates = [], []
-        for _ in range(rounds):
-            bare_rates.append(asyncio.run(bare()))
-            our_rates.append(asyncio.run(ours()))
-    b, o = statistics.median(bare_rates), statistics.median(our_rates)
+        b, o = interleaved_medians(rounds, lambda: asyncio.run(bare()), lambda: asyncio.run(ours()))
     ideal = concurrency / latency
     print(f"(b) openai: {requests} requests, {concurrency} in flight, {latency * 1000:.0f} ms server latency")
     print(

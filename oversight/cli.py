@@ -16,6 +16,7 @@ from rich.table import Table
 
 from agents import ConfigError, ModelError, ModelSpec, get_model, load_config
 from oversight.config import ExperimentConfig
+from oversight.paths import resolve_model_path
 
 app = typer.Typer(
     help="Weak-to-strong oversight simulator.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -169,6 +170,41 @@ def chat(
         asyncio.run(run())
     except ModelError as e:
         raise _fail(e) from None
+
+
+@app.command("train")
+def train_cmd(
+    config: Annotated[Path, typer.Argument(help="W2SG experiment YAML (see configs/w2sg-sciq.yaml)")],
+    force: Annotated[bool, typer.Option(help="rerun even if the run folder is complete")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu or cuda: overrides both train sections")
+    ] = None,
+) -> None:
+    """Weak floor, weak labels, strong students per label source and loss, ceiling, PGR."""
+    from w2sg.experiment import W2SGConfig, run_experiment
+    from w2sg.report import markdown_table
+
+    try:
+        cfg = load_config(config, W2SGConfig)
+        if device is not None:
+            cfg = W2SGConfig.model_validate(
+                {
+                    **cfg.model_dump(),
+                    "weak_train": {**cfg.weak_train.model_dump(), "device": device},
+                    "strong_train": {**cfg.strong_train.model_dump(), "device": device},
+                }
+            )
+    except ConfigError as e:
+        raise _fail(e) from None
+    except ValueError as e:
+        raise _fail(ValueError(f"--device: {e}")) from None
+    with console.status("training (weak teacher, ceiling, students); -v shows each step"):
+        try:
+            result = run_experiment(cfg, resolve=resolve_model_path, force=force)
+        except (ValueError, OSError) as e:
+            raise _fail(e) from None
+    console.print(markdown_table(result), highlight=False)
+    console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")
 
 
 def main() -> None:

@@ -10,14 +10,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_backends_quick() -> None:
+def run_quick(script: str) -> str:
     out = subprocess.run(
-        [sys.executable, "benchmarks/bench_backends.py", "--quick"],
+        [sys.executable, f"benchmarks/{script}", "--quick"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    ratios = [float(x) for x in re.findall(r"ratio .*? = ([0-9.]+)x", out.stdout)]
-    assert len(ratios) == 2 and all(r > 0 for r in ratios), out.stdout
+    return out.stdout
+
+
+def test_bench_backends_quick() -> None:
+    stdout = run_quick("bench_backends.py")
+    ratios = [float(x) for x in re.findall(r"ratio .*? = ([0-9.]+)x", stdout)]
+    assert len(ratios) == 2 and all(r > 0 for r in ratios), stdout
+
+
+def test_bench_train_quick() -> None:
+    stdout = run_quick("bench_train.py")
+    assert re.search(r"ratio ours/bare step time = [0-9.]+x", stdout), stdout
+    speedup = float(re.search(r"speed-up = ([0-9.]+)x", stdout).group(1))  # type: ignore[union-attr]
+    assert speedup > 1, "loading cached features should beat computing them"

@@ -151,3 +151,32 @@ def test_dependencies_point_one_way() -> None:
                 )
                 for n in names:
                     assert n.split(".")[0] not in banned, f"{path.relative_to(ROOT)} imports {n}"
+
+
+def test_cli_train_small_experiment(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path,
+        f"""
+name: cli
+sizes: {{weak: 15, strong: 30, val: 10, test: 20}}
+weak: {{kind: features, path: embedded/tiny-gpt2, max_length: 48}}
+strong: {{kind: features, path: embedded/tiny-gpt2, max_length: 48, pooling: mean}}
+strong_train: {{lr: 1.0e-3, epochs: 2, eval_every: 4}}
+label_sources: [weak, weak_p_true_with_support]
+losses: [logconf]
+n_boot: 200
+out_dir: {tmp_path / "runs"}
+cache_dir: {tmp_path / "cache"}
+""",
+    )
+    out = w2sg("train", str(cfg), "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert "weak_p_true_with_support" in out.stdout and "logconf" in out.stdout
+    assert len(list((tmp_path / "runs").glob("cli-*/results.png"))) == 1
+
+
+def test_cli_train_bad_config_names_the_field(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "weak: {kind: seq_cls, path: x}\nstrong: {kind: bogus, path: y}\n")
+    out = w2sg("train", str(cfg))
+    assert out.returncode == 2
+    assert "strong.kind" in out.stderr

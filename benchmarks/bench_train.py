@@ -1,0 +1,100 @@
+"""Training-core speed against baselines timed in the same run.
+
+(a) step time of `w2sg.train.train` vs a bare torch loop (same model, batches, optimizer, loss).
+    Goal: ours / bare <= 1.05.
+(b) strong features: cached (loaded from disk) vs uncached (computed) for the same rows.
+
+    python benchmarks/bench_train.py           # MiniLM-L6 steps; SmolLM2 features on 256 rows
+    python benchmarks/bench_train.py --quick   # tiny GPT-2 everywhere (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch
+from _timing import interleaved_medians
+
+from oversight.paths import resolve_model_path
+from w2sg.data import label_source, load_sciq
+from w2sg.features import cached_features
+from w2sg.models import ModelConfig, build_classifier
+from w2sg.train import TrainConfig, seed_everything, train
+
+
+def bench_steps(cfg: ModelConfig, steps: int, batch_size: int, rounds: int) -> float:
+    rows = load_sciq("train")[: steps * batch_size]
+    labels = label_source(rows, "gold")
+    path = resolve_model_path(cfg.path)
+    tcfg = TrainConfig(lr=5e-5, epochs=1, batch_size=batch_size, eval_every=10**9, device="cpu")
+
+    def ours() -> float:
+        seed_everything(0)
+        model = build_classifier(cfg, path, train=rows)
+        t0 = time.perf_counter()
+        train(model, rows, labels, rows[:1], labels[:1], tcfg)  # one-row validation: ~free
+        return (time.perf_counter() - t0) / steps
+
+    def bare() -> float:
+        seed_everything(0)
+        model = build_classifier(cfg, path, train=rows)
+        opt = torch.optim.AdamW(model.parameters(), lr=5e-5)
+        t0 = time.perf_counter()
+        model.train()
+        for s in range(steps):
+            batch = rows[s * batch_size : (s + 1) * batch_size]
+            y = torch.tensor(labels[s * batch_size : (s + 1) * batch_size])
+            logits = model(**model.encode(batch))
+            loss = torch.nn.functional.cross_entropy(logits, torch.stack([1 - y, y], 1))
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        return (time.perf_counter() - t0) / steps
+
+    mb, mo = interleaved_medians(rounds, bare, ours)
+    print(f"(a) {cfg.kind} {cfg.path}: {steps} steps of {batch_size}")
+    print(f"    bare torch loop {mb * 1000:.0f} ms/step   ours {mo * 1000:.0f} ms/step")
+    print(f"    ratio ours/bare step time = {mo / mb:.3f}x  (goal <= 1.05x)")
+    return mo / mb
+
+
+def bench_features(model: str, n: int) -> float:
+    rows = load_sciq("test")[:n]
+    path = resolve_model_path(model)
+    with tempfile.TemporaryDirectory() as cache:
+        t0 = time.perf_counter()
+        cached_features(path, rows, cache)
+        uncached = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cached_features(path, rows, cache)
+        cached = time.perf_counter() - t0
+    print(f"(b) features of {model} for {n} rows: uncached {uncached:.2f}s   cached {cached * 1000:.1f} ms")
+    print(f"    speed-up = {uncached / cached:.0f}x")
+    return uncached / cached
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    if args.quick:
+        bench_steps(ModelConfig(kind="lm_head", path="embedded/tiny-gpt2", max_length=64), 10, 16, 1)
+        bench_features("embedded/tiny-gpt2", 64)
+    else:
+        bench_steps(ModelConfig(kind="seq_cls", path="embedded/minilm", max_length=64), 20, 32, args.rounds)
+        bench_features("embedded/smollm2", 256)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Student losses against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from w2sg.losses import LOSSES, LogConfLoss, Loss, ProductLoss, XentLoss, get_loss
+
+LN3 = math.log(3.0)
+LN9 = math.log(9.0)
+
+# softmax([ln3, 0]) = [3/4, 1/4]; softmax([0, 0]) = [1/2, 1/2];
+# softmax([0, ln3]) = [1/4, 3/4]; softmax([0, ln9]) = [1/10, 9/10].
+# So p(false) = preds[:, 0] = [0.75, 0.5, 0.25, 0.1].
+BATCH = torch.tensor([[LN3, 0.0], [0.0, 0.0], [0.0, LN3], [0.0, LN9]])
+# Mean label 0.5, and rows 1 and 3 disagree with the student's own argmax.
+BATCH_LABELS = torch.tensor([0.0, 1.0, 1.0, 0.0])
+
+
+def close(a: torch.Tensor, b: float) -> bool:
+    return math.isclose(a.item(), b, rel_tol=1e-5, abs_tol=1e-6)
+
+
+def test_xent_uniform_logits_is_ln2_for_any_label() -> None:
+    # softmax([0, 0]) = [1/2, 1/2]; target [0.7, 0.3]: -(0.7 ln 1/2 + 0.3 ln 1/2) = ln 2.
+    assert close(XentLoss()(torch.zeros(1, 2), torch.tensor([0.3]), 0.0), math.log(2.0))
+
+
+def test_xent_hard_label() -> None:
+    # softmax([0, ln3]) = [1/4, 3/4]; target [0, 1]: -ln(3/4).
+    assert close(XentLoss()(torch.tensor([[0.0, LN3]]), torch.tensor([1.0]), 0.5), -math.log(0.75))
+
+
+def test_xent_is_the_batch_mean() -> None:
+    # Rows as in the two tests above: (ln 2 - ln 3/4) / 2.
+    loss = XentLoss()(torch.tensor([[0.0, 0.0], [0.0, LN3]]), torch.tensor([0.3, 1.0]), 0.0)
+    assert close(loss, (math.log(2.0) - math.log(0.75)) / 2)
+
+
+def test_logconf_at_start_of_training_is_xent() -> None:
+    # coef = aux_coef * min(1, 0 / warmup_frac) = 0, so the target is the weak label alone.
+    torch.manual_seed(0)
+    logits, labels = torch.randn(16, 2), torch.rand(16)
+    assert close(LogConfLoss()(logits, labels, 0.0), XentLoss()(logits, labels, 0.0).item())
+
+
+def test_logconf_full_weight_uses_hardened_self_predictions() -> None:
+    # mean label = 0.5, so threshold = quantile([0.75, 0.5, 0.25, 0.1], 0.5).
+    # Sorted [0.1, 0.25, 0.5, 0.75]; position 0.5 * 3 = 1.5 -> 0.25 + 0.5 * (0.5 - 0.25) = 0.375.
+    # p(false) >= 0.375 -> "false": rows 0, 1 get [1, 0]; rows 2, 3 get [0, 1].
+    # coef = 1 after warm-up, so the weak labels drop out:
+    #   row 0: -ln 3/4, row 1: -ln 1/2, row 2: -ln 3/4, row 3: -ln 9/10.
+    loss = LogConfLoss(aux_coef=1.0, warmup_frac=0.1)(BATCH, BATCH_LABELS, 0.5)
+    want = -(2 * math.log(0.75) + math.log(0.5) + math.log(0.9)) / 4
+    assert close(loss, want)
+
+
+def test_logconf_mixes_weak_and_hardened_targets() -> None:
+    # Same hardened targets as above, weak targets [1,0], [0,1], [0,1], [1,0]; coef = 0.5:
+    #   row 0: [1, 0]     -> -ln 3/4
+    #   row 1: [1/2, 1/2] -> -(ln 1/2 + ln 1/2) / 2 = ln 2
+    #   row 2: [0, 1]     -> -ln 3/4
+    #   row 3: [1/2, 1/2] -> -(ln 1/10 + ln 9/10) / 2
+    loss = LogConfLoss(aux_coef=0.5, warmup_frac=0.1)(BATCH, BATCH_LABELS, 1.0)
+    row3 = -(math.log(0.1) + math.log(0.9)) / 2
+    want = (-2 * math.log(0.75) + math.log(2.0) + row3) / 4
+    assert close(loss, want)
+
+
+def test_logconf_warmup_is_linear() -> None:
+    fn = LogConfLoss(aux_coef=0.5, warmup_frac=0.2)
+    assert fn.coef(0.0) == 0.0
+    assert math.isclose(fn.coef(0.1), 0.25)
+    assert fn.coef(0.2) == fn.coef(0.9) == 0.5
+    assert LogConfLoss(aux_coef=0.5, warmup_frac=0.0).coef(0.0) == 0.5
+    # The target is linear in coef, so the loss halfway through warm-up is the mean of the ends.
+    start, mid, end = (fn(BATCH, BATCH_LABELS, s).item() for s in (0.0, 0.1, 0.2))
+    assert math.isclose(mid, (start + end) / 2, rel_tol=1e-5)
+
+
+def test_product_target_by_hand() -> None:
+    # preds = softmax([0, ln3]) = [1/4, 3/4] on both rows.
+    #   row 0, label 1/2: [1/4 * 1/2, 3/4 * 1/2] / (1/2) = [1/4, 3/4] -> -(1/4 ln 1/4 + 3/4 ln 3/4)
+    #   row 1, label 1/4: [1/4 * 3/4, 3/4 * 1/4] / (3/8) = [1/2, 1/2] -> -(1/2 ln 1/4 + 1/2 ln 3/4)
+    logits = torch.tensor([[0.0, LN3], [0.0, LN3]])
+    loss = ProductLoss()(logits, torch.tensor([0.5, 0.25]), 0.3)
+    row0 = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    row1 = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
+    assert close(loss, (row0 + row1) / 2)
+
+
+def test_product_with_alpha_and_beta() -> None:
+    # preds [1/4, 3/4], label 1/4 -> weak [3/4, 1/4]; alpha = 2, beta = 1:
+    #   [1/4 * 9/16, 3/4 * 1/16] = [9/64, 3/64] -> [3/4, 1/4] -> -(3/4 ln 1/4 + 1/4 ln 3/4).
+    loss = ProductLoss(alpha=2.0, beta=1.0)(torch.tensor([[0.0, LN3]]), torch.tensor([0.25]), 0.0)
+    assert close(loss, -(0.75 * math.log(0.25) + 0.25 * math.log(0.75)))
+
+
+def test_product_with_beta_zero_is_xent() -> None:
+    torch.manual_seed(1)
+    logits, labels = torch.randn(8, 2), torch.rand(8)
+    got = ProductLoss(beta=0.0)(logits, labels, 0.5)
+    assert close(got, XentLoss()(logits, labels, 0.5).item())
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_gradient_flows(name: str) -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(8, 2, requires_grad=True)
+    labels = torch.tensor([0.9, 0.1, 1.0, 0.0, 0.8, 0.2, 0.95, 0.05])
+    get_loss(name)(logits, labels, 0.5).backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_product_target_is_detached() -> None:
+    # With the target held constant, d(mean CE)/dz = (softmax(z) - target) / B.
+    # Row: preds [1/4, 3/4], label 1/4 -> target [1/2, 1/2]; grad = [-1/4, 1/4].
+    logits = torch.tensor([[0.0, LN3]], requires_grad=True)
+    ProductLoss()(logits, torch.tensor([0.25]), 0.0).backward()
+    assert logits.grad is not None
+    assert torch.allclose(logits.grad, torch.tensor([[-0.25, 0.25]]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan")])
+def test_labels_outside_unit_interval_raise(name: str, bad: float) -> None:
+    with pytest.raises(ValueError, match=r"labels .*\[0, 1\]"):
+        get_loss(name)(torch.zeros(2, 2), torch.tensor([0.5, bad]), 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_shape_mismatch_raises(name: str) -> None:
+    fn = get_loss(name)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        fn(torch.zeros(3, 2), torch.zeros(2), 0.0)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        fn(torch.zeros(3, 2), torch.zeros(3, 2), 0.0)
+    with pytest.raises(ValueError, match="logits must have shape"):
+        fn(torch.zeros(3, 3), torch.zeros(3), 0.0)
+
+
+def test_bad_arguments_raise() -> None:
+    with pytest.raises(ValueError, match="step_frac"):
+        XentLoss()(torch.zeros(1, 2), torch.zeros(1), 1.5)
+    with pytest.raises(ValueError, match="aux_coef"):
+        LogConfLoss(aux_coef=2.0)
+    with pytest.raises(ValueError, match="warmup_frac"):
+        LogConfLoss(warmup_frac=-0.1)
+
+
+def test_get_loss_builds_with_kwargs() -> None:
+    fn = get_loss("logconf", aux_coef=0.25, warmup_frac=0.0)
+    assert isinstance(fn, LogConfLoss) and isinstance(fn, Loss)
+    assert fn.coef(0.0) == 0.25
+    assert "aux_coef=0.25" in repr(fn)
+
+
+def test_get_loss_unknown_name_lists_allowed() -> None:
+    with pytest.raises(ValueError, match="logconf") as err:
+        get_loss("hinge")
+    assert all(name in str(err.value) for name in ("xent", "logconf", "product", "hinge"))

@@ -1,0 +1,165 @@
+"""Metrics against values worked out by hand, and the bootstrap's basic properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from w2sg.metrics import (
+    Estimate,
+    LabelQuality,
+    accuracy,
+    accuracy_ci,
+    bootstrap_ci,
+    brier,
+    ece,
+    label_quality,
+    pgr,
+    pgr_ci,
+)
+
+
+def synthetic(n: int, acc: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probs that are right on about a fraction `acc` of n rows."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 2, size=n).astype(float)
+    right = rng.random(n) < acc
+    probs = np.where(right == (gold == 1), 0.8, 0.2)
+    return probs, gold
+
+
+def test_accuracy_toy() -> None:
+    # Predictions p > 0.5: [1, 0, 1, 0, 0]; gold [1, 0, 0, 0, 1] -> right on rows 0, 1, 3 -> 3/5.
+    # p = 0.5 exactly predicts "false".
+    assert accuracy([0.9, 0.1, 0.7, 0.5, 0.4], [1, 0, 0, 0, 1]) == pytest.approx(0.6)
+
+
+def test_ece_by_hand() -> None:
+    # 5 bins of width 0.1 over [0.5, 1.0].
+    # probs  [0.95, 0.92, 0.25, 0.35], gold [1, 0, 0, 1]
+    # conf   [0.95, 0.92, 0.75, 0.65], pred [1, 1, 0, 0], correct [1, 0, 1, 0]
+    # bin [0.9, 1.0]: rows 0, 1: acc 1/2, conf 0.935 -> 2/4 * 0.435 = 0.2175
+    # bin [0.7, 0.8): row 2:     acc 1,   conf 0.75  -> 1/4 * 0.25  = 0.0625
+    # bin [0.6, 0.7): row 3:     acc 0,   conf 0.65  -> 1/4 * 0.65  = 0.1625
+    # ECE = 0.2175 + 0.0625 + 0.1625 = 0.4425
+    assert ece([0.95, 0.92, 0.25, 0.35], [1, 0, 0, 1], n_bins=5) == pytest.approx(0.4425)
+
+
+def test_ece_confidence_one_lands_in_last_bin() -> None:
+    # Row 0: p = 1.0, gold 1 -> last bin, acc 1, conf 1 -> 0.
+    # Row 1: p = 0.5 predicts "false", gold 1 -> first bin, acc 0, conf 0.5 -> 1/2 * 1/2 = 0.25.
+    assert ece([1.0, 0.5], [1, 1], n_bins=10) == pytest.approx(0.25)
+
+
+def test_brier_by_hand() -> None:
+    # ((0.9 - 1)^2 + (0.2 - 0)^2 + (0.6 - 0)^2) / 3 = (0.01 + 0.04 + 0.36) / 3 = 0.41 / 3
+    assert brier([0.9, 0.2, 0.6], [1, 0, 0]) == pytest.approx(0.41 / 3)
+
+
+def test_calibrated_data_has_small_ece() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.random(20_000)
+    gold = (rng.random(20_000) < probs).astype(float)
+    assert ece(probs, gold) < 0.02
+    # And a sharpened version of the same data is visibly miscalibrated.
+    sharp = np.where(probs > 0.5, 1.0, 0.0)
+    assert ece(sharp, gold) > 0.2
+
+
+def test_pgr_formula_and_nan() -> None:
+    # (0.7 - 0.6) / (0.8 - 0.6) = 0.5
+    assert pgr(0.6, 0.7, 0.8) == pytest.approx(0.5)
+    assert pgr(0.6, 0.9, 0.8) == pytest.approx(1.5)
+    assert pgr(0.6, 0.5, 0.8) == pytest.approx(-0.5)
+    assert math.isnan(pgr(0.7, 0.9, 0.7))
+
+
+def test_accuracy_ci_contains_value_and_shrinks_with_rows() -> None:
+    small = accuracy_ci(*synthetic(200, 0.7, seed=1))
+    large = accuracy_ci(*synthetic(20_000, 0.7, seed=1))
+    for est in (small, large):
+        assert est.lo <= est.value <= est.hi
+    assert small.n == 200 and large.n == 20_000
+    # Width scales like 1/sqrt(n): 100x the rows, about a tenth of the width.
+    assert large.hi - large.lo < (small.hi - small.lo) / 5
+
+
+def test_same_seed_same_interval() -> None:
+    probs, gold = synthetic(500, 0.7, seed=2)
+    assert accuracy_ci(probs, gold, seed=3) == accuracy_ci(probs, gold, seed=3)
+    assert accuracy_ci(probs, gold, seed=3) != accuracy_ci(probs, gold, seed=4)
+
+
+def test_bootstrap_resamples_rows_jointly() -> None:
+    # x and y are equal row by row; a paired resample keeps them equal, an unpaired one would not.
+    x = np.arange(50.0)
+    lo, hi = bootstrap_ci(lambda a, b: float(np.abs(a - b).max()), [x, x.copy()], n_boot=200)
+    assert lo == hi == 0.0
+
+
+def test_bootstrap_ignores_nan_statistics() -> None:
+    # Statistic is nan whenever row 0 is not drawn; the others still give an interval.
+    x = np.arange(10.0)
+    lo, hi = bootstrap_ci(lambda a: 1.0 if (a == 0).any() else float("nan"), [x], n_boot=200)
+    assert lo == hi == 1.0
+    lo, hi = bootstrap_ci(lambda a: float("nan"), [x], n_boot=10)
+    assert math.isnan(lo) and math.isnan(hi)
+
+
+def test_pgr_ci_value_is_pgr_of_full_accuracies() -> None:
+    rng = np.random.default_rng(5)
+    gold = rng.integers(0, 2, size=1000).astype(float)
+
+    def noisy(acc: float) -> np.ndarray:
+        right = rng.random(1000) < acc
+        return np.where(right == (gold == 1), 0.9, 0.1)
+
+    weak, student, ceiling = noisy(0.65), noisy(0.75), noisy(0.9)
+    est = pgr_ci(weak, student, ceiling, gold, n_boot=300)
+    want = pgr(accuracy(weak, gold), accuracy(student, gold), accuracy(ceiling, gold))
+    assert est.value == pytest.approx(want)
+    assert est.lo <= est.value <= est.hi and est.n == 1000
+    assert pgr_ci(weak, student, ceiling, gold, n_boot=300) == est
+
+
+def test_mismatched_lengths_raise() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        accuracy([0.1, 0.9], [1])
+    with pytest.raises(ValueError, match="same length"):
+        ece([0.1, 0.9], [1, 0, 1])
+    with pytest.raises(ValueError, match="same length"):
+        brier([0.1], [1, 0])
+    with pytest.raises(ValueError, match="same length"):
+        pgr_ci([0.1, 0.9], [0.2], [0.3, 0.8], [0, 1])
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_ci(lambda a, b: 0.0, [np.zeros(3), np.zeros(4)])
+
+
+def test_bad_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        accuracy([], [])
+    with pytest.raises(ValueError, match="probs"):
+        accuracy([1.2], [1])
+    with pytest.raises(ValueError, match="gold"):
+        accuracy([0.2], [0.5])
+    with pytest.raises(ValueError, match="n_bins"):
+        ece([0.2], [0], n_bins=0)
+
+
+def test_estimate_and_label_quality() -> None:
+    est = Estimate(value=0.7123, lo=0.6681, hi=0.7514, n=100)
+    assert str(est) == "0.712 [0.668, 0.751]"
+    with pytest.raises(ValidationError):
+        Estimate(value=0.5, lo=0.4, hi=0.6, n=10, extra=1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        est.value = 0.1  # type: ignore[misc]
+
+    probs, gold = [0.95, 0.92, 0.25, 0.35], [1, 0, 0, 1]
+    q = label_quality(probs, gold, seed=0)
+    assert isinstance(q, LabelQuality) and q.n == 4
+    assert q.accuracy.value == pytest.approx(0.5)
+    assert q.ece == pytest.approx(ece(probs, gold))
+    assert q.brier == pytest.approx(brier(probs, gold))

@@ -1,0 +1,91 @@
+"""SciQ loading, binarization, question-level splits and label sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from w2sg.data import (
+    DataError,
+    label_source,
+    load_sciq,
+    load_sciq_binarized,
+    make_example,
+    split_by_question,
+    with_labels,
+)
+
+
+@pytest.fixture(scope="module")
+def pool():  # type: ignore[no-untyped-def]
+    return load_sciq("train")
+
+
+def test_shared_files_load_with_recorded_weak_labels(pool) -> None:  # type: ignore[no-untyped-def]
+    assert len(pool) == 10_000
+    assert sum(e.label for e in pool) == 5_000
+    acc = sum((e.labels["weak_p_true"] > 0.5) == bool(e.label) for e in pool) / len(pool)
+    assert acc == pytest.approx(0.7293, abs=1e-4)  # the figure the data README gives
+
+
+def test_test_split_is_binarized_two_rows_per_question() -> None:
+    test = load_sciq("test")
+    assert len(test) == 1000
+    by_q: dict[str, list[int]] = {}
+    for e in test:
+        by_q.setdefault(e.qid, []).append(e.label)
+    assert all(sorted(v) == [0, 1] for v in by_q.values())
+    assert sum(bool(e.support) for e in test) > 900  # a few SciQ questions have no passage
+    assert [e.answer for e in load_sciq("test", seed=0)] == [e.answer for e in test]  # seeded
+    assert [e.answer for e in load_sciq("test", seed=1)] != [e.answer for e in test]
+
+
+def test_splits_never_share_a_question(pool) -> None:  # type: ignore[no-untyped-def]
+    splits = split_by_question(pool, {"weak": 500, "strong": 1000, "val": 200}, seed=3)
+    qsets = {k: {e.qid for e in v} for k, v in splits.items()}
+    assert {k: len(v) for k, v in qsets.items()} == {"weak": 500, "strong": 1000, "val": 200}
+    assert not (qsets["weak"] & qsets["strong"]) and not (qsets["weak"] & qsets["val"])
+    assert not (qsets["strong"] & qsets["val"])
+    again = split_by_question(pool, {"weak": 500, "strong": 1000, "val": 200}, seed=3)
+    assert [e.id for e in again["strong"]] == [e.id for e in splits["strong"]]
+
+
+def test_too_large_splits_are_refused(pool) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DataError, match="asked for 9000 questions"):
+        split_by_question(pool, {"a": 9000}, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('{"question": "q", "answer": "a", "label": 1', "not valid JSON"),
+        ('{"question": "q", "answer": "a"}', "missing field 'label'"),
+        ('{"question": "q", "answer": "a", "label": 2}', "should be 0 or 1"),
+        ('{"question": "", "answer": "a", "label": 1}', "'question' should be a non-empty str"),
+        ('{"question": "q", "answer": "a", "label": 1, "weak_p_true": 1.5}', "probability in"),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path: Path, line: str, expected: str) -> None:
+    good = json.dumps({"question": "q0", "answer": "a0", "label": 0, "weak_p_true": 0.2})
+    path = tmp_path / "rows.jsonl"
+    path.write_text(good + "\n" + line + "\n")
+    with pytest.raises(DataError, match=rf"rows\.jsonl:2: .*{expected}"):
+        load_sciq_binarized(path, ["weak_p_true"])
+
+
+def test_missing_data_dir_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"datasets|W2SG_DATA_DIR"):
+        load_sciq("train", tmp_path)
+
+
+def test_label_sources() -> None:
+    rows = [make_example("q1", "a", 1), make_example("q1", "b", 0)]
+    rows = with_labels(rows, "teacher", [0.9, 0.4])
+    assert label_source(rows, "teacher") == [0.9, 0.4]
+    assert label_source(rows, "gold") == [1.0, 0.0]
+    with pytest.raises(DataError, match="has no label source 'debate'"):
+        label_source(rows, "debate")
+    with pytest.raises(ValueError, match="has 1 values for 2 examples"):
+        with_labels(rows, "x", [0.5])

@@ -1,0 +1,204 @@
+"""Classifiers learn, the loop selects on validation only, features cache correctly, and a small
+end-to-end experiment runs on CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from oversight.paths import resolve_model_path
+from w2sg.data import Example, label_source, make_example
+from w2sg.experiment import Sizes, W2SGConfig, run_experiment
+from w2sg.features import cached_features
+from w2sg.models import FeatureHead, ModelConfig, build_classifier
+from w2sg.train import TrainConfig, TrainResult, lr_at, predict, train
+
+
+def synthetic_rows(n: int, seed: int) -> tuple[list[Example], dict[str, torch.Tensor]]:
+    """Two Gaussian clusters in 16 dimensions: linearly separable, ~98% Bayes accuracy."""
+    g = torch.Generator().manual_seed(seed)
+    rows, feats = [], {}
+    for i in range(n):
+        label = i % 2
+        e = make_example(f"s{seed}-q{i}", f"a{i}", label)
+        feats[e.id] = torch.randn(16, generator=g) + (1.0 if label else -1.0) * torch.linspace(0.2, 0.8, 16)
+        rows.append(e)
+    return rows, feats
+
+
+def fit_on_gold(model: torch.nn.Module, tr: list[Example], va: list[Example], **cfg: object) -> TrainResult:
+    tcfg = TrainConfig.model_validate({"epochs": 3, "eval_every": 10, "device": "cpu", **cfg})
+    return train(model, tr, label_source(tr, "gold"), va, label_source(va, "gold"), tcfg)
+
+
+def accuracy_on(model: torch.nn.Module, rows: list[Example]) -> float:
+    return float(np.mean((predict(model, rows) > 0.5) == np.array([e.label for e in rows])))
+
+
+def test_feature_head_learns_a_separable_task() -> None:
+    tr, f1 = synthetic_rows(400, 0)
+    va, f2 = synthetic_rows(100, 1)
+    te, f3 = synthetic_rows(200, 2)
+    model = FeatureHead({**f1, **f2, **f3}, [e.id for e in tr])
+    res = fit_on_gold(model, tr, va, lr=1e-2, batch_size=32)
+    assert accuracy_on(model, te) > 0.9
+    assert res.best_val_accuracy > 0.9 and res.history
+
+
+def test_minilm_sequence_classifier_learns_a_text_rule() -> None:
+    colours = ["red", "blue", "green", "yellow"]
+
+    def rows(n: int, off: int) -> list[Example]:
+        return [
+            make_example(f"Which colour is the apple number {i + off}?", colours[i % 4], int(i % 4 == 0))
+            for i in range(n)
+        ]
+
+    tr, va, te = rows(160, 0), rows(40, 1000), rows(80, 2000)
+    cfg = ModelConfig(kind="seq_cls", path="embedded/minilm", max_length=32)
+    model = build_classifier(cfg, resolve_model_path(cfg.path), train=tr)
+    fit_on_gold(model, tr, va, lr=1e-4, batch_size=16)
+    assert accuracy_on(model, te) > 0.9
+
+
+def test_selection_uses_validation_and_restores_the_best_state() -> None:
+    tr, f1 = synthetic_rows(200, 0)
+    va, f2 = synthetic_rows(60, 1)
+    model = FeatureHead({**f1, **f2}, [e.id for e in tr])
+    # Validation labels flipped: the best state is the one that is *worst* on the true task, so
+    # selection demonstrably reads val_labels (and nothing else).
+    flipped = [1.0 - y for y in label_source(va, "gold")]
+    res = train(
+        model,
+        tr,
+        label_source(tr, "gold"),
+        va,
+        flipped,
+        TrainConfig(lr=1e-2, epochs=2, batch_size=20, eval_every=2, device="cpu"),
+    )
+    assert res.best_val_accuracy == max(h[2] for h in res.history)
+    assert np.mean((predict(model, va) > 0.5) == np.array(flipped)) == pytest.approx(res.best_val_accuracy)
+
+
+def test_cosine_schedule() -> None:
+    cfg = TrainConfig(warmup_frac=0.1)
+    assert lr_at(0, 100, cfg) == pytest.approx(0.1)
+    assert lr_at(10, 100, cfg) == pytest.approx(1.0)
+    assert lr_at(55, 100, cfg) == pytest.approx(0.5)
+    assert lr_at(99, 100, cfg) < 0.01
+
+
+def test_lm_head_pools_the_last_non_pad_token() -> None:
+    cfg = ModelConfig(kind="lm_head", path="embedded/tiny-gpt2", max_length=32, freeze_backbone=True)
+    model = build_classifier(cfg, resolve_model_path(cfg.path), train=[])
+    rows = [make_example("short?", "a", 1), make_example("a much longer question with many words?", "b", 0)]
+    torch.nn.init.normal_(model.head.weight)
+    batch = model.encode(rows)
+    assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum()  # padding happened
+    alone = model(**model.encode(rows[:1]))
+    assert torch.allclose(model(**batch)[0], alone[0], atol=1e-5)  # pads did not change row 0
+    assert model.tokenizer.pad_token_id == model.tokenizer.eos_token_id  # GPT-2 has no pad token
+
+
+def test_lm_head_with_lora_trains_only_adapters_and_head() -> None:
+    pytest.importorskip("peft")
+    cfg = ModelConfig(kind="lm_head", path="embedded/tiny-gpt2", lora={"r": 4, "alpha": 8})
+    model = build_classifier(cfg, resolve_model_path(cfg.path), train=[])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
+
+
+def test_feature_cache_hits_and_invalidates(tmp_path: Path) -> None:
+    path = resolve_model_path("embedded/tiny-gpt2")
+    rows = [make_example(f"question {i}?", "answer", i % 2) for i in range(6)]
+    a = cached_features(path, rows, tmp_path)
+    assert len(list(tmp_path.glob("features-*.pt"))) == 1
+    assert torch.equal(cached_features(path, rows, tmp_path), a)  # hit
+    assert len(list(tmp_path.glob("features-*.pt"))) == 1
+    cached_features(path, [*rows[:5], make_example("changed?", "answer", 1)], tmp_path)  # data changed
+    cached_features(path, rows, tmp_path, pooling="mean")  # pooling changed
+    assert len(list(tmp_path.glob("features-*.pt"))) == 3
+    # Model changed: a copy of the model with a different config is a different key.
+    import shutil
+
+    other = tmp_path / "other-model"
+    shutil.copytree(path, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["n_layer"] = 1
+    (other / "config.json").write_text(json.dumps(cfg))
+    cached_features(other, rows, tmp_path)
+    assert len(list(tmp_path.glob("features-*.pt"))) == 4
+
+
+def test_small_experiment_end_to_end(tmp_path: Path) -> None:
+    cfg = W2SGConfig(
+        name="e2e",
+        sizes=Sizes(weak=20, strong=40, val=15, test=30),
+        weak=ModelConfig(kind="features", path="embedded/tiny-gpt2", max_length=48),
+        weak_train=TrainConfig(lr=1e-3, epochs=2, batch_size=16, eval_every=4, device="cpu"),
+        strong=ModelConfig(kind="features", path="embedded/tiny-gpt2", max_length=48, pooling="mean"),
+        strong_train=TrainConfig(lr=1e-3, epochs=2, batch_size=16, eval_every=4, device="cpu"),
+        label_sources=["weak", "weak_p_true"],
+        losses=["xent", "logconf"],
+        n_boot=200,
+        out_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+    )
+    result = run_experiment(cfg, resolve=resolve_model_path)
+    run = tmp_path / "runs" / cfg.run_id()
+    assert {p.name for p in run.iterdir()} == {"config.json", "results.json", "results.md", "results.png"}
+    # two rows per question (a few SciQ question texts repeat, bringing four)
+    assert result.sizes["test"] == 60 and 2 * 40 <= result.sizes["strong"] <= 2 * 40 + 4
+    assert len(result.students) == 4
+    for s in result.students:
+        assert 0 <= s.accuracy.lo <= s.accuracy.value <= s.accuracy.hi <= 1
+    recorded = next(s for s in result.sources if s.source == "weak_p_true")
+    assert recorded.floor_split == "strong"
+    table = (run / "results.md").read_text()
+    assert "| weak_p_true |" in table and "PGR" in table
+    # A complete run folder is reused, not recomputed.
+    (run / "results.md").write_text("sentinel")
+    assert run_experiment(cfg, resolve=resolve_model_path) == result
+    assert (run / "results.md").read_text() == "sentinel"
+
+
+DDP_SCRIPT = """
+import sys, numpy as np
+sys.path[:0] = [{root!r}, {tests!r}]
+from test_w2sg_train import synthetic_rows
+from w2sg.data import label_source
+from w2sg.models import FeatureHead
+from w2sg.train import TrainConfig, predict, train
+tr, f1 = synthetic_rows(400, 0)
+va, f2 = synthetic_rows(100, 1)
+model = FeatureHead({{**f1, **f2}}, [e.id for e in tr])
+res = train(model, tr, label_source(tr, "gold"), va, label_source(va, "gold"),
+            TrainConfig(lr=1e-2, epochs=2, batch_size=32, eval_every=5, device="cpu"))
+w = model.head.weight.detach().numpy().ravel()
+print("RESULT", res.steps, round(float(w.sum()), 6))
+"""
+
+
+def test_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    root = Path(__file__).resolve().parents[1]
+    script.write_text(DDP_SCRIPT.format(root=str(root), tests=str(root / "tests")))
+    out = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = [line.split()[1:] for line in out.stdout.splitlines() if line.startswith("RESULT")]
+    assert len(results) == 2
+    # 400 rows / 32 = 13 batches a process alone; sharded over 2 processes, 7 each, for 2 epochs.
+    assert [r[0] for r in results] == ["14", "14"]
+    assert results[0][1] == results[1][1]  # gradients were all-reduced: both ranks hold one model

@@ -1,0 +1,114 @@
+"""Frozen features of a strong model, computed once and cached on disk.
+
+Key = model identity (its config.json and weight file sizes), pooling, max_length, prompt template
+and the exact texts, so a change to any of them recomputes and nothing stale is ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from w2sg.data import Example
+
+log = logging.getLogger(__name__)
+
+#: How a (question, answer) row is shown to a causal LM whose hidden state we read.
+LM_TEMPLATE = "Question: {question}\nProposed answer: {answer}\nIs the proposed answer correct?"
+
+
+def lm_text(e: Example) -> str:
+    return LM_TEMPLATE.format(question=e.question, answer=e.answer)
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    d = Path(model_dir)
+    if not d.is_dir():
+        return str(model_dir)  # a hub id: its name is all we know offline
+    parts = [(d / "config.json").read_text() if (d / "config.json").exists() else ""]
+    parts += [
+        f"{p.name}:{p.stat().st_size}" for p in sorted(d.glob("*.safetensors")) + sorted(d.glob("*.bin"))
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def features_key(model_dir: str | Path, texts: Sequence[str], pooling: str, max_length: int) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([model_fingerprint(model_dir), pooling, max_length, LM_TEMPLATE]).encode())
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:24]
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """hidden (B, T, H), mask (B, T) with right padding → (B, H)."""
+    if pooling == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+    last = mask.sum(1) - 1  # index of the last non-pad token of each row
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+@torch.inference_mode()
+def compute_features(
+    model_dir: str | Path,
+    texts: Sequence[str],
+    *,
+    pooling: str = "last",
+    max_length: int = 128,
+    batch_size: int = 16,
+    device: str = "cpu",
+    layer: int = -1,
+) -> torch.Tensor:
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.padding_side = "right"
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
+    # Shortest first: less padding per batch; the order is restored below.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = torch.empty((len(texts), model.config.hidden_size))
+    for s in tqdm(range(0, len(texts), batch_size), desc="features", unit="batch", leave=False):
+        idx = order[s : s + batch_size]
+        enc = tok(
+            [texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        ).to(device)
+        hs = model(**enc, output_hidden_states=True).hidden_states[layer]
+        out[idx] = pool(hs.float(), enc["attention_mask"], pooling).cpu()
+    return out
+
+
+def cached_features(
+    model_dir: str | Path,
+    examples: Sequence[Example],
+    cache_dir: str | Path,
+    *,
+    pooling: str = "last",
+    max_length: int = 128,
+    batch_size: int = 16,
+    device: str = "cpu",
+) -> torch.Tensor:
+    """(N, H) float32 features for `examples`, from the cache when the key matches."""
+    texts = [lm_text(e) for e in examples]
+    key = features_key(model_dir, texts, pooling, max_length)
+    path = Path(cache_dir) / f"features-{key}.pt"
+    if path.exists():
+        return torch.load(path)
+    log.info("computing %d strong features from %s (cached at %s)", len(texts), model_dir, path)
+    feats = compute_features(
+        model_dir, texts, pooling=pooling, max_length=max_length, batch_size=batch_size, device=device
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(feats, tmp)
+    tmp.rename(path)  # atomic: a killed run never leaves half a file under the real name
+    return feats

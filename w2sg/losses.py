@@ -1,0 +1,136 @@
+"""Student losses for training on weak labels: plain cross entropy, Burns et al.'s auxiliary
+confidence loss, and the product-of-experts loss.
+
+Every loss has one call signature, `loss(logits, labels, step_frac) -> scalar`:
+  logits:    (B, 2) float, column 1 is the class "true";
+  labels:    (B,) float soft labels, p(true) in [0, 1];
+  step_frac: fraction of training done, in [0, 1].
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+def _soft_target(logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    """Check the call arguments and return the (B, 2) target [1 - p, p] in the logits' float dtype."""
+    if logits.ndim != 2 or logits.shape[1] != 2:
+        raise ValueError(f"logits must have shape (B, 2), got {tuple(logits.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError("logits must hold at least one row")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(
+            f"labels must have shape ({logits.shape[0]},) to match logits, got {tuple(labels.shape)}"
+        )
+    # Written so that NaN labels fail too.
+    if not bool(((labels >= 0) & (labels <= 1)).all()):
+        raise ValueError("labels must be soft labels p(true) in [0, 1]")
+    if not 0.0 <= step_frac <= 1.0:
+        raise ValueError(f"step_frac must be in [0, 1], got {step_frac}")
+    labels = labels.to(logits.dtype)
+    return torch.stack([1 - labels, labels], dim=1)
+
+
+class Loss(ABC):
+    """A student loss: `loss(logits, labels, step_frac)` returns the batch-mean loss."""
+
+    @abstractmethod
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor: ...
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class XentLoss(Loss):
+    """Soft-label cross entropy: mean_i -sum_c t_ic log softmax(z_i)_c, with t_i = [1 - y_i, y_i]."""
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        logits = logits.float()
+        target = _soft_target(logits, labels, step_frac)
+        return F.cross_entropy(logits, target)
+
+
+class LogConfLoss(Loss):
+    """Auxiliary confidence loss (Burns et al. 2023, openai/weak-to-strong `logconf_loss_fn`):
+
+        coef   = aux_coef * min(1, step_frac / warmup_frac)
+        t      = (1 - coef) * [1 - y, y] + coef * hard(p)
+        loss   = mean_i -sum_c t_ic log softmax(z_i)_c
+
+    where p = softmax(z) and hard(p) rounds the student's own predictions to one-hot, at the
+    threshold that gives them the same fraction of "true" as the weak labels in the batch: row i
+    is "false" iff p_i0 >= quantile(p_0, mean(y)). The warm-up here is linear up to warmup_frac;
+    the reference code instead uses coef = aux_coef * step_frac before warmup_frac and jumps to
+    aux_coef after it, a known quirk we do not copy.
+    """
+
+    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1) -> None:
+        # Outside [0, 1] the mixed target would leave the simplex.
+        if not 0.0 <= aux_coef <= 1.0:
+            raise ValueError(f"aux_coef must be in [0, 1], got {aux_coef}")
+        if not 0.0 <= warmup_frac <= 1.0:
+            raise ValueError(f"warmup_frac must be in [0, 1], got {warmup_frac}")
+        self.aux_coef = aux_coef
+        self.warmup_frac = warmup_frac
+
+    def coef(self, step_frac: float) -> float:
+        """Weight of the hardened self-predictions at this point of training."""
+        if self.warmup_frac > 0:
+            return self.aux_coef * min(1.0, step_frac / self.warmup_frac)
+        return self.aux_coef
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        logits = logits.float()
+        target_weak = _soft_target(logits, labels, step_frac)
+        coef = self.coef(step_frac)
+        preds = torch.softmax(logits, dim=-1)
+        mean_weak = target_weak.mean(0)
+        threshold = torch.quantile(preds[:, 0], mean_weak[1])
+        strong_preds = torch.cat(
+            [(preds[:, 0] >= threshold)[:, None], (preds[:, 0] < threshold)[:, None]], dim=1
+        ).float()
+        target = target_weak * (1 - coef) + strong_preds.detach() * coef
+        return F.cross_entropy(logits, target)
+
+
+class ProductLoss(Loss):
+    """Product-of-experts loss: the target is the normalised product of student and weak labels,
+
+        t_i  = p_i^beta * [1 - y_i, y_i]^alpha / sum_c (p_ic^beta * [1 - y_i, y_i]_c^alpha)
+        loss = mean_i -sum_c t_ic log softmax(z_i)_c
+
+    with p = softmax(z) and t detached. warmup_frac is accepted so that every loss takes the same
+    arguments from a config, and is unused.
+    """
+
+    def __init__(self, alpha: float = 1.0, beta: float = 1.0, warmup_frac: float = 0.1) -> None:
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        self.alpha = alpha
+        self.beta = beta
+        self.warmup_frac = warmup_frac
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+        logits = logits.float()
+        target_weak = _soft_target(logits, labels, step_frac)
+        preds = torch.softmax(logits, dim=-1)
+        target = preds**self.beta * target_weak**self.alpha
+        target = target / target.sum(-1, keepdim=True)
+        return F.cross_entropy(logits, target.detach())
+
+
+LOSSES: dict[str, type[Loss]] = {"xent": XentLoss, "logconf": LogConfLoss, "product": ProductLoss}
+
+
+def get_loss(name: str, **kwargs: Any) -> Loss:
+    """Build the loss registered under `name` with its keyword arguments."""
+    if name not in LOSSES:
+        raise ValueError(f"loss name must be one of {sorted(LOSSES)}, got {name!r}")
+    return LOSSES[name](**kwargs)

@@ -1,0 +1,167 @@
+"""Classifiers that map Examples to (B, 2) logits. Each has `encode(examples) -> inputs` (run in
+the DataLoader) and `forward(**inputs) -> logits`, so one training loop serves them all.
+
+- `SeqClassifier`: HF sequence classification, fine-tuned end to end (e.g. MiniLM as weak model).
+- `LMHeadClassifier`: a causal LM's backbone + a linear head on the last non-pad token; the
+  backbone can be frozen or LoRA-adapted (peft) for large models.
+- `FeatureHead`: a linear head on frozen features computed once and cached (`w2sg.features`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from w2sg.data import Example
+from w2sg.features import cached_features, lm_text, pool
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraConfig(Config):
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+class ModelConfig(Config):
+    kind: Literal["seq_cls", "lm_head", "features"] = Field(
+        description="seq_cls: fine-tune a sequence classifier; lm_head: causal LM + linear head; "
+        "features: linear head on cached frozen features of a causal LM"
+    )
+    path: str = Field(description="model directory, hub id, or embedded/<minilm|smollm2|tiny-gpt2>")
+    max_length: int = Field(128, ge=8, description="tokens per row, longer rows are truncated")
+    pooling: Literal["last", "mean"] = "last"
+    freeze_backbone: bool = Field(False, description="lm_head only: train the head alone")
+    lora: LoraConfig | None = Field(None, description="lm_head only: LoRA adapters (needs peft)")
+    with_support: bool = Field(False, description="seq_cls: append the support passage to the answer")
+
+
+class SeqClassifier(nn.Module):
+    def __init__(self, path: str | Path, cfg: ModelConfig):
+        super().__init__()
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.cfg = cfg
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=2, dtype=torch.float32
+        )
+        self.model.config.pad_token_id = self.tokenizer.pad_token_id
+
+    def encode(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        second = [
+            f"{e.answer} {self.tokenizer.sep_token or ''} {e.support}"
+            if self.cfg.with_support and e.support
+            else e.answer
+            for e in examples
+        ]
+        enc = self.tokenizer(
+            [e.question for e in examples],
+            second,
+            padding=True,
+            truncation=True,
+            max_length=self.cfg.max_length,
+            return_tensors="pt",
+        )
+        return dict(enc)
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.model(**inputs).logits
+
+
+class LMHeadClassifier(nn.Module):
+    def __init__(self, path: str | Path, cfg: ModelConfig):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        self.cfg = cfg
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "right"  # pooling reads the last non-pad token from the mask
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.backbone = AutoModel.from_pretrained(path, dtype=torch.float32)
+        if cfg.lora is not None:
+            try:
+                from peft import LoraConfig as PeftLora
+                from peft import get_peft_model
+            except ImportError:
+                raise ValueError("model.lora needs the `peft` package: pip install peft") from None
+            lora = PeftLora(
+                r=cfg.lora.r,
+                lora_alpha=cfg.lora.alpha,
+                lora_dropout=cfg.lora.dropout,
+                target_modules=cfg.lora.target_modules,
+            )
+            self.backbone = get_peft_model(self.backbone, lora)
+        elif cfg.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.head = nn.Linear(self.backbone.config.hidden_size, 2)
+        nn.init.zeros_(self.head.weight)  # start at p = 0.5: the first steps follow the labels only
+        nn.init.zeros_(self.head.bias)
+
+    def encode(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(
+            [lm_text(e) for e in examples],
+            padding=True,
+            truncation=True,
+            max_length=self.cfg.max_length,
+            return_tensors="pt",
+        )
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state  # (B, T, H)
+        return self.head(pool(hidden.float(), attention_mask, self.cfg.pooling))
+
+
+class FeatureHead(nn.Module):
+    """Linear head on frozen features. `features` maps example id → (H,) tensor; inputs are
+    standardised with the training rows' mean and std, which keeps one learning rate good for all."""
+
+    def __init__(self, features: dict[str, torch.Tensor], train_ids: Sequence[str]):
+        super().__init__()
+        self.features = features
+        x = torch.stack([features[i] for i in train_ids])
+        self.register_buffer("mu", x.mean(0))
+        self.register_buffer("sd", x.std(0) + 1e-6)
+        self.head = nn.Linear(x.shape[1], 2)
+
+    def encode(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        return {"x": torch.stack([self.features[e.id] for e in examples])}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head((x - self.mu) / self.sd)
+
+
+def build_classifier(
+    cfg: ModelConfig,
+    path: str | Path,
+    *,
+    train: Sequence[Example],
+    all_examples: Sequence[Example] = (),
+    cache_dir: str | Path = "runs/cache",
+    device: str = "cpu",
+) -> nn.Module:
+    """`train` sets the feature standardisation; `all_examples` are every row the model will see."""
+    if cfg.kind == "seq_cls":
+        return SeqClassifier(path, cfg)
+    if cfg.kind == "lm_head":
+        return LMHeadClassifier(path, cfg)
+    rows = list({e.id: e for e in [*train, *all_examples]}.values())
+    feats = cached_features(
+        path, rows, cache_dir, pooling=cfg.pooling, max_length=cfg.max_length, device=device
+    )
+    return FeatureHead({e.id: f for e, f in zip(rows, feats, strict=True)}, [e.id for e in train])
