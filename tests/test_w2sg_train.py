@@ -150,7 +150,15 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     )
     result = run_experiment(cfg, resolve=resolve_model_path)
     run = tmp_path / "runs" / cfg.run_id()
-    assert {p.name for p in run.iterdir()} == {"config.json", "results.json", "results.md", "results.png"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.json",
+        "results.json",
+        "results.md",
+        "results.png",
+        "predictions.npz",
+    }
+    saved = np.load(run / "predictions.npz")
+    assert len(saved["ids"]) == 60 and "student__weak_p_true__logconf" in saved.files
     # two rows per question (a few SciQ question texts repeat, bringing four)
     assert result.sizes["test"] == 60 and 2 * 40 <= result.sizes["strong"] <= 2 * 40 + 4
     assert len(result.students) == 4
@@ -162,7 +170,7 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     assert "| weak_p_true |" in table and "PGR" in table
     # A complete run folder is reused, not recomputed.
     (run / "results.md").write_text("sentinel")
-    assert run_experiment(cfg, resolve=resolve_model_path) == result
+    assert run_experiment(cfg, resolve=resolve_model_path).model_dump_json() == result.model_dump_json()
     assert (run / "results.md").read_text() == "sentinel"
 
 

@@ -163,7 +163,8 @@ def run_experiment(
 
     log.info("strong ceiling on %d gold rows", len(sp["strong"]))
     ceiling, _ = fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]))
-    ceiling_ok = ok(predict(ceiling, sp["test"]), "test")
+    preds = {"gold": gold["test"], "floor__weak": weak_probs["test"], "ceiling": predict(ceiling, sp["test"])}
+    ceiling_ok = ok(preds["ceiling"], "test")
     del ceiling
 
     sources, students = [], []
@@ -187,7 +188,8 @@ def run_experiment(
             log.info("student on %s labels, %s loss", src, loss)
             sel = list(val_labels) if cfg.select_on == "source" else list(gold["val"])
             student, best = fit("strong", sp["strong"], list(train_labels), sel, loss)
-            student_ok = ok(predict(student, sp["test"]), "test")
+            preds[f"student__{src}__{loss}"] = predict(student, sp["test"])
+            student_ok = ok(preds[f"student__{src}__{loss}"], "test")
             students.append(
                 StudentResult(
                     source=src,
@@ -207,6 +209,8 @@ def run_experiment(
         seconds=time.perf_counter() - t0,
     )
     write_report(result, run_dir)
+    # Per-row test p(true) of every model, for paired comparisons the table does not make.
+    np.savez(run_dir / "predictions.npz", ids=np.array([e.id for e in sp["test"]]), **preds)
     tmp = done.with_suffix(".tmp")
     tmp.write_text(result.model_dump_json(indent=2))
     tmp.rename(done)  # written last and atomically: its presence means the run is complete

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 class Estimate(BaseModel):
     """A point estimate with its bootstrap interval [lo, hi], computed from n rows."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     value: float
     lo: float
@@ -30,7 +30,7 @@ class Estimate(BaseModel):
 class LabelQuality(BaseModel):
     """How good a set of soft labels is against gold: accuracy with its interval, ECE and Brier."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     accuracy: Estimate
     ece: float

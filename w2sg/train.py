@@ -128,7 +128,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, cfg))
     raw = acc.unwrap_model(model)
 
-    best = (-1.0, 0, copy.deepcopy(raw.state_dict()))
+    best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)  # (val acc, step, state)
     history: list[tuple[int, float, float]] = []
     step, running = 0, 0.0
     while step < total:
@@ -152,5 +152,6 @@ def train(
                     best = (val_acc, step, copy.deepcopy(raw.state_dict()))
             if step >= total:
                 break
-    raw.load_state_dict(best[2])
+    if best[2] is not None:  # the last step always evaluates, so this holds unless val is empty
+        raw.load_state_dict(best[2])
     return TrainResult(steps=total, best_step=best[1], best_val_accuracy=best[0], history=history)
