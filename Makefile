@@ -36,6 +36,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_backends.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_ensemble.py
+	$(PY) benchmarks/bench_debate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

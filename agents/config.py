@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PROVIDERS = ("hf", "embedded", "openai", "scripted")
+PROVIDERS = ("hf", "embedded", "openai", "scripted", "classifier")
 
 
 class Config(BaseModel):
@@ -110,7 +110,13 @@ class ModelSpec(Config):
                 f"unknown provider {self.provider!r} in model name {self.name!r}; "
                 f"expected one of {', '.join(PROVIDERS)} (e.g. hf/gpt2, openai/gpt-4o-mini)"
             )
-        allowed = {"hf": {"hf"}, "embedded": {"hf"}, "openai": {"openai"}, "scripted": {"scripted"}}
+        allowed = {
+            "hf": {"hf"},
+            "embedded": {"hf"},
+            "openai": {"openai"},
+            "scripted": {"scripted"},
+            "classifier": set(),
+        }
         for field in ("hf", "openai", "scripted"):
             if getattr(self, field) is not None and field not in allowed[self.provider]:
                 raise ValueError(f"options `{field}` do not apply to a {self.provider} model ({self.name})")

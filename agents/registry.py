@@ -33,11 +33,18 @@ def _scripted(spec: ModelSpec) -> ModelAPI:
     return ScriptedBackend(spec.name, spec.scripted)
 
 
+def _classifier(spec: ModelSpec) -> ModelAPI:
+    from agents.backends.classifier import ClassifierBackend
+
+    return ClassifierBackend(spec.name, spec.name.split("/", 1)[1])
+
+
 PROVIDER_FACTORIES: dict[str, Factory] = {
     "hf": _hf,
     "embedded": _hf,
     "openai": _openai,
     "scripted": _scripted,
+    "classifier": _classifier,
 }
 
 

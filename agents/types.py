@@ -62,7 +62,7 @@ class Completion(Record):
     cached: bool = False
 
 
-ChoiceMethod = Literal["logits", "logprobs", "sampled", "scripted"]
+ChoiceMethod = Literal["logits", "logprobs", "sampled", "scripted", "classifier"]
 
 
 class ChoiceProbs(Record):

@@ -1,6 +1,38 @@
-"""How models talk: LangGraph state machines (debate, consultancy, interaction) ending in a verdict.
+"""How models talk: LangGraph state machines (debate, consultancy, blind judge, N-agent debate,
+human-AI interaction) ending in a verdict with p(true). Built on `agents` only; models are passed
+in, never global."""
 
-Built on `agents` only; the graphs themselves arrive with the debate and interaction stages.
-"""
+from graphs.checkpoint import memory_saver, serializer, sqlite_saver
+from graphs.config import DebateConfig, Prompts
+from graphs.debate import build_debate_graph, run_debate
+from graphs.draw import draw_png, mermaid
+from graphs.interaction import InteractionConfig, build_interaction_graph, parse_human_reply, run_interaction
+from graphs.overseers import SimulatedOverseer, simulate_verdict
+from graphs.quotes import check_quotes, tag_quotes
+from graphs.types import SIDES, DebateState, Quote, Side, Turn, Verdict
 
-__all__: list[str] = []
+__all__ = [
+    "SIDES",
+    "DebateConfig",
+    "DebateState",
+    "InteractionConfig",
+    "Prompts",
+    "Quote",
+    "Side",
+    "SimulatedOverseer",
+    "Turn",
+    "Verdict",
+    "build_debate_graph",
+    "build_interaction_graph",
+    "check_quotes",
+    "draw_png",
+    "memory_saver",
+    "mermaid",
+    "parse_human_reply",
+    "run_debate",
+    "run_interaction",
+    "serializer",
+    "simulate_verdict",
+    "sqlite_saver",
+    "tag_quotes",
+]

@@ -20,4 +20,3 @@ def resolve_model_path(name: str) -> str:
         return str(embedded_dir(short))
     known = ", ".join([*ENCODERS, *EMBEDDED])
     raise ValueError(f"unknown embedded model {name!r}; choose one of {known}")
-

@@ -57,3 +57,22 @@ async def test_token_bucket_debt_delays_later_callers() -> None:
     t0 = time.perf_counter()
     await bucket.acquire(1)
     assert time.perf_counter() - t0 >= 0.5
+
+
+async def test_a_backlog_is_batched_by_size_around_the_oldest_request() -> None:
+    seen: list[list[int]] = []
+
+    def run(xs: list[int]) -> list[int]:
+        seen.append(sorted(xs))
+        time.sleep(0.05)  # while the first batch runs, the rest queue up
+        return xs
+
+    b = DynamicBatcher(run, ThreadPoolExecutor(1), max_batch_size=4, max_wait_s=0.0, size_of=lambda x: x)
+    first = asyncio.ensure_future(b.submit(1000))  # occupies the worker
+    await asyncio.sleep(0.01)
+    sizes = [50, 3, 90, 7, 60, 1, 80, 5, 70, 2]  # arrival order
+    out = await asyncio.gather(*[b.submit(x) for x in sizes])
+    assert out == sizes and await first == 1000
+    # By size the backlog is 1 2 3 5 7 50 60 70 80 90. The oldest (50) and its size neighbours go
+    # first (5 7 50 60); then the oldest left is 3, with 1 2 3 70; then the rest.
+    assert seen == [[1000], [5, 7, 50, 60], [1, 2, 3, 70], [80, 90]]

@@ -33,3 +33,17 @@ def test_bench_train_quick() -> None:
     assert re.search(r"ratio ours/bare step time = [0-9.]+x", stdout), stdout
     speedup = float(re.search(r"speed-up = ([0-9.]+)x", stdout).group(1))  # type: ignore[union-attr]
     assert speedup > 1, "loading cached features should beat computing them"
+
+
+def test_bench_ensemble_quick() -> None:
+    stdout = run_quick("bench_ensemble.py")
+    rows = re.findall(r"^(bagging|boosting)\s+(\d+)\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)$", stdout, re.M)
+    assert {(m, n) for m, n, _ in rows} == {(m, n) for m in ("bagging", "boosting") for n in ("1", "2", "4")}
+    assert all(float(r) > 0 for _, _, r in rows), stdout
+
+
+def test_bench_debate_quick() -> None:
+    stdout = run_quick("bench_debate.py")
+    rates = [float(x) for x in re.findall(r"([0-9.]+) questions/s", stdout)]
+    assert len(rates) == 2 and all(r > 0 for r in rates), stdout
+    assert re.search(r"ratio concurrent/sequential = [0-9.]+x", stdout), stdout

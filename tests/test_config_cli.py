@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,16 @@ def w2sg(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
-    cfg = load_config(path, ExperimentConfig)
-    assert cfg.models
+    if path.name.startswith("w2sg-"):  # experiment configs of the training core
+        from w2sg.experiment import W2SGConfig
+
+        assert load_config(path, W2SGConfig).label_sources
+    elif path.name.startswith("debate-"):
+        from graphs.config import DebateConfig
+
+        assert load_config(path, DebateConfig).protocol
+    else:
+        assert load_config(path, ExperimentConfig).models
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -167,12 +176,29 @@ losses: [logconf]
 n_boot: 200
 out_dir: {tmp_path / "runs"}
 cache_dir: {tmp_path / "cache"}
+icl: {{model: scripted, k: 2, selectors: [random, bm25], label_sources: [gold, weak], test_questions: 5}}
 """,
     )
     out = w2sg("train", str(cfg), "--device", "cpu")
     assert out.returncode == 0, out.stderr
     assert "weak_p_true_with_support" in out.stdout and "logconf" in out.stdout
-    assert len(list((tmp_path / "runs").glob("cli-*/results.png"))) == 1
+    (run,) = (tmp_path / "runs").glob("cli-*/")
+    assert (run / "results.png").exists()
+
+    out = w2sg("compare", str(run), "student__weak__logconf", "ceiling", "--n-boot", "500")
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"difference [+-][0-9.]+ \[[+-][0-9.]+, [+-][0-9.]+\]", out.stdout), out.stdout
+    out = w2sg("compare", str(run), "student__nope", "ceiling")
+    assert out.returncode != 0 and "no column 'student__nope'" in out.stderr
+
+    # ICL through the CLI with the scripted backend: it reuses the finished run's weak labels.
+    out = w2sg("icl", str(cfg), "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert "| bm25 | no |" in out.stdout and "zero-shot" in out.stdout
+    assert len(list(run.glob("icl-*/results.json"))) == 1
+
+    out = w2sg("ensemble", str(cfg))
+    assert out.returncode != 0 and "ensembles" in out.stderr
 
 
 def test_cli_train_bad_config_names_the_field(tmp_path: Path) -> None:
@@ -180,3 +206,40 @@ def test_cli_train_bad_config_names_the_field(tmp_path: Path) -> None:
     out = w2sg("train", str(cfg))
     assert out.returncode == 2
     assert "strong.kind" in out.stderr
+
+
+def test_cli_debate_and_graph(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "protocol: simultaneous\nrounds: 2\ndebater: scripted\njudge: scripted\n")
+    out = w2sg("debate", str(cfg), "-q", "What gas do plants take in?", "-a", "oxygen", "--context", "CO2.")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("round 1 ·") == 2 and out.stdout.count("round 2 ·") == 2
+    assert "verdict p(true) = 0.500" in out.stdout
+    out = w2sg("debate", str(cfg), "-q", "q", "-a", "a", "--protocol", "blind")
+    assert out.returncode == 0 and "round 1" not in out.stdout and "verdict" in out.stdout
+    out = w2sg("debate", str(cfg), "-q", "q", "-a", "a", "--protocol", "shouting")
+    assert out.returncode != 0 and "protocol" in out.stderr
+
+    out = w2sg("graph", str(cfg), "--out", str(tmp_path / "g"))
+    assert out.returncode == 0, out.stderr
+    mmd = (tmp_path / "g.mmd").read_text()
+    assert "debater_correct" in mmd and "end_round" in mmd and "judge" in mmd
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+    bad = write(tmp_path, "protocol: debate\nrounds: 0\n")
+    out = w2sg("graph", str(bad))
+    assert out.returncode == 2 and "protocol" in out.stderr and "rounds" in out.stderr
+
+
+def test_cli_judge_train_then_debate_with_it(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "protocol: consultancy\nrounds: 1\ndebater: scripted\njudge: scripted\n")
+    judge_dir = tmp_path / "judge"
+    out = w2sg("judge", "train", str(cfg), "--out", str(judge_dir), "--questions", "10", "--epochs", "1")
+    assert out.returncode == 0, out.stderr
+    assert "val accuracy" in out.stdout and (judge_dir / "judge.json").exists()
+    trained = write(
+        tmp_path,
+        f"protocol: consultancy\ndebater: scripted\njudge: classifier/{judge_dir}\njudge_kind: trained\n",
+    )
+    out = w2sg("debate", str(trained), "-q", "What do plants absorb?", "-a", "light")
+    assert out.returncode == 0, out.stderr
+    assert "(classifier;" in out.stdout

@@ -162,3 +162,15 @@ def test_get_loss_unknown_name_lists_allowed() -> None:
     with pytest.raises(ValueError, match="logconf") as err:
         get_loss("hinge")
     assert all(name in str(err.value) for name in ("xent", "logconf", "product", "hinge"))
+
+
+def test_sample_weights_scale_each_row() -> None:
+    # Rows: ln 2 and -ln(3/4); weights 1.5 and 0.5 → (1.5 ln 2 - 0.5 ln(3/4)) / 2.
+    logits, labels = torch.tensor([[0.0, 0.0], [0.0, LN3]]), torch.tensor([0.3, 1.0])
+    got = XentLoss()(logits, labels, 0.0, torch.tensor([1.5, 0.5]))
+    assert close(got, (1.5 * math.log(2.0) - 0.5 * math.log(0.75)) / 2)
+    for name in ("xent", "logconf", "product"):  # unit weights change nothing, for every loss
+        loss = get_loss(name)
+        assert close(loss(logits, labels, 0.5, torch.ones(2)), loss(logits, labels, 0.5).item())
+    with pytest.raises(ValueError, match="weights must have shape"):
+        XentLoss()(logits, labels, 0.0, torch.ones(3))

@@ -163,3 +163,12 @@ def test_estimate_and_label_quality() -> None:
     assert q.accuracy.value == pytest.approx(0.5)
     assert q.ece == pytest.approx(ece(probs, gold))
     assert q.brier == pytest.approx(brier(probs, gold))
+
+
+def test_auc_by_hand() -> None:
+    from w2sg.metrics import auc
+
+    # Pairs (true, false): (0.9, 0.2) >, (0.9, 0.6) >, (0.6, 0.2) >, (0.6, 0.6) tie → 3.5 / 4.
+    assert auc([0.9, 0.6, 0.2, 0.6], [1, 1, 0, 0]) == 0.875
+    assert auc([0.7, 0.7, 0.7, 0.7], [1, 0, 1, 0]) == 0.5  # a constant model has no signal
+    assert np.isnan(auc([0.1, 0.2], [1, 1]))

@@ -156,9 +156,12 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
         "results.md",
         "results.png",
         "predictions.npz",
+        "supervisors.npz",
     }
     saved = np.load(run / "predictions.npz")
     assert len(saved["ids"]) == 60 and "student__weak_p_true__logconf" in saved.files
+    sup = np.load(run / "supervisors.npz")
+    assert sup["weak__strong"].shape == sup["strong__ids"].shape == (result.sizes["strong"],)
     # two rows per question (a few SciQ question texts repeat, bringing four)
     assert result.sizes["test"] == 60 and 2 * 40 <= result.sizes["strong"] <= 2 * 40 + 4
     assert len(result.students) == 4

@@ -13,7 +13,10 @@ from w2sg.data import (
     split_by_question,
     with_labels,
 )
+from w2sg.ensembles import EnsembleConfig, EnsembleResult, bagging, boosting, run_ensemble
 from w2sg.experiment import ExperimentResult, Sizes, W2SGConfig, run_experiment
+from w2sg.icl import SELECTORS, ICLConfig, build_messages, select_demos
+from w2sg.icl_experiment import ICLResult, run_icl
 from w2sg.losses import LOSSES, LogConfLoss, Loss, ProductLoss, XentLoss, get_loss
 from w2sg.metrics import Estimate, LabelQuality, accuracy, accuracy_ci, brier, ece, label_quality, pgr, pgr_ci
 from w2sg.models import LoraConfig, ModelConfig, build_classifier
@@ -21,10 +24,15 @@ from w2sg.train import TrainConfig, TrainResult, predict, train
 
 __all__ = [
     "LOSSES",
+    "SELECTORS",
     "DataError",
+    "EnsembleConfig",
+    "EnsembleResult",
     "Estimate",
     "Example",
     "ExperimentResult",
+    "ICLConfig",
+    "ICLResult",
     "LabelQuality",
     "LogConfLoss",
     "LoraConfig",
@@ -38,8 +46,11 @@ __all__ = [
     "XentLoss",
     "accuracy",
     "accuracy_ci",
+    "bagging",
+    "boosting",
     "brier",
     "build_classifier",
+    "build_messages",
     "ece",
     "get_loss",
     "label_quality",
@@ -50,7 +61,10 @@ __all__ = [
     "pgr",
     "pgr_ci",
     "predict",
+    "run_ensemble",
     "run_experiment",
+    "run_icl",
+    "select_demos",
     "split_by_question",
     "train",
     "with_labels",

@@ -10,17 +10,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
 
 from w2sg.data import Example, label_source, load_dataset, split_by_question
+from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
+from w2sg.icl import ICLConfig
 from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality, pgr
 from w2sg.models import ModelConfig, build_classifier
-from w2sg.train import TrainConfig, predict, resolve_device, train
+from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
 WEAK = "weak"
@@ -47,19 +50,36 @@ class W2SGConfig(BaseModel):
     weak_train: TrainConfig = Field(default_factory=TrainConfig)
     strong: ModelConfig
     strong_train: TrainConfig = Field(default_factory=TrainConfig)
-    label_sources: list[str] = Field(default_factory=lambda: [WEAK])
+    label_sources: list[str] = Field(
+        default_factory=lambda: [WEAK],
+        description="weak (our teacher), an ensemble's name, or a p(true) column of the data",
+    )
+    ensembles: list[EnsembleConfig] = Field(
+        default_factory=list, description="weak-teacher ensembles (same weak model), used as label sources"
+    )
     losses: list[Literal["xent", "logconf", "product"]] = Field(default_factory=lambda: ["xent"])
     select_on: Literal["source", "gold"] = Field(
         "source",
         description="validation labels for student selection: the same weak source (no gold "
         "needed) or gold. The weak teacher and the ceiling always select on gold.",
     )
+    icl: ICLConfig | None = Field(None, description="in-context-learning W2SG (`w2sg icl`)")
     n_boot: int = Field(1000, ge=100)
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
 
+    @model_validator(mode="after")
+    def _names(self) -> W2SGConfig:
+        names = [WEAK, *(e.source for e in self.ensembles)]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ensemble names must be unique and not {WEAK!r}: {names}")
+        if len(set(self.label_sources)) != len(self.label_sources):
+            raise ValueError(f"label_sources has duplicates: {self.label_sources}")
+        return self
+
     def run_id(self) -> str:
-        blob = self.model_dump_json(exclude={"out_dir", "cache_dir"})
+        # icl is a later stage with its own folder inside this run's; it does not change training.
+        blob = self.model_dump_json(exclude={"out_dir", "cache_dir", "icl"})
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -83,6 +103,7 @@ class ExperimentResult(BaseModel):
     ceiling: Estimate
     sources: list[SourceResult]
     students: list[StudentResult]
+    ensembles: list[EnsembleResult] = Field(default_factory=list)
     sizes: dict[str, int]
     seconds: float
 
@@ -116,6 +137,74 @@ def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
     return splits
 
 
+class Fitter:
+    """Trains the weak or strong model of one experiment on any rows and labels. Features are
+    computed for every row a model is ever shown, once, so bags and students share them."""
+
+    def __init__(self, cfg: W2SGConfig, sp: dict[str, list[Example]], resolve: Callable[[str], str]):
+        self.cfg, self.sp, self.resolve = cfg, sp, resolve
+        self.gold = {k: np.asarray(label_source(v, "gold")) for k, v in sp.items()}
+        self.seen = {
+            "weak": [*sp["weak"], *sp["strong"], *sp["val"], *sp["test"]],
+            "strong": [*sp["strong"], *sp["val"], *sp["test"]],
+        }
+
+    def fit(
+        self,
+        role: str,
+        rows: Sequence[Example],
+        labels: Sequence[float],
+        val_labels: Sequence[float],
+        loss: str = "xent",
+        weights: Sequence[float] | None = None,
+        seed: int | None = None,
+    ) -> tuple[nn.Module, int]:
+        cfg = self.cfg
+        mcfg, tcfg = (cfg.weak, cfg.weak_train) if role == "weak" else (cfg.strong, cfg.strong_train)
+        update = {"loss": loss} if seed is None else {"loss": loss, "seed": seed}
+        tcfg = tcfg.model_copy(update=update)
+        seed_everything(tcfg.seed)  # new heads are initialised here, before train() seeds again
+        model = build_classifier(
+            mcfg,
+            self.resolve(mcfg.path),
+            train=rows,
+            all_examples=self.seen[role],
+            cache_dir=cfg.cache_dir,
+            device=resolve_device(tcfg.device),
+        )
+        res = train(model, rows, labels, self.sp["val"], val_labels, tcfg, weights=weights)
+        return model, res.best_step
+
+    def member(
+        self, rows: Sequence[Example], labels: np.ndarray, weights: np.ndarray | None, seed: int
+    ) -> Callable[[Sequence[Example]], np.ndarray]:
+        """One weak teacher for an ensemble (`w2sg.ensembles.Fit`), selected on gold val."""
+        model, _ = self.fit("weak", rows, list(labels), list(self.gold["val"]), weights=weights, seed=seed)
+        return lambda xs: predict(model, xs)
+
+
+def supervise(
+    fitter: Fitter, sources: Sequence[str]
+) -> tuple[dict[str, dict[str, np.ndarray]], list[EnsembleResult]]:
+    """p(true) on strong, val and test of the weak teacher and of each ensemble among `sources`."""
+    cfg, sp, gold = fitter.cfg, fitter.sp, fitter.gold
+    log.info("weak teacher on %d gold rows", len(sp["weak"]))
+    weak, _ = fitter.fit("weak", sp["weak"], list(gold["weak"]), list(gold["val"]))
+    computed = {WEAK: {k: predict(weak, sp[k]) for k in ("strong", "val", "test")}}
+    del weak
+    ensembles = []
+    for ens in cfg.ensembles:
+        if ens.source not in sources:
+            continue
+        log.info("%s of weak teachers (%d members)", ens.method, ens.n)
+        targets = {k: sp[k] for k in ("strong", "val", "test")}
+        res, computed[ens.source] = run_ensemble(
+            sp["weak"], gold["weak"], fitter.member, targets, ens, seed=cfg.seed, val_gold=gold["val"]
+        )
+        ensembles.append(res)
+    return computed, ensembles
+
+
 def run_experiment(
     cfg: W2SGConfig, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> ExperimentResult:
@@ -131,47 +220,32 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     sp = prepare_splits(cfg)
-    gold = {k: np.asarray(label_source(v, "gold")) for k, v in sp.items()}
-    # Rows each model is ever shown: frozen features are computed for exactly these, once.
-    seen = {
-        "weak": [*sp["weak"], *sp["strong"], *sp["val"], *sp["test"]],
-        "strong": [*sp["strong"], *sp["val"], *sp["test"]],
-    }
-
-    def fit(
-        role: str, rows: list[Example], labels: list[float], val_labels: list[float], loss: str = "xent"
-    ) -> tuple[object, int]:
-        mcfg, tcfg = (cfg.weak, cfg.weak_train) if role == "weak" else (cfg.strong, cfg.strong_train)
-        model = build_classifier(
-            mcfg,
-            resolve(mcfg.path),
-            train=rows,
-            all_examples=seen[role],
-            cache_dir=cfg.cache_dir,
-            device=resolve_device(tcfg.device),
-        )
-        res = train(model, rows, labels, sp["val"], val_labels, tcfg.model_copy(update={"loss": loss}))
-        return model, res.best_step
+    fitter = Fitter(cfg, sp, resolve)
+    fit, gold = fitter.fit, fitter.gold
 
     def ok(probs: np.ndarray, split: str) -> np.ndarray:
         return ((probs > 0.5) == (gold[split] > 0.5)).astype(float)
 
-    log.info("weak teacher on %d gold rows", len(sp["weak"]))
-    weak, _ = fit("weak", sp["weak"], list(gold["weak"]), list(gold["val"]))
-    weak_probs = {k: predict(weak, sp[k]) for k in ("strong", "val", "test")}
-    del weak
+    computed, ensembles = supervise(fitter, cfg.label_sources)
+    # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.
+    np.savez(
+        run_dir / "supervisors.npz",
+        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in ("strong", "val", "test")},
+        **{f"{src}__{k}": v for src, d in computed.items() for k, v in d.items()},
+    )
 
     log.info("strong ceiling on %d gold rows", len(sp["strong"]))
     ceiling, _ = fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]))
-    preds = {"gold": gold["test"], "floor__weak": weak_probs["test"], "ceiling": predict(ceiling, sp["test"])}
+    preds = {"gold": gold["test"], "ceiling": predict(ceiling, sp["test"])}
+    preds.update({f"floor__{k}": v["test"] for k, v in computed.items()})
     ceiling_ok = ok(preds["ceiling"], "test")
     del ceiling
 
     sources, students = [], []
     for src in cfg.label_sources:
-        if src == WEAK:
-            train_labels, val_labels = weak_probs["strong"], weak_probs["val"]
-            floor_ok, paired, floor_split = ok(weak_probs["test"], "test"), True, "test"
+        if src in computed:
+            train_labels, val_labels = computed[src]["strong"], computed[src]["val"]
+            floor_ok, paired, floor_split = ok(computed[src]["test"], "test"), True, "test"
         else:  # a recorded column: the supervisor is zero-shot, so its labels on `strong` are held out
             train_labels = np.asarray(label_source(sp["strong"], src))
             val_labels = np.asarray(label_source(sp["val"], src))
@@ -179,7 +253,7 @@ def run_experiment(
         sources.append(
             SourceResult(
                 source=src,
-                floor=_estimate(floor_ok, cfg),
+                floor=accuracy_estimate(floor_ok, cfg),
                 floor_split=floor_split,
                 labels=label_quality(train_labels, gold["strong"], n_boot=cfg.n_boot, seed=cfg.seed),
             )
@@ -194,7 +268,7 @@ def run_experiment(
                 StudentResult(
                     source=src,
                     loss=loss,
-                    accuracy=_estimate(student_ok, cfg),
+                    accuracy=accuracy_estimate(student_ok, cfg),
                     best_step=best,
                     pgr=_pgr_estimate(floor_ok, student_ok, ceiling_ok, paired, cfg.n_boot, cfg.seed),
                 )
@@ -202,9 +276,10 @@ def run_experiment(
 
     result = ExperimentResult(
         run_id=cfg.run_id(),
-        ceiling=_estimate(ceiling_ok, cfg),
+        ceiling=accuracy_estimate(ceiling_ok, cfg),
         sources=sources,
         students=students,
+        ensembles=ensembles,
         sizes={k: len(v) for k, v in sp.items()},
         seconds=time.perf_counter() - t0,
     )
@@ -217,7 +292,7 @@ def run_experiment(
     return result
 
 
-def _estimate(correct: np.ndarray, cfg: W2SGConfig) -> Estimate:
+def accuracy_estimate(correct: np.ndarray, cfg: W2SGConfig) -> Estimate:
     """Accuracy with a bootstrap CI from per-row correctness (0/1)."""
     lo, hi = bootstrap_ci(lambda c: float(c.mean()), [correct], n_boot=cfg.n_boot, seed=cfg.seed)
     return Estimate(value=float(correct.mean()), lo=lo, hi=hi, n=len(correct))

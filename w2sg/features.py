@@ -103,7 +103,7 @@ def cached_features(
     path = Path(cache_dir) / f"features-{key}.pt"
     if path.exists():
         return torch.load(path)
-    log.info("computing %d strong features from %s (cached at %s)", len(texts), model_dir, path)
+    log.info("computing %d features from %s (cached at %s)", len(texts), model_dir, path)
     feats = compute_features(
         model_dir, texts, pooling=pooling, max_length=max_length, batch_size=batch_size, device=device
     )

@@ -1,10 +1,12 @@
 """Student losses for training on weak labels: plain cross entropy, Burns et al.'s auxiliary
 confidence loss, and the product-of-experts loss.
 
-Every loss has one call signature, `loss(logits, labels, step_frac) -> scalar`:
+Every loss has one call signature, `loss(logits, labels, step_frac, weights=None) -> scalar`:
   logits:    (B, 2) float, column 1 is the class "true";
   labels:    (B,) float soft labels, p(true) in [0, 1];
-  step_frac: fraction of training done, in [0, 1].
+  step_frac: fraction of training done, in [0, 1];
+  weights:   optional (B,) per-row sample weights (boosting), scaled by the caller so that they
+             average 1 over the training set; the loss is mean_i w_i * loss_i.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 
 def _soft_target(logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
@@ -35,11 +38,22 @@ def _soft_target(logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -
     return torch.stack([1 - labels, labels], dim=1)
 
 
+def _ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Soft-target cross entropy, batch mean, optionally sample-weighted."""
+    if weights is None:
+        return F.cross_entropy(logits, target)
+    if weights.shape != logits.shape[:1]:
+        raise ValueError(f"weights must have shape ({logits.shape[0]},), got {tuple(weights.shape)}")
+    return (weights.to(logits.dtype) * F.cross_entropy(logits, target, reduction="none")).mean()
+
+
 class Loss(ABC):
-    """A student loss: `loss(logits, labels, step_frac)` returns the batch-mean loss."""
+    """A student loss: `loss(logits, labels, step_frac, weights)` returns the batch-mean loss."""
 
     @abstractmethod
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor: ...
+    def __call__(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor: ...
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -49,10 +63,12 @@ class Loss(ABC):
 class XentLoss(Loss):
     """Soft-label cross entropy: mean_i -sum_c t_ic log softmax(z_i)_c, with t_i = [1 - y_i, y_i]."""
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def __call__(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor:
         logits = logits.float()
         target = _soft_target(logits, labels, step_frac)
-        return F.cross_entropy(logits, target)
+        return _ce(logits, target, weights)
 
 
 class LogConfLoss(Loss):
@@ -84,7 +100,9 @@ class LogConfLoss(Loss):
             return self.aux_coef * min(1.0, step_frac / self.warmup_frac)
         return self.aux_coef
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def __call__(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor:
         logits = logits.float()
         target_weak = _soft_target(logits, labels, step_frac)
         coef = self.coef(step_frac)
@@ -95,7 +113,7 @@ class LogConfLoss(Loss):
             [(preds[:, 0] >= threshold)[:, None], (preds[:, 0] < threshold)[:, None]], dim=1
         ).float()
         target = target_weak * (1 - coef) + strong_preds.detach() * coef
-        return F.cross_entropy(logits, target)
+        return _ce(logits, target, weights)
 
 
 class ProductLoss(Loss):
@@ -117,13 +135,15 @@ class ProductLoss(Loss):
         self.beta = beta
         self.warmup_frac = warmup_frac
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
+    def __call__(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor:
         logits = logits.float()
         target_weak = _soft_target(logits, labels, step_frac)
         preds = torch.softmax(logits, dim=-1)
         target = preds**self.beta * target_weak**self.alpha
         target = target / target.sum(-1, keepdim=True)
-        return F.cross_entropy(logits, target.detach())
+        return _ce(logits, target.detach(), weights)
 
 
 LOSSES: dict[str, type[Loss]] = {"xent": XentLoss, "logconf": LogConfLoss, "product": ProductLoss}

@@ -180,3 +180,15 @@ def label_quality(probs: ArrayLike, gold: ArrayLike, *, n_boot: int = 1000, seed
         brier=brier(p, g),
         n=len(g),
     )
+
+
+def auc(probs: ArrayLike, gold: ArrayLike) -> float:
+    """Area under the ROC curve: the chance that a random true row scores above a random false
+    one (ties count half). Threshold-free, so it shows signal a miscalibrated model hides at 0.5.
+    NaN when gold holds one class only."""
+    p, g = _check(probs, gold)
+    pos, neg = p[g > 0.5], p[g <= 0.5]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))

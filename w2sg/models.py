@@ -43,6 +43,7 @@ class ModelConfig(Config):
     freeze_backbone: bool = Field(False, description="lm_head only: train the head alone")
     lora: LoraConfig | None = Field(None, description="lm_head only: LoRA adapters (needs peft)")
     with_support: bool = Field(False, description="seq_cls: append the support passage to the answer")
+    hidden: int = Field(0, ge=0, description="features only: 0 = linear head, else an MLP of this width")
 
 
 class SeqClassifier(nn.Module):
@@ -128,16 +129,22 @@ class LMHeadClassifier(nn.Module):
 
 
 class FeatureHead(nn.Module):
-    """Linear head on frozen features. `features` maps example id → (H,) tensor; inputs are
-    standardised with the training rows' mean and std, which keeps one learning rate good for all."""
+    """Linear (or one-hidden-layer) head on frozen features. `features` maps example id → (H,)
+    tensor; inputs are standardised with the training rows' mean and std, which keeps one
+    learning rate good for all."""
 
-    def __init__(self, features: dict[str, torch.Tensor], train_ids: Sequence[str]):
+    def __init__(self, features: dict[str, torch.Tensor], train_ids: Sequence[str], hidden: int = 0):
         super().__init__()
         self.features = features
         x = torch.stack([features[i] for i in train_ids])
         self.register_buffer("mu", x.mean(0))
         self.register_buffer("sd", x.std(0) + 1e-6)
-        self.head = nn.Linear(x.shape[1], 2)
+        h = x.shape[1]
+        self.head = (
+            nn.Sequential(nn.Linear(h, hidden), nn.GELU(), nn.Linear(hidden, 2))
+            if hidden
+            else nn.Linear(h, 2)
+        )
 
     def encode(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         return {"x": torch.stack([self.features[e.id] for e in examples])}
@@ -160,8 +167,9 @@ def build_classifier(
         return SeqClassifier(path, cfg)
     if cfg.kind == "lm_head":
         return LMHeadClassifier(path, cfg)
-    rows = list({e.id: e for e in [*train, *all_examples]}.values())
+    # all_examples first: the cache key then does not depend on which subset is trained on (bags).
+    rows = list({e.id: e for e in [*all_examples, *train]}.values())
     feats = cached_features(
         path, rows, cache_dir, pooling=cfg.pooling, max_length=cfg.max_length, device=device
     )
-    return FeatureHead({e.id: f for e, f in zip(rows, feats, strict=True)}, [e.id for e in train])
+    return FeatureHead({e.id: f for e, f in zip(rows, feats, strict=True)}, [e.id for e in train], cfg.hidden)

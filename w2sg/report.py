@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from w2sg.metrics import Estimate
 
 if TYPE_CHECKING:
     from w2sg.experiment import ExperimentResult
+    from w2sg.icl_experiment import ICLResult, ICLRow
 
 
 def markdown_table(r: ExperimentResult) -> str:
@@ -40,7 +41,28 @@ def markdown_table(r: ExperimentResult) -> str:
             "‡ the supervisor is at least as accurate as the strong ceiling, so there is no gap to "
             "recover and PGR is not meaningful (results.json keeps the raw value).",
         ]
+    if r.ensembles:
+        lines += ["", *ensemble_table(r)]
     return "\n".join(lines) + "\n"
+
+
+def ensemble_table(r: ExperimentResult) -> list[str]:
+    """How each ensemble was built and chosen, and what each member cost."""
+    lines = [
+        "Ensembles (members are the weak model; the test split plays no part in any choice):",
+        "",
+        "| source | members used / trained | vote | chosen on | s per member | e_t | α_t |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in r.ensembles:
+        per = sum(e.seconds) / max(1, len(e.seconds))
+        errs = ", ".join(f"{x:.3f}" for x in e.errors) or "-"
+        alphas = ", ".join(f"{x:.2f}" for x in e.alphas) or "-"
+        lines.append(
+            f"| {e.source} | {e.used} / {e.trained} | {e.vote} | {e.selected_on} | {per:.1f} "
+            f"| {errs} | {alphas} |"
+        )
+    return lines
 
 
 def pgr_defined(floor: Estimate, ceiling: Estimate) -> bool:
@@ -72,9 +94,15 @@ def plot(r: ExperimentResult, path: Path) -> None:
         ax.annotate(f"PGR {shown}", (i, 1.0), ha="center", fontsize=8)
     ax.set_xticks(list(x), names, fontsize=8)
     ax.set_ylim(0.4, 1.05)
-    ax.set_ylabel("test accuracy")
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title(r.run_id, fontsize=9)
+    _save(fig, ax, "test accuracy", r.run_id, path, legend="lower right")
+
+
+def _save(fig: Any, ax: Any, ylabel: str, title: str, path: Path, legend: str) -> None:
+    import matplotlib.pyplot as plt
+
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, loc=legend)
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -88,3 +116,59 @@ def _wrap(name: str, width: int = 14) -> str:
 def write_report(r: ExperimentResult, run_dir: Path) -> None:
     (run_dir / "results.md").write_text(markdown_table(r))
     plot(r, run_dir / "results.png")
+
+
+def icl_table(r: ICLResult) -> str:
+    """One row per (selector, confidence), one column per demo label source."""
+    sources = list(dict.fromkeys(row.source for row in r.rows if row.source != "-"))
+    cell = {(row.selector, row.confidence, row.source): row for row in r.rows}
+    lines = [
+        f"ICL run `{r.run_id}`: {r.model}, k = {r.k} demos, pool {r.sizes['pool']} rows, "
+        f"test {r.sizes['test']} rows, {r.seconds:.0f} s. ICL accuracy on test with 95% bootstrap CIs; "
+        "gold demos give the ICL ceiling. Each cell: accuracy [CI] · AUC · mean p('1').",
+        "",
+        "| selector | confidence | " + " | ".join(sources) + " |",
+        "|---|---|" + "---|" * len(sources),
+        "| (pool label accuracy) | | " + " | ".join(f"{r.source_accuracy[s]:.3f}" for s in sources) + " |",
+    ]
+    for row in r.rows:
+        if row.source == "-":
+            lines.append(f"| {row.selector} | | " + " | ".join([_icl_cell(row)] * len(sources)) + " |")
+    for sel, conf in dict.fromkeys((row.selector, row.confidence) for row in r.rows if row.source != "-"):
+        vals = [_icl_cell(cell[(sel, conf, s)]) if (sel, conf, s) in cell else "-" for s in sources]
+        lines.append(f"| {sel} | {'yes' if conf else 'no'} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _icl_cell(row: ICLRow) -> str:
+    return f"{row.accuracy} · {row.auc:.3f} · {row.mean_p:.2f}"
+
+
+def plot_icl(r: ICLResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [row for row in r.rows if row.source != "-"]
+    groups = list(dict.fromkeys((row.selector, row.confidence) for row in rows))
+    sources = list(dict.fromkeys(row.source for row in rows))
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(groups)), 4))
+    width = 0.8 / max(1, len(sources))
+    for j, src in enumerate(sources):
+        got = {(row.selector, row.confidence): row.accuracy for row in rows if row.source == src}
+        xs = [i + (j - (len(sources) - 1) / 2) * width for i, g in enumerate(groups) if g in got]
+        ests = [got[g] for g in groups if g in got]
+        err = [[e.value - e.lo for e in ests], [e.hi - e.value for e in ests]]
+        ax.bar(xs, [e.value for e in ests], width=width, yerr=err, capsize=2, label=src)
+    for row in r.rows:
+        if row.source == "-":
+            ax.axhline(row.accuracy.value, ls="--", c="grey", lw=1, label=row.selector)
+    ax.set_xticks(range(len(groups)), [f"{s}\n{'conf' if c else ''}" for s, c in groups], fontsize=8)
+    ax.set_ylim(0.3, 1.0)
+    _save(fig, ax, "ICL test accuracy", r.run_id, path, legend="upper right")
+
+
+def write_icl_report(r: ICLResult, run_dir: Path) -> None:
+    (run_dir / "results.md").write_text(icl_table(r))
+    plot_icl(r, run_dir / "results.png")

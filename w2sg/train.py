@@ -105,21 +105,30 @@ def train(
     val_labels: Sequence[float],
     cfg: TrainConfig,
     loss_fn: Loss | None = None,
+    weights: Sequence[float] | None = None,
 ) -> TrainResult:
     """Train on soft `labels` (p(true) per example); keep the state with the best validation
-    accuracy against `val_labels` (gold, or the same weak source for label-free selection)."""
+    accuracy against `val_labels` (gold, or the same weak source for label-free selection).
+    `weights` (boosting) are per-example sample weights, applied in the loss."""
     from accelerate import Accelerator
 
     if len(labels) != len(examples) or len(val_labels) != len(val):
         raise ValueError(
             f"{len(examples)} examples with {len(labels)} labels; {len(val)} val with {len(val_labels)}"
         )
+    if weights is None:
+        w = np.ones(len(examples))
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (len(examples),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be {len(examples)} finite non-negative numbers, not all 0")
+        w = w * len(w) / w.sum()  # mean 1: the loss scale (and so the lr) does not depend on them
     seed_everything(cfg.seed)
     loss_fn = loss_fn or get_loss(cfg.loss)
     acc = Accelerator(cpu=resolve_device(cfg.device) == "cpu")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rows = list(zip(examples, labels, strict=True))
+    rows = list(zip(examples, labels, w.tolist(), strict=True))
     loader = _loader(model, rows, cfg.batch_size, shuffle=True, seed=cfg.seed)
     model, opt, loader = acc.prepare(model, opt, loader)
     # Steps are counted after prepare(): under DDP each process sees its shard of the batches.
@@ -134,9 +143,10 @@ def train(
     while step < total:
         for batch in loader:
             model.train()
-            inputs = {k: v.to(acc.device) for k, v in raw.encode([e for e, _ in batch]).items()}
-            y = torch.tensor([lab for _, lab in batch], dtype=torch.float32, device=acc.device)
-            loss = loss_fn(model(**inputs), y, step / total)  # logits (B, 2)
+            inputs = {k: v.to(acc.device) for k, v in raw.encode([e for e, _, _ in batch]).items()}
+            y = torch.tensor([lab for _, lab, _ in batch], dtype=torch.float32, device=acc.device)
+            wb = None if weights is None else torch.tensor([x for _, _, x in batch], device=acc.device)
+            loss = loss_fn(model(**inputs), y, step / total, wb)  # logits (B, 2)
             acc.backward(loss)
             opt.step()
             sched.step()

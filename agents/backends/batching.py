@@ -3,6 +3,10 @@
 A batch starts when the first request arrives and closes after `max_wait_s` or at
 `max_batch_size` requests, whichever is first. While the worker runs one batch, new requests
 queue up and form the next, so throughput grows with concurrency without any caller waiting long.
+
+With `size_of`, a backlog longer than one batch is batched by size: the next batch is the run of
+similar-sized requests around the oldest waiting one, so padding (prefill compute, attention over
+pad tokens) shrinks and no request waits behind an endless stream of shorter ones.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ class DynamicBatcher(Generic[Req, Res]):
         *,
         max_batch_size: int = 32,
         max_wait_s: float = 0.005,
+        size_of: Callable[[Req], int] | None = None,
     ):
         self.run_batch = run_batch
+        self.size_of = size_of
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
@@ -51,12 +57,14 @@ class DynamicBatcher(Generic[Req, Res]):
 
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
+        backlog: list[tuple[Req, asyncio.Future[Res]]] = []  # taken off the queue, in arrival order
         while True:
-            batch = [await self._queue.get()]
+            if not backlog:
+                backlog.append(await self._queue.get())
             deadline = loop.time() + self.max_wait_s
-            while len(batch) < self.max_batch_size:
+            while len(backlog) < self.max_batch_size:
                 if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
+                    backlog.append(self._queue.get_nowait())
                     continue
                 timeout = deadline - loop.time()
                 if timeout <= 0:
@@ -66,6 +74,9 @@ class DynamicBatcher(Generic[Req, Res]):
                 self._added.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._added.wait(), timeout)
+            while not self._queue.empty():  # the whole backlog, so batches can be formed by size
+                backlog.append(self._queue.get_nowait())
+            batch, backlog = self._take(backlog)
             live = [(r, f) for r, f in batch if not f.cancelled()]
             if not live:
                 continue
@@ -80,3 +91,17 @@ class DynamicBatcher(Generic[Req, Res]):
             for (_, f), res in zip(live, results, strict=True):
                 if not f.done():
                     f.set_result(res)
+
+    def _take(
+        self, backlog: list[tuple[Req, asyncio.Future[Res]]]
+    ) -> tuple[list[tuple[Req, asyncio.Future[Res]]], list[tuple[Req, asyncio.Future[Res]]]]:
+        """(next batch, the rest, still in arrival order)."""
+        n = self.max_batch_size
+        if len(backlog) <= n or self.size_of is None:
+            return backlog[:n], backlog[n:]
+        size_of = self.size_of
+        order = sorted(range(len(backlog)), key=lambda i: size_of(backlog[i][0]))
+        oldest = order.index(0)  # backlog[0] arrived first
+        start = min(max(0, oldest - n // 2), len(order) - n)
+        chosen = set(order[start : start + n])
+        return [backlog[i] for i in sorted(chosen)], [x for i, x in enumerate(backlog) if i not in chosen]

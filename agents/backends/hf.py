@@ -29,6 +29,11 @@ from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
 log = logging.getLogger(__name__)
 
 
+def _chars(req: _Gen | _Score) -> int:
+    """A tokenizer-free proxy for prompt length (tokens are counted later, on the worker)."""
+    return sum(len(m.content) for m in req.messages)
+
+
 @dataclass
 class _Gen:
     messages: Sequence[Message]
@@ -101,10 +106,10 @@ class HFBackend:
         wait = self.options.batch_wait_ms / 1000
         size = self.options.max_batch_size
         self.gen_batcher = DynamicBatcher(
-            self._generate_batch, self._executor, max_batch_size=size, max_wait_s=wait
+            self._generate_batch, self._executor, max_batch_size=size, max_wait_s=wait, size_of=_chars
         )
         self.score_batcher = DynamicBatcher(
-            self._score_batch, self._executor, max_batch_size=size, max_wait_s=wait
+            self._score_batch, self._executor, max_batch_size=size, max_wait_s=wait, size_of=_chars
         )
 
     # ---- prompt encoding -------------------------------------------------------------------

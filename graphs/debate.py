@@ -1,0 +1,232 @@
+"""Debate, consultancy, blind-judge and N-agent graphs as LangGraph state machines.
+
+Each node makes at most one model call and returns a partial state update; routers are
+`route_*`; all edges are set in `build_debate_graph`. Simultaneous speakers run in one LangGraph
+superstep, so each sees the state from before the round (not the other's turn of that round);
+sequential speakers are chained, so the second sees the first's turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from agents.backends.classifier import PAIR_SEP
+from agents.model import Model
+from graphs.config import DebateConfig
+from graphs.quotes import check_quotes
+from graphs.render import judge_prompt, speaker_prompt, transcript_for_judge
+from graphs.types import SIDES, DebateState, Side, Turn, Verdict
+
+Node = Callable[[DebateState], Any]
+JUDGE_CHOICES = ["Yes", "No"]
+
+
+def _seed(cfg: DebateConfig, *parts: object) -> int:
+    """A per-call seed from the config seed and what the call is about, independent of timing."""
+    blob = "|".join(map(str, (cfg.seed, *parts)))
+    return int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16)
+
+
+def _turn(cfg: DebateConfig, state: DebateState, completion: Any, **fields: Any) -> Turn:
+    text = completion.text.strip()
+    quotes = check_quotes(text, state.get("context", "")) if cfg.verify_quotes else ()
+    return Turn(
+        round=state.get("round", 1),
+        text=text,
+        tokens=completion.usage.output_tokens,
+        input_tokens=completion.usage.input_tokens,
+        seconds=completion.seconds,
+        quotes=quotes,
+        **fields,
+    )
+
+
+def speaker_node(
+    cfg: DebateConfig, model: Model, template: str, speaker: str, side: Side | None = None
+) -> Node:
+    async def node(state: DebateState) -> dict[str, Any]:
+        prompt = speaker_prompt(cfg, template, dict(state), side=side, name=speaker)
+        c = await model.generate(
+            [{"role": "user", "content": prompt}],
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            seed=_seed(cfg, state["question"], state["answer"], speaker, state.get("round", 1)),
+        )
+        return {"transcript": [_turn(cfg, state, c, speaker=speaker, side=side)]}
+
+    return node
+
+
+def consultant_node(cfg: DebateConfig, model: Model) -> Node:
+    inner = {s: speaker_node(cfg, model, cfg.prompts.consultant, "consultant", s) for s in SIDES}
+
+    async def node(state: DebateState) -> dict[str, Any]:
+        return await inner[state["consultant_side"]](state)
+
+    return node
+
+
+def assign_side(cfg: DebateConfig) -> Node:
+    """Consultancy: the consultant's side, fixed by config or drawn with a per-question seed."""
+
+    def node(state: DebateState) -> dict[str, Any]:
+        if cfg.consultant_side != "random":
+            return {"consultant_side": cfg.consultant_side}
+        rng = random.Random(_seed(cfg, state["question"], state["answer"], "consultant_side"))
+        return {"consultant_side": rng.choice(SIDES)}
+
+    return node
+
+
+def judge_question_node(cfg: DebateConfig, model: Model) -> Node:
+    """The interactive judge asks one question; the speakers see it in the next round."""
+
+    async def node(state: DebateState) -> dict[str, Any]:
+        prompt = cfg.prompts.judge_question.format(
+            question=state["question"],
+            answer=state["answer"],
+            transcript=transcript_for_judge(state.get("transcript", [])),
+        )
+        c = await model.generate(
+            [{"role": "user", "content": prompt}],
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            seed=_seed(cfg, state["question"], state["answer"], "judge", state.get("round", 1)),
+        )
+        # Asked before the round it is about; it carries that round's number.
+        turn = Turn(
+            speaker="judge",
+            round=state.get("round", 1),
+            kind="question",
+            text=c.text.strip(),
+            tokens=c.usage.output_tokens,
+            input_tokens=c.usage.input_tokens,
+            seconds=c.seconds,
+        )
+        return {"transcript": [turn]}
+
+    return node
+
+
+def judge_node(cfg: DebateConfig, model: Model, order: Sequence[Side]) -> Node:
+    async def node(state: DebateState) -> dict[str, Any]:
+        prompt = judge_prompt(cfg, dict(state), order, pair_sep=PAIR_SEP)
+        p = await model.choice_probs([{"role": "user", "content": prompt}], JUDGE_CHOICES)
+        tokens = p.usage.input_tokens + p.usage.output_tokens
+        return {"judge_runs": [(float(p.probs["Yes"]), p.method, tokens, p.seconds)]}
+
+    return node
+
+
+def verdict_node(cfg: DebateConfig, judge_name: str) -> Node:
+    def node(state: DebateState) -> dict[str, Any]:
+        runs = state.get("judge_runs", [])
+        turns = state.get("transcript", [])
+        verdict = Verdict(
+            p_true=sum(r[0] for r in runs) / len(runs),
+            judge=judge_name,
+            method=runs[0][1],
+            p_runs=tuple(r[0] for r in runs),
+            tokens=sum(t.tokens + t.input_tokens for t in turns) + sum(r[2] for r in runs),
+            seconds=sum(t.seconds for t in turns) + sum(r[3] for r in runs),
+        )
+        return {"verdict": verdict}
+
+    return node
+
+
+def end_round(state: DebateState) -> dict[str, Any]:
+    return {"round": state.get("round", 1) + 1}
+
+
+def build_debate_graph(
+    cfg: DebateConfig, *, debater: Model | None = None, judge: Model, checkpointer: Any = None
+) -> Any:
+    """The compiled graph for `cfg.protocol`. Invoke with {"question", "answer", "context"}; the
+    final state holds `transcript` (list of Turn) and `verdict` (Verdict)."""
+    if cfg.protocol != "blind" and debater is None:
+        raise ValueError(f"protocol {cfg.protocol!r} needs a debater model")
+    if cfg.position_swap and cfg.protocol not in ("simultaneous", "sequential"):
+        raise ValueError("position_swap applies to two-sided debate (simultaneous or sequential)")
+    g = StateGraph(DebateState)
+    p = cfg.prompts
+    first: Side = cfg.first
+    second: Side = "incorrect" if first == "correct" else "correct"
+
+    # Speakers of one round, and the node each round starts with.
+    if cfg.protocol in ("simultaneous", "sequential"):
+        for side in SIDES:
+            g.add_node(f"debater_{side}", speaker_node(cfg, debater, p.debater, f"debater_{side}", side))  # type: ignore[arg-type]
+        speakers = [f"debater_{first}", f"debater_{second}"]
+    elif cfg.protocol == "consultancy":
+        g.add_node("assign_side", assign_side(cfg))
+        g.add_node("consultant", consultant_node(cfg, debater))  # type: ignore[arg-type]
+        speakers = ["consultant"]
+    elif cfg.protocol == "n_agent":
+        speakers = [f"agent_{i + 1}" for i in range(cfg.n_agents)]
+        for name in speakers:
+            g.add_node(name, speaker_node(cfg, debater, p.agent, name))  # type: ignore[arg-type]
+    else:
+        speakers = []
+
+    orders: list[tuple[Side, Side]] = [("correct", "incorrect")]
+    if cfg.position_swap:
+        orders.append(("incorrect", "correct"))
+    judges = [f"judge_{'_'.join(o)}" if cfg.position_swap else "judge" for o in orders]
+    for name, order in zip(judges, orders, strict=True):
+        g.add_node(name, judge_node(cfg, judge, order))
+    g.add_node("verdict", verdict_node(cfg, judge.name))
+    for name in judges:
+        g.add_edge(name, "verdict")
+    g.add_edge("verdict", END)
+
+    if not speakers:  # blind judge: question and answer only
+        for name in judges:
+            g.add_edge(START, name)
+        return g.compile(checkpointer=checkpointer)
+
+    g.add_node("end_round", end_round)
+    parallel = cfg.protocol in ("simultaneous", "n_agent")
+    round_start = speakers if parallel else [speakers[0]]
+    if cfg.protocol == "sequential":
+        g.add_edge(speakers[0], speakers[1])
+    # Parallel speakers finish in the same superstep, so end_round then runs once per round.
+    for s in speakers if parallel else [speakers[-1]]:
+        g.add_edge(s, "end_round")
+
+    def route_round(state: DebateState) -> list[str]:
+        if state.get("round", 1) > cfg.rounds:
+            return judges
+        if cfg.interactive_judge and state.get("round", 1) > 1:
+            return ["judge_question"]
+        return round_start
+
+    targets = [*judges, *round_start]
+    if cfg.interactive_judge:
+        g.add_node("judge_question", judge_question_node(cfg, judge))
+        for s in round_start:
+            g.add_edge("judge_question", s)
+        targets.append("judge_question")
+    g.add_conditional_edges("end_round", route_round, targets)
+    # Round 1 always starts with the speakers (rounds >= 1; no judge question before round 1).
+    entry = START
+    if cfg.protocol == "consultancy":
+        g.add_edge(START, "assign_side")
+        entry = "assign_side"
+    for s in round_start:
+        g.add_edge(entry, s)
+    return g.compile(checkpointer=checkpointer)
+
+
+async def run_debate(
+    graph: Any, question: str, answer: str, context: str = "", *, thread_id: str | None = None
+) -> DebateState:
+    """One debate to its verdict. With a checkpointer, pass a thread_id to keep (or resume) it."""
+    config = {"configurable": {"thread_id": thread_id}} if thread_id else None
+    state = {"question": question, "answer": answer, "context": context, "round": 1, "transcript": []}
+    return await graph.ainvoke(state, config=config)

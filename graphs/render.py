@@ -1,0 +1,92 @@
+"""What each participant is shown: prompts built from state, one function per audience. Keeping
+this in one place is what makes "the judge never sees the privileged context" checkable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from graphs.config import DebateConfig
+from graphs.quotes import tag_quotes
+from graphs.types import Side, Turn
+
+CLAIM = {"correct": "correct", "incorrect": "incorrect"}
+
+
+def speaker_label(t: Turn, names: dict[Side, str] | None = None) -> str:
+    if t.kind == "question":
+        return "Judge (question)"
+    if t.side is not None and names is not None:
+        return f"{names[t.side]} (argues the answer is {t.side})"
+    if t.side is not None:
+        return f"{t.speaker} (argues the answer is {t.side})"
+    return t.speaker
+
+
+def transcript_for_speakers(turns: Sequence[Turn]) -> str:
+    """Speakers see every earlier turn as written."""
+    return "\n".join(f"[round {t.round}] {speaker_label(t)}: {t.text}" for t in turns) or "(nothing yet)"
+
+
+def transcript_for_judge(turns: Sequence[Turn], order: Sequence[Side] = ("correct", "incorrect")) -> str:
+    """The judge sees debaters as A and B in `order` (position swap flips it), turns of a round in
+    that order, and quotes tagged verified / unverified. Never the context itself."""
+    names: dict[Side, str] = {side: f"Debater {'AB'[i]}" for i, side in enumerate(order)}
+    rank = {side: i for i, side in enumerate(order)}
+
+    def key(t: Turn) -> tuple[int, int]:
+        return (t.round, -1 if t.kind == "question" else rank.get(t.side, 0) if t.side else 0)
+
+    ordered = sorted(turns, key=key) if any(t.side for t in turns) else list(turns)
+    lines = [f"[round {t.round}] {speaker_label(t, names)}: {tag_quotes(t.text, t.quotes)}" for t in ordered]
+    return "\n".join(lines) or "(no arguments)"
+
+
+def context_block(cfg: DebateConfig, context: str, for_judge: bool) -> str:
+    if for_judge:
+        return (
+            cfg.prompts.judge_context_block.format(context=context)
+            if cfg.judge_sees_context and context
+            else ""
+        )
+    return cfg.prompts.context_block.format(context=context) if cfg.debaters_see_context and context else ""
+
+
+def speaker_prompt(
+    cfg: DebateConfig,
+    template: str,
+    state: dict,
+    *,
+    side: Side | None = None,
+    name: str = "",
+) -> str:
+    return template.format(
+        question=state["question"],
+        answer=state["answer"],
+        side_claim=CLAIM[side] if side else "",
+        context_block=context_block(cfg, state.get("context", ""), for_judge=False),
+        transcript=transcript_for_speakers(state.get("transcript", [])),
+        round=state.get("round", 1),
+        rounds=cfg.rounds,
+        word_limit=cfg.word_limit,
+        name=name,
+    )
+
+
+def judge_prompt(cfg: DebateConfig, state: dict, order: Sequence[Side], *, pair_sep: str) -> str:
+    """A prompted judge gets one message; a trained judge gets a text pair joined by `pair_sep`:
+    question + answer, then what the protocol showed it (transcript, or the context if allowed)."""
+    turns = state.get("transcript", [])
+    ctx = context_block(cfg, state.get("context", ""), for_judge=True)
+    if cfg.judge_kind == "trained":
+        shown = transcript_for_judge(turns, order) if cfg.protocol != "blind" else ""
+        return f"{state['question']} {state['answer']}{pair_sep}{(ctx + ' ' + shown).strip()}"
+    if cfg.protocol == "blind":
+        return cfg.prompts.blind_judge.format(
+            question=state["question"], answer=state["answer"], context_block=ctx
+        )
+    return cfg.prompts.judge.format(
+        question=state["question"],
+        answer=state["answer"],
+        context_block=ctx,
+        transcript=transcript_for_judge(turns, order),
+    )

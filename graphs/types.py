@@ -1,0 +1,53 @@
+"""Typed records of a debate: turns with checked quotes, and the verdict. Frozen and serializable,
+so a transcript can cross packages, go into a checkpointer, or be exported as JSON."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, TypedDict
+
+from pydantic import Field
+
+from agents.types import Record
+
+Side = Literal["correct", "incorrect"]
+SIDES: tuple[Side, Side] = ("correct", "incorrect")
+
+
+class Quote(Record):
+    text: str
+    verified: bool = Field(description="found verbatim (up to case and spacing) in the privileged context")
+
+
+class Turn(Record):
+    speaker: str = Field(description="e.g. debater_correct, consultant, agent_2, judge")
+    side: Side | None = Field(None, description="the side argued; None for the judge and N-agent turns")
+    round: int = Field(ge=1)
+    kind: Literal["argument", "question", "answer"] = "argument"
+    text: str
+    tokens: int = Field(0, description="output tokens")
+    input_tokens: int = 0
+    seconds: float = 0.0
+    quotes: tuple[Quote, ...] = ()
+
+
+class Verdict(Record):
+    p_true: float = Field(ge=0.0, le=1.0, description="the judge's probability that the answer is correct")
+    judge: str
+    method: str = Field(description="where the number came from: logits, logprobs, classifier, ...")
+    p_runs: tuple[float, ...] = Field((), description="one p(true) per presentation order (position swap)")
+    tokens: int = Field(0, description="all tokens of the debate, judge included")
+    seconds: float = 0.0
+
+
+class DebateState(TypedDict, total=False):
+    """LangGraph state. Nodes return partial updates; turns are appended (the reducer adds)."""
+
+    question: str
+    answer: str
+    context: str  # privileged: debaters (and the judge only when configured) see it
+    round: int
+    consultant_side: Side
+    transcript: Annotated[list[Turn], operator.add]
+    judge_runs: Annotated[list[tuple[float, str, int, float]], operator.add]  # (p, method, tokens, s)
+    verdict: Verdict

@@ -1,0 +1,109 @@
+"""Trained judges (DESIGN.md, Lang et al. 2025): a small classifier (MiniLM-L6 by default)
+fine-tuned on a gold judge-training split to read question + answer, then what the protocol
+showed the judge (the transcript with tagged quotes; nothing for the blind judge). Trained once per
+protocol on the same rows, so the blind judge and the debate judge get equal training.
+
+The result is a directory that `classifier/<dir>` loads as a model, so graphs use it like any judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from agents import Model, wrap
+from agents.backends.classifier import PAIR_SEP, save_classifier
+from agents.backends.scripted import ScriptedBackend
+from graphs.config import DebateConfig
+from graphs.debate import build_debate_graph, run_debate
+from graphs.render import judge_prompt
+from graphs.types import DebateState
+from w2sg.data import Example, split_by_question
+from w2sg.models import ModelConfig, SeqClassifier
+from w2sg.train import TrainConfig, predict, seed_everything, train
+
+log = logging.getLogger(__name__)
+
+
+class JudgeInfo(BaseModel):
+    path: Path
+    protocol: str
+    base: str
+    rows: dict[str, int]
+    val_accuracy: float = Field(description="on held-out judge-training questions, against gold")
+
+
+async def collect_transcripts(
+    cfg: DebateConfig, debater: Model | None, rows: Sequence[Example], *, concurrency: int = 32
+) -> list[DebateState]:
+    """Debate every row (its support passage as the privileged context). The judge's verdict is
+    not needed to train a judge, so a scripted stand-in judges here."""
+    graph = build_debate_graph(cfg, debater=debater, judge=wrap(ScriptedBackend("scripted/no-judge")))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(e: Example) -> DebateState:
+        async with gate:
+            return await run_debate(graph, e.question, e.answer, e.support or "")
+
+    return list(await asyncio.gather(*(one(e) for e in rows)))
+
+
+def judge_examples(
+    cfg: DebateConfig, rows: Sequence[Example], states: Sequence[DebateState]
+) -> list[Example]:
+    """The judge's text pair for each row, exactly as `classifier/<dir>` will receive it, with the
+    gold label; with position swap on, both presentation orders are kept."""
+    trained = cfg.model_copy(update={"judge_kind": "trained"})
+    orders = (
+        [("correct", "incorrect"), ("incorrect", "correct")]
+        if cfg.position_swap
+        else [("correct", "incorrect")]
+    )
+    out = []
+    for e, state in zip(rows, states, strict=True):
+        for order in orders:
+            text = judge_prompt(trained, dict(state), order, pair_sep=PAIR_SEP)
+            first, _, second = text.partition(PAIR_SEP)
+            out.append(e.model_copy(update={"id": f"{e.id}-{order[0]}", "question": first, "answer": second}))
+    return out
+
+
+def train_judge(
+    cfg: DebateConfig,
+    rows: Sequence[Example],
+    states: Sequence[DebateState],
+    *,
+    base_path: str,
+    out_dir: str | Path,
+    train_cfg: TrainConfig | None = None,
+    val_frac: float = 0.2,
+    max_length: int = 256,
+    seed: int = 0,
+) -> JudgeInfo:
+    """Fine-tune the judge on gold labels of most questions, select on the rest, save it."""
+    examples = judge_examples(cfg, rows, states)
+    n_q = len({e.qid for e in examples})
+    n_val = max(1, round(val_frac * n_q))
+    sp = split_by_question(examples, {"train": n_q - n_val, "val": n_val}, seed=seed)
+    seed_everything(seed)
+    model = SeqClassifier(base_path, ModelConfig(kind="seq_cls", path=base_path, max_length=max_length))
+    tcfg = train_cfg or TrainConfig(lr=5e-5, epochs=3, batch_size=16, eval_every=20, seed=seed, device="cpu")
+    gold = {k: [float(e.label) for e in v] for k, v in sp.items()}
+    train(model, sp["train"], gold["train"], sp["val"], gold["val"], tcfg)
+    val_acc = float(np.mean((predict(model, sp["val"]) > 0.5) == (np.array(gold["val"]) > 0.5)))
+    path = save_classifier(model.model, model.tokenizer, out_dir)
+    info = JudgeInfo(
+        path=path,
+        protocol=cfg.protocol,
+        base=base_path,
+        rows={k: len(v) for k, v in sp.items()},
+        val_accuracy=val_acc,
+    )
+    (path / "judge.json").write_text(info.model_dump_json(indent=2))
+    log.info("judge for %s: val accuracy %.3f, saved to %s", cfg.protocol, val_acc, path)
+    return info

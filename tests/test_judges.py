@@ -1,0 +1,72 @@
+"""A trained judge learns to read the transcript, is saved as `classifier/<dir>`, and judges a
+debate through the graph like any model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents import get_model, wrap
+from agents.backends.classifier import PAIR_SEP
+from agents.backends.scripted import ScriptedBackend
+from agents.errors import FatalModelError
+from agents.types import GenerateParams, Message
+from graphs.config import DebateConfig
+from graphs.debate import build_debate_graph, run_debate
+from oversight.judges import collect_transcripts, judge_examples, train_judge
+from oversight.paths import resolve_model_path
+from w2sg.data import load_sciq, split_by_question
+from w2sg.train import TrainConfig
+
+ROWS = split_by_question(load_sciq("test"), {"judge": 60}, seed=1)["judge"]
+GOLD = {(e.question, e.answer): e.label for e in load_sciq("test")}
+
+
+def honest_debaters(messages: Sequence[Message], params: GenerateParams) -> str:
+    """Test oracle: a debater on the true side argues; one on the false side gives up."""
+    prompt = messages[-1].content
+    q = prompt.split("Question: ")[1].split("\n")[0]
+    a = prompt.split("Proposed answer: ")[1].split("\n")[0]
+    side_true = "answer is correct." in prompt
+    honest = side_true == bool(GOLD[(q, a)])
+    return "This is well supported by the passage." if honest else "I concede, I cannot argue this."
+
+
+@pytest.mark.slow
+def test_trained_judge_reads_the_transcript(tmp_path: Path) -> None:
+    cfg = DebateConfig(protocol="simultaneous", rounds=1, judge_kind="trained")
+    debater = wrap(ScriptedBackend("scripted/honest", reply_fn=honest_debaters))
+    states = asyncio.run(collect_transcripts(cfg, debater, ROWS))
+    examples = judge_examples(cfg, ROWS, states)
+    assert len(examples) == len(ROWS) and "Debater A" in examples[0].answer
+    assert all(not e.support or e.support not in e.answer for e in examples)  # no context leak
+
+    tcfg = TrainConfig(lr=1e-4, epochs=4, batch_size=16, eval_every=10, device="cpu")
+    base = resolve_model_path("embedded/minilm")
+    info = train_judge(cfg, ROWS, states, base_path=base, out_dir=tmp_path / "judge", train_cfg=tcfg)
+    assert info.val_accuracy >= 0.9, info
+    assert (tmp_path / "judge" / "judge.json").exists()
+
+    judge = get_model(f"classifier/{tmp_path / 'judge'}")
+    graph = build_debate_graph(cfg, debater=debater, judge=judge)
+    held_out = split_by_question(load_sciq("test"), {"x": 150}, seed=7)["x"][-20:]
+    verdicts = [
+        asyncio.run(run_debate(graph, e.question, e.answer, e.support or ""))["verdict"] for e in held_out
+    ]
+    assert all(v.method == "classifier" for v in verdicts)
+    acc = np.mean([(v.p_true > 0.5) == bool(e.label) for v, e in zip(verdicts, held_out, strict=True)])
+    assert acc >= 0.85
+
+    with pytest.raises(FatalModelError, match="cannot generate"):
+        asyncio.run(judge.generate("hi", max_tokens=4))
+    probs = asyncio.run(judge.choice_probs(f"q a{PAIR_SEP}transcript", ["Yes", "No"]))
+    assert abs(sum(probs.probs.values()) - 1) < 1e-6
+
+
+def test_classifier_backend_needs_a_saved_directory(tmp_path: Path) -> None:
+    with pytest.raises(FatalModelError, match="not a directory"):
+        get_model(f"classifier/{tmp_path / 'missing'}")
