@@ -30,16 +30,14 @@ def w2sg(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
-    if path.name.startswith("w2sg-"):  # experiment configs of the training core
-        from w2sg.experiment import W2SGConfig
+    from graphs.config import DebateConfig
+    from graphs.interaction import InteractionConfig
+    from w2sg.experiment import W2SGConfig
 
-        assert load_config(path, W2SGConfig).label_sources
-    elif path.name.startswith("debate-"):
-        from graphs.config import DebateConfig
-
-        assert load_config(path, DebateConfig).protocol
-    else:
-        assert load_config(path, ExperimentConfig).models
+    kinds = {"w2sg-": W2SGConfig, "debate-": DebateConfig, "interact-": InteractionConfig}
+    kind = next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)
+    cfg = load_config(path, kind)
+    assert cfg.models if kind is ExperimentConfig else cfg
 
 
 def write(tmp_path: Path, text: str) -> Path:

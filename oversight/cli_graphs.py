@@ -1,0 +1,276 @@
+"""`w2sg debate | graph | judge train | interact | human`: the oversight graphs' commands."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from agents import ConfigError, ModelError, get_model, load_config
+from oversight.cli_app import app, console
+from oversight.cli_app import fail as _fail
+from oversight.paths import resolve_model_path
+
+if TYPE_CHECKING:
+    from graphs.config import DebateConfig
+
+
+DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
+
+
+def _load_debate(config: Path) -> DebateConfig:
+    from graphs.config import DebateConfig
+
+    try:
+        return load_config(config, DebateConfig)
+    except ConfigError as e:
+        raise _fail(e) from None
+
+
+@app.command("debate")
+def debate_cmd(
+    config: DebateConfigArg,
+    question: Annotated[str, typer.Option("--question", "-q", help="the question")],
+    answer: Annotated[str, typer.Option("--answer", "-a", help="the proposed answer to judge")],
+    context: Annotated[str, typer.Option(help="privileged passage the debaters may quote")] = "",
+    protocol: Annotated[str | None, typer.Option(help="override the config's protocol")] = None,
+) -> None:
+    """Run one debate (or consultancy, blind judge, N-agent debate) and print transcript and verdict."""
+    from graphs.debate import build_debate_graph, run_debate
+
+    cfg = _load_debate(config)
+    if protocol is not None:
+        try:
+            cfg = type(cfg).model_validate({**cfg.model_dump(), "protocol": protocol})
+        except ValueError as e:
+            raise _fail(ValueError(f"--protocol: {e}")) from None
+
+    async def go() -> dict:
+        debater = get_model(cfg.debater) if cfg.protocol != "blind" else None
+        judge = get_model(cfg.judge)
+        try:
+            graph = build_debate_graph(cfg, debater=debater, judge=judge)
+            return await run_debate(graph, question, answer, context)
+        finally:
+            for m in (debater, judge):
+                if m is not None:
+                    await m.aclose()
+
+    with console.status(f"{cfg.protocol}: {cfg.rounds} round(s)"):
+        try:
+            state = asyncio.run(go())
+        except (ModelError, ValueError) as e:
+            raise _fail(e) from None
+    for t in state.get("transcript", []):
+        who = t.speaker + (f" ({t.side})" if t.side else "")
+        quotes = "".join(f" [{'verified' if q.verified else 'unverified'} quote]" for q in t.quotes)
+        console.print(f"[bold]round {t.round} · {who}[/bold]{quotes}", highlight=False)
+        console.print(t.text, highlight=False, markup=False)
+    v = state["verdict"]
+    runs = ", ".join(f"{p:.3f}" for p in v.p_runs)
+    console.print(
+        f"[bold]verdict[/bold] p(true) = {v.p_true:.3f} ({v.method}; runs {runs}); "
+        f"{v.tokens} tokens, {v.seconds:.1f} s",
+        highlight=False,
+    )
+
+
+@app.command("graph")
+def graph_cmd(
+    config: DebateConfigArg,
+    out: Annotated[Path, typer.Option(help="output path without suffix; .mmd and .png are written")] = Path(
+        "debate-graph"
+    ),
+) -> None:
+    """Draw the configured graph: Mermaid text (.mmd) and a PNG."""
+    from agents import wrap
+    from agents.backends.scripted import ScriptedBackend
+    from graphs.debate import build_debate_graph
+    from graphs.draw import draw_png, mermaid
+
+    cfg = _load_debate(config)
+    # The drawing does not depend on the models: scripted stand-ins avoid loading any.
+    stand_in = wrap(ScriptedBackend("scripted/stand-in"))
+    graph = build_debate_graph(cfg, debater=stand_in, judge=stand_in)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".mmd").write_text(mermaid(graph))
+    draw_png(graph, out.with_suffix(".png"))
+    console.print(f"wrote {out.with_suffix('.mmd')} and {out.with_suffix('.png')}", highlight=False)
+
+
+judge_app = typer.Typer(help="Trained judges: classifiers that read what a protocol shows the judge.")
+app.add_typer(judge_app, name="judge")
+
+
+@judge_app.command("train")
+def judge_train_cmd(
+    config: DebateConfigArg,
+    out: Annotated[Path, typer.Option(help="directory to save the judge in (load it as classifier/<out>)")],
+    questions: Annotated[int, typer.Option(help="judge-training questions (two rows each)")] = 300,
+    split: Annotated[
+        str, typer.Option(help="SciQ split; offline only `test` has support passages for the debaters")
+    ] = "test",
+    base: Annotated[str, typer.Option(help="classifier to fine-tune")] = "embedded/minilm",
+    epochs: Annotated[float, typer.Option(help="training epochs")] = 3.0,
+    seed: Annotated[int, typer.Option(help="question sampling and training seed")] = 0,
+    concurrency: Annotated[int, typer.Option(help="debates in flight")] = 32,
+) -> None:
+    """Debate `questions` SciQ questions under CONFIG's protocol, then fine-tune a judge on gold."""
+    from oversight.judges import collect_transcripts, train_judge
+    from w2sg.data import load_sciq, split_by_question
+    from w2sg.train import TrainConfig
+
+    cfg = _load_debate(config)
+    try:
+        rows = split_by_question(load_sciq(split), {"judge": questions}, seed=seed)["judge"]
+    except ValueError as e:
+        raise _fail(e) from None
+
+    async def debates() -> list:
+        debater = get_model(cfg.debater) if cfg.protocol != "blind" else None
+        try:
+            return await collect_transcripts(cfg, debater, rows, concurrency=concurrency)
+        finally:
+            if debater is not None:
+                await debater.aclose()
+
+    with console.status(f"{len(rows)} {cfg.protocol} debates"):
+        try:
+            states = asyncio.run(debates())
+        except (ModelError, ValueError) as e:
+            raise _fail(e) from None
+    tcfg = TrainConfig(lr=5e-5, epochs=epochs, batch_size=16, eval_every=20, seed=seed, device="auto")
+    with console.status(f"fine-tuning {base} on {len(rows)} transcripts"):
+        info = train_judge(
+            cfg, rows, states, base_path=resolve_model_path(base), out_dir=out, train_cfg=tcfg, seed=seed
+        )
+    console.print(
+        f"judge for {info.protocol}: val accuracy {info.val_accuracy:.3f} on {info.rows['val']} rows; "
+        f"use it as `judge: classifier/{out}` with `judge_kind: trained`",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+human_app = typer.Typer(help="Real humans as overseers: a queue in a SQLite file, answered any time.")
+app.add_typer(human_app, name="human")
+
+
+def _show_interaction(state: dict) -> None:
+    for t in state.get("transcript", []):
+        console.print(f"[bold]{t.speaker} ({t.kind})[/bold]", highlight=False)
+        console.print(t.text, highlight=False, markup=False)
+    if "verdict" in state:
+        v = state["verdict"]
+        console.print(f"[bold]verdict[/bold] p(true) = {v.p_true:.3f} ({v.method})", highlight=False)
+
+
+@app.command("interact")
+def interact_cmd(
+    config: Annotated[Path, typer.Argument(help="interaction YAML (see configs/interact-*.yaml)")],
+    question: Annotated[str, typer.Option("--question", "-q", help="the question")],
+    answer: Annotated[str, typer.Option("--answer", "-a", help="the proposed answer to judge")],
+    context: Annotated[str, typer.Option(help="privileged passage the assistant may use")] = "",
+    gold: Annotated[bool | None, typer.Option(help="simulated overseer only: is the answer correct?")] = None,
+    db: Annotated[Path | None, typer.Option(help="human overseer: the SQLite queue to wait in")] = None,
+) -> None:
+    """A strong assistant helps a weak overseer (model, simulated or human) judge one answer."""
+    from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
+    from oversight import human
+
+    try:
+        cfg = load_config(config, InteractionConfig)
+    except ConfigError as e:
+        raise _fail(e) from None
+    if cfg.overseer == "human":
+        if db is None:
+            raise _fail(ValueError("a human overseer waits in a queue: pass --db FILE"))
+        tid = asyncio.run(human.start(db, cfg, question, answer, context))
+        console.print(
+            f"waiting for a person: thread {tid} in {db} (`w2sg human answer {db}`)", highlight=False
+        )
+        return
+    if cfg.overseer == "simulated" and gold is None:
+        raise _fail(ValueError("a simulated overseer needs --gold or --no-gold"))
+
+    async def go() -> dict:
+        assistant = get_model(cfg.assistant)
+        overseer = get_model(cfg.overseer_model) if cfg.overseer == "model" else None
+        try:
+            graph = build_interaction_graph(cfg, assistant=assistant, overseer=overseer)
+            return await run_interaction(graph, question, answer, context, gold=gold)
+        finally:
+            for m in (assistant, overseer):
+                if m is not None:
+                    await m.aclose()
+
+    try:
+        state = asyncio.run(go())
+    except (ModelError, ValueError) as e:
+        raise _fail(e) from None
+    _show_interaction(state)
+
+
+@human_app.command("queue")
+def human_queue_cmd(db: Annotated[Path, typer.Argument(help="the SQLite queue")]) -> None:
+    """List the items waiting for a person."""
+    from oversight import human
+
+    try:
+        waiting = asyncio.run(human.pending(db))
+    except FileNotFoundError as e:
+        raise _fail(e) from None
+    table = Table("thread", "question", "answer", "can ask", "last error")
+    for p in waiting:
+        table.add_row(p.thread_id, p.question, p.answer, "yes" if p.can_ask else "no", p.error or "")
+    console.print(table)
+    console.print(f"{len(waiting)} waiting", highlight=False)
+
+
+@human_app.command("answer")
+def human_answer_cmd(
+    db: Annotated[Path, typer.Argument(help="the SQLite queue")],
+    thread: Annotated[str | None, typer.Option(help="which item; default: the oldest waiting")] = None,
+    verdict: Annotated[float | None, typer.Option(help="p(true) in [0, 1]; omit to be asked")] = None,
+    ask: Annotated[str | None, typer.Option(help="a follow-up question for the assistant instead")] = None,
+) -> None:
+    """Show an item's transcript and resume it with your verdict (or a follow-up question)."""
+    from oversight import human
+
+    try:
+        waiting = asyncio.run(human.pending(db))
+    except FileNotFoundError as e:
+        raise _fail(e) from None
+    if not waiting:
+        console.print("nothing is waiting", highlight=False)
+        return
+    item = next((p for p in waiting if p.thread_id == thread), None) if thread else waiting[0]
+    if item is None:
+        raise _fail(ValueError(f"{db}: thread {thread!r} is not waiting for a person"))
+    console.print(f"[bold]Question:[/bold] {item.question}\n[bold]Proposed answer:[/bold] {item.answer}")
+    if item.context:
+        console.print(f"[bold]Reference passage:[/bold] {item.context}")
+    console.print(item.transcript, highlight=False, markup=False)
+    if verdict is None and ask is None:
+        raw = typer.prompt("p(true) in [0, 1]" + (", or a question starting with ?" if item.can_ask else ""))
+        reply: dict = {"ask": raw[1:].strip()} if raw.startswith("?") else {"verdict": _number(raw)}
+    else:
+        reply = {"ask": ask} if ask is not None else {"verdict": verdict}
+    try:
+        state = asyncio.run(human.answer(db, item.thread_id, reply))
+    except (ValueError, ModelError) as e:
+        raise _fail(ValueError(f"{e} (nothing was changed)")) from None
+    if "verdict" in state:
+        console.print(f"recorded p(true) = {state['verdict'].p_true:.3f} for thread {item.thread_id}")
+    else:
+        console.print(f"asked; the assistant answered. Thread {item.thread_id} waits for your verdict.")
+
+
+def _number(raw: str) -> float | str:
+    try:
+        return float(raw)
+    except ValueError:
+        return raw  # rejected with a clear message by the validator

@@ -1,0 +1,138 @@
+"""`w2sg train | ensemble | icl | compare`: the training core's commands."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agents import ConfigError, ModelError, get_model, load_config
+from oversight.cli_app import app, console
+from oversight.cli_app import fail as _fail
+from oversight.paths import resolve_model_path
+
+if TYPE_CHECKING:
+    from w2sg.experiment import W2SGConfig
+
+
+def _load_w2sg(config: Path, device: str | None) -> W2SGConfig:
+    """The experiment config, with --device applied to both train sections."""
+    from w2sg.experiment import W2SGConfig
+
+    try:
+        cfg = load_config(config, W2SGConfig)
+        if device is not None:
+            cfg = W2SGConfig.model_validate(
+                {
+                    **cfg.model_dump(),
+                    "weak_train": {**cfg.weak_train.model_dump(), "device": device},
+                    "strong_train": {**cfg.strong_train.model_dump(), "device": device},
+                }
+            )
+    except ConfigError as e:
+        raise _fail(e) from None
+    except ValueError as e:
+        raise _fail(ValueError(f"--device: {e}")) from None
+    return cfg
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="W2SG experiment YAML (see configs/w2sg-sciq.yaml)")]
+ForceOpt = Annotated[bool, typer.Option(help="rerun even if the run folder is complete")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: overrides both train sections")]
+
+
+def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:
+    from w2sg.experiment import run_experiment
+    from w2sg.report import markdown_table
+
+    with console.status(f"{status}; -v shows each step"):
+        try:
+            result = run_experiment(cfg, resolve=resolve_model_path, force=force)
+        except (ValueError, OSError) as e:
+            raise _fail(e) from None
+    console.print(markdown_table(result), highlight=False)
+    console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")
+
+
+@app.command("train")
+def train_cmd(config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None) -> None:
+    """Weak floor, weak labels, strong students per label source and loss, ceiling, PGR."""
+    _run_and_print(_load_w2sg(config, device), force, "training (weak teacher, ceiling, students)")
+
+
+@app.command("ensemble")
+def ensemble_cmd(config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None) -> None:
+    """Single weak teacher vs bagging vs boosting: label accuracy, student accuracy and PGR.
+
+    Runs the experiment with every ensemble in the config's `ensembles:` as a label source."""
+    cfg = _load_w2sg(config, device)
+    if not cfg.ensembles:
+        raise _fail(ConfigError(f"{config}: field 'ensembles': add at least one (method: bagging|boosting)"))
+    sources = list(dict.fromkeys(["weak", *cfg.label_sources, *(e.source for e in cfg.ensembles)]))
+    cfg = cfg.model_copy(update={"label_sources": sources})
+    _run_and_print(cfg, force, "training weak teachers, ensembles, students and the ceiling")
+
+
+@app.command("icl")
+def icl_cmd(
+    config: ConfigArg,
+    force: ForceOpt = False,
+    device: DeviceOpt = None,
+    model: Annotated[str | None, typer.Option(help="override icl.model, e.g. openai/<m>@<url>")] = None,
+) -> None:
+    """In-context-learning W2SG: ICL accuracy per demo selector and label source, vs gold demos."""
+    from w2sg.icl import ICLConfig
+    from w2sg.icl_experiment import run_icl
+    from w2sg.report import icl_table
+
+    cfg = _load_w2sg(config, device)
+    icl = cfg.icl or ICLConfig()
+    if model is not None:
+        icl = icl.model_copy(update={"model": model})
+    cfg = cfg.model_copy(update={"icl": icl})
+    try:
+        llm = get_model(icl.model)
+    except (ModelError, ValueError) as e:
+        raise _fail(e) from None
+    try:
+        result = run_icl(cfg, llm, resolve=resolve_model_path, force=force)
+    except (ModelError, ValueError, OSError) as e:
+        raise _fail(e) from None
+    finally:
+        asyncio.run(llm.aclose())
+    console.print(icl_table(result), highlight=False)
+    console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")
+
+
+@app.command("compare")
+def compare_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder holding predictions.npz")],
+    a: Annotated[str, typer.Argument(help="a column, e.g. student__weak_p_true_with_support__xent")],
+    b: Annotated[str, typer.Argument(help="the column to compare with, on the same test rows")],
+    n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 10000,
+) -> None:
+    """Paired test-accuracy difference a − b with a 95% bootstrap CI (rows resampled jointly)."""
+    import numpy as np
+
+    from w2sg.metrics import bootstrap_ci
+
+    path = run_dir / "predictions.npz"
+    if not path.exists():
+        raise _fail(FileNotFoundError(f"{path}: no such file (run `w2sg train` first)"))
+    z = np.load(path)
+    for col in (a, b):
+        if col not in z.files:
+            cols = ", ".join(f for f in z.files if f not in ("ids", "gold"))
+            raise _fail(KeyError(f"{path}: no column {col!r}; columns: {cols}"))
+    gold = z["gold"] > 0.5
+    ok_a, ok_b = (z[a] > 0.5) == gold, (z[b] > 0.5) == gold
+    diff = float(ok_a.mean() - ok_b.mean())
+    lo, hi = bootstrap_ci(lambda x, y: float(x.mean() - y.mean()), [ok_a, ok_b], n_boot=n_boot)
+    console.print(
+        f"{a}: {ok_a.mean():.3f}  {b}: {ok_b.mean():.3f}  difference {diff:+.3f} "
+        f"[{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap, {len(gold)} rows)",
+        highlight=False,
+        soft_wrap=True,
+    )
