@@ -4,6 +4,7 @@ debate through the graph like any model."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from oversight.paths import resolve_model_path
 from w2sg.data import load_sciq, split_by_question
 from w2sg.train import TrainConfig
 
-ROWS = split_by_question(load_sciq("test"), {"judge": 60}, seed=1)["judge"]
-GOLD = {(e.question, e.answer): e.label for e in load_sciq("test")}
+
+
+@functools.cache
+def gold_of() -> dict[tuple[str, str], int]:
+    return {(e.question, e.answer): e.label for e in load_sciq("test")}
 
 
 def honest_debaters(messages: Sequence[Message], params: GenerateParams) -> str:
@@ -32,22 +36,23 @@ def honest_debaters(messages: Sequence[Message], params: GenerateParams) -> str:
     q = prompt.split("Question: ")[1].split("\n")[0]
     a = prompt.split("Proposed answer: ")[1].split("\n")[0]
     side_true = "answer is correct." in prompt
-    honest = side_true == bool(GOLD[(q, a)])
+    honest = side_true == bool(gold_of()[(q, a)])
     return "This is well supported by the passage." if honest else "I concede, I cannot argue this."
 
 
 @pytest.mark.slow
 def test_trained_judge_reads_the_transcript(tmp_path: Path) -> None:
+    rows = split_by_question(load_sciq("test"), {"judge": 60}, seed=1)["judge"]
     cfg = DebateConfig(protocol="simultaneous", rounds=1, judge_kind="trained")
     debater = wrap(ScriptedBackend("scripted/honest", reply_fn=honest_debaters))
-    states = asyncio.run(collect_transcripts(cfg, debater, ROWS))
-    examples = judge_examples(cfg, ROWS, states)
-    assert len(examples) == len(ROWS) and "Debater A" in examples[0].answer
+    states = asyncio.run(collect_transcripts(cfg, debater, rows))
+    examples = judge_examples(cfg, rows, states)
+    assert len(examples) == len(rows) and "Debater A" in examples[0].answer
     assert all(not e.support or e.support not in e.answer for e in examples)  # no context leak
 
     tcfg = TrainConfig(lr=1e-4, epochs=4, batch_size=16, eval_every=10, device="cpu")
     base = resolve_model_path("embedded/minilm")
-    info = train_judge(cfg, ROWS, states, base_path=base, out_dir=tmp_path / "judge", train_cfg=tcfg)
+    info = train_judge(cfg, rows, states, base_path=base, out_dir=tmp_path / "judge", train_cfg=tcfg)
     assert info.val_accuracy >= 0.9, info
     assert (tmp_path / "judge" / "judge.json").exists()
 
