@@ -24,7 +24,6 @@ from w2sg.data import load_sciq, split_by_question
 from w2sg.train import TrainConfig
 
 
-
 @functools.cache
 def gold_of() -> dict[tuple[str, str], int]:
     return {(e.question, e.answer): e.label for e in load_sciq("test")}
