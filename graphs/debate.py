@@ -226,7 +226,17 @@ def build_debate_graph(
 async def run_debate(
     graph: Any, question: str, answer: str, context: str = "", *, thread_id: str | None = None
 ) -> DebateState:
-    """One debate to its verdict. With a checkpointer, pass a thread_id to keep (or resume) it."""
-    config = {"configurable": {"thread_id": thread_id}} if thread_id else None
+    """One debate to its verdict. With a checkpointer and a thread_id, a finished thread is
+    returned as it is and an interrupted one resumes where it stopped (never restarts on top)."""
     state = {"question": question, "answer": answer, "context": context, "round": 1, "transcript": []}
+    return await invoke_once(graph, state, thread_id)
+
+
+async def invoke_once(graph: Any, state: dict[str, Any], thread_id: str | None) -> Any:
+    if thread_id is None:
+        return await graph.ainvoke(state)
+    config = {"configurable": {"thread_id": thread_id}}
+    saved = await graph.aget_state(config)
+    if saved.values:
+        return await graph.ainvoke(None, config=config) if saved.next else saved.values
     return await graph.ainvoke(state, config=config)

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
 from graphs.config import Config
+from graphs.debate import invoke_once
 from graphs.overseers import SimulatedOverseer, simulate_verdict
 from graphs.types import DebateState, Turn, Verdict
 
@@ -262,7 +263,8 @@ def _verdict(turns: list[Turn], p: float, method: str, judge: str, tokens: int, 
 def build_interaction_graph(
     cfg: InteractionConfig, *, assistant: Model, overseer: Model | None = None, checkpointer: Any = None
 ) -> Any:
-    """Invoke with {"question", "answer", "context"} (and "gold" for a simulated overseer)."""
+    """Invoke with {"question", "answer", "context"} (and "gold" for a simulated overseer), or
+    through `run_interaction`, which resumes rather than restarts an existing thread."""
     if cfg.overseer == "model" and overseer is None:
         raise ValueError("overseer: model needs an overseer model")
     g = StateGraph(InteractionState)
@@ -306,8 +308,7 @@ async def run_interaction(
     gold: bool | None = None,
     thread_id: str | None = None,
 ) -> InteractionState:
-    config = {"configurable": {"thread_id": thread_id}} if thread_id else None
     state: dict[str, Any] = {"question": question, "answer": answer, "context": context, "transcript": []}
     if gold is not None:
         state["gold"] = gold
-    return await graph.ainvoke(state, config=config)
+    return await invoke_once(graph, state, thread_id)

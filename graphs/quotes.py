@@ -1,5 +1,7 @@
 """Quotes marked <quote>…</quote> by a speaker, checked against the privileged context (Khan et
-al. 2024): verified quotes are shown to the judge as <v_quote>, others as <u_quote>."""
+al. 2024): verified quotes are shown to the judge as <v_quote>, others as <u_quote>. A quote is
+verified when it has at least MIN_WORDS words that appear whole, in order, in the context (case
+and punctuation ignored), so "e" or "carbon" inside "hydrocarbons" is not."""
 
 from __future__ import annotations
 
@@ -10,16 +12,23 @@ from graphs.types import Quote
 QUOTE = re.compile(r"<quote>(.*?)</quote>", re.S | re.I)
 
 
+MIN_WORDS = 3  # shorter "quotes" (a single word like "carbon") prove nothing
+
+
 def _norm(text: str) -> str:
-    """Case, whitespace and surrounding punctuation do not change whether a quote is verbatim."""
-    return " ".join(text.lower().split()).strip(" .,;:!?\"'")
+    """Lower case, punctuation to spaces, single spaces: only the words have to match."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def check_quotes(text: str, context: str) -> tuple[Quote, ...]:
-    ctx = _norm(context)
-    return tuple(
-        Quote(text=q.strip(), verified=bool(_norm(q)) and _norm(q) in ctx) for q in QUOTE.findall(text)
-    )
+def check_quotes(text: str, context: str, min_words: int = MIN_WORDS) -> tuple[Quote, ...]:
+    """A quote is verified when its words appear, whole and in order, in the context."""
+    ctx = f" {_norm(context)} "
+    out = []
+    for q in QUOTE.findall(text):
+        words = _norm(q)
+        ok = len(words.split()) >= min_words and f" {words} " in ctx
+        out.append(Quote(text=q.strip(), verified=ok))
+    return tuple(out)
 
 
 def tag_quotes(text: str, quotes: tuple[Quote, ...]) -> str:

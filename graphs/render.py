@@ -27,7 +27,9 @@ def transcript_for_speakers(turns: Sequence[Turn]) -> str:
     return "\n".join(f"[round {t.round}] {speaker_label(t)}: {t.text}" for t in turns) or "(nothing yet)"
 
 
-def transcript_for_judge(turns: Sequence[Turn], order: Sequence[Side] = ("correct", "incorrect")) -> str:
+def transcript_for_judge(
+    turns: Sequence[Turn], order: Sequence[Side] = ("correct", "incorrect"), *, tag: bool = True
+) -> str:
     """The judge sees debaters as A and B in `order` (position swap flips it), turns of a round in
     that order, and quotes tagged verified / unverified. Never the context itself."""
     names: dict[Side, str] = {side: f"Debater {'AB'[i]}" for i, side in enumerate(order)}
@@ -37,7 +39,8 @@ def transcript_for_judge(turns: Sequence[Turn], order: Sequence[Side] = ("correc
         return (t.round, -1 if t.kind == "question" else rank.get(t.side, 0) if t.side else 0)
 
     ordered = sorted(turns, key=key) if any(t.side for t in turns) else list(turns)
-    lines = [f"[round {t.round}] {speaker_label(t, names)}: {tag_quotes(t.text, t.quotes)}" for t in ordered]
+    shown = [tag_quotes(t.text, t.quotes) if tag else t.text for t in ordered]
+    lines = [f"[round {t.round}] {speaker_label(t, names)}: {x}" for t, x in zip(ordered, shown, strict=True)]
     return "\n".join(lines) or "(no arguments)"
 
 
@@ -78,7 +81,7 @@ def judge_prompt(cfg: DebateConfig, state: dict, order: Sequence[Side], *, pair_
     turns = state.get("transcript", [])
     ctx = context_block(cfg, state.get("context", ""), for_judge=True)
     if cfg.judge_kind == "trained":
-        shown = transcript_for_judge(turns, order) if cfg.protocol != "blind" else ""
+        shown = transcript_for_judge(turns, order, tag=cfg.verify_quotes) if cfg.protocol != "blind" else ""
         return f"{state['question']} {state['answer']}{pair_sep}{(ctx + ' ' + shown).strip()}"
     if cfg.protocol == "blind":
         return cfg.prompts.blind_judge.format(
@@ -88,5 +91,5 @@ def judge_prompt(cfg: DebateConfig, state: dict, order: Sequence[Side], *, pair_
         question=state["question"],
         answer=state["answer"],
         context_block=ctx,
-        transcript=transcript_for_judge(turns, order),
+        transcript=transcript_for_judge(turns, order, tag=cfg.verify_quotes),
     )

@@ -16,6 +16,7 @@ from oversight.paths import resolve_model_path
 
 if TYPE_CHECKING:
     from graphs.config import DebateConfig
+    from oversight.store import LabelRow
 
 
 DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
@@ -254,15 +255,22 @@ def human_answer_cmd(
     if item.context:
         console.print(f"[bold]Reference passage:[/bold] {item.context}")
     console.print(item.transcript, highlight=False, markup=False)
-    if verdict is None and ask is None:
+    reply: dict | None = None
+    if item.stalled:
+        console.print("this item stalled after a reply (the run failed); resuming it", highlight=False)
+    elif verdict is None and ask is None:
         raw = typer.prompt("p(true) in [0, 1]" + (", or a question starting with ?" if item.can_ask else ""))
-        reply: dict = {"ask": raw[1:].strip()} if raw.startswith("?") else {"verdict": _number(raw)}
+        reply = {"ask": raw[1:].strip()} if raw.startswith("?") else {"verdict": _number(raw)}
     else:
         reply = {"ask": ask} if ask is not None else {"verdict": verdict}
     try:
         state = asyncio.run(human.answer(db, item.thread_id, reply))
-    except (ValueError, ModelError) as e:
+    except ValueError as e:
         raise _fail(ValueError(f"{e} (nothing was changed)")) from None
+    except human.ResumeFailed as e:
+        raise _fail(
+            ValueError(f"{e}; `w2sg human answer {db} --thread {item.thread_id}` retries it")
+        ) from None
     if "verdict" in state:
         console.print(f"recorded p(true) = {state['verdict'].p_true:.3f} for thread {item.thread_id}")
     else:
@@ -274,3 +282,77 @@ def _number(raw: str) -> float | str:
         return float(raw)
     except ValueError:
         return raw  # rejected with a clear message by the validator
+
+
+@app.command("label")
+def label_cmd(
+    config: Annotated[Path, typer.Argument(help="labelling YAML (see configs/label-*.yaml)")],
+    replay: Annotated[bool, typer.Option(help="rebuild every label from the models' record caches")] = False,
+) -> None:
+    """Run an oversight graph over a dataset split; verdicts go to a durable SQLite store."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from oversight.label import LabelConfig, label
+
+    try:
+        cfg = load_config(config, LabelConfig)
+    except ConfigError as e:
+        raise _fail(e) from None
+    failed = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task(f"{cfg.protocol} labels", total=None, note="")
+
+        def started(total: int, todo: int) -> None:
+            bar.update(task, total=total, completed=total - todo, note=f"{total - todo} already in the store")
+
+        def labelled(row: LabelRow) -> None:
+            nonlocal failed
+            failed += row.status == "failed"
+            tokens = row.record.get("verdict", {}).get("tokens", 0)
+            bar.update(task, advance=1, note=f"{failed} failed · last {tokens} tokens")
+
+        try:
+            run = asyncio.run(label(cfg, replay=replay, on_start=started, on_label=labelled))
+        except (ModelError, ValueError, OSError) as e:
+            raise _fail(e) from None
+    cost = sum(u.get("cost_usd", 0.0) for u in run.usage.values())
+    tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
+    console.print(
+        f"{run.labelled} labelled, {run.failed} failed, {run.already_done} already done, of {run.total}"
+        + (f" ({run.excluded} rows left out: their questions trained the judge)" if run.excluded else "")
+        + "; "
+        f"{run.seconds:.1f} s, {tokens:.0f} tokens, ${cost:.4f}; store {cfg.store} "
+        f"(protocol {run.protocol}, config {run.config_hash})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if run.failed:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    store: Annotated[Path, typer.Argument(help="a labelling store (SQLite)")],
+    out: Annotated[Path, typer.Option(help="output file (jsonl, parquet) or folder (hf)")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, parquet or hf")] = "jsonl",
+    protocol: Annotated[str | None, typer.Option(help="only this protocol")] = None,
+    config_hash: Annotated[str | None, typer.Option(help="only this config hash")] = None,
+) -> None:
+    """Export labels with provenance (protocol, models, seed, config hash, transcript, tokens, seconds)."""
+    from oversight.export import export_rows, write_export
+
+    if not store.exists():
+        raise _fail(FileNotFoundError(f"{store}: no such store"))
+    try:
+        rows = export_rows(store, protocol, config_hash)
+        path = write_export(rows, out, fmt)
+    except ValueError as e:
+        raise _fail(e) from None
+    console.print(f"wrote {len(rows)} labels to {path}", highlight=False)

@@ -36,6 +36,11 @@ class Pending(BaseModel):
     can_ask: bool
     error: str | None = None
     context: str | None = None
+    stalled: bool = False  # a reply was taken but the run then failed (e.g. the assistant): resume it
+
+
+class ResumeFailed(RuntimeError):
+    """The reply was accepted and stored, but the run failed after it; resuming retries it."""
 
 
 def thread_id_for(cfg: InteractionConfig, question: str, answer: str) -> str:
@@ -88,27 +93,50 @@ async def start(db: Path, cfg: InteractionConfig, question: str, answer: str, co
 
 
 async def pending(db: Path) -> list[Pending]:
+    """Items waiting for a person, and stalled items (a failure after a reply) to resume."""
+    from graphs.interaction import render
+
     out = []
     for tid, cfg_json in _threads(db):
         cfg = InteractionConfig.model_validate_json(cfg_json)
         async with _graph(db, cfg, models=False) as graph:
             state = await graph.aget_state({"configurable": {"thread_id": tid}})
-        for task in state.tasks:
-            for it in task.interrupts:
-                out.append(Pending(thread_id=tid, **it.value))
+        waits = [it.value for task in state.tasks for it in task.interrupts]
+        out += [Pending(thread_id=tid, **w) for w in waits]
+        if state.next and not waits:
+            v = state.values
+            out.append(
+                Pending(
+                    thread_id=tid,
+                    question=v["question"],
+                    answer=v["answer"],
+                    transcript=render(v.get("transcript", [])),
+                    can_ask=False,
+                    error="the run failed after your last reply; answering resumes it",
+                    stalled=True,
+                )
+            )
     return out
 
 
-async def answer(db: Path, thread_id: str, reply: dict[str, Any]) -> dict[str, Any]:
-    """Validate `reply` against what the thread waits for, then resume it. Returns the new state
-    values (with a `verdict` once the overseer has decided). Raises ValueError, state untouched."""
+async def answer(db: Path, thread_id: str, reply: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate `reply` against what the thread waits for, then resume it (a stalled thread is
+    resumed without a reply). Returns the new state values (with a `verdict` once the overseer has
+    decided). Raises ValueError before touching the state, or ResumeFailed after the reply was
+    stored and the run failed (answering again retries)."""
     waiting = {p.thread_id: p for p in await pending(db)}
     if thread_id not in waiting:
         raise ValueError(f"{db}: thread {thread_id!r} is not waiting for a person (see `w2sg human queue`)")
-    parse_human_reply(reply, waiting[thread_id].can_ask)  # raises with the reason
-    cfg_json = dict(_threads(db))[thread_id]
-    cfg = InteractionConfig.model_validate_json(cfg_json)
+    item = waiting[thread_id]
+    if not item.stalled:
+        if reply is None:
+            raise ValueError("a reply is needed")
+        parse_human_reply(reply, item.can_ask)  # raises with the reason
+    cfg = InteractionConfig.model_validate_json(dict(_threads(db))[thread_id])
     async with _graph(db, cfg) as graph:
         config = {"configurable": {"thread_id": thread_id}}
-        await graph.ainvoke(Command(resume=reply), config=config)
+        try:
+            await graph.ainvoke(None if item.stalled else Command(resume=reply), config=config)
+        except Exception as e:  # the reply is in the checkpoint; the thread shows as stalled
+            raise ResumeFailed(f"your reply was stored, but the run failed after it: {e}") from e
         return (await graph.aget_state(config)).values

@@ -36,6 +36,8 @@ class JudgeInfo(BaseModel):
     base: str
     rows: dict[str, int]
     val_accuracy: float = Field(description="on held-out judge-training questions, against gold")
+    max_length: int = Field(description="tokens per input pair; the classifier backend serves with the same")
+    qids: list[str] = Field(description="every question it was trained or selected on: never label these")
 
 
 async def collect_transcripts(
@@ -103,6 +105,8 @@ def train_judge(
         base=base_path,
         rows={k: len(v) for k, v in sp.items()},
         val_accuracy=val_acc,
+        max_length=max_length,
+        qids=sorted({e.qid for e in examples}),
     )
     (path / "judge.json").write_text(info.model_dump_json(indent=2))
     log.info("judge for %s: val accuracy %.3f, saved to %s", cfg.protocol, val_acc, path)

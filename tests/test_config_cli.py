@@ -32,9 +32,15 @@ def w2sg(*args: str) -> subprocess.CompletedProcess[str]:
 def test_shipped_configs_load(path: Path) -> None:
     from graphs.config import DebateConfig
     from graphs.interaction import InteractionConfig
+    from oversight.label import LabelConfig
     from w2sg.experiment import W2SGConfig
 
-    kinds = {"w2sg-": W2SGConfig, "debate-": DebateConfig, "interact-": InteractionConfig}
+    kinds = {
+        "w2sg-": W2SGConfig,
+        "debate-": DebateConfig,
+        "interact-": InteractionConfig,
+        "label-": LabelConfig,
+    }
     kind = next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)
     cfg = load_config(path, kind)
     assert cfg.models if kind is ExperimentConfig else cfg
@@ -241,3 +247,28 @@ def test_cli_judge_train_then_debate_with_it(tmp_path: Path) -> None:
     out = w2sg("debate", str(trained), "-q", "What do plants absorb?", "-a", "light")
     assert out.returncode == 0, out.stderr
     assert "(classifier;" in out.stdout
+
+    # Labelling with that judge leaves out the questions it was trained on.
+    import json
+
+    info = json.loads((judge_dir / "judge.json").read_text())
+    assert len(info["qids"]) == 10 and info["max_length"] == 256
+    label_cfg = write(
+        tmp_path,
+        f"questions: 5\nstore: {tmp_path / 'l.sqlite'}\n"
+        "debate: {protocol: consultancy, debater: scripted, judge_kind: trained, "
+        f"judge: 'classifier/{judge_dir}'}}\n",
+    )
+    out = w2sg("label", str(label_cfg))
+    assert out.returncode == 0, out.stderr
+    assert (
+        "10 labelled" in out.stdout and "(20 rows left out: their questions trained the judge)" in out.stdout
+    )
+    import sqlite3
+
+    from w2sg.data import load_sciq
+
+    qid = {e.id: e.qid for e in load_sciq("test")}
+    with sqlite3.connect(tmp_path / "l.sqlite") as db:
+        labelled = {qid[r[0]] for r in db.execute("SELECT example_id FROM labels")}
+    assert labelled and not labelled & set(info["qids"])

@@ -247,3 +247,31 @@ def test_a_real_debate_with_the_embedded_smollm2() -> None:
     v = state["verdict"]
     assert v.method == "logits" and len(v.p_runs) == 2 and 0 < v.p_true < 1
     assert v.tokens > sum(t.tokens for t in state["transcript"])
+
+
+def test_quotes_need_whole_words_and_a_few_of_them() -> None:
+    ctx = "Hydrocarbons are compounds of hydrogen and carbon."
+    got = check_quotes("<quote>carbon</quote> <quote>e</quote> <quote>drocarbons are compounds</quote>", ctx)
+    assert [q.verified for q in got] == [False, False, False]
+    assert check_quotes("<quote>compounds of hydrogen</quote>", ctx)[0].verified
+
+
+def test_without_verification_quotes_reach_the_judge_untagged() -> None:
+    _, _, judge = run(DebateConfig(protocol="sequential", rounds=1, verify_quotes=False))
+    text = judge.calls[0][1][-1].content.split("Transcript:")[1].split("Quotes in")[0]
+    assert "<u_quote>" not in text and "<v_quote>" not in text and f"<quote>{SECRET}</quote>" in text
+
+
+def test_a_finished_thread_is_returned_not_rerun(tmp_path: Path) -> None:
+    from graphs.checkpoint import memory_saver
+
+    judge = ScriptedBackend("scripted/j", probs_fn=judge_probs())
+    graph = build_debate_graph(
+        DebateConfig(protocol="sequential", rounds=1, position_swap=True),
+        debater=wrap(ScriptedBackend("scripted/d", reply_fn=debater_reply)),
+        judge=wrap(judge),
+        checkpointer=memory_saver(),
+    )
+    first = asyncio.run(run_debate(graph, Q, A, CONTEXT, thread_id="t"))
+    again = asyncio.run(run_debate(graph, Q, A, CONTEXT, thread_id="t"))
+    assert len(again["transcript"]) == 2 and again["verdict"] == first["verdict"] and len(judge.calls) == 2

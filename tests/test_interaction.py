@@ -216,3 +216,32 @@ def test_cli_interact_with_a_simulated_overseer(tmp_path: Path) -> None:
     human = tmp_path / "h.yaml"
     human.write_text("assistant: scripted\noverseer: human\n")
     assert "--db" in w2sg("interact", str(human), "-q", Q, "-a", A).stderr
+
+
+def test_a_thread_that_fails_after_a_reply_is_listed_as_stalled_and_resumes(tmp_path: Path) -> None:
+    from agents import register_provider
+    from agents.errors import FatalModelError
+    from oversight import human
+
+    fails = {"left": 1}
+
+    def flaky(messages: Sequence[Message], params: GenerateParams) -> str:
+        if "The judge asks:" in messages[-1].content and fails["left"]:
+            fails["left"] -= 1
+            raise FatalModelError("assistant crashed")
+        return "An answer. STANCE: correct"
+
+    register_provider("flaky", lambda spec: ScriptedBackend(spec.name, reply_fn=flaky))
+    cfg = InteractionConfig(assistant="flaky/a", overseer="human", max_followups=1)
+    db = tmp_path / "q.sqlite"
+    tid = asyncio.run(human.start(db, cfg, Q, A))
+    with pytest.raises(human.ResumeFailed, match="assistant crashed"):
+        asyncio.run(human.answer(db, tid, {"ask": "Why?"}))
+    (item,) = asyncio.run(human.pending(db))
+    assert item.stalled and "resumes it" in (item.error or "")
+    state = asyncio.run(human.answer(db, tid, None))  # resumes: the assistant answers this time
+    assert [t.kind for t in state["transcript"]] == ["argument", "question", "answer"]
+    (item,) = asyncio.run(human.pending(db))
+    assert not item.stalled and not item.can_ask
+    state = asyncio.run(human.answer(db, tid, {"verdict": 0.25}))
+    assert state["verdict"].p_true == 0.25 and asyncio.run(human.pending(db)) == []

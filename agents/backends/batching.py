@@ -76,7 +76,17 @@ class DynamicBatcher(Generic[Req, Res]):
                     await asyncio.wait_for(self._added.wait(), timeout)
             while not self._queue.empty():  # the whole backlog, so batches can be formed by size
                 backlog.append(self._queue.get_nowait())
-            batch, backlog = self._take(backlog)
+            backlog = [(r, f) for r, f in backlog if not f.cancelled()]  # no slots for the gone
+            if not backlog:
+                continue
+            try:
+                batch, backlog = self._take(backlog)
+            except Exception as e:  # a failing size_of must not kill the worker and strand callers
+                for _, f in backlog:
+                    if not f.done():
+                        f.set_exception(e)
+                backlog = []
+                continue
             live = [(r, f) for r, f in batch if not f.cancelled()]
             if not live:
                 continue
@@ -87,6 +97,12 @@ class DynamicBatcher(Generic[Req, Res]):
                 for _, f in live:
                     if not f.done():
                         f.set_exception(e)
+                continue
+            if len(results) != len(live):
+                err = RuntimeError(f"batch function returned {len(results)} results for {len(live)} requests")
+                for _, f in live:
+                    if not f.done():
+                        f.set_exception(err)
                 continue
             for (_, f), res in zip(live, results, strict=True):
                 if not f.done():

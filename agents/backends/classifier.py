@@ -8,6 +8,7 @@ Calls are batched dynamically like the hf backend's. It cannot generate text.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,9 @@ PAIR_SEP = "\n<<<judge-input-segment>>>\n"
 
 
 class ClassifierBackend:
-    def __init__(self, name: str, path: str | Path, *, max_batch_size: int = 32, max_length: int = 512):
+    def __init__(
+        self, name: str, path: str | Path, *, max_batch_size: int = 32, max_length: int | None = None
+    ):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -29,7 +32,10 @@ class ClassifierBackend:
             raise FatalModelError(f"{name}: {path} is not a directory holding a saved classifier")
         self.name = name
         self.default_concurrency = 4 * max_batch_size
-        self.max_length = max_length
+        # Serve with the truncation the judge was trained with (judge.json), else the model's limit.
+        meta = Path(path) / "judge.json"
+        trained = json.loads(meta.read_text()).get("max_length") if meta.exists() else None
+        self.max_length = max_length or trained or 512
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
         if self.model.config.num_labels != 2:

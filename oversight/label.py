@@ -1,0 +1,209 @@
+"""`w2sg label CONFIG`: run an oversight graph (debate, consultancy, blind judge, N-agent debate,
+interaction) over a dataset split with bounded concurrency, writing each verdict to the durable
+store as soon as it exists. A killed run resumes with no label lost or duplicated; with the
+models' record cache, `replay` rebuilds every label bit for bit without calling a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agents import Model, ModelError, ModelSpec, get_model
+from agents.config import CacheConfig
+from graphs.config import DebateConfig
+from graphs.debate import build_debate_graph, run_debate
+from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
+from oversight.store import LabelRow, LabelStore
+from w2sg.data import Example, load_dataset, split_by_question
+
+
+class LabelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "labels"
+    dataset: str = "sciq"
+    split: Literal["train", "test"] = Field("test", description="offline, only test has support passages")
+    questions: int | None = Field(
+        None, ge=1, description="label this many questions (2 rows each); None: all"
+    )
+    seed: int = 0
+    data_dir: Path | None = None
+    models: dict[str, ModelSpec] = Field(
+        default_factory=dict,
+        description="named model specs (cache, limits, ...); graphs refer to them by name",
+    )
+    debate: DebateConfig | None = None
+    interaction: InteractionConfig | None = None
+    concurrency: int = Field(16, ge=1, description="graphs in flight at once")
+    store: Path = Path("runs/labels.sqlite")
+
+    @model_validator(mode="after")
+    def _one_graph(self) -> LabelConfig:
+        if (self.debate is None) == (self.interaction is None):
+            raise ValueError("give exactly one of `debate:` or `interaction:`")
+        if self.interaction is not None and self.interaction.overseer == "human":
+            raise ValueError(
+                "a human overseer labels through `w2sg interact --db` and `w2sg human`, not here"
+            )
+        return self
+
+    @property
+    def protocol(self) -> str:
+        return self.debate.protocol if self.debate is not None else "interaction"
+
+    def config_hash(self) -> str:
+        """What changes a label: the graph config and the specs of the models it names."""
+        graph = (self.debate or self.interaction).model_dump_json()  # type: ignore[union-attr]
+        specs = {k: v.model_dump(mode="json", exclude={"cache"}) for k, v in sorted(self.models.items())}
+        return hashlib.sha256(f"{graph}|{specs}".encode()).hexdigest()[:12]
+
+
+class LabelRun(BaseModel):
+    protocol: str
+    config_hash: str
+    excluded: int = Field(0, description="rows left out: their questions trained a judge of this graph")
+    total: int
+    already_done: int
+    labelled: int
+    failed: int
+    seconds: float
+    usage: dict[str, dict[str, float]]
+
+
+def judge_questions(cfg: LabelConfig) -> set[str]:
+    """Questions a trained judge of this graph saw in training (its judge.json): labelling them
+    would score the judge on its own training data."""
+    names = [cfg.debate.judge] if cfg.debate is not None else [cfg.interaction.overseer_model]  # type: ignore[union-attr]
+    out: set[str] = set()
+    for name in names:
+        model = cfg.models[name].name if name in cfg.models else name
+        meta = Path(model.split("/", 1)[1]) / "judge.json" if model.startswith("classifier/") else None
+        if meta is not None and meta.exists():
+            out |= set(json.loads(meta.read_text()).get("qids", []))
+    return out
+
+
+def select_rows(cfg: LabelConfig) -> tuple[list[Example], int]:
+    """The rows to label, and how many were left out because a trained judge saw them."""
+    rows = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, seed=cfg.seed)
+    seen = judge_questions(cfg)
+    kept = [e for e in rows if e.qid not in seen]
+    if cfg.questions is not None:
+        kept = split_by_question(kept, {"rows": cfg.questions}, seed=cfg.seed)["rows"]
+    return kept, len(rows) - len([e for e in rows if e.qid not in seen])
+
+
+def _model(name: str, cfg: LabelConfig, replay: bool) -> Model:
+    spec = cfg.models.get(name) or ModelSpec(name=name)
+    if replay:
+        if spec.cache is None:
+            raise ValueError(f"--replay needs a record cache on model {name!r} (models.{name}.cache)")
+        spec = spec.model_copy(update={"cache": CacheConfig(path=spec.cache.path, mode="replay")})
+    return get_model(spec)
+
+
+async def label(
+    cfg: LabelConfig,
+    *,
+    replay: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_label: Callable[[LabelRow], None] | None = None,
+) -> LabelRun:
+    """Label every selected row not yet in the store; each verdict is committed on its own."""
+    t0 = time.perf_counter()
+    rows, excluded = select_rows(cfg)
+    store = LabelStore(cfg.store)
+    protocol, chash = cfg.protocol, cfg.config_hash()
+    done = store.done(protocol, chash)
+    todo = [e for e in rows if e.id not in done]
+    if on_start is not None:
+        on_start(len(rows), len(todo))
+    models: dict[str, Model] = {}
+    try:
+        if cfg.debate is not None:
+            d = cfg.debate
+            debater = None if d.protocol == "blind" else _model(d.debater, cfg, replay)
+            judge = _model(d.judge, cfg, replay)
+            models = {k: m for k, m in (("debater", debater), ("judge", judge)) if m is not None}
+            graph = build_debate_graph(d, debater=debater, judge=judge)
+        else:
+            i = cfg.interaction
+            assert i is not None
+            assistant = _model(i.assistant, cfg, replay)
+            overseer = _model(i.overseer_model, cfg, replay) if i.overseer == "model" else None
+            models = {k: m for k, m in (("assistant", assistant), ("overseer", overseer)) if m is not None}
+            graph = build_interaction_graph(i, assistant=assistant, overseer=overseer)
+        gate = asyncio.Semaphore(cfg.concurrency)
+        failed = 0
+
+        async def one(e: Example) -> None:
+            nonlocal failed
+            async with gate:
+                try:
+                    if cfg.debate is not None:
+                        state = await run_debate(graph, e.question, e.answer, e.support or "")
+                    else:
+                        state = await run_interaction(
+                            graph, e.question, e.answer, e.support or "", gold=bool(e.label)
+                        )
+                    row = LabelRow(
+                        example_id=e.id,
+                        protocol=protocol,
+                        config_hash=chash,
+                        status="ok",
+                        p_true=state["verdict"].p_true,
+                        record=_record(cfg, e, state, models),
+                    )
+                except (ModelError, ValueError) as err:  # recorded, never dropped or guessed
+                    failed += 1
+                    row = LabelRow(
+                        example_id=e.id,
+                        protocol=protocol,
+                        config_hash=chash,
+                        status="failed",
+                        error=f"{type(err).__name__}: {err}",
+                        record={"question": e.question, "answer": e.answer},
+                    )
+            store.put(row)
+            if on_label is not None:
+                on_label(row)
+
+        await asyncio.gather(*(one(e) for e in todo))
+    finally:
+        for m in models.values():
+            await m.aclose()
+        store.close()
+    return LabelRun(
+        protocol=protocol,
+        config_hash=chash,
+        excluded=excluded,
+        total=len(rows),
+        already_done=len(rows) - len(todo),
+        labelled=len(todo) - failed,
+        failed=failed,
+        seconds=time.perf_counter() - t0,
+        usage={k: m.usage.as_dict() for k, m in models.items()},
+    )
+
+
+def _record(cfg: LabelConfig, e: Example, state: dict[str, Any], models: dict[str, Model]) -> dict[str, Any]:
+    """Provenance of one label: what produced it, from what, at what cost."""
+    graph = cfg.debate if cfg.debate is not None else cfg.interaction
+    return {
+        "question": e.question,
+        "answer": e.answer,
+        "protocol": cfg.protocol,
+        "models": {k: m.name for k, m in models.items()},
+        "seed": graph.seed,  # type: ignore[union-attr]
+        "config_hash": cfg.config_hash(),
+        "verdict": state["verdict"].model_dump(mode="json"),
+        "transcript": [t.model_dump(mode="json") for t in state.get("transcript", [])],
+    }

@@ -1,0 +1,184 @@
+"""Labelling runs: every verdict lands in the durable store once; a SIGKILLed run resumes to exactly
+the labels of a clean run; replay from the record cache rebuilds them; failures are recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from oversight.store import LabelStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config(tmp_path: Path, store: str, *, questions: int = 10, latency: float = 0.0, cache: str = "") -> Path:
+    cache_line = f"    cache: {{path: {tmp_path / cache}, mode: record}}\n" if cache else ""
+    text = f"""
+split: test
+questions: {questions}
+concurrency: 4
+store: {tmp_path / store}
+models:
+  deb:
+    name: scripted/deb
+    scripted:
+      latency_s: {latency}
+      rules:
+        - {{match: 'You argue that the proposed answer is correct', reply: 'It is right.'}}
+        - {{match: '.*', reply: 'It is wrong.'}}
+{cache_line}  judge:
+    name: scripted/judge
+    scripted:
+      latency_s: {latency}
+      rules:
+        - {{match: 'Proposed answer: [a-mA-M0-9]', probs: {{'Yes': 0.8, 'No': 0.2}}}}
+        - {{match: 'Proposed answer: ', probs: {{'Yes': 0.3, 'No': 0.7}}}}
+{cache_line}debate: {{protocol: sequential, rounds: 1, debater: deb, judge: judge}}
+"""
+    path = tmp_path / f"{store}.yaml"
+    path.write_text(text)
+    return path
+
+
+def w2sg(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oversight.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+    )
+
+
+def labels(path: Path) -> dict[str, tuple[float, list[str]]]:
+    store = LabelStore(path)
+    ((protocol, chash),) = store.db.execute("SELECT DISTINCT protocol, config_hash FROM labels").fetchall()
+    out = {
+        r.example_id: (r.p_true, [t["text"] for t in r.record["transcript"]])
+        for r in store.rows(protocol, chash)
+    }
+    store.close()
+    return out
+
+
+def test_label_run_stores_every_row_once_and_a_rerun_adds_nothing(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "a.sqlite")
+    out = w2sg("label", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "20 labelled, 0 failed, 0 already done, of 20" in out.stdout
+    got = labels(tmp_path / "a.sqlite")
+    assert len(got) == 20 and {p for p, _ in got.values()} == {0.8, 0.3}
+    assert all(texts == ["It is right.", "It is wrong."] for _, texts in got.values())
+    again = w2sg("label", str(cfg))
+    assert "0 labelled, 0 failed, 20 already done, of 20" in again.stdout
+    with sqlite3.connect(tmp_path / "a.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM labels").fetchone()[0] == 20
+        record = db.execute("SELECT record FROM labels LIMIT 1").fetchone()[0]
+    for field in ("protocol", "models", "seed", "config_hash", "verdict", "transcript"):
+        assert f'"{field}"' in record
+
+
+def test_a_sigkilled_run_resumes_to_exactly_the_clean_labels(tmp_path: Path) -> None:
+    clean = config(tmp_path, "clean.sqlite", questions=15, latency=0.05)
+    assert w2sg("label", str(clean)).returncode == 0
+    cfg = config(tmp_path, "killed.sqlite", questions=15, latency=0.05)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oversight.cli", "label", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = tmp_path / "killed.sqlite"
+    deadline = time.time() + 120
+    n = 0
+    while time.time() < deadline:  # kill once some, but not all, labels are in
+        if store.exists():
+            with sqlite3.connect(store) as db:
+                try:
+                    n = db.execute("SELECT count(*) FROM labels").fetchone()[0]
+                except sqlite3.OperationalError:
+                    n = 0
+            if n >= 6:
+                break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(store) as db:
+        n = db.execute("SELECT count(*) FROM labels").fetchone()[0]
+    assert 0 < n < 30, n
+    out = w2sg("label", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert f"{30 - n} labelled, 0 failed, {n} already done, of 30" in out.stdout
+    assert labels(store) == labels(tmp_path / "clean.sqlite")
+
+
+def test_replay_rebuilds_labels_from_the_record_cache(tmp_path: Path) -> None:
+    rec = config(tmp_path, "rec.sqlite", questions=5, cache="cache.sqlite")
+    assert w2sg("label", str(rec)).returncode == 0
+    rep = config(tmp_path, "rep.sqlite", questions=5, cache="cache.sqlite")
+    out = w2sg("label", str(rep), "--replay")
+    assert out.returncode == 0, out.stderr
+    assert labels(tmp_path / "rep.sqlite") == labels(tmp_path / "rec.sqlite")
+    # Rows never recorded fail loudly in replay, and are stored as failures with the reason.
+    more = config(tmp_path, "more.sqlite", questions=8, cache="cache.sqlite")
+    out = w2sg("label", str(more), "--replay")
+    assert out.returncode == 1 and "6 failed" in out.stdout
+    with sqlite3.connect(tmp_path / "more.sqlite") as db:
+        errors = [r[0] for r in db.execute("SELECT error FROM labels WHERE status = 'failed'")]
+    assert len(errors) == 6 and all("replay cache" in e for e in errors)
+    nocache = config(tmp_path, "x.sqlite", questions=2)
+    out = w2sg("label", str(nocache), "--replay")
+    assert out.returncode == 2 and "needs a record cache" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("debate: {protocol: blind}\ninteraction: {}\n", "exactly one of"),
+        ("interaction: {overseer: human}\n", "human overseer"),
+        ("debate: {protocol: blind}\nconcurrency: 0\n", "concurrency"),
+    ],
+)
+def test_bad_label_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    out = w2sg("label", str(path))
+    assert out.returncode == 2 and message in out.stderr and str(path) in out.stderr
+
+
+def test_export_jsonl_with_provenance(tmp_path: Path) -> None:
+    import importlib.util
+    import json
+
+    cfg = config(tmp_path, "e.sqlite", questions=3)
+    assert w2sg("label", str(cfg)).returncode == 0
+    out = w2sg("export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / "labels.jsonl"))
+    assert out.returncode == 0 and "wrote 6 labels" in out.stdout
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and not (tmp_path / "labels.jsonl.tmp").exists()
+    for r in rows:
+        assert (
+            r["status"] == "ok"
+            and r["protocol"] == "sequential"
+            and r["models"]
+            == {
+                "debater": "scripted/deb",
+                "judge": "scripted/judge",
+            }
+        )
+        assert r["verdict"]["tokens"] > 0 and len(r["transcript"]) == 2 and "seconds" in r["verdict"]
+    bad = w2sg("export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / "x"), "--protocol", "blind")
+    assert bad.returncode == 2 and "no labels for protocol=blind" in bad.stderr
+    if importlib.util.find_spec("pyarrow") is None:
+        pq = w2sg(
+            "export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / "l.parquet"), "--format", "parquet"
+        )
+        assert pq.returncode == 2 and "pip install pyarrow" in pq.stderr
