@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli import w2sg
 
 from agents import ConfigError, ModelSpec, load_config
 from agents.testing import FakeServer
 from oversight.config import ExperimentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def w2sg(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oversight.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
-    )
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from cli import w2sg
 
 from agents import wrap
 from agents.backends.scripted import ScriptedBackend
@@ -142,18 +140,6 @@ def test_human_replies_are_validated() -> None:
             parse_human_reply(bad, True)
     with pytest.raises(ValueError, match="no follow-up"):
         parse_human_reply({"ask": "why?"}, False)
-
-
-def w2sg(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oversight.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        input=stdin,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
-    )
 
 
 def test_a_real_human_answers_from_other_processes(tmp_path: Path) -> None:

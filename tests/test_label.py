@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli import w2sg
 
 from oversight.store import LabelStore
 
@@ -45,17 +46,6 @@ models:
     path = tmp_path / f"{store}.yaml"
     path.write_text(text)
     return path
-
-
-def w2sg(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oversight.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
-    )
 
 
 def labels(path: Path) -> dict[str, tuple[float, list[str]]]:
