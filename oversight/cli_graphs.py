@@ -333,6 +333,12 @@ def label_cmd(
         highlight=False,
         soft_wrap=True,
     )
+    if run.quality is not None:
+        q = run.quality
+        console.print(
+            f"label accuracy {q.accuracy} (95% CI), ECE {q.ece:.3f}, Brier {q.brier:.3f} against gold",
+            highlight=False,
+        )
     if run.failed:
         raise typer.Exit(1)
 

@@ -23,6 +23,7 @@ from graphs.debate import build_debate_graph, run_debate
 from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
 from oversight.store import LabelRow, LabelStore
 from w2sg.data import Example, load_dataset, split_by_question
+from w2sg.metrics import LabelQuality, label_quality
 
 
 class LabelConfig(BaseModel):
@@ -76,6 +77,7 @@ class LabelRun(BaseModel):
     failed: int
     seconds: float
     usage: dict[str, dict[str, float]]
+    quality: LabelQuality | None = Field(None, description="the selected rows' labels against gold")
 
 
 def judge_questions(cfg: LabelConfig) -> set[str]:
@@ -177,6 +179,9 @@ async def label(
                 on_label(row)
 
         await asyncio.gather(*(one(e) for e in todo))
+        got = {r.example_id: r.p_true for r in store.rows(protocol, chash) if r.status == "ok"}
+        scored = [(got[e.id], e.label) for e in rows if e.id in got]
+        quality = label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None
     finally:
         for m in models.values():
             await m.aclose()
@@ -191,6 +196,7 @@ async def label(
         failed=failed,
         seconds=time.perf_counter() - t0,
         usage={k: m.usage.as_dict() for k, m in models.items()},
+        quality=quality,
     )
 
 

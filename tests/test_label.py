@@ -4,6 +4,7 @@ the labels of a clean run; replay from the record cache rebuilds them; failures 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -64,6 +65,7 @@ def test_label_run_stores_every_row_once_and_a_rerun_adds_nothing(tmp_path: Path
     out = w2sg("label", str(cfg))
     assert out.returncode == 0, out.stderr
     assert "20 labelled, 0 failed, 0 already done, of 20" in out.stdout
+    assert re.search(r"label accuracy 0\.\d+ \[0\.\d+, [01]\.\d+\] \(95% CI\), ECE", out.stdout)
     got = labels(tmp_path / "a.sqlite")
     assert len(got) == 20 and {p for p, _ in got.values()} == {0.8, 0.3}
     assert all(texts == ["It is right.", "It is wrong."] for _, texts in got.values())
