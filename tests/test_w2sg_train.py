@@ -190,7 +190,9 @@ model = FeatureHead({{**f1, **f2}}, [e.id for e in tr])
 res = train(model, tr, label_source(tr, "gold"), va, label_source(va, "gold"),
             TrainConfig(lr=1e-2, epochs=2, batch_size=32, eval_every=5, device="cpu"))
 w = model.head.weight.detach().numpy().ravel()
-print("RESULT", res.steps, round(float(w.sum()), 6))
+# One file per rank: two ranks printing to one stdout can interleave mid-line.
+import os, pathlib
+pathlib.Path({out!r}, "rank" + os.environ["RANK"]).write_text(f"{{res.steps}} {{round(float(w.sum()), 6)}}")
 """
 
 
@@ -200,7 +202,7 @@ def test_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
 
     script = tmp_path / "ddp.py"
     root = Path(__file__).resolve().parents[1]
-    script.write_text(DDP_SCRIPT.format(root=str(root), tests=str(root / "tests")))
+    script.write_text(DDP_SCRIPT.format(root=str(root), tests=str(root / "tests"), out=str(tmp_path)))
     out = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
         capture_output=True,
@@ -208,8 +210,7 @@ def test_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    results = [line.split()[1:] for line in out.stdout.splitlines() if line.startswith("RESULT")]
-    assert len(results) == 2
+    results = [(tmp_path / f"rank{r}").read_text().split() for r in (0, 1)]
     # 400 rows / 32 = 13 batches a process alone; sharded over 2 processes, 7 each, for 2 epochs.
     assert [r[0] for r in results] == ["14", "14"]
     assert results[0][1] == results[1][1]  # gradients were all-reduced: both ranks hold one model
