@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_ensemble.py
 	$(PY) benchmarks/bench_debate.py
+	$(PY) benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -143,43 +143,50 @@ async def label(
             overseer = _model(i.overseer_model, cfg, replay) if i.overseer == "model" else None
             models = {k: m for k, m in (("assistant", assistant), ("overseer", overseer)) if m is not None}
             graph = build_interaction_graph(i, assistant=assistant, overseer=overseer)
-        gate = asyncio.Semaphore(cfg.concurrency)
         failed = 0
 
         async def one(e: Example) -> None:
+            """One row: its verdict, or its failure, goes to the store."""
             nonlocal failed
-            async with gate:
-                try:
-                    if cfg.debate is not None:
-                        state = await run_debate(graph, e.question, e.answer, e.support or "")
-                    else:
-                        state = await run_interaction(
-                            graph, e.question, e.answer, e.support or "", gold=bool(e.label)
-                        )
-                    row = LabelRow(
-                        example_id=e.id,
-                        protocol=protocol,
-                        config_hash=chash,
-                        status="ok",
-                        p_true=state["verdict"].p_true,
-                        record=_record(cfg, e, state, models),
+            try:
+                if cfg.debate is not None:
+                    state = await run_debate(graph, e.question, e.answer, e.support or "")
+                else:
+                    state = await run_interaction(
+                        graph, e.question, e.answer, e.support or "", gold=bool(e.label)
                     )
-                except (ModelError, ValueError) as err:  # recorded, never dropped or guessed
-                    failed += 1
-                    row = LabelRow(
-                        example_id=e.id,
-                        protocol=protocol,
-                        config_hash=chash,
-                        status="failed",
-                        error=f"{type(err).__name__}: {err}",
-                        record={"question": e.question, "answer": e.answer},
-                    )
+                row = LabelRow(
+                    example_id=e.id,
+                    protocol=protocol,
+                    config_hash=chash,
+                    status="ok",
+                    p_true=state["verdict"].p_true,
+                    record=_record(cfg, e, state, models, chash),
+                )
+            except (ModelError, ValueError) as err:  # recorded, never dropped or guessed
+                failed += 1
+                row = LabelRow(
+                    example_id=e.id,
+                    protocol=protocol,
+                    config_hash=chash,
+                    status="failed",
+                    error=f"{type(err).__name__}: {err}",
+                    record={"question": e.question, "answer": e.answer},
+                )
             store.put(row)
             if on_label is not None:
                 on_label(row)
 
-        await asyncio.gather(*(one(e) for e in todo))
-        got = {r.example_id: r.p_true for r in store.rows(protocol, chash) if r.status == "ok"}
+        # A fixed pool of workers pulling from one iterator: memory and scheduling stay flat in the
+        # number of rows (no task per row waiting on a semaphore).
+        rows_left = iter(todo)
+
+        async def worker() -> None:
+            for e in rows_left:
+                await one(e)
+
+        await asyncio.gather(*(worker() for _ in range(min(cfg.concurrency, len(todo)))))
+        got = store.p_true(protocol, chash)
         scored = [(got[e.id], e.label) for e in rows if e.id in got]
         quality = label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None
     finally:
@@ -200,7 +207,9 @@ async def label(
     )
 
 
-def _record(cfg: LabelConfig, e: Example, state: dict[str, Any], models: dict[str, Model]) -> dict[str, Any]:
+def _record(
+    cfg: LabelConfig, e: Example, state: dict[str, Any], models: dict[str, Model], chash: str
+) -> dict[str, Any]:
     """Provenance of one label: what produced it, from what, at what cost."""
     graph = cfg.debate if cfg.debate is not None else cfg.interaction
     return {
@@ -209,7 +218,7 @@ def _record(cfg: LabelConfig, e: Example, state: dict[str, Any], models: dict[st
         "protocol": cfg.protocol,
         "models": {k: m.name for k, m in models.items()},
         "seed": graph.seed,  # type: ignore[union-attr]
-        "config_hash": cfg.config_hash(),
+        "config_hash": chash,
         "verdict": state["verdict"].model_dump(mode="json"),
         "transcript": [t.model_dump(mode="json") for t in state.get("transcript", [])],
     }

@@ -74,6 +74,14 @@ class LabelStore:
             ),
         )
 
+    def p_true(self, protocol: str, config_hash: str) -> dict[str, float]:
+        """example id → p(true) of the 'ok' labels, without loading their records."""
+        cur = self.db.execute(
+            "SELECT example_id, p_true FROM labels WHERE protocol = ? AND config_hash = ? AND status = 'ok'",
+            (protocol, config_hash),
+        )
+        return dict(cur.fetchall())
+
     def rows(self, protocol: str, config_hash: str) -> list[LabelRow]:
         cur = self.db.execute(
             "SELECT example_id, protocol, config_hash, status, p_true, error, record FROM labels "

@@ -47,3 +47,9 @@ def test_bench_debate_quick() -> None:
     rates = [float(x) for x in re.findall(r"([0-9.]+) questions/s", stdout)]
     assert len(rates) == 2 and all(r > 0 for r in rates), stdout
     assert re.search(r"ratio concurrent/sequential = [0-9.]+x", stdout), stdout
+
+
+def test_bench_pipeline_quick() -> None:
+    stdout = run_quick("bench_pipeline.py")
+    assert re.search(r"ratio ours/bare = [0-9.]+x", stdout), stdout
+    assert re.search(r"peak RSS: 100 rows \d+ MiB, 400 rows \d+ MiB", stdout), stdout
