@@ -26,9 +26,9 @@ Node = Callable[[DebateState], Any]
 JUDGE_CHOICES = ["Yes", "No"]
 
 
-def _seed(cfg: DebateConfig, *parts: object) -> int:
+def call_seed(seed: int, *parts: object) -> int:
     """A per-call seed from the config seed and what the call is about, independent of timing."""
-    blob = "|".join(map(str, (cfg.seed, *parts)))
+    blob = "|".join(map(str, (seed, *parts)))
     return int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16)
 
 
@@ -55,7 +55,7 @@ def speaker_node(
             [{"role": "user", "content": prompt}],
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
-            seed=_seed(cfg, state["question"], state["answer"], speaker, state.get("round", 1)),
+            seed=call_seed(cfg.seed, state["question"], state["answer"], speaker, state.get("round", 1)),
         )
         return {"transcript": [_turn(cfg, state, c, speaker=speaker, side=side)]}
 
@@ -77,7 +77,7 @@ def assign_side(cfg: DebateConfig) -> Node:
     def node(state: DebateState) -> dict[str, Any]:
         if cfg.consultant_side != "random":
             return {"consultant_side": cfg.consultant_side}
-        rng = random.Random(_seed(cfg, state["question"], state["answer"], "consultant_side"))
+        rng = random.Random(call_seed(cfg.seed, state["question"], state["answer"], "consultant_side"))
         return {"consultant_side": rng.choice(SIDES)}
 
     return node
@@ -96,7 +96,7 @@ def judge_question_node(cfg: DebateConfig, model: Model) -> Node:
             [{"role": "user", "content": prompt}],
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
-            seed=_seed(cfg, state["question"], state["answer"], "judge", state.get("round", 1)),
+            seed=call_seed(cfg.seed, state["question"], state["answer"], "judge", state.get("round", 1)),
         )
         # Asked before the round it is about; it carries that round's number.
         turn = Turn(

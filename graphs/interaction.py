@@ -11,7 +11,6 @@ process, days later.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -22,8 +21,9 @@ from pydantic import Field, model_validator
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
 from graphs.config import Config
-from graphs.debate import invoke_once
+from graphs.debate import call_seed, invoke_once
 from graphs.overseers import SimulatedOverseer, simulate_verdict
+from graphs.render import shown_block
 from graphs.types import DebateState, Turn, Verdict
 
 Node = Callable[[Any], Any]
@@ -93,19 +93,10 @@ def render(turns: list[Turn]) -> str:
 
 
 def _ctx(cfg: InteractionConfig, state: InteractionState, for_overseer: bool) -> str:
-    ctx = state.get("context", "")
+    p = cfg.prompts
     if for_overseer:
-        return (
-            cfg.prompts.overseer_context_block.format(context=ctx)
-            if cfg.overseer_sees_context and ctx
-            else ""
-        )
-    return cfg.prompts.context_block.format(context=ctx) if cfg.assistant_sees_context and ctx else ""
-
-
-def _seed(cfg: InteractionConfig, state: InteractionState, *parts: object) -> int:
-    blob = "|".join(map(str, (cfg.seed, state["question"], state["answer"], *parts)))
-    return int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16)
+        return shown_block(p.overseer_context_block, state.get("context", ""), cfg.overseer_sees_context)
+    return shown_block(p.context_block, state.get("context", ""), cfg.assistant_sees_context)
 
 
 def _turn(speaker: str, kind: str, completion: Any, rnd: int) -> Turn:
@@ -140,7 +131,7 @@ def assistant_node(cfg: InteractionConfig, model: Model) -> Node:
             [{"role": "user", "content": prompt}],
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
-            seed=_seed(cfg, state, "assistant", len(turns)),
+            seed=call_seed(cfg.seed, state["question"], state["answer"], "assistant", len(turns)),
         )
         kind = "answer" if followup else "argument"
         return {"transcript": [_turn("assistant", kind, c, state.get("followups", 0) + 1)], "pending": ""}
@@ -160,7 +151,7 @@ def overseer_ask_node(cfg: InteractionConfig, model: Model) -> Node:
             [{"role": "user", "content": prompt}],
             max_tokens=cfg.max_tokens,
             temperature=cfg.temperature,
-            seed=_seed(cfg, state, "overseer", len(turns)),
+            seed=call_seed(cfg.seed, state["question"], state["answer"], "overseer", len(turns)),
         )
         n = state.get("followups", 0) + 1
         text = c.text.strip()

@@ -44,14 +44,15 @@ def transcript_for_judge(
     return "\n".join(lines) or "(no arguments)"
 
 
+def shown_block(template: str, context: str, shown: bool) -> str:
+    """The privileged passage rendered with `template`, only for an audience allowed to see it."""
+    return template.format(context=context) if shown and context else ""
+
+
 def context_block(cfg: DebateConfig, context: str, for_judge: bool) -> str:
     if for_judge:
-        return (
-            cfg.prompts.judge_context_block.format(context=context)
-            if cfg.judge_sees_context and context
-            else ""
-        )
-    return cfg.prompts.context_block.format(context=context) if cfg.debaters_see_context and context else ""
+        return shown_block(cfg.prompts.judge_context_block, context, cfg.judge_sees_context)
+    return shown_block(cfg.prompts.context_block, context, cfg.debaters_see_context)
 
 
 def speaker_prompt(

@@ -55,22 +55,22 @@ def write_export(rows: list[dict[str, Any]], out: str | Path, fmt: str) -> Path:
             import pyarrow.parquet as pq
         except ImportError:
             raise ValueError("parquet export needs pyarrow: pip install pyarrow") from None
-        flat = [
-            {**r, "transcript": json.dumps(r.get("transcript")), "verdict": json.dumps(r.get("verdict"))}
-            for r in rows
-        ]
-        pq.write_table(pa.Table.from_pylist(flat), tmp)
+        pq.write_table(pa.Table.from_pylist(_flat(rows)), tmp)
     elif fmt == "hf":
         try:
             import datasets
         except ImportError:
             raise ValueError("Hugging Face export needs datasets: pip install datasets") from None
-        flat = [
-            {**r, "transcript": json.dumps(r.get("transcript")), "verdict": json.dumps(r.get("verdict"))}
-            for r in rows
-        ]
-        datasets.Dataset.from_list(flat).save_to_disk(str(tmp))
+        datasets.Dataset.from_list(_flat(rows)).save_to_disk(str(tmp))
     else:
         raise ValueError(f"format must be jsonl, parquet or hf, got {fmt!r}")
     os.replace(tmp, out)
     return out
+
+
+def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Columnar formats want scalar columns: nested transcript and verdict become JSON strings."""
+    return [
+        {**r, "transcript": json.dumps(r.get("transcript")), "verdict": json.dumps(r.get("verdict"))}
+        for r in rows
+    ]

@@ -98,9 +98,10 @@ def select_rows(cfg: LabelConfig) -> tuple[list[Example], int]:
     rows = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, seed=cfg.seed)
     seen = judge_questions(cfg)
     kept = [e for e in rows if e.qid not in seen]
+    excluded = len(rows) - len(kept)
     if cfg.questions is not None:
         kept = split_by_question(kept, {"rows": cfg.questions}, seed=cfg.seed)["rows"]
-    return kept, len(rows) - len([e for e in rows if e.qid not in seen])
+    return kept, excluded
 
 
 def _model(name: str, cfg: LabelConfig, replay: bool) -> Model:
