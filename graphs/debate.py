@@ -123,17 +123,16 @@ def judge_node(cfg: DebateConfig, model: Model, order: Sequence[Side]) -> Node:
     return node
 
 
-def verdict_node(cfg: DebateConfig, judge_name: str) -> Node:
+def verdict_node(judge_name: str) -> Node:
     def node(state: DebateState) -> dict[str, Any]:
         runs = state.get("judge_runs", [])
-        turns = state.get("transcript", [])
-        verdict = Verdict(
-            p_true=sum(r[0] for r in runs) / len(runs),
+        verdict = Verdict.of(
+            state.get("transcript", []),
+            [r[0] for r in runs],
             judge=judge_name,
             method=runs[0][1],
-            p_runs=tuple(r[0] for r in runs),
-            tokens=sum(t.tokens + t.input_tokens for t in turns) + sum(r[2] for r in runs),
-            seconds=sum(t.seconds for t in turns) + sum(r[3] for r in runs),
+            tokens=sum(r[2] for r in runs),
+            seconds=sum(r[3] for r in runs),
         )
         return {"verdict": verdict}
 
@@ -180,7 +179,7 @@ def build_debate_graph(
     judges = [f"judge_{'_'.join(o)}" if cfg.position_swap else "judge" for o in orders]
     for name, order in zip(judges, orders, strict=True):
         g.add_node(name, judge_node(cfg, judge, order))
-    g.add_node("verdict", verdict_node(cfg, judge.name))
+    g.add_node("verdict", verdict_node(judge.name))
     for name in judges:
         g.add_edge(name, "verdict")
     g.add_edge("verdict", END)

@@ -170,7 +170,7 @@ def overseer_verdict_node(cfg: InteractionConfig, model: Model | None) -> Node:
                 raise ValueError("a simulated overseer needs the item's gold label in state['gold']")
             item = f"{state['question']}|{state['answer']}"
             p, how = simulate_verdict(cfg.simulated, item, bool(state["gold"]), render(turns))
-            return {"verdict": _verdict(turns, p, f"simulated:{how}", "simulated", 0, 0.0)}
+            return {"verdict": Verdict.of(turns, [p], judge="simulated", method=f"simulated:{how}")}
         assert model is not None
         if cfg.judge_kind == "trained":
             ctx = _ctx(cfg, state, for_overseer=True)
@@ -184,7 +184,16 @@ def overseer_verdict_node(cfg: InteractionConfig, model: Model | None) -> Node:
             )
         r = await model.choice_probs([{"role": "user", "content": prompt}], ["Yes", "No"])
         tokens = r.usage.input_tokens + r.usage.output_tokens
-        return {"verdict": _verdict(turns, float(r.probs["Yes"]), r.method, model.name, tokens, r.seconds)}
+        return {
+            "verdict": Verdict.of(
+                turns,
+                [float(r.probs["Yes"])],
+                judge=model.name,
+                method=r.method,
+                tokens=tokens,
+                seconds=r.seconds,
+            )
+        }
 
     return node
 
@@ -235,20 +244,9 @@ def human_node(cfg: InteractionConfig) -> Node:
             n = state.get("followups", 0) + 1
             turn = Turn(speaker="overseer", round=n, kind="question", text=str(value))
             return {"transcript": [turn], "followups": n, "pending": str(value)}
-        return {"verdict": _verdict(turns, float(value), "human", "human", 0, 0.0)}
+        return {"verdict": Verdict.of(turns, [float(value)], judge="human", method="human")}
 
     return node
-
-
-def _verdict(turns: list[Turn], p: float, method: str, judge: str, tokens: int, seconds: float) -> Verdict:
-    return Verdict(
-        p_true=p,
-        judge=judge,
-        method=method,
-        p_runs=(p,),
-        tokens=sum(t.tokens + t.input_tokens for t in turns) + tokens,
-        seconds=sum(t.seconds for t in turns) + seconds,
-    )
 
 
 def build_interaction_graph(

@@ -4,6 +4,7 @@ so a transcript can cross packages, go into a checkpointer, or be exported as JS
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from typing import Annotated, Literal, TypedDict
 
 from pydantic import Field
@@ -38,6 +39,27 @@ class Verdict(Record):
     p_runs: tuple[float, ...] = Field((), description="one p(true) per presentation order (position swap)")
     tokens: int = Field(0, description="all tokens of the debate, judge included")
     seconds: float = 0.0
+
+    @classmethod
+    def of(
+        cls,
+        turns: Sequence[Turn],
+        p_runs: Sequence[float],
+        *,
+        judge: str,
+        method: str,
+        tokens: int = 0,
+        seconds: float = 0.0,
+    ) -> Verdict:
+        """The mean of the judge's runs; tokens and seconds of the whole transcript plus the judge's."""
+        return cls(
+            p_true=sum(p_runs) / len(p_runs),
+            judge=judge,
+            method=method,
+            p_runs=tuple(p_runs),
+            tokens=sum(t.tokens + t.input_tokens for t in turns) + tokens,
+            seconds=sum(t.seconds for t in turns) + seconds,
+        )
 
 
 class DebateState(TypedDict, total=False):
