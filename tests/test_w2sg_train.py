@@ -193,6 +193,11 @@ w = model.head.weight.detach().numpy().ravel()
 # One file per rank: two ranks printing to one stdout can interleave mid-line.
 import os, pathlib
 pathlib.Path({out!r}, "rank" + os.environ["RANK"]).write_text(f"{{res.steps}} {{round(float(w.sum()), 6)}}")
+# End the process group on both ranks before exiting, so neither sees its peer vanish mid-teardown.
+import torch.distributed as dist
+if dist.is_initialized():
+    dist.barrier()
+    dist.destroy_process_group()
 """
 
 
@@ -204,12 +209,13 @@ def test_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     script.write_text(DDP_SCRIPT.format(root=str(root), tests=str(root / "tests"), out=str(tmp_path)))
     out = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)],
+        # --standalone: rendezvous on a free local port, never a fixed one another job may hold.
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[:3000] + "\n...\n" + out.stderr[-2000:]
     results = [(tmp_path / f"rank{r}").read_text().split() for r in (0, 1)]
     # 400 rows / 32 = 13 batches a process alone; sharded over 2 processes, 7 each, for 2 epochs.
     assert [r[0] for r in results] == ["14", "14"]
