@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,12 +117,20 @@ async def label(
     cfg: LabelConfig,
     *,
     replay: bool = False,
+    rows: Sequence[Example] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_label: Callable[[LabelRow], None] | None = None,
 ) -> LabelRun:
-    """Label every selected row not yet in the store; each verdict is committed on its own."""
+    """Label every selected row (or the given `rows`) not yet in the store; each verdict is
+    committed on its own."""
     t0 = time.perf_counter()
-    rows, excluded = select_rows(cfg)
+    if rows is None:
+        rows, excluded = select_rows(cfg)
+    else:
+        seen = judge_questions(cfg)
+        if leaked := sorted({e.qid for e in rows} & seen):
+            raise ValueError(f"{len(leaked)} rows to label trained this graph's judge, e.g. {leaked[0]}")
+        excluded = 0
     store = LabelStore(cfg.store)
     protocol, chash = cfg.protocol, cfg.config_hash()
     done = store.done(protocol, chash)
