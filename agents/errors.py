@@ -31,5 +31,11 @@ class CacheMissError(ModelError):
     """A replay-mode cache had no entry for a call: the run is not a faithful replay."""
 
 
-class NoChoiceProbsError(FatalModelError):
-    """The model gave no usable probability for any of the requested choices."""
+class NoChoiceProbsError(RetryableError):
+    """The reply held none of the requested choices: a malformed verdict.
+
+    Retryable because a sampling server may answer properly next time; the wrapper retries it under
+    the model's retry policy like any transient error, and when attempts run out raises it again
+    (naming the attempts) rather than a generic RetriesExhaustedError, so callers can tell "no
+    verdict in the reply" from "the server kept failing".
+    """

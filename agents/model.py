@@ -15,7 +15,7 @@ from tenacity.wait import wait_random_exponential
 
 from agents.cache import ResponseCache, cache_key
 from agents.config import ModelSpec
-from agents.errors import ModelError, RetryableError
+from agents.errors import ModelError, NoChoiceProbsError, RetryableError
 from agents.limits import RateLimiter
 from agents.protocol import ModelAPI
 from agents.types import (
@@ -176,6 +176,11 @@ class Model:
             ):
                 with attempt:
                     return await self._attempt(est, call)
+        except NoChoiceProbsError as e:
+            self.usage.failures += 1
+            raise NoChoiceProbsError(
+                f"{self.name} {kind}: gave up after {retry.max_attempts} attempts; last reply: {e}"
+            ) from e
         except RetryableError as e:
             self.usage.failures += 1
             raise RetriesExhaustedError(

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import Model, ModelError, ModelSpec, get_model
+from agents import config as agent_config
 from agents.config import CacheConfig
 from graphs.config import DebateConfig
 from graphs.debate import build_debate_graph, run_debate
@@ -54,7 +55,29 @@ class LabelConfig(BaseModel):
             raise ValueError(
                 "a human overseer labels through `w2sg interact --db` and `w2sg human`, not here"
             )
+        for field, name in self.model_names().items():
+            provider = name.split("/", 1)[0]
+            if name not in self.models and provider not in agent_config.PROVIDERS:
+                raise ValueError(
+                    f"{field}: {name!r} is neither a key of `models:` ({', '.join(self.models) or 'none'}) "
+                    f"nor a model string (providers: {', '.join(agent_config.PROVIDERS)})"
+                )
         return self
+
+    def model_names(self) -> dict[str, str]:
+        """The graph's model fields that are in use, by config path."""
+        if self.debate is not None:
+            d = self.debate
+            return {
+                "debate.judge": d.judge,
+                **({} if d.protocol == "blind" else {"debate.debater": d.debater}),
+            }
+        i = self.interaction
+        assert i is not None
+        return {
+            "interaction.assistant": i.assistant,
+            **({"interaction.overseer_model": i.overseer_model} if i.overseer == "model" else {}),
+        }
 
     @property
     def protocol(self) -> str:
@@ -63,7 +86,13 @@ class LabelConfig(BaseModel):
     def config_hash(self) -> str:
         """What changes a label: the graph config and the specs of the models it names."""
         graph = (self.debate or self.interaction).model_dump_json()  # type: ignore[union-attr]
-        specs = {k: v.model_dump(mode="json", exclude={"cache"}) for k, v in sorted(self.models.items())}
+        # How a model is called (retries, limits, cache, price) does not change its labels: a run
+        # resumed with more retries keeps its store.
+        how = {"cache", "retry", "max_concurrency", "rpm", "tpm", "price"}
+        specs = {
+            k: v.model_dump(mode="json", exclude=how, exclude_none=True)
+            for k, v in sorted(self.models.items())
+        }
         return hashlib.sha256(f"{graph}|{specs}".encode()).hexdigest()[:12]
 
 

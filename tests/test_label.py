@@ -3,21 +3,13 @@ the labels of a clean run; replay from the record cache rebuilds them; failures 
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from cli import w2sg
-
-from oversight.store import LabelStore
-
-ROOT = Path(__file__).resolve().parents[1]
+from label_runs import labels, sigkill_midway
 
 
 def config(tmp_path: Path, store: str, *, questions: int = 10, latency: float = 0.0, cache: str = "") -> Path:
@@ -49,17 +41,6 @@ models:
     return path
 
 
-def labels(path: Path) -> dict[str, tuple[float, list[str]]]:
-    store = LabelStore(path)
-    ((protocol, chash),) = store.db.execute("SELECT DISTINCT protocol, config_hash FROM labels").fetchall()
-    out = {
-        r.example_id: (r.p_true, [t["text"] for t in r.record["transcript"]])
-        for r in store.rows(protocol, chash)
-    }
-    store.close()
-    return out
-
-
 def test_label_run_stores_every_row_once_and_a_rerun_adds_nothing(tmp_path: Path) -> None:
     cfg = config(tmp_path, "a.sqlite")
     out = w2sg("label", str(cfg))
@@ -82,29 +63,8 @@ def test_a_sigkilled_run_resumes_to_exactly_the_clean_labels(tmp_path: Path) -> 
     clean = config(tmp_path, "clean.sqlite", questions=15, latency=0.05)
     assert w2sg("label", str(clean)).returncode == 0
     cfg = config(tmp_path, "killed.sqlite", questions=15, latency=0.05)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oversight.cli", "label", str(cfg)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     store = tmp_path / "killed.sqlite"
-    deadline = time.time() + 120
-    n = 0
-    while time.time() < deadline:  # kill once some, but not all, labels are in
-        if store.exists():
-            with sqlite3.connect(store) as db:
-                try:
-                    n = db.execute("SELECT count(*) FROM labels").fetchone()[0]
-                except sqlite3.OperationalError:
-                    n = 0
-            if n >= 6:
-                break
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    with sqlite3.connect(store) as db:
-        n = db.execute("SELECT count(*) FROM labels").fetchone()[0]
+    n = sigkill_midway(cfg, store, after=6)
     assert 0 < n < 30, n
     out = w2sg("label", str(cfg))
     assert out.returncode == 0, out.stderr

@@ -6,8 +6,10 @@ and logprobs put 0.9·p_yes on "Yes", 0.9·(1−p_yes) on "No", 0.1 on "Maybe". 
 (temperature > 0) draw Yes/No with probability p_yes from a seeded RNG.
 
 Control endpoints (JSON): POST /control {latency_s, faults: [...], fault_rate, fault_kinds, seed,
-retry_after, logprobs, require_key}; GET /control/stats; POST /control/reset.
-Fault kinds: 429, 500, 503, 400, 401, timeout, malformed, empty.
+retry_after, logprobs, require_key}; GET /control/stats (`injected` counts the faults served, by
+kind); POST /control/reset.
+Fault kinds: 429, 500, 503, 400, 401, timeout, malformed, empty, and no_choice: a well-formed 200
+whose reply and top logprobs hold neither "Yes" nor "No" (a malformed verdict).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import urllib.request
 from typing import Any
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-FAULT_KINDS = ("429", "500", "503", "400", "401", "timeout", "malformed", "empty")
+FAULT_KINDS = ("429", "500", "503", "400", "401", "timeout", "malformed", "empty", "no_choice")
+NO_CHOICE_TOP = (("Maybe", 0.6), ("Perhaps", 0.4))  # what a no_choice fault answers
 
 
 def p_yes(prompt: str) -> float:
@@ -71,6 +74,7 @@ class State:
         self.arrivals: list[float] = []
         self.statuses: dict[str, int] = {}
         self.models: dict[str, int] = {}
+        self.injected: dict[str, int] = {}
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -80,14 +84,18 @@ class State:
             "arrivals": self.arrivals,
             "statuses": self.statuses,
             "models": self.models,
+            "injected": self.injected,
         }
 
     def next_fault(self) -> str | None:
+        fault = None
         if self.faults:
-            return self.faults.pop(0)
-        if self.fault_rate and self.rng.random() < self.fault_rate:
-            return self.rng.choice(self.fault_kinds)
-        return None
+            fault = self.faults.pop(0)
+        elif self.fault_rate and self.rng.random() < self.fault_rate:
+            fault = self.rng.choice(self.fault_kinds)
+        if fault is not None:
+            self.injected[fault] = self.injected.get(fault, 0) + 1
+        return fault
 
 
 def build_app(state: State) -> Any:
@@ -144,11 +152,12 @@ def build_app(state: State) -> Any:
             )
         messages = body.get("messages") or []
         prompt = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-        text = _reply(prompt, body)
+        text = _reply(prompt, body) if fault != "no_choice" else f"{NO_CHOICE_TOP[0][0]}."
         logprobs = None
         if body.get("logprobs") and state.logprobs:
             p = p_yes(prompt)
             top = sorted([("Yes", 0.9 * p), ("No", 0.9 * (1 - p)), ("Maybe", 0.1)], key=lambda t: -t[1])
+            top = list(NO_CHOICE_TOP) if fault == "no_choice" else top
             top = top[: body.get("top_logprobs") or 1]
             logprobs = {
                 "content": [
