@@ -8,7 +8,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PROVIDERS = ("hf", "embedded", "openai", "scripted", "classifier")
+PROVIDERS = ("hf", "embedded", "openai", "scripted", "classifier", "extractive")
 
 
 class Config(BaseModel):
@@ -82,9 +82,24 @@ class ScriptedOptions(Config):
     latency_s: float = Field(0.0, ge=0, description="simulated backend latency per call")
 
 
+class ExtractiveOptions(Config):
+    """Where the `extractive` reader finds its fields in a prompt (regexes, group 1, multiline).
+    The defaults match the default debate, consultancy and interaction templates."""
+
+    question_pattern: str = r"Question: (.*)$"
+    answer_pattern: str = r"Proposed answer: (.*)$"
+    passage_pattern: str = r"passage[^:\n]*: (.*)$"
+    side_pattern: str = Field(
+        r"(?:argue|judge) that the proposed answer is (correct|incorrect)\b",
+        description="the side to argue; no match: an assistant, which states its own stance",
+    )
+    word_limit_pattern: str = r"at most (\d+) words"
+    assistant_quotes: int = Field(2, ge=1, description="sentences an assistant quotes")
+
+
 class ModelSpec(Config):
     """One model. `name` picks the backend by prefix: hf/<dir or hub id>, embedded/<smollm2|tiny-gpt2>,
-    openai/<model>[@<base_url>], scripted[/<label>]."""
+    openai/<model>[@<base_url>], scripted[/<label>], classifier/<dir>, extractive[/<label>]."""
 
     name: str
     max_concurrency: int | None = Field(
@@ -98,6 +113,7 @@ class ModelSpec(Config):
     hf: HFOptions | None = None
     openai: OpenAIOptions | None = None
     scripted: ScriptedOptions | None = None
+    extractive: ExtractiveOptions | None = None
 
     @property
     def provider(self) -> str:
@@ -116,8 +132,9 @@ class ModelSpec(Config):
             "openai": {"openai"},
             "scripted": {"scripted"},
             "classifier": set(),
+            "extractive": {"extractive"},
         }
-        for field in ("hf", "openai", "scripted"):
+        for field in ("hf", "openai", "scripted", "extractive"):
             if getattr(self, field) is not None and field not in allowed[self.provider]:
                 raise ValueError(f"options `{field}` do not apply to a {self.provider} model ({self.name})")
         return self

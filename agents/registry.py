@@ -39,12 +39,19 @@ def _classifier(spec: ModelSpec) -> ModelAPI:
     return ClassifierBackend(spec.name, spec.name.split("/", 1)[1])
 
 
+def _extractive(spec: ModelSpec) -> ModelAPI:
+    from agents.backends.extractive import ExtractiveBackend
+
+    return ExtractiveBackend(spec.name, spec.extractive)
+
+
 PROVIDER_FACTORIES: dict[str, Factory] = {
     "hf": _hf,
     "embedded": _hf,
     "openai": _openai,
     "scripted": _scripted,
     "classifier": _classifier,
+    "extractive": _extractive,
 }
 
 

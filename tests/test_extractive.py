@@ -1,0 +1,69 @@
+"""The `extractive` reader: quotes for its side, verbatim, through the real debate and interaction
+graphs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agents import FatalModelError, get_model
+from graphs.config import DebateConfig
+from graphs.debate import build_debate_graph, run_debate
+from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
+
+PASSAGE = (
+    "Carbon is present in all organic molecules, and its role in macromolecules is central. "
+    "Sodium is an alkali metal that reacts with water. "
+    "Since the 1800s, the use of fossil fuels has accelerated."
+)
+Q = "What element is present in all organic molecules?"
+
+
+def debate(answer: str, rounds: int = 1) -> dict:
+    cfg = DebateConfig(protocol="sequential", rounds=rounds, debater="extractive", judge="scripted")
+    graph = build_debate_graph(cfg, debater=get_model("extractive"), judge=get_model("scripted/judge"))
+    state = asyncio.run(run_debate(graph, Q, answer, PASSAGE))
+    return {(t.side, t.round): t for t in state["transcript"]}
+
+
+def test_each_side_quotes_its_evidence_verbatim() -> None:
+    right = debate("carbon")
+    assert "Carbon is present in all organic molecules" in right[("correct", 1)].text
+    assert "Carbon" not in right[("incorrect", 1)].text.split("<quote>")[1]  # evidence pointing elsewhere
+    wrong = debate("sodium")
+    assert "Sodium is an alkali metal" in wrong[("correct", 1)].text  # the best it has mentions sodium
+    for t in [*right.values(), *wrong.values()]:
+        assert t.quotes and all(q.verified for q in t.quotes), t.text  # the graph checked them
+
+
+def test_a_later_round_does_not_repeat_its_own_quote() -> None:
+    turns = debate("carbon", rounds=2)
+    assert turns[("correct", 1)].quotes[0].text != turns[("correct", 2)].quotes[0].text
+
+
+def test_word_limit_is_kept_with_a_verbatim_prefix() -> None:
+    cfg = DebateConfig(protocol="consultancy", consultant_side="correct", rounds=1, word_limit=8)
+    graph = build_debate_graph(cfg, debater=get_model("extractive"), judge=get_model("scripted/judge"))
+    (turn,) = asyncio.run(run_debate(graph, Q, "carbon", PASSAGE))["transcript"]
+    assert len(turn.text.split()) <= 8 and turn.quotes[0].verified
+
+
+def test_assistant_states_a_stance_from_the_passage() -> None:
+    cfg = InteractionConfig(assistant="extractive", overseer="simulated")
+    graph = build_interaction_graph(cfg, assistant=get_model("extractive"))
+    for answer, stance in (("carbon", "correct"), ("helium", "incorrect")):
+        state = asyncio.run(run_interaction(graph, Q, answer, PASSAGE, gold=answer == "carbon"))
+        assert state["transcript"][0].text.endswith(f"STANCE: {stance}")
+
+
+def test_no_passage_no_quote_and_it_cannot_judge() -> None:
+    cfg = DebateConfig(protocol="sequential", rounds=1)
+    graph = build_debate_graph(cfg, debater=get_model("extractive"), judge=get_model("scripted/judge"))
+    state = asyncio.run(run_debate(graph, Q, "carbon", ""))
+    assert all("no evidence" in t.text and not t.quotes for t in state["transcript"])
+    reader = get_model("extractive")
+    with pytest.raises(FatalModelError, match="cannot judge"):
+        asyncio.run(reader.choice_probs([{"role": "user", "content": "Yes or No?"}], ["Yes", "No"]))
+    with pytest.raises(FatalModelError, match="question_pattern"):
+        asyncio.run(reader.generate([{"role": "user", "content": "hello"}], max_tokens=8))
