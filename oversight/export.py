@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,15 @@ def write_export(rows: list[dict[str, Any]], out: str | Path, fmt: str) -> Path:
         datasets.Dataset.from_list(_flat(rows)).save_to_disk(str(tmp))
     else:
         raise ValueError(f"format must be jsonl, parquet or hf, got {fmt!r}")
-    os.replace(tmp, out)
+    if tmp.is_dir() and out.exists():
+        # A folder cannot be renamed over a folder: move the old one aside until the new one is in.
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)
     return out
 
 

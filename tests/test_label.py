@@ -134,3 +134,34 @@ def test_export_jsonl_with_provenance(tmp_path: Path) -> None:
             "export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / "l.parquet"), "--format", "parquet"
         )
         assert pq.returncode == 2 and "pip install pyarrow" in pq.stderr
+
+
+def test_export_parquet_and_hf_datasets_round_trip(tmp_path: Path) -> None:
+    import json
+
+    import datasets
+    import pyarrow.parquet as pq
+
+    cfg = config(tmp_path, "e.sqlite", questions=3)
+    assert w2sg("label", str(cfg)).returncode == 0
+    want = {r["example_id"]: r for r in map(json.loads, _export(tmp_path, "jsonl", "l.jsonl").splitlines())}
+    _export(tmp_path, "parquet", "l.parquet")
+    table = pq.read_table(tmp_path / "l.parquet").to_pylist()
+    for _ in range(2):  # the second export replaces the first folder whole
+        _export(tmp_path, "hf", "l-hf")
+    hf = datasets.load_from_disk(str(tmp_path / "l-hf")).to_list()
+    assert not (tmp_path / "l-hf.old").exists() and not (tmp_path / "l-hf.tmp").exists()
+    for rows in (table, hf):
+        assert len(rows) == 6
+        for r in rows:
+            w = want[r["example_id"]]
+            assert r["p_true"] == w["p_true"] and r["config_hash"] == w["config_hash"]
+            assert r["models"] == w["models"] and r["seed"] == w["seed"]
+            assert json.loads(r["transcript"]) == w["transcript"]  # nested columns travel as JSON
+            assert json.loads(r["verdict"]) == w["verdict"]
+
+
+def _export(tmp_path: Path, fmt: str, name: str) -> str:
+    out = w2sg("export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / name), "--format", fmt)
+    assert out.returncode == 0, out.stderr
+    return (tmp_path / name).read_text() if fmt == "jsonl" else ""

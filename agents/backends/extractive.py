@@ -140,7 +140,7 @@ class ExtractiveBackend:
         )
 
     async def choice_probs(self, messages: Sequence[Message], choices: Sequence[str]) -> ChoiceProbs:
-        raise FatalModelError(f"{self.name} quotes passages, it cannot judge: use a prompted or trained judge")
+        raise FatalModelError(f"{self.name} only quotes and cannot judge; use a prompted or trained judge")
 
     async def aclose(self) -> None:
         return None
