@@ -14,7 +14,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from agents import ConfigError, ModelError, ModelSpec, get_model, load_config
-from oversight import cli_graphs, cli_train  # noqa: F401  (they register their commands)
+from oversight import cli_graphs, cli_ladder, cli_train  # noqa: F401  (they register their commands)
 from oversight.cli_app import app, console, err_console
 from oversight.cli_app import fail as _fail
 from oversight.config import ExperimentConfig

@@ -1,0 +1,52 @@
+"""`w2sg ladder CONFIG`: phase 2, a recursively updated automatic alignment evaluator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agents import ConfigError, load_config
+from oversight.cli_app import app, console
+from oversight.cli_app import fail as _fail
+from oversight.paths import resolve_model_path
+
+#: What a rung does after each node of the ladder graph, for the status line.
+NEXT = {"label": "training", "train": "evaluating", "evaluate": "promoting", "promote": "labelling"}
+
+
+@app.command("ladder")
+def ladder_cmd(
+    config: Annotated[Path, typer.Argument(help="ladder YAML (see configs/ladder-sciq.yaml)")],
+    force: Annotated[bool, typer.Option(help="rerun from rung 0 even if the run folder is complete")] = False,
+    out: Annotated[Path | None, typer.Option(help="folder for run folders; overrides out_dir")] = None,
+) -> None:
+    """Ladder of models: rung 0 learns from gold, each rung's student becomes the next evaluator.
+
+    Per rung: label accuracy, drift from rung 0's labels, student accuracy, ceiling and PGR.
+    Arms: recursive, the non-recursive baseline, and (if configured) oversight-assisted labels.
+    A killed run resumes from its checkpoint; finished rungs are not retrained."""
+    from oversight.ladder import run_ladder
+    from oversight.ladder_config import LadderConfig
+    from oversight.ladder_report import markdown_table
+
+    try:
+        cfg = load_config(config, LadderConfig)
+    except ConfigError as e:
+        raise _fail(e) from None
+    if out is not None:
+        cfg = cfg.model_copy(update={"out_dir": out})
+    last = len(cfg.rungs) - 1
+    with console.status(f"rung 0/{last} {cfg.rungs[0].name}: labelling; -v shows each step") as status:
+
+        def on_step(rung: int, node: str) -> None:
+            if rung <= last:
+                status.update(f"rung {rung}/{last} {cfg.rungs[rung].name}: {NEXT[node]}; -v shows each step")
+
+        try:
+            result = run_ladder(cfg, resolve=resolve_model_path, force=force, on_step=on_step)
+        except (ValueError, OSError) as e:
+            raise _fail(e) from None
+    console.print(markdown_table(result), highlight=False, soft_wrap=True)  # markdown rows: one line each
+    console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")

@@ -1,0 +1,283 @@
+"""Phase 2 (Sang et al. 2024): a recursively updated automatic alignment evaluator.
+
+A ladder of models, weakest first. Rung 0 learns from a small gold set (the human supervision) and
+labels rung 1's rows; rung 1's student trains on those labels, is evaluated, and is promoted to
+evaluator for rung 2; and so on. Each rung has its own rows, so an evaluator never labels rows it
+was trained on. Arms, run side by side over the same rows:
+- `recursive`: rung k learns from rung k−1's student;
+- `baseline` (non-recursive): every rung learns from rung 0's labels;
+- `oversight`: as `recursive`, with each label mixed with an oversight p(true) column.
+Gold is read only by rung 0, by each rung's ceiling (its model trained on gold of its rows), and
+by the metrics.
+
+The loop is a LangGraph graph (label → train → evaluate → promote) checkpointed in SQLite after
+every node, so a killed run resumes where it stopped and finished rungs are not retrained.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypedDict
+
+import numpy as np
+from langgraph.graph import END, START, StateGraph
+
+from graphs.checkpoint import sqlite_saver
+from oversight.ladder_config import LadderConfig, ladder_splits, slice_name
+from oversight.ladder_report import LadderResult, RungResult, rung_result, write_run
+from w2sg.data import DataError, Example, label_source
+from w2sg.models import FeatureHead, build_classifier
+from w2sg.synthetic import SyntheticModel, synthetic_features
+from w2sg.train import predict, resolve_device, seed_everything, train
+
+log = logging.getLogger(__name__)
+Role = Literal["gold", "student", "ceiling"]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    predict: Callable[[Sequence[Example]], np.ndarray]  # rows → p(true), shape (N,)
+    best_step: int
+
+
+class FitFn(Protocol):
+    """Train rung `rung`'s model on `rows` with soft `labels`, selected on val against `val_labels`;
+    `role` says whose labels they are: gold (rung 0), an evaluator's (student), gold (ceiling)."""
+
+    def __call__(
+        self, rung: int, rows: Sequence[Example], labels: np.ndarray, val_labels: np.ndarray, role: Role
+    ) -> Fitted: ...
+
+
+class RungFitter:
+    """The real trainer of every rung. Unlike `w2sg.experiment.Fitter`, whose frozen features cover
+    every split, a rung's features cover only the rows it will see (its own, those it labels, val
+    and test): the last rung's SmolLM2 feature pass is then half as long."""
+
+    def __init__(self, cfg: LadderConfig, sp: dict[str, list[Example]], resolve: Callable[[str], str]):
+        self.cfg, self.sp, self.resolve = cfg, sp, resolve
+        self._synthetic: dict[int, dict[str, Any]] = {}
+
+    def seen(self, rung: int) -> list[Example]:
+        n = len(self.cfg.rungs)
+        labelled = range(1, n) if rung == 0 else range(rung + 1, min(rung + 2, n))
+        own = [rung, *labelled]
+        return [e for k in own for e in self.sp[slice_name(k)]] + [*self.sp["val"], *self.sp["test"]]
+
+    def __call__(
+        self, rung: int, rows: Sequence[Example], labels: np.ndarray, val_labels: np.ndarray, role: Role
+    ) -> Fitted:
+        r = self.cfg.rungs[rung]
+        log.info("rung %d (%s): %s model on %d rows", rung, r.name, role, len(rows))
+        seed_everything(r.train.seed)  # new heads are initialised here, before train() seeds again
+        if isinstance(r.model, SyntheticModel):
+            if rung not in self._synthetic:
+                seen = self.seen(rung)
+                self._synthetic[rung] = synthetic_features(seen, r.model, view=r.name, seed=self.cfg.seed)
+            model = FeatureHead(self._synthetic[rung], [e.id for e in rows], r.model.hidden)
+        else:
+            model = build_classifier(
+                r.model,
+                self.resolve(r.model.path),
+                train=rows,
+                all_examples=self.seen(rung),
+                cache_dir=self.cfg.cache_dir,
+                device=resolve_device(r.train.device),
+            )
+        res = train(model, rows, list(labels), self.sp["val"], list(val_labels), r.train)
+        return Fitted(lambda xs: predict(model, xs, device=r.train.device), res.best_step)
+
+
+def mix(evaluator: Sequence[float], column: Sequence[float], weight: float) -> list[float]:
+    """An oversight-assisted label: (1 − weight)·evaluator + weight·column, both p(true)."""
+    return ((1 - weight) * np.asarray(evaluator) + weight * np.asarray(column)).tolist()
+
+
+class LadderState(TypedDict, total=False):
+    """Plain lists and dicts only, so the SQLite checkpointer stores them without a type registry."""
+
+    rung: int  # the rung being worked on
+    rung0: dict[str, list[float]]  # split → rung 0's p(true): every later rung's rows, val, test
+    evaluators: dict[str, dict[str, list[float]]]  # arm → split → p(true) of its current evaluator
+    labels: dict[str, dict[str, list[float] | None]]  # arm → train / val / test labels of this rung
+    trained: dict[str, dict[str, Any]]  # arm → {preds: split → p(true), best_step, same_as}
+    ceiling: list[float]  # test p(true) of this rung's model trained on gold
+    results: list[dict[str, Any]]  # RungResult dumps, rung by rung
+    columns: dict[str, list[float]]  # per-row arrays for predictions.npz / labels.npz
+
+
+def build_ladder_graph(
+    cfg: LadderConfig, sp: dict[str, list[Example]], fit: FitFn, checkpointer: Any = None
+) -> Any:
+    """label → train → evaluate → promote, then the next rung or END. Invoke with {"rung": 0}."""
+    arms, n = cfg.arms(), len(cfg.rungs)
+    gold = {name: np.asarray(label_source(rows, "gold")) for name, rows in sp.items()}
+
+    def column(split: str) -> list[float] | None:
+        try:
+            return label_source(sp[split], cfg.oversight.column) if cfg.oversight else None
+        except DataError:
+            return None  # only the test split may lack it (checked before the run)
+
+    def label(state: LadderState) -> LadderState:
+        k = state["rung"]
+        if k == 0:
+            g: dict[str, list[float] | None] = {"train": gold["rung0"].tolist(), "val": gold["val"].tolist()}
+            return {"labels": {arm: {**g, "test": None} for arm in arms}}
+        labels: dict[str, dict[str, list[float] | None]] = {}
+        for arm in arms:
+            src = state["rung0"] if arm == "baseline" else state["evaluators"][arm]
+            lab: dict[str, list[float] | None] = {
+                "train": src[slice_name(k)],
+                "val": src["val"],
+                "test": src["test"],
+            }
+            if arm == "oversight" and cfg.oversight is not None:
+                w = cfg.oversight.weight
+                cols = {s: column(sp_name(s, k)) for s in lab}
+                lab = {
+                    s: None if v is None or cols[s] is None else mix(v, cols[s], w) for s, v in lab.items()
+                }
+            labels[arm] = lab
+        return {"labels": labels}
+
+    def train_rung(state: LadderState) -> LadderState:
+        k = state["rung"]
+        rows = sp[slice_name(k)]
+        later = range(1, n) if k == 0 else range(k + 1, min(k + 2, n))
+        targets = {"val": sp["val"], "test": sp["test"], **{slice_name(j): sp[slice_name(j)] for j in later}}
+        trained: dict[str, dict[str, Any]] = {}
+        first: dict[tuple[tuple[float, ...], tuple[float, ...]], str] = {}
+        for arm, lab in state["labels"].items():
+            key = (tuple(lab["train"] or ()), tuple(lab["val"] or ()))
+            if key in first:  # identical labels (rung 0, or baseline = recursive at rung 1): train once
+                trained[arm] = {**trained[first[key]], "same_as": first[key] if k else None}
+                continue
+            f = fit(
+                k, rows, np.asarray(lab["train"]), np.asarray(lab["val"]), "gold" if k == 0 else "student"
+            )
+            preds = {s: f.predict(xs).tolist() for s, xs in targets.items()}
+            trained[arm], first[key] = {"preds": preds, "best_step": f.best_step, "same_as": None}, arm
+        if k == 0:  # trained on gold of its own rows, rung 0 is its own ceiling
+            ceiling = trained[arms[0]]["preds"]["test"]
+        else:
+            c = fit(k, rows, gold[slice_name(k)], gold["val"], "ceiling")
+            ceiling = c.predict(sp["test"]).tolist()
+        return {"trained": trained, "ceiling": ceiling}
+
+    def evaluate(state: LadderState) -> LadderState:
+        k, trained = state["rung"], state["trained"]
+        g = {"rows": gold[slice_name(k)], "test": gold["test"]}
+        results, columns = list(state.get("results", [])), dict(state.get("columns", {}))
+        columns[f"ceiling__rung{k}"] = state["ceiling"]
+        if k == 0:
+            results.append(rung_result(cfg, 0, "gold", trained[arms[0]], state["ceiling"], g).model_dump())
+            columns["student__rung0"] = trained[arms[0]]["preds"]["test"]
+        for arm in arms if k else []:
+            lab = state["labels"][arm]
+            res = rung_result(
+                cfg, k, arm, trained[arm], state["ceiling"], g, lab, state["rung0"][slice_name(k)]
+            )
+            results.append(res.model_dump())
+            columns[f"student__{arm}__rung{k}"] = trained[arm]["preds"]["test"]
+            columns[f"labels__{arm}__rung{k}"] = lab["train"] or []
+        return {"results": results, "columns": columns}
+
+    def promote(state: LadderState) -> LadderState:
+        k, trained = state["rung"], state["trained"]
+        update: LadderState = {"rung": k + 1, "labels": {}, "trained": {}, "ceiling": []}
+        if k == 0:
+            update["rung0"] = trained[arms[0]]["preds"]
+        # The evaluator of rung k + 1 in each arm is the student just trained (baseline ignores it).
+        update["evaluators"] = {arm: trained[arm]["preds"] for arm in arms}
+        return update
+
+    def route_rung(state: LadderState) -> str:
+        return "label" if state["rung"] < n else END
+
+    g = StateGraph(LadderState)
+    g.add_node("label", label)
+    g.add_node("train", train_rung)
+    g.add_node("evaluate", evaluate)
+    g.add_node("promote", promote)
+    g.add_edge(START, "label")
+    g.add_edge("label", "train")
+    g.add_edge("train", "evaluate")
+    g.add_edge("evaluate", "promote")
+    g.add_conditional_edges("promote", route_rung, ["label", END])
+    return g.compile(checkpointer=checkpointer)
+
+
+def sp_name(label_split: str, k: int) -> str:
+    """The data split behind a label split: `train` is rung k's rows."""
+    return slice_name(k) if label_split == "train" else label_split
+
+
+def _check_column(cfg: LadderConfig, sp: dict[str, list[Example]]) -> None:
+    """The oversight column must label every row a student learns from or is selected on."""
+    if cfg.oversight is None:
+        return
+    for split in [*(slice_name(k) for k in range(1, len(cfg.rungs))), "val"]:
+        try:
+            label_source(sp[split], cfg.oversight.column)
+        except DataError as e:
+            raise DataError(f"oversight.column: {e}") from None
+
+
+def run_ladder(
+    cfg: LadderConfig,
+    *,
+    resolve: Callable[[str], str] = str,
+    force: bool = False,
+    fit: FitFn | None = None,
+    on_step: Callable[[int, str], None] | None = None,
+) -> LadderResult:
+    """Run the ladder, resuming its checkpoint when an earlier run of the same config was cut
+    short, or load it when its run folder is complete (unless `force`). `fit` replaces the real
+    trainer (tests wrap it); `on_step(rung, node)` is told of each finished node."""
+    run_dir = cfg.out_dir / cfg.run_id()
+    done, db = run_dir / "results.json", run_dir / "checkpoints.sqlite"
+    if done.exists() and not force:
+        log.info("%s is complete; loading it (use --force to rerun)", run_dir)
+        return LadderResult.model_validate_json(done.read_text())
+    if force:
+        for p in (done, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            p.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    sp = ladder_splits(cfg)
+    _check_column(cfg, sp)
+    saver = sqlite_saver(db)
+    try:
+        graph = build_ladder_graph(cfg, sp, fit or RungFitter(cfg, sp, resolve), checkpointer=saver)
+        # One thread per config; the recursion limit counts nodes: 4 per rung.
+        conf: Any = {"configurable": {"thread_id": cfg.run_id()}, "recursion_limit": 4 * len(cfg.rungs) + 8}
+        snap = graph.get_state(conf)
+        if snap.values and not snap.next:  # finished, but killed before the report was written
+            state = snap.values
+        else:
+            if snap.next:
+                log.info("resuming %s at rung %d, node %s", run_dir, snap.values["rung"], snap.next[0])
+            start = None if snap.next else {"rung": 0}
+            # durability="sync": each checkpoint is on disk before the next node starts.
+            for update in graph.stream(start, conf, stream_mode="updates", durability="sync"):
+                for node in update:
+                    if on_step is not None:
+                        on_step(graph.get_state(conf).values["rung"], node)
+            state = graph.get_state(conf).values
+    finally:
+        saver.conn.close()
+    result = LadderResult(
+        run_id=cfg.run_id(),
+        rungs=[r.name for r in cfg.rungs],
+        arms=cfg.arms(),
+        results=[RungResult.model_validate(x) for x in state["results"]],
+        sizes={k: len(v) for k, v in sp.items()},
+        seconds=time.perf_counter() - t0,
+    )
+    write_run(result, state["columns"], sp, run_dir)
+    return result
