@@ -28,10 +28,13 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
+# The embedded models answer, then the end-to-end experiment (weak teachers, oversight graphs,
+# students, report) on SciQ; results in runs/run-demo-<hash>/.
 demo: $(STAMP)
 	$(VENV)/bin/w2sg models check configs/demo.yaml
 	$(VENV)/bin/w2sg chat embedded/smollm2 --choices Yes,No \
 		-m "Question: What element is present in all organic molecules? Answer: carbon. Is the answer correct? Reply Yes or No, then explain."
+	$(VENV)/bin/w2sg run configs/run-demo.yaml
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -162,6 +162,13 @@ def overseer_ask_node(cfg: InteractionConfig, model: Model) -> Node:
     return node
 
 
+def overseer_pair(cfg: InteractionConfig, state: InteractionState, pair_sep: str = PAIR_SEP) -> str:
+    """A trained overseer's input: question + answer, then what it was shown (the conversation,
+    and the passage only if allowed)."""
+    shown = f"{_ctx(cfg, state, for_overseer=True)} {render(state.get('transcript', []))}".strip()
+    return f"{state['question']} {state['answer']}{pair_sep}{shown}"
+
+
 def overseer_verdict_node(cfg: InteractionConfig, model: Model | None) -> Node:
     async def node(state: InteractionState) -> dict[str, Any]:
         turns = state.get("transcript", [])
@@ -173,8 +180,7 @@ def overseer_verdict_node(cfg: InteractionConfig, model: Model | None) -> Node:
             return {"verdict": Verdict.of(turns, [p], judge="simulated", method=f"simulated:{how}")}
         assert model is not None
         if cfg.judge_kind == "trained":
-            ctx = _ctx(cfg, state, for_overseer=True)
-            prompt = f"{state['question']} {state['answer']}{PAIR_SEP}{(ctx + ' ' + render(turns)).strip()}"
+            prompt = overseer_pair(cfg, state)
         else:
             prompt = cfg.prompts.overseer_verdict.format(
                 question=state["question"],

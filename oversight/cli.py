@@ -33,6 +33,7 @@ JUDGE_PROMPT = (
 def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO")] = False) -> None:
     if not verbose:  # our own status lines show progress; transformers' bars would interleave
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # e.g. each new judge head's load report
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",

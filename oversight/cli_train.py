@@ -136,3 +136,26 @@ def compare_cmd(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="end-to-end YAML (see configs/run-demo.yaml)")],
+    force: ForceOpt = False,
+) -> None:
+    """End to end: weak teachers and oversight graphs label SciQ, a strong student learns from
+    each label source, one report (label quality, student accuracy, PGR, cost per label)."""
+    from oversight.pipeline import RunConfig, run_pipeline
+    from oversight.pipeline_report import pipeline_table
+
+    try:
+        cfg = load_config(config, RunConfig)
+    except ConfigError as e:
+        raise _fail(e) from None
+    with console.status("judges, labels, students and the ceiling; -v shows each step"):
+        try:
+            result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
+        except (ModelError, ValueError, OSError, RuntimeError) as e:
+            raise _fail(e) from None
+    console.print(pipeline_table(result), highlight=False, soft_wrap=True)
+    console.print(f"[dim]results in {cfg.out_dir / result.run_id} (results.md, pgr.png, cost.png)[/dim]")

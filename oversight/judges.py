@@ -21,6 +21,7 @@ from agents.backends.classifier import PAIR_SEP, save_classifier
 from agents.backends.scripted import ScriptedBackend
 from graphs.config import DebateConfig
 from graphs.debate import build_debate_graph, run_debate
+from graphs.interaction import InteractionConfig, build_interaction_graph, overseer_pair, run_interaction
 from graphs.render import judge_prompt
 from graphs.types import DebateState
 from w2sg.data import Example, split_by_question
@@ -40,27 +41,43 @@ class JudgeInfo(BaseModel):
     qids: list[str] = Field(description="every question it was trained or selected on: never label these")
 
 
+GraphConfig = DebateConfig | InteractionConfig
+
+
 async def collect_transcripts(
-    cfg: DebateConfig, debater: Model | None, rows: Sequence[Example], *, concurrency: int = 32
+    cfg: GraphConfig, speaker: Model | None, rows: Sequence[Example], *, concurrency: int = 32
 ) -> list[DebateState]:
-    """Debate every row (its support passage as the privileged context). The judge's verdict is
-    not needed to train a judge, so a scripted stand-in judges here."""
-    graph = build_debate_graph(cfg, debater=debater, judge=wrap(ScriptedBackend("scripted/no-judge")))
+    """Run the graph on every row (its support passage as the privileged context) with `speaker`
+    as the debater(s) or the assistant. The verdict is not needed to train a judge, so a scripted
+    stand-in judges here."""
+    stand_in = wrap(ScriptedBackend("scripted/no-judge"))
+    if isinstance(cfg, InteractionConfig):
+        if speaker is None:
+            raise ValueError("an interaction needs an assistant model")
+        overseer = stand_in if cfg.overseer == "model" else None
+        graph = build_interaction_graph(cfg, assistant=speaker, overseer=overseer)
+    else:
+        graph = build_debate_graph(cfg, debater=speaker, judge=stand_in)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(e: Example) -> DebateState:
         async with gate:
+            if isinstance(cfg, InteractionConfig):
+                return await run_interaction(graph, e.question, e.answer, e.support or "", gold=bool(e.label))
             return await run_debate(graph, e.question, e.answer, e.support or "")
 
     return list(await asyncio.gather(*(one(e) for e in rows)))
 
 
-def judge_examples(
-    cfg: DebateConfig, rows: Sequence[Example], states: Sequence[DebateState]
-) -> list[Example]:
+def judge_examples(cfg: GraphConfig, rows: Sequence[Example], states: Sequence[DebateState]) -> list[Example]:
     """The judge's text pair for each row, exactly as `classifier/<dir>` will receive it, with the
     gold label; with position swap on, both presentation orders are kept."""
     trained = cfg.model_copy(update={"judge_kind": "trained"})
+    if isinstance(trained, InteractionConfig):
+        return [
+            _pair_example(e, f"{e.id}-overseer", overseer_pair(trained, state, PAIR_SEP))  # type: ignore[arg-type]
+            for e, state in zip(rows, states, strict=True)
+        ]
     orders = (
         [("correct", "incorrect"), ("incorrect", "correct")]
         if cfg.position_swap
@@ -70,13 +87,17 @@ def judge_examples(
     for e, state in zip(rows, states, strict=True):
         for order in orders:
             text = judge_prompt(trained, dict(state), order, pair_sep=PAIR_SEP)
-            first, _, second = text.partition(PAIR_SEP)
-            out.append(e.model_copy(update={"id": f"{e.id}-{order[0]}", "question": first, "answer": second}))
+            out.append(_pair_example(e, f"{e.id}-{order[0]}", text))
     return out
 
 
+def _pair_example(e: Example, new_id: str, text: str) -> Example:
+    first, _, second = text.partition(PAIR_SEP)
+    return e.model_copy(update={"id": new_id, "question": first, "answer": second})
+
+
 def train_judge(
-    cfg: DebateConfig,
+    cfg: GraphConfig,
     rows: Sequence[Example],
     states: Sequence[DebateState],
     *,
@@ -101,7 +122,7 @@ def train_judge(
     path = save_classifier(model.model, model.tokenizer, out_dir)
     info = JudgeInfo(
         path=path,
-        protocol=cfg.protocol,
+        protocol=cfg.protocol if isinstance(cfg, DebateConfig) else "interaction",
         base=base_path,
         rows={k: len(v) for k, v in sp.items()},
         val_accuracy=val_acc,
@@ -109,5 +130,5 @@ def train_judge(
         qids=sorted({e.qid for e in examples}),
     )
     (path / "judge.json").write_text(info.model_dump_json(indent=2))
-    log.info("judge for %s: val accuracy %.3f, saved to %s", cfg.protocol, val_acc, path)
+    log.info("judge for %s: val accuracy %.3f, saved to %s", info.protocol, val_acc, path)
     return info

@@ -22,6 +22,8 @@ def test_shipped_configs_load(path: Path) -> None:
     from graphs.config import DebateConfig
     from graphs.interaction import InteractionConfig
     from oversight.label import LabelConfig
+    from oversight.ladder_config import LadderConfig
+    from oversight.pipeline import RunConfig
     from w2sg.experiment import W2SGConfig
 
     kinds = {
@@ -29,6 +31,8 @@ def test_shipped_configs_load(path: Path) -> None:
         "debate-": DebateConfig,
         "interact-": InteractionConfig,
         "label-": LabelConfig,
+        "run-": RunConfig,
+        "ladder-": LadderConfig,
     }
     kind = next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)
     cfg = load_config(path, kind)

@@ -144,8 +144,9 @@ class Fitter:
     def __init__(self, cfg: W2SGConfig, sp: dict[str, list[Example]], resolve: Callable[[str], str]):
         self.cfg, self.sp, self.resolve = cfg, sp, resolve
         self.gold = {k: np.asarray(label_source(v, "gold")) for k, v in sp.items()}
+        # Any further split (e.g. a calibration split) is one the weak teachers label.
         self.seen = {
-            "weak": [*sp["weak"], *sp["strong"], *sp["val"], *sp["test"]],
+            "weak": [e for rows in sp.values() for e in rows],
             "strong": [*sp["strong"], *sp["val"], *sp["test"]],
         }
 
@@ -184,25 +185,82 @@ class Fitter:
 
 
 def supervise(
-    fitter: Fitter, sources: Sequence[str]
+    fitter: Fitter, sources: Sequence[str], targets: Sequence[str] = ("strong", "val", "test")
 ) -> tuple[dict[str, dict[str, np.ndarray]], list[EnsembleResult]]:
-    """p(true) on strong, val and test of the weak teacher and of each ensemble among `sources`."""
+    """p(true) on the `targets` splits of the weak teacher and of each ensemble among `sources`."""
     cfg, sp, gold = fitter.cfg, fitter.sp, fitter.gold
     log.info("weak teacher on %d gold rows", len(sp["weak"]))
     weak, _ = fitter.fit("weak", sp["weak"], list(gold["weak"]), list(gold["val"]))
-    computed = {WEAK: {k: predict(weak, sp[k]) for k in ("strong", "val", "test")}}
+    computed = {WEAK: {k: predict(weak, sp[k]) for k in targets}}
     del weak
     ensembles = []
     for ens in cfg.ensembles:
         if ens.source not in sources:
             continue
         log.info("%s of weak teachers (%d members)", ens.method, ens.n)
-        targets = {k: sp[k] for k in ("strong", "val", "test")}
         res, computed[ens.source] = run_ensemble(
-            sp["weak"], gold["weak"], fitter.member, targets, ens, seed=cfg.seed, val_gold=gold["val"]
+            sp["weak"],
+            gold["weak"],
+            fitter.member,
+            {k: sp[k] for k in targets},
+            ens,
+            seed=cfg.seed,
+            val_gold=gold["val"],
         )
         ensembles.append(res)
     return computed, ensembles
+
+
+def students_and_ceiling(
+    fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]
+) -> tuple[Estimate, list[SourceResult], list[StudentResult], dict[str, np.ndarray]]:
+    """The strong ceiling on gold, then a student per (label source, loss) on each supervisor's
+    p(true) over `strong` (selected on its `val`). A supervisor with `test` p(true) is floored on
+    the test rows (paired with the students); without, it is floored on the strong split it
+    labelled, which no student is tested on. Returns per-row test p(true) of every model too."""
+    cfg, sp, gold = fitter.cfg, fitter.sp, fitter.gold
+
+    def ok(probs: np.ndarray, split: str) -> np.ndarray:
+        return ((probs > 0.5) == (gold[split] > 0.5)).astype(float)
+
+    log.info("strong ceiling on %d gold rows", len(sp["strong"]))
+    ceiling, _ = fitter.fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]))
+    preds = {"gold": gold["test"], "ceiling": predict(ceiling, sp["test"])}
+    preds.update({f"floor__{k}": v["test"] for k, v in supervisors.items() if "test" in v})
+    ceiling_ok = ok(preds["ceiling"], "test")
+    del ceiling
+
+    sources, students = [], []
+    for src, labels in supervisors.items():
+        train_labels, val_labels = labels["strong"], labels["val"]
+        if "test" in labels:
+            floor_ok, paired, floor_split = ok(labels["test"], "test"), True, "test"
+        else:
+            floor_ok, paired, floor_split = ok(train_labels, "strong"), False, "strong"
+        sources.append(
+            SourceResult(
+                source=src,
+                floor=accuracy_estimate(floor_ok, cfg),
+                floor_split=floor_split,
+                labels=label_quality(train_labels, gold["strong"], n_boot=cfg.n_boot, seed=cfg.seed),
+            )
+        )
+        for loss in cfg.losses:
+            log.info("student on %s labels, %s loss", src, loss)
+            sel = list(val_labels) if cfg.select_on == "source" else list(gold["val"])
+            student, best = fitter.fit("strong", sp["strong"], list(train_labels), sel, loss)
+            preds[f"student__{src}__{loss}"] = predict(student, sp["test"])
+            student_ok = ok(preds[f"student__{src}__{loss}"], "test")
+            students.append(
+                StudentResult(
+                    source=src,
+                    loss=loss,
+                    accuracy=accuracy_estimate(student_ok, cfg),
+                    best_step=best,
+                    pgr=_pgr_estimate(floor_ok, student_ok, ceiling_ok, paired, cfg.n_boot, cfg.seed),
+                )
+            )
+    return accuracy_estimate(ceiling_ok, cfg), sources, students, preds
 
 
 def run_experiment(
@@ -221,11 +279,6 @@ def run_experiment(
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     sp = prepare_splits(cfg)
     fitter = Fitter(cfg, sp, resolve)
-    fit, gold = fitter.fit, fitter.gold
-
-    def ok(probs: np.ndarray, split: str) -> np.ndarray:
-        return ((probs > 0.5) == (gold[split] > 0.5)).astype(float)
-
     computed, ensembles = supervise(fitter, cfg.label_sources)
     # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.
     np.savez(
@@ -233,50 +286,16 @@ def run_experiment(
         **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in ("strong", "val", "test")},
         **{f"{src}__{k}": v for src, d in computed.items() for k, v in d.items()},
     )
-
-    log.info("strong ceiling on %d gold rows", len(sp["strong"]))
-    ceiling, _ = fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]))
-    preds = {"gold": gold["test"], "ceiling": predict(ceiling, sp["test"])}
-    preds.update({f"floor__{k}": v["test"] for k, v in computed.items()})
-    ceiling_ok = ok(preds["ceiling"], "test")
-    del ceiling
-
-    sources, students = [], []
+    supervisors = {}
     for src in cfg.label_sources:
-        if src in computed:
-            train_labels, val_labels = computed[src]["strong"], computed[src]["val"]
-            floor_ok, paired, floor_split = ok(computed[src]["test"], "test"), True, "test"
-        else:  # a recorded column: the supervisor is zero-shot, so its labels on `strong` are held out
-            train_labels = np.asarray(label_source(sp["strong"], src))
-            val_labels = np.asarray(label_source(sp["val"], src))
-            floor_ok, paired, floor_split = ok(train_labels, "strong"), False, "strong"
-        sources.append(
-            SourceResult(
-                source=src,
-                floor=accuracy_estimate(floor_ok, cfg),
-                floor_split=floor_split,
-                labels=label_quality(train_labels, gold["strong"], n_boot=cfg.n_boot, seed=cfg.seed),
-            )
-        )
-        for loss in cfg.losses:
-            log.info("student on %s labels, %s loss", src, loss)
-            sel = list(val_labels) if cfg.select_on == "source" else list(gold["val"])
-            student, best = fit("strong", sp["strong"], list(train_labels), sel, loss)
-            preds[f"student__{src}__{loss}"] = predict(student, sp["test"])
-            student_ok = ok(preds[f"student__{src}__{loss}"], "test")
-            students.append(
-                StudentResult(
-                    source=src,
-                    loss=loss,
-                    accuracy=accuracy_estimate(student_ok, cfg),
-                    best_step=best,
-                    pgr=_pgr_estimate(floor_ok, student_ok, ceiling_ok, paired, cfg.n_boot, cfg.seed),
-                )
-            )
-
+        # A recorded column is a zero-shot supervisor: its labels on `strong` are held out for it.
+        supervisors[src] = computed.get(src) or {
+            k: np.asarray(label_source(sp[k], src)) for k in ("strong", "val")
+        }
+    ceiling, sources, students, preds = students_and_ceiling(fitter, supervisors)
     result = ExperimentResult(
         run_id=cfg.run_id(),
-        ceiling=accuracy_estimate(ceiling_ok, cfg),
+        ceiling=ceiling,
         sources=sources,
         students=students,
         ensembles=ensembles,

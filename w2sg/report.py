@@ -33,7 +33,8 @@ def markdown_table(r: ExperimentResult) -> str:
     if any(f.floor_split != "test" for f in r.sources):
         lines += [
             "",
-            "† a recorded supervisor without test labels: its floor is its accuracy on the strong split.",
+            "† a supervisor with no test predictions (a recorded column, or an oversight graph: test rows "
+            "have no passage): its floor is its accuracy on the strong split.",
         ]
     if not all(pgr_defined(f.floor, r.ceiling) for f in r.sources):
         lines += [

@@ -1,0 +1,404 @@
+"""`w2sg run CONFIG`: the whole experiment of DESIGN.md in one command.
+
+SciQ questions with a support passage → the gold budget every weak supervisor shares (the `judge`
+split: trained judges and weak teachers learn from the same questions) → labels from each
+oversight graph (blind judge, consultancy, debate, interaction) and from the weak teachers (single,
+bagging, boosting) on the `strong` and `val` splits → calibration on the `calib` split and
+aggregation across sources → a strong student per label source, a ceiling on gold → one report
+(label quality, student accuracy, PGR, cost per label, all with CIs; plots).
+
+Offline, only SciQ's test file carries support passages, so the four graph splits come from it;
+students are tested on questions of the train file (a test row needs no passage). Every stage is
+reused when it exists: trained judges (their folder), labels (the SQLite store, so a killed run
+resumes), strong features (the feature cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agents import ModelSpec, get_model
+from graphs.config import DebateConfig
+from graphs.interaction import InteractionConfig
+from oversight.judges import GraphConfig, JudgeInfo, collect_transcripts, train_judge
+from oversight.label import LabelConfig, label
+from oversight.soft_labels import Calibrator, dawid_skene, skill_weights, weighted_average
+from oversight.store import LabelStore
+from w2sg.data import Example, load_dataset, split_by_question
+from w2sg.ensembles import EnsembleConfig
+from w2sg.experiment import WEAK, ExperimentResult, Fitter, W2SGConfig, students_and_ceiling, supervise
+from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality
+from w2sg.models import ModelConfig
+from w2sg.train import TrainConfig
+
+log = logging.getLogger(__name__)
+TRAINED = "trained"  # as a graph's judge / overseer_model: train a judge here on the `judge` split
+GRAPH_SPLITS = ("calib", "strong", "val")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSizes(Config):
+    """Questions per split (two rows each). judge, calib, strong and val need support passages."""
+
+    judge: int = Field(
+        150, ge=2, description="gold for every weak supervisor: trained judges and weak teachers"
+    )
+    calib: int = Field(50, ge=2, description="gold for calibrating and weighting label sources")
+    strong: int = Field(200, ge=1, description="labelled by every source; the students learn from it")
+    val: int = Field(50, ge=1, description="labelled by every source; student selection")
+    test: int = Field(
+        500, ge=1, description="student test questions (from the train file: no passage needed)"
+    )
+
+
+class OversightSource(Config):
+    """One label source made by an oversight graph: give `debate:` (any protocol) or `interaction:`.
+    A judge (or overseer_model) named `trained` is fine-tuned here on the `judge` split."""
+
+    debate: DebateConfig | None = None
+    interaction: InteractionConfig | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> OversightSource:
+        if (self.debate is None) == (self.interaction is None):
+            raise ValueError("give exactly one of `debate:` or `interaction:`")
+        if self.interaction is not None and self.interaction.overseer == "human":
+            raise ValueError("a human overseer labels through `w2sg human`, not inside `w2sg run`")
+        return self
+
+    @property
+    def graph(self) -> GraphConfig:
+        return self.debate if self.debate is not None else self.interaction  # type: ignore[return-value]
+
+
+class JudgeTraining(Config):
+    base: str = Field("embedded/minilm", description="classifier fine-tuned as each trained judge")
+    max_length: int = Field(160, ge=16, description="tokens per (claim, transcript) pair")
+    # Chosen on held-out judge-training questions: at lr 5e-5 for 3 epochs the judges stayed at
+    # chance (loss 0.69); 1e-4 for 5 epochs learns.
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(
+            lr=1e-4, epochs=5, batch_size=16, eval_every=15, warmup_frac=0.1, device="cpu"
+        )
+    )
+
+
+class RunConfig(Config):
+    name: str = "run"
+    seed: int = 0
+    dataset: str = "sciq"
+    data_dir: Path | None = None
+    sizes: RunSizes = Field(default_factory=RunSizes)
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="named specs the graphs refer to")
+    protocols: dict[str, OversightSource] = Field(description="label source name → oversight graph")
+    judge_training: JudgeTraining = Field(default_factory=JudgeTraining)
+    weak: ModelConfig
+    weak_train: TrainConfig = Field(default_factory=TrainConfig)
+    strong: ModelConfig
+    strong_train: TrainConfig = Field(default_factory=TrainConfig)
+    ensembles: list[EnsembleConfig] = Field(default_factory=list)
+    losses: list[Literal["xent", "logconf", "product"]] = Field(default_factory=lambda: ["xent"])
+    select_on: Literal["source", "gold"] = "source"
+    calibration: Literal["temperature", "platt", "isotonic"] | None = Field(
+        "platt", description="fit per source on the calib split; None: raw p(true) everywhere"
+    )
+    student_labels: Literal["raw", "calibrated"] = Field(
+        "raw", description="what students learn from (the report shows both label qualities)"
+    )
+    aggregate: list[Literal["average", "dawid_skene"]] = Field(
+        default_factory=list,
+        description="extra sources combining every other one: skill-weighted average of calibrated "
+        "p(true) (weights from calib), or a Dawid-Skene label model",
+    )
+    concurrency: int = Field(32, ge=1, description="graphs in flight while labelling")
+    n_boot: int = Field(1000, ge=100)
+    out_dir: Path = Path("runs")
+    cache_dir: Path = Path("runs/cache")
+
+    @model_validator(mode="after")
+    def _names(self) -> RunConfig:
+        names = [
+            WEAK,
+            *(e.source for e in self.ensembles),
+            *self.protocols,
+            *(f"agg_{a}" for a in self.aggregate),
+        ]
+        if len(set(names)) != len(names):
+            raise ValueError(f"label source names must be unique: {names}")
+        return self
+
+    def run_id(self) -> str:
+        blob = self.model_dump_json(exclude={"out_dir", "cache_dir", "concurrency"})
+        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+    def w2sg(self) -> W2SGConfig:
+        """The training core's view of this run (weak teachers, students, ceiling)."""
+        keys = ("name", "seed", "weak", "weak_train", "strong", "strong_train", "ensembles", "losses")
+        return W2SGConfig(
+            **{k: getattr(self, k) for k in keys},
+            select_on=self.select_on,
+            n_boot=self.n_boot,
+            out_dir=self.out_dir,
+            cache_dir=self.cache_dir,
+            label_sources=[WEAK, *(e.source for e in self.ensembles)],
+        )
+
+
+class SourceReport(BaseModel):
+    source: str
+    kind: Literal["teacher", "oversight", "aggregate"]
+    raw: LabelQuality = Field(description="labels on the strong split against gold")
+    calibrated: LabelQuality | None = None
+    tokens_per_label: Estimate | None = Field(
+        None, description="every model call of the graph, judge included"
+    )
+    seconds_per_label: Estimate | None = Field(None, description="model time per label (not wall time)")
+    judge: JudgeInfo | None = None
+    vs_blind: Estimate | None = Field(
+        None, description="label accuracy minus the blind judge's, paired over the same strong rows"
+    )
+
+
+class PipelineResult(BaseModel):
+    run_id: str
+    experiment: ExperimentResult
+    sources: list[SourceReport]
+    stage_seconds: dict[str, float]
+
+
+def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
+    with_support = [e for e in load_dataset(cfg.dataset, "test", cfg.data_dir, seed=cfg.seed) if e.support]
+    s = cfg.sizes
+    sp = split_by_question(
+        with_support, {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val}, seed=cfg.seed
+    )
+    used = {e.qid for e in with_support}
+    pool = [e for e in load_dataset(cfg.dataset, "train", cfg.data_dir, seed=cfg.seed) if e.qid not in used]
+    sp["test"] = split_by_question(pool, {"test": s.test}, seed=cfg.seed)["test"]
+    # The training core calls the shared gold budget `weak`.
+    return {"weak": sp.pop("judge"), **sp}
+
+
+def _judge(cfg: RunConfig, name: str, graph: GraphConfig, rows: list[Example], run_dir: Path) -> JudgeInfo:
+    """Train (or reuse) the `trained` judge of one graph on gold of the judge split."""
+    out = run_dir / "judges" / name
+    if (out / "judge.json").exists():
+        return JudgeInfo.model_validate_json((out / "judge.json").read_text())
+    if isinstance(graph, InteractionConfig):
+        speaker_name = graph.assistant
+    else:
+        speaker_name = None if graph.protocol == "blind" else graph.debater
+
+    async def transcripts() -> list:
+        speaker = get_model(cfg.models.get(speaker_name) or speaker_name) if speaker_name else None
+        try:
+            return await collect_transcripts(graph, speaker, rows, concurrency=cfg.concurrency)
+        finally:
+            if speaker is not None:
+                await speaker.aclose()
+
+    from oversight.paths import resolve_model_path
+
+    log.info("%s: transcripts of %d judge-training rows, then the judge", name, len(rows))
+    jt = cfg.judge_training
+    return train_judge(
+        graph,
+        rows,
+        asyncio.run(transcripts()),
+        base_path=resolve_model_path(jt.base),
+        out_dir=out,
+        train_cfg=jt.train.model_copy(update={"seed": cfg.seed}),
+        max_length=jt.max_length,
+        seed=cfg.seed,
+    )
+
+
+def _with_judge(graph: GraphConfig, judge: str) -> GraphConfig:
+    if isinstance(graph, InteractionConfig):
+        return graph.model_copy(update={"overseer_model": judge, "judge_kind": "trained"})
+    return graph.model_copy(update={"judge": judge, "judge_kind": "trained"})
+
+
+def _needs_judge(graph: GraphConfig) -> bool:
+    if isinstance(graph, InteractionConfig):
+        return graph.overseer == "model" and graph.overseer_model == TRAINED
+    return graph.judge == TRAINED
+
+
+def oversight_labels(
+    cfg: RunConfig, name: str, src: OversightSource, sp: dict[str, list[Example]], run_dir: Path
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, JudgeInfo | None]:
+    """p(true) per graph split, and tokens and seconds per strong-split label, from the store."""
+    graph, info = src.graph, None
+    if _needs_judge(graph):
+        info = _judge(cfg, name, graph, sp["weak"], run_dir)
+        graph = _with_judge(graph, f"classifier/{info.path}")
+    lcfg = LabelConfig(
+        name=name,
+        dataset=cfg.dataset,
+        seed=cfg.seed,
+        data_dir=cfg.data_dir,
+        models=cfg.models,
+        concurrency=cfg.concurrency,
+        store=run_dir / "labels.sqlite",
+        **({"debate": graph} if isinstance(graph, DebateConfig) else {"interaction": graph}),
+    )
+    rows = [e for k in GRAPH_SPLITS for e in sp[k]]
+    run = asyncio.run(label(lcfg, rows=rows))
+    log.info("%s: %d labelled, %d failed, %.1f s", name, run.labelled, run.failed, run.seconds)
+    store = LabelStore(lcfg.store)
+    try:
+        got = {r.example_id: r for r in store.rows(lcfg.protocol, lcfg.config_hash()) if r.status == "ok"}
+    finally:
+        store.close()
+    missing = [e.id for e in rows if e.id not in got]
+    if missing:
+        raise RuntimeError(
+            f"protocol {name!r}: {len(missing)} of {len(rows)} rows have no label (e.g. {missing[0]}); "
+            f"the failures are in {lcfg.store}; rerun to retry them"
+        )
+    p = {k: np.array([got[e.id].p_true for e in sp[k]], dtype=float) for k in GRAPH_SPLITS}
+    verdicts = [got[e.id].record["verdict"] for e in sp["strong"]]
+    tokens = np.array([v["tokens"] for v in verdicts], dtype=float)
+    seconds = np.array([v["seconds"] for v in verdicts], dtype=float)
+    return p, tokens, seconds, info
+
+
+def _mean(x: np.ndarray, cfg: RunConfig) -> Estimate:
+    lo, hi = bootstrap_ci(lambda a: float(a.mean()), [x], n_boot=cfg.n_boot, seed=cfg.seed)
+    return Estimate(value=float(x.mean()), lo=lo, hi=hi, n=len(x))
+
+
+def run_pipeline(
+    cfg: RunConfig, *, resolve: Callable[[str], str] = str, force: bool = False
+) -> PipelineResult:
+    """Run (or load, when complete and not `force`) the end-to-end experiment."""
+    from oversight.pipeline_report import write_pipeline_report
+
+    run_dir = cfg.out_dir / cfg.run_id()
+    done = run_dir / "results.json"
+    if done.exists() and not force:
+        return PipelineResult.model_validate_json(done.read_text())
+    t0 = time.perf_counter()
+    stages: dict[str, float] = {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    sp = prepare_run_splits(cfg)
+    w = cfg.w2sg()
+    fitter = Fitter(w, sp, resolve)
+    gold = fitter.gold
+
+    labels: dict[str, dict[str, np.ndarray]] = {}
+    reports: dict[str, SourceReport] = {}
+    teachers, _ensembles = supervise(fitter, w.label_sources, targets=("calib", "strong", "val", "test"))
+    stages["weak teachers"] = time.perf_counter() - t0
+    for src, p in teachers.items():
+        labels[src] = p
+        reports[src] = SourceReport(
+            source=src, kind="teacher", raw=_quality(p["strong"], gold["strong"], cfg)
+        )
+    token_rows = []
+    for name, src_cfg in cfg.protocols.items():
+        t = time.perf_counter()
+        p, tokens, seconds, info = oversight_labels(cfg, name, src_cfg, sp, run_dir)
+        stages[name] = time.perf_counter() - t
+        labels[name] = p
+        token_rows.append((tokens, seconds))
+        reports[name] = SourceReport(
+            source=name,
+            kind="oversight",
+            raw=_quality(p["strong"], gold["strong"], cfg),
+            tokens_per_label=_mean(tokens, cfg),
+            seconds_per_label=_mean(seconds, cfg),
+            judge=info,
+        )
+
+    calibrated = {src: _calibrate(cfg, p, gold["calib"]) for src, p in labels.items()}
+    for src, p in calibrated.items():
+        if cfg.calibration is not None:
+            reports[src].calibrated = _quality(p["strong"], gold["strong"], cfg)
+    if cfg.aggregate:
+        stack = {k: np.stack([p[k] for p in calibrated.values()]) for k in GRAPH_SPLITS}
+        cost = (sum(t for t, _ in token_rows), sum(s for _, s in token_rows)) if token_rows else None
+        for how in cfg.aggregate:
+            if how == "average":
+                wts = skill_weights(stack["calib"], gold["calib"])
+                agg = {k: weighted_average(stack[k], wts) for k in GRAPH_SPLITS}
+            else:
+                agg = {k: dawid_skene(stack[k])[0] for k in GRAPH_SPLITS}
+            labels[f"agg_{how}"] = calibrated[f"agg_{how}"] = agg
+            reports[f"agg_{how}"] = SourceReport(
+                source=f"agg_{how}",
+                kind="aggregate",
+                raw=_quality(agg["strong"], gold["strong"], cfg),
+                tokens_per_label=_mean(cost[0], cfg) if cost else None,
+                seconds_per_label=_mean(cost[1], cfg) if cost else None,
+            )
+
+    blind = next((n for n, s in cfg.protocols.items() if s.debate and s.debate.protocol == "blind"), None)
+    if blind is not None:
+        for src, rep in reports.items():
+            if src != blind:
+                rep.vs_blind = _paired_gain(
+                    labels[src]["strong"], labels[blind]["strong"], gold["strong"], cfg
+                )
+
+    t = time.perf_counter()
+    chosen = calibrated if cfg.student_labels == "calibrated" else labels
+    supervisors = {
+        src: {k: v for k, v in chosen[src].items() if k in ("strong", "val", "test")} for src in reports
+    }
+    ceiling, sources, students, preds = students_and_ceiling(fitter, supervisors)
+    stages["students and ceiling"] = time.perf_counter() - t
+    experiment = ExperimentResult(
+        run_id=cfg.run_id(),
+        ceiling=ceiling,
+        sources=sources,
+        students=students,
+        ensembles=_ensembles,
+        sizes={k: len(v) for k, v in sp.items()},
+        seconds=time.perf_counter() - t0,
+    )
+    result = PipelineResult(
+        run_id=cfg.run_id(), experiment=experiment, sources=list(reports.values()), stage_seconds=stages
+    )
+    write_pipeline_report(result, run_dir)
+    np.savez(run_dir / "predictions.npz", ids=np.array([e.id for e in sp["test"]]), **preds)
+    np.savez(
+        run_dir / "labels.npz",
+        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in GRAPH_SPLITS},
+        **{f"{src}__{k}": v for src, d in labels.items() for k, v in d.items()},
+    )
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(result.model_dump_json(indent=2))
+    tmp.rename(done)  # written last and atomically: its presence means the run is complete
+    return result
+
+
+def _quality(p: np.ndarray, gold: np.ndarray, cfg: RunConfig) -> LabelQuality:
+    return label_quality(p, gold, n_boot=cfg.n_boot, seed=cfg.seed)
+
+
+def _paired_gain(p: np.ndarray, base: np.ndarray, gold: np.ndarray, cfg: RunConfig) -> Estimate:
+    a, b = ((p > 0.5) == (gold > 0.5)).astype(float), ((base > 0.5) == (gold > 0.5)).astype(float)
+    lo, hi = bootstrap_ci(lambda x, y: float(x.mean() - y.mean()), [a, b], n_boot=cfg.n_boot, seed=cfg.seed)
+    return Estimate(value=float(a.mean() - b.mean()), lo=lo, hi=hi, n=len(a))
+
+
+def _calibrate(cfg: RunConfig, p: dict[str, np.ndarray], gold_calib: np.ndarray) -> dict[str, np.ndarray]:
+    if cfg.calibration is None:
+        return p
+    cal = Calibrator(cfg.calibration).fit(p["calib"], gold_calib)
+    return {k: cal(v) for k, v in p.items()}

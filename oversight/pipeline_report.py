@@ -1,0 +1,118 @@
+"""The end-to-end report: one table over label sources (label quality raw and calibrated, student,
+ceiling, PGR, cost per label) and two plots (PGR per source; cost × label accuracy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from w2sg.report import _save, _wrap, pgr_defined, plot
+
+if TYPE_CHECKING:
+    from oversight.pipeline import PipelineResult
+
+
+def pipeline_table(r: PipelineResult) -> str:
+    e = r.experiment
+    floors = {s.source: s for s in e.sources}
+    students = {(s.source, s.loss): s for s in e.students}
+    losses = sorted({s.loss for s in e.students})
+    lines = [
+        f"Run `{r.run_id}`: sizes {e.sizes} (rows), {e.seconds:.0f} s. Label quality on the strong "
+        "split; student and ceiling accuracy on test; 95% bootstrap CIs.",
+        "",
+        "| label source | kind | label acc | ECE | Brier | calibrated: acc / ECE | floor | loss | student "
+        "| ceiling | PGR | label acc − blind (paired) | tokens / label | model s / label |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for src in r.sources:
+        f = floors[src.source]
+        cal = f"{src.calibrated.accuracy.value:.3f} / {src.calibrated.ece:.3f}" if src.calibrated else "-"
+        tokens = f"{src.tokens_per_label}" if src.tokens_per_label else "-"
+        secs = f"{src.seconds_per_label.value:.4f}" if src.seconds_per_label else "-"
+        d = src.vs_blind
+        gain = f"{d.value:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]" if d else "-"
+        floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
+        for loss in losses:
+            s = students[(src.source, loss)]
+            gap = f"{s.pgr}" if pgr_defined(f.floor, e.ceiling) else "n/a ‡"
+            lines.append(
+                f"| {src.source} | {src.kind} | {src.raw.accuracy} | {src.raw.ece:.3f} | {src.raw.brier:.3f} "
+                f"| {cal} | {floor} | {loss} | {s.accuracy} | {e.ceiling} | {gap} | {gain} | {tokens} "
+                f"| {secs} |"
+            )
+    judges = [s for s in r.sources if s.judge is not None]
+    lines += [
+        "",
+        "† no test predictions (an oversight graph needs the passage, which test rows lack): the floor "
+        "is the label accuracy on the strong split.",
+        "‡ the supervisor is at least as accurate as the ceiling: no gap to recover, PGR not meaningful.",
+        "Tokens count every call of the graph (debaters, assistant, judge; words for the extractive "
+        "reader); weak teachers are one classifier pass per member.",
+    ]
+    if judges:
+        lines += ["", "Trained judges (same gold questions for each):", ""]
+        lines += [
+            f"- {s.source}: fine-tuned on {s.judge.rows['train']} rows, accuracy on "  # type: ignore[union-attr]
+            f"{s.judge.rows['val']} held-out rows {s.judge.val_accuracy:.3f}"  # type: ignore[union-attr]
+            for s in judges
+        ]
+    lines += ["", "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r.stage_seconds.items())]
+    return "\n".join(lines) + "\n"
+
+
+def plot_pgr(r: PipelineResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    e = r.experiment
+    floors = {s.source: s.floor for s in e.sources}
+    shown = [s for s in e.students if pgr_defined(floors[s.source], e.ceiling)]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(shown)), 4))
+    x = range(len(shown))
+    vals = [s.pgr.value for s in shown]
+    err = [[s.pgr.value - s.pgr.lo for s in shown], [s.pgr.hi - s.pgr.value for s in shown]]
+    ax.bar(list(x), vals, yerr=err, capsize=3, label="PGR (95% CI)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(list(x), [f"{_wrap(s.source)}\n{s.loss}" for s in shown], fontsize=8)
+    if hidden := sorted({s.source for s in e.students} - {s.source for s in shown}):
+        ax.set_xlabel(f"not shown, supervisor ≥ ceiling (PGR undefined): {', '.join(hidden)}", fontsize=8)
+    _save(fig, ax, "PGR = (student − floor) / (ceiling − floor)", r.run_id, path, legend="upper right")
+
+
+def plot_cost(r: PipelineResult, path: Path) -> None:
+    """Label accuracy against tokens per label, for the sources that call models per label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in r.sources:
+        if s.tokens_per_label is None:
+            ax.axhline(s.raw.accuracy.value, linestyle=":", linewidth=0.8, color="grey")
+            ax.annotate(
+                s.source, (0.01, s.raw.accuracy.value), xycoords=("axes fraction", "data"), fontsize=7
+            )
+            continue
+        a, t = s.raw.accuracy, s.tokens_per_label
+        ax.errorbar(
+            t.value,
+            a.value,
+            xerr=[[t.value - t.lo], [t.hi - t.value]],
+            yerr=[[a.value - a.lo], [a.hi - a.value]],
+            fmt="o",
+            capsize=3,
+            label=s.source,
+        )
+    ax.set_xlabel("tokens per label (dotted: weak teachers, no per-label model calls)")
+    _save(fig, ax, "label accuracy (strong split)", r.run_id, path, legend="center right")
+
+
+def write_pipeline_report(r: PipelineResult, run_dir: Path) -> None:
+    (run_dir / "results.md").write_text(pipeline_table(r))
+    plot(r.experiment, run_dir / "results.png")
+    plot_pgr(r, run_dir / "pgr.png")
+    plot_cost(r, run_dir / "cost.png")

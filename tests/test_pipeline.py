@@ -1,0 +1,141 @@
+"""`w2sg run`: the end-to-end experiment on a small config (tiny models, a scripted judge, one
+trained MiniLM judge), and its config errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from cli import w2sg
+
+from agents import ConfigError, load_config
+from oversight.paths import resolve_model_path
+from oversight.pipeline import RunConfig, prepare_run_splits, run_pipeline
+
+TINY = {"kind": "features", "path": "embedded/tiny-gpt2", "max_length": 48}
+FAST = {"lr": 1.0e-3, "epochs": 2, "batch_size": 16, "eval_every": 4, "device": "cpu"}
+
+
+def small(tmp_path: Path, **over: object) -> dict:
+    cfg = {
+        "name": "e2e",
+        "sizes": {"judge": 12, "calib": 8, "strong": 20, "val": 6, "test": 20},
+        "models": {
+            "reader": {"name": "extractive"},
+            # a blind judge that says Yes to every answer with a digit in it: a real, weak rule
+            "rule": {
+                "name": "scripted/rule",
+                "scripted": {
+                    "rules": [{"match": r"answer: \S*\d", "probs": {"Yes": 0.8, "No": 0.2}}],
+                    "default_reply": "No",
+                },
+            },
+        },
+        "protocols": {
+            "blind": {"debate": {"protocol": "blind", "judge": "rule"}},
+            "debate": {
+                "debate": {"protocol": "sequential", "rounds": 1, "debater": "reader", "judge": "trained"}
+            },
+            "interaction": {"interaction": {"assistant": "reader", "overseer_model": "trained"}},
+        },
+        "judge_training": {"max_length": 64, "train": {**FAST, "lr": 1.0e-4, "epochs": 1}},
+        "weak": TINY,
+        "weak_train": FAST,
+        "strong": {**TINY, "pooling": "mean"},
+        "strong_train": FAST,
+        "ensembles": [{"method": "bagging", "n": 2}],
+        "aggregate": ["average", "dawid_skene"],
+        "n_boot": 200,
+        "out_dir": str(tmp_path / "runs"),
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    cfg.update(over)
+    return cfg
+
+
+def test_run_end_to_end(tmp_path: Path) -> None:
+    cfg = RunConfig.model_validate(small(tmp_path))
+    sp = prepare_run_splits(cfg)
+    qids = {k: {e.qid for e in v} for k, v in sp.items()}
+    names = list(qids)
+    for i, a in enumerate(names):  # splits are disjoint by question
+        for b in names[i + 1 :]:
+            assert not qids[a] & qids[b], (a, b)
+    assert all(e.support for k in ("weak", "calib", "strong", "val") for e in sp[k])
+
+    result = run_pipeline(cfg, resolve=resolve_model_path)
+    run = tmp_path / "runs" / cfg.run_id()
+    assert {"results.json", "results.md", "results.png", "pgr.png", "cost.png", "labels.npz"} <= {
+        p.name for p in run.iterdir()
+    }
+    kinds = {s.source: s.kind for s in result.sources}
+    assert kinds == {
+        "weak": "teacher",
+        "bagging": "teacher",
+        "blind": "oversight",
+        "debate": "oversight",
+        "interaction": "oversight",
+        "agg_average": "aggregate",
+        "agg_dawid_skene": "aggregate",
+    }
+    n_strong = len(sp["strong"])
+    for s in result.sources:
+        assert s.raw.n == n_strong and (s.calibrated is None) == (s.kind == "aggregate")
+        assert (s.tokens_per_label is None) == (s.kind == "teacher")
+        assert (s.vs_blind is None) == (s.source == "blind")
+    assert {s.source for s in result.experiment.students} == set(kinds)
+
+    # The trained judges learned from the judge split only, and labelled none of it.
+    for name in ("debate", "interaction"):
+        judge = next(s for s in result.sources if s.source == name).judge
+        assert judge is not None and set(judge.qids) == qids["weak"]
+        assert judge.protocol == {"debate": "sequential", "interaction": "interaction"}[name]
+    # Every oversight label is in the store once: calib + strong + val rows per protocol.
+    db = sqlite3.connect(run / "labels.sqlite")
+    per = dict(db.execute("SELECT protocol, COUNT(*) FROM labels WHERE status = 'ok' GROUP BY protocol"))
+    n_graph = sum(len(sp[k]) for k in ("calib", "strong", "val"))
+    assert per == {"blind": n_graph, "sequential": n_graph, "interaction": n_graph}
+    # The stored labels are the ones the students learned from, row for row.
+    labels = np.load(run / "labels.npz")
+    blind = dict(db.execute("SELECT example_id, p_true FROM labels WHERE protocol = 'blind'"))
+    assert [blind[i] for i in labels["strong__ids"]] == labels["blind__strong"].tolist()
+    # The scripted rule's label accuracy is what the report says.
+    gold = np.array([e.label for e in sp["strong"]])
+    acc = float(((labels["blind__strong"] > 0.5) == (gold > 0.5)).mean())
+    assert next(s for s in result.sources if s.source == "blind").raw.accuracy.value == pytest.approx(acc)
+
+    table = (run / "results.md").read_text()
+    assert "| debate | oversight |" in table and "tokens / label" in table
+    # A complete run is loaded, not recomputed; the judges and the store are reused by a forced one.
+    (run / "results.md").write_text("sentinel")
+    assert run_pipeline(cfg, resolve=resolve_model_path).model_dump_json() == result.model_dump_json()
+    stamp = (run / "judges" / "debate" / "judge.json").stat().st_mtime_ns
+    again = run_pipeline(cfg, resolve=resolve_model_path, force=True)
+    assert (run / "judges" / "debate" / "judge.json").stat().st_mtime_ns == stamp
+    assert [s.raw for s in again.sources] == [s.raw for s in result.sources]
+
+
+def test_config_errors_name_the_field(tmp_path: Path) -> None:
+    both = small(tmp_path)
+    both["protocols"]["debate"]["interaction"] = {"assistant": "reader"}
+    (tmp_path / "both.yaml").write_text(yaml.safe_dump(both))
+    with pytest.raises(ConfigError, match=r"both\.yaml: invalid config\n  protocols\.debate: .*exactly one"):
+        load_config(tmp_path / "both.yaml", RunConfig)
+    clash = small(tmp_path)
+    clash["protocols"]["bagging"] = clash["protocols"].pop("blind")
+    (tmp_path / "clash.yaml").write_text(yaml.safe_dump(clash))
+    with pytest.raises(ConfigError, match="label source names must be unique"):
+        load_config(tmp_path / "clash.yaml", RunConfig)
+    out = w2sg("run", str(tmp_path / "clash.yaml"))
+    assert out.returncode == 2 and "clash.yaml" in out.stderr
+
+
+def test_shipped_run_configs_load() -> None:
+    for path in sorted(Path("configs").glob("run-*.yaml")):
+        cfg = load_config(path, RunConfig)
+        assert cfg.protocols, path
+        json.dumps(cfg.model_dump(mode="json"))
