@@ -144,7 +144,13 @@ def _sciq_from_hub(split: str, seed: int, folder: Path) -> list[Example]:
             f"{folder}: no SciQ files there, and the `datasets` package is not installed "
             "to download allenai/sciq"
         ) from None
-    ds = datasets.load_dataset("allenai/sciq", split=split)
+    try:
+        ds = datasets.load_dataset("allenai/sciq", split=split)
+    except (ConnectionError, OSError, ValueError) as e:  # offline, no such split, hub errors
+        raise DataError(
+            f"{folder}: no SciQ files there, and allenai/sciq could not be loaded from the hub "
+            f"({type(e).__name__}: {e}); point W2SG_DATA_DIR or data_dir at a folder with the files"
+        ) from None
     return binarize_sciq(list(enumerate(ds, start=1)), Path(f"hf://allenai/sciq/{split}"), seed)
 
 
