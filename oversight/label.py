@@ -258,5 +258,27 @@ def _record(
         "seed": graph.seed,  # type: ignore[union-attr]
         "config_hash": chash,
         "verdict": state["verdict"].model_dump(mode="json"),
+        "cost_usd": label_cost(state, models),
         "transcript": [t.model_dump(mode="json") for t in state.get("transcript", [])],
     }
+
+
+def label_cost(state: dict[str, Any], models: dict[str, Model]) -> float | None:
+    """US dollars for one label from the models' `price:` (None when none has one). Speakers' turns
+    at their model's rates; the judge's own tokens (the verdict's total minus the turns') at its
+    input rate, as a verdict reads a prompt and emits one token."""
+    prices = {k: m.spec.price for k, m in models.items() if m.spec.price is not None}
+    if not prices:
+        return None
+    turns = state.get("transcript", [])
+    judge_role = "judge" if "judge" in models else "overseer"
+    speaker_role = "debater" if "debater" in models else "assistant"
+    cost = 0.0
+    for t in turns:
+        role = judge_role if t.speaker.startswith(("judge", "overseer")) else speaker_role
+        if role in prices:
+            cost += prices[role].cost(t.input_tokens, t.tokens)
+    judge_tokens = state["verdict"].tokens - sum(t.tokens + t.input_tokens for t in turns)
+    if judge_role in prices:
+        cost += prices[judge_role].cost(max(0, judge_tokens), 0)
+    return cost

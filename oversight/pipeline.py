@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import ModelSpec, get_model
+from agents import config as agent_config
 from graphs.config import DebateConfig
 from graphs.interaction import InteractionConfig
 from oversight.judges import GraphConfig, JudgeInfo, collect_transcripts, train_judge
@@ -76,7 +77,24 @@ class OversightSource(Config):
             raise ValueError("give exactly one of `debate:` or `interaction:`")
         if self.interaction is not None and self.interaction.overseer == "human":
             raise ValueError("a human overseer labels through `w2sg human`, not inside `w2sg run`")
+        if _needs_judge(self.graph) and getattr(self.graph, "max_followups", 0):
+            raise ValueError("a trained overseer cannot ask follow-ups: use max_followups: 0")
         return self
+
+    def model_names(self) -> dict[str, str]:
+        """The graph's model fields in use (a `trained` judge is made here), by config path."""
+        if self.debate is not None:
+            d = self.debate
+            names = {"debate.judge": d.judge}
+            if d.protocol != "blind":
+                names["debate.debater"] = d.debater
+        else:
+            i = self.interaction
+            assert i is not None
+            names = {"interaction.assistant": i.assistant}
+            if i.overseer == "model":
+                names["interaction.overseer_model"] = i.overseer_model
+        return {k: v for k, v in names.items() if v != TRAINED}
 
     @property
     def graph(self) -> GraphConfig:
@@ -137,6 +155,13 @@ class RunConfig(Config):
         ]
         if len(set(names)) != len(names):
             raise ValueError(f"label source names must be unique: {names}")
+        for source, graph in self.protocols.items():
+            for field, model in graph.model_names().items():
+                if model not in self.models and model.split("/", 1)[0] not in agent_config.PROVIDERS:
+                    raise ValueError(
+                        f"protocols.{source}.{field}: {model!r} is neither a key of `models:`, "
+                        f"`{TRAINED}`, nor a model string (providers: {', '.join(agent_config.PROVIDERS)})"
+                    )
         return self
 
     def run_id(self) -> str:
@@ -165,6 +190,7 @@ class SourceReport(BaseModel):
         None, description="every model call of the graph, judge included"
     )
     seconds_per_label: Estimate | None = Field(None, description="model time per label (not wall time)")
+    usd_per_label: Estimate | None = Field(None, description="from the models' `price:`, when given")
     judge: JudgeInfo | None = None
     vs_blind: Estimate | None = Field(
         None, description="label accuracy minus the blind judge's, paired over the same strong rows"
@@ -239,8 +265,9 @@ def _needs_judge(graph: GraphConfig) -> bool:
 
 def oversight_labels(
     cfg: RunConfig, name: str, src: OversightSource, sp: dict[str, list[Example]], run_dir: Path
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, JudgeInfo | None]:
-    """p(true) per graph split, and tokens and seconds per strong-split label, from the store."""
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray | None, JudgeInfo | None]:
+    """p(true) per graph split, and tokens, seconds and dollars (None: no prices) per strong-split
+    label, from the store."""
     graph, info = src.graph, None
     if _needs_judge(graph):
         info = _judge(cfg, name, graph, sp["weak"], run_dir)
@@ -273,7 +300,9 @@ def oversight_labels(
     verdicts = [got[e.id].record["verdict"] for e in sp["strong"]]
     tokens = np.array([v["tokens"] for v in verdicts], dtype=float)
     seconds = np.array([v["seconds"] for v in verdicts], dtype=float)
-    return p, tokens, seconds, info
+    usd = [got[e.id].record.get("cost_usd") for e in sp["strong"]]
+    cost = np.array(usd, dtype=float) if all(c is not None for c in usd) else None
+    return p, tokens, seconds, cost, info
 
 
 def _mean(x: np.ndarray, cfg: RunConfig) -> Estimate:
@@ -312,7 +341,7 @@ def run_pipeline(
     token_rows = []
     for name, src_cfg in cfg.protocols.items():
         t = time.perf_counter()
-        p, tokens, seconds, info = oversight_labels(cfg, name, src_cfg, sp, run_dir)
+        p, tokens, seconds, usd, info = oversight_labels(cfg, name, src_cfg, sp, run_dir)
         stages[name] = time.perf_counter() - t
         labels[name] = p
         token_rows.append((tokens, seconds))
@@ -322,6 +351,7 @@ def run_pipeline(
             raw=_quality(p["strong"], gold["strong"], cfg),
             tokens_per_label=_mean(tokens, cfg),
             seconds_per_label=_mean(seconds, cfg),
+            usd_per_label=_mean(usd, cfg) if usd is not None else None,
             judge=info,
         )
 
@@ -374,13 +404,22 @@ def run_pipeline(
     result = PipelineResult(
         run_id=cfg.run_id(), experiment=experiment, sources=list(reports.values()), stage_seconds=stages
     )
-    write_pipeline_report(result, run_dir)
     np.savez(run_dir / "predictions.npz", ids=np.array([e.id for e in sp["test"]]), **preds)
     np.savez(
         run_dir / "labels.npz",
-        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in GRAPH_SPLITS},
+        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in (*GRAPH_SPLITS, "test")},
         **{f"{src}__{k}": v for src, d in labels.items() for k, v in d.items()},
+        **{
+            f"{src}__{k}__cal": v
+            for src, d in calibrated.items()
+            if cfg.calibration is not None and (src in teachers or src in cfg.protocols)
+            for k, v in d.items()
+        },
     )
+    try:  # a plotting failure must not cost the trained students: the numbers are saved either way
+        write_pipeline_report(result, run_dir)
+    except Exception:
+        log.exception("could not write the report in %s; results.json has every number", run_dir)
     tmp = done.with_suffix(".tmp")
     tmp.write_text(result.model_dump_json(indent=2))
     tmp.rename(done)  # written last and atomically: its presence means the run is complete

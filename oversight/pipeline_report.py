@@ -29,6 +29,8 @@ def pipeline_table(r: PipelineResult) -> str:
         f = floors[src.source]
         cal = f"{src.calibrated.accuracy.value:.3f} / {src.calibrated.ece:.3f}" if src.calibrated else "-"
         tokens = f"{src.tokens_per_label}" if src.tokens_per_label else "-"
+        if src.usd_per_label is not None:
+            tokens += f" (${src.usd_per_label.value:.6f})"
         secs = f"{src.seconds_per_label.value:.4f}" if src.seconds_per_label else "-"
         d = src.vs_blind
         gain = f"{d.value:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]" if d else "-"

@@ -165,3 +165,32 @@ def _export(tmp_path: Path, fmt: str, name: str) -> str:
     out = w2sg("export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / name), "--format", fmt)
     assert out.returncode == 0, out.stderr
     return (tmp_path / name).read_text() if fmt == "jsonl" else ""
+
+
+def test_cost_per_label_from_the_models_prices(tmp_path: Path) -> None:
+    import asyncio
+
+    from agents import load_config
+    from oversight.label import LabelConfig, label
+    from oversight.store import LabelStore
+
+    text = config(tmp_path, "c.sqlite", questions=2).read_text()
+    text = text.replace(
+        "    name: scripted/deb\n",
+        "    name: scripted/deb\n    price: {input_per_mtok: 2, output_per_mtok: 8}\n",
+    )
+    text = text.replace(
+        "    name: scripted/judge\n", "    name: scripted/judge\n    price: {input_per_mtok: 1}\n"
+    )
+    (tmp_path / "priced.yaml").write_text(text)
+    cfg = load_config(tmp_path / "priced.yaml", LabelConfig)
+    asyncio.run(label(cfg))
+    store = LabelStore(cfg.store)
+    rows = store.rows(cfg.protocol, cfg.config_hash())
+    store.close()
+    assert len(rows) == 4
+    for r in rows:
+        turns, verdict = r.record["transcript"], r.record["verdict"]
+        judge_tokens = verdict["tokens"] - sum(t["tokens"] + t["input_tokens"] for t in turns)
+        want = sum(2 * t["input_tokens"] + 8 * t["tokens"] for t in turns) / 1e6 + judge_tokens / 1e6
+        assert judge_tokens > 0 and r.record["cost_usd"] == pytest.approx(want)

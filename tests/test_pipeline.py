@@ -101,6 +101,8 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert per == {"blind": n_graph, "sequential": n_graph, "interaction": n_graph}
     # The stored labels are the ones the students learned from, row for row.
     labels = np.load(run / "labels.npz")
+    assert labels["debate__strong__cal"].shape == labels["debate__strong"].shape
+    assert len(labels["test__ids"]) == len(labels["weak__test"]) == len(sp["test"])
     blind = dict(db.execute("SELECT example_id, p_true FROM labels WHERE protocol = 'blind'"))
     assert [blind[i] for i in labels["strong__ids"]] == labels["blind__strong"].tolist()
     # The scripted rule's label accuracy is what the report says.
@@ -132,6 +134,14 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
         load_config(tmp_path / "clash.yaml", RunConfig)
     out = w2sg("run", str(tmp_path / "clash.yaml"))
     assert out.returncode == 2 and "clash.yaml" in out.stderr
+    typo = small(tmp_path)
+    typo["protocols"]["debate"]["debate"]["debater"] = "raeder"
+    with pytest.raises(ValueError, match=r"protocols\.debate\.debate\.debater: 'raeder' is neither"):
+        RunConfig.model_validate(typo)
+    asks = small(tmp_path)
+    asks["protocols"]["interaction"]["interaction"]["max_followups"] = 1
+    with pytest.raises(ValueError, match="cannot ask follow-ups"):
+        RunConfig.model_validate(asks)
 
 
 def test_shipped_run_configs_load() -> None:
