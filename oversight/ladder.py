@@ -30,6 +30,7 @@ from oversight.ladder_config import LadderConfig, ladder_splits, slice_name
 from oversight.ladder_report import LadderResult, RungResult, rung_result, write_run
 from w2sg.data import DataError, Example, label_source
 from w2sg.models import FeatureHead, build_classifier
+from w2sg.run_folder import DONE, load_complete
 from w2sg.synthetic import SyntheticModel, synthetic_features
 from w2sg.train import predict, resolve_device, seed_everything, train
 
@@ -239,12 +240,11 @@ def run_ladder(
     short, or load it when its run folder is complete (unless `force`). `fit` replaces the real
     trainer (tests wrap it); `on_step(rung, node)` is told of each finished node."""
     run_dir = cfg.out_dir / cfg.run_id()
-    done, db = run_dir / "results.json", run_dir / "checkpoints.sqlite"
-    if done.exists() and not force:
-        log.info("%s is complete; loading it (use --force to rerun)", run_dir)
-        return LadderResult.model_validate_json(done.read_text())
+    db = run_dir / "checkpoints.sqlite"
+    if (finished := load_complete(run_dir, LadderResult, force)) is not None:
+        return finished
     if force:
-        for p in (done, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        for p in (run_dir / DONE, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
     t0 = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from w2sg.data import Example, label_source
 from w2sg.experiment import _pgr_estimate
 from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality
 from w2sg.report import _save, _wrap, pgr_defined
+from w2sg.run_folder import mark_complete
 
 
 class RungResult(BaseModel):
@@ -209,7 +210,4 @@ def write_run(
         **{f"gold__rung{k}": np.asarray(label_source(sp[slice_name(k)], "gold")) for k in range(n)},
         **{k: np.asarray(v) for k, v in columns.items() if k.startswith("labels__")},
     )
-    done = run_dir / "results.json"
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    tmp.rename(done)  # written last and atomically: its presence means the run is complete
+    mark_complete(run_dir, result)

@@ -39,6 +39,7 @@ from w2sg.ensembles import EnsembleConfig
 from w2sg.experiment import WEAK, ExperimentResult, Fitter, W2SGConfig, students_and_ceiling, supervise
 from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality
 from w2sg.models import ModelConfig
+from w2sg.run_folder import load_complete, mark_complete
 from w2sg.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -317,9 +318,8 @@ def run_pipeline(
     from oversight.pipeline_report import write_pipeline_report
 
     run_dir = cfg.out_dir / cfg.run_id()
-    done = run_dir / "results.json"
-    if done.exists() and not force:
-        return PipelineResult.model_validate_json(done.read_text())
+    if (finished := load_complete(run_dir, PipelineResult, force)) is not None:
+        return finished
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -420,9 +420,7 @@ def run_pipeline(
         write_pipeline_report(result, run_dir)
     except Exception:
         log.exception("could not write the report in %s; results.json has every number", run_dir)
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    tmp.rename(done)  # written last and atomically: its presence means the run is complete
+    mark_complete(run_dir, result)
     return result
 
 

@@ -23,6 +23,7 @@ from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
 from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality, pgr
 from w2sg.models import ModelConfig, build_classifier
+from w2sg.run_folder import load_complete, mark_complete
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -270,10 +271,8 @@ def run_experiment(
     from w2sg.report import write_report
 
     run_dir = cfg.out_dir / cfg.run_id()
-    done = run_dir / "results.json"
-    if done.exists() and not force:
-        log.info("%s is complete; loading it (use --force to rerun)", run_dir)
-        return ExperimentResult.model_validate_json(done.read_text())
+    if (finished := load_complete(run_dir, ExperimentResult, force)) is not None:
+        return finished
     t0 = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
@@ -305,9 +304,7 @@ def run_experiment(
     write_report(result, run_dir)
     # Per-row test p(true) of every model, for paired comparisons the table does not make.
     np.savez(run_dir / "predictions.npz", ids=np.array([e.id for e in sp["test"]]), **preds)
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    tmp.rename(done)  # written last and atomically: its presence means the run is complete
+    mark_complete(run_dir, result)
     return result
 
 

@@ -18,6 +18,7 @@ from w2sg.experiment import WEAK, Fitter, W2SGConfig, accuracy_estimate, prepare
 from w2sg.features import cached_features
 from w2sg.icl import ChoiceModel, ICLConfig, build_messages, score_prompts, select_demos
 from w2sg.metrics import Estimate, auc
+from w2sg.run_folder import load_complete, mark_complete
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,8 @@ def run_icl(
     if icl is None:
         raise ValueError("the config has no `icl:` section")
     run_dir = cfg.out_dir / cfg.run_id() / icl_run_id(cfg)
-    done = run_dir / "results.json"
-    if done.exists() and not force:
-        log.info("%s is complete; loading it (use --force to rerun)", run_dir)
-        return ICLResult.model_validate_json(done.read_text())
+    if (finished := load_complete(run_dir, ICLResult, force)) is not None:
+        return finished
     t0 = time.perf_counter()
     sp = prepare_splits(cfg)
     pool = _subset(sp["strong"], icl.pool_questions, cfg.seed)
@@ -183,9 +182,7 @@ def run_icl(
         gold=gold_test,
         **{k: probs for k, (probs, _, _) in zip(keys, scored, strict=True)},
     )
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    tmp.rename(done)
+    mark_complete(run_dir, result)
     return result
 
 
