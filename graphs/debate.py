@@ -74,7 +74,7 @@ def consultant_node(cfg: DebateConfig, model: Model) -> Node:
 def assign_side(cfg: DebateConfig) -> Node:
     """Consultancy: the consultant's side, fixed by config or drawn with a per-question seed."""
 
-    def node(state: DebateState) -> dict[str, Any]:
+    async def node(state: DebateState) -> dict[str, Any]:
         if cfg.consultant_side != "random":
             return {"consultant_side": cfg.consultant_side}
         rng = random.Random(call_seed(cfg.seed, state["question"], state["answer"], "consultant_side"))
@@ -124,7 +124,7 @@ def judge_node(cfg: DebateConfig, model: Model, order: Sequence[Side]) -> Node:
 
 
 def verdict_node(judge_name: str) -> Node:
-    def node(state: DebateState) -> dict[str, Any]:
+    async def node(state: DebateState) -> dict[str, Any]:
         runs = state.get("judge_runs", [])
         verdict = Verdict.of(
             state.get("transcript", []),
@@ -139,7 +139,7 @@ def verdict_node(judge_name: str) -> Node:
     return node
 
 
-def end_round(state: DebateState) -> dict[str, Any]:
+async def end_round(state: DebateState) -> dict[str, Any]:
     return {"round": state.get("round", 1) + 1}
 
 
