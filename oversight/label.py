@@ -27,6 +27,31 @@ from w2sg.data import Example, load_dataset, split_by_question
 from w2sg.metrics import LabelQuality, label_quality
 
 
+def graph_models(graph: DebateConfig | InteractionConfig) -> dict[str, str]:
+    """The model fields a graph calls, by config path: its speaker (none for a blind judge), then
+    its judge (none for a simulated overseer)."""
+    if isinstance(graph, DebateConfig):
+        speaker = {} if graph.protocol == "blind" else {"debate.debater": graph.debater}
+        return {**speaker, "debate.judge": graph.judge}
+    judge = {"interaction.overseer_model": graph.overseer_model} if graph.overseer == "model" else {}
+    return {"interaction.assistant": graph.assistant, **judge}
+
+
+def check_model_names(
+    names: dict[str, str], models: dict[str, ModelSpec], where: str = "", also: tuple[str, ...] = ()
+) -> None:
+    """Each name must be a key of `models:`, one of `also`, or a model string of a known provider."""
+    for field, name in names.items():
+        if name in models or name in also or name.split("/", 1)[0] in agent_config.PROVIDERS:
+            continue
+        keys = ", ".join(models) or "none"
+        extra = "".join(f", `{a}`" for a in also)
+        raise ValueError(
+            f"{where}{field}: {name!r} is neither a key of `models:` ({keys}){extra} nor a model string "
+            f"(providers: {', '.join(agent_config.PROVIDERS)})"
+        )
+
+
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,29 +80,8 @@ class LabelConfig(BaseModel):
             raise ValueError(
                 "a human overseer labels through `w2sg interact --db` and `w2sg human`, not here"
             )
-        for field, name in self.model_names().items():
-            provider = name.split("/", 1)[0]
-            if name not in self.models and provider not in agent_config.PROVIDERS:
-                raise ValueError(
-                    f"{field}: {name!r} is neither a key of `models:` ({', '.join(self.models) or 'none'}) "
-                    f"nor a model string (providers: {', '.join(agent_config.PROVIDERS)})"
-                )
+        check_model_names(graph_models(self.debate or self.interaction), self.models)  # type: ignore[arg-type]
         return self
-
-    def model_names(self) -> dict[str, str]:
-        """The graph's model fields that are in use, by config path."""
-        if self.debate is not None:
-            d = self.debate
-            return {
-                "debate.judge": d.judge,
-                **({} if d.protocol == "blind" else {"debate.debater": d.debater}),
-            }
-        i = self.interaction
-        assert i is not None
-        return {
-            "interaction.assistant": i.assistant,
-            **({"interaction.overseer_model": i.overseer_model} if i.overseer == "model" else {}),
-        }
 
     @property
     def protocol(self) -> str:

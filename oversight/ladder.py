@@ -30,7 +30,7 @@ from oversight.ladder_config import LadderConfig, ladder_splits, slice_name
 from oversight.ladder_report import LadderResult, RungResult, rung_result, write_run
 from w2sg.data import DataError, Example, label_source
 from w2sg.models import FeatureHead, build_classifier
-from w2sg.run_folder import DONE, load_complete
+from w2sg.run_folder import DONE, load_complete, start_run
 from w2sg.synthetic import SyntheticModel, synthetic_features
 from w2sg.train import predict, resolve_device, seed_everything, train
 
@@ -247,8 +247,7 @@ def run_ladder(
         for p in (run_dir / DONE, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    start_run(run_dir, cfg)
     sp = ladder_splits(cfg)
     _check_column(cfg, sp)
     saver = sqlite_saver(db)

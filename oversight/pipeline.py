@@ -27,19 +27,18 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import ModelSpec, get_model
-from agents import config as agent_config
 from graphs.config import DebateConfig
 from graphs.interaction import InteractionConfig
 from oversight.judges import GraphConfig, JudgeInfo, collect_transcripts, train_judge
-from oversight.label import LabelConfig, label
+from oversight.label import LabelConfig, check_model_names, graph_models, label
 from oversight.soft_labels import Calibrator, dawid_skene, skill_weights, weighted_average
 from oversight.store import LabelStore
 from w2sg.data import Example, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig
 from w2sg.experiment import WEAK, ExperimentResult, Fitter, W2SGConfig, students_and_ceiling, supervise
-from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality
+from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality, mean_ci
 from w2sg.models import ModelConfig
-from w2sg.run_folder import load_complete, mark_complete
+from w2sg.run_folder import load_complete, mark_complete, start_run
 from w2sg.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -81,21 +80,6 @@ class OversightSource(Config):
         if _needs_judge(self.graph) and getattr(self.graph, "max_followups", 0):
             raise ValueError("a trained overseer cannot ask follow-ups: use max_followups: 0")
         return self
-
-    def model_names(self) -> dict[str, str]:
-        """The graph's model fields in use (a `trained` judge is made here), by config path."""
-        if self.debate is not None:
-            d = self.debate
-            names = {"debate.judge": d.judge}
-            if d.protocol != "blind":
-                names["debate.debater"] = d.debater
-        else:
-            i = self.interaction
-            assert i is not None
-            names = {"interaction.assistant": i.assistant}
-            if i.overseer == "model":
-                names["interaction.overseer_model"] = i.overseer_model
-        return {k: v for k, v in names.items() if v != TRAINED}
 
     @property
     def graph(self) -> GraphConfig:
@@ -156,13 +140,8 @@ class RunConfig(Config):
         ]
         if len(set(names)) != len(names):
             raise ValueError(f"label source names must be unique: {names}")
-        for source, graph in self.protocols.items():
-            for field, model in graph.model_names().items():
-                if model not in self.models and model.split("/", 1)[0] not in agent_config.PROVIDERS:
-                    raise ValueError(
-                        f"protocols.{source}.{field}: {model!r} is neither a key of `models:`, "
-                        f"`{TRAINED}`, nor a model string (providers: {', '.join(agent_config.PROVIDERS)})"
-                    )
+        for source, src in self.protocols.items():
+            check_model_names(graph_models(src.graph), self.models, f"protocols.{source}.", also=(TRAINED,))
         return self
 
     def run_id(self) -> str:
@@ -223,10 +202,9 @@ def _judge(cfg: RunConfig, name: str, graph: GraphConfig, rows: list[Example], r
     out = run_dir / "judges" / name
     if (out / "judge.json").exists():
         return JudgeInfo.model_validate_json((out / "judge.json").read_text())
-    if isinstance(graph, InteractionConfig):
-        speaker_name = graph.assistant
-    else:
-        speaker_name = None if graph.protocol == "blind" else graph.debater
+    speaker_name = graph_models(graph).get(
+        "interaction.assistant" if isinstance(graph, InteractionConfig) else "debate.debater"
+    )
 
     async def transcripts() -> list:
         speaker = get_model(cfg.models.get(speaker_name) or speaker_name) if speaker_name else None
@@ -307,8 +285,7 @@ def oversight_labels(
 
 
 def _mean(x: np.ndarray, cfg: RunConfig) -> Estimate:
-    lo, hi = bootstrap_ci(lambda a: float(a.mean()), [x], n_boot=cfg.n_boot, seed=cfg.seed)
-    return Estimate(value=float(x.mean()), lo=lo, hi=hi, n=len(x))
+    return mean_ci(x, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
 def run_pipeline(
@@ -322,8 +299,7 @@ def run_pipeline(
         return finished
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    start_run(run_dir, cfg)
     sp = prepare_run_splits(cfg)
     w = cfg.w2sg()
     fitter = Fitter(w, sp, resolve)

@@ -21,9 +21,9 @@ from torch import nn
 from w2sg.data import Example, label_source, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
-from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality, pgr
+from w2sg.metrics import Estimate, LabelQuality, label_quality, mean_ci, pgr
 from w2sg.models import ModelConfig, build_classifier
-from w2sg.run_folder import load_complete, mark_complete
+from w2sg.run_folder import load_complete, mark_complete, start_run
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -274,8 +274,7 @@ def run_experiment(
     if (finished := load_complete(run_dir, ExperimentResult, force)) is not None:
         return finished
     t0 = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    start_run(run_dir, cfg)
     sp = prepare_splits(cfg)
     fitter = Fitter(cfg, sp, resolve)
     computed, ensembles = supervise(fitter, cfg.label_sources)
@@ -310,5 +309,4 @@ def run_experiment(
 
 def accuracy_estimate(correct: np.ndarray, cfg: W2SGConfig) -> Estimate:
     """Accuracy with a bootstrap CI from per-row correctness (0/1)."""
-    lo, hi = bootstrap_ci(lambda c: float(c.mean()), [correct], n_boot=cfg.n_boot, seed=cfg.seed)
-    return Estimate(value=float(correct.mean()), lo=lo, hi=hi, n=len(correct))
+    return mean_ci(correct, n_boot=cfg.n_boot, seed=cfg.seed)

@@ -18,7 +18,7 @@ from w2sg.experiment import WEAK, Fitter, W2SGConfig, accuracy_estimate, prepare
 from w2sg.features import cached_features
 from w2sg.icl import ChoiceModel, ICLConfig, build_messages, score_prompts, select_demos
 from w2sg.metrics import Estimate, auc
-from w2sg.run_folder import load_complete, mark_complete
+from w2sg.run_folder import load_complete, mark_complete, start_run
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,7 @@ def run_icl(
         rows=rows,
         seconds=time.perf_counter() - t0,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    start_run(run_dir, cfg)
     write_icl_report(result, run_dir)
     keys = [f"{sel}__{src}__{'conf' if conf else 'plain'}" for sel, src, conf, _, _ in jobs]
     np.savez(

@@ -105,6 +105,13 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def mean_ci(x: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """The mean of per-row values (correctness 0/1, tokens, seconds) with a 95% bootstrap interval."""
+    a = np.asarray(x, dtype=float)
+    lo, hi = bootstrap_ci(lambda v: float(v.mean()), [a], n_boot=n_boot, seed=seed)
+    return Estimate(value=float(a.mean()), lo=lo, hi=hi, n=len(a))
+
+
 def accuracy_ci(probs: ArrayLike, gold: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
     """Accuracy with a 95% percentile-bootstrap interval."""
     p, g = _check(probs, gold)

@@ -23,6 +23,12 @@ def load_complete(run_dir: Path, cls: type[R], force: bool = False) -> R | None:
     return cls.model_validate_json(done.read_text())
 
 
+def start_run(run_dir: Path, cfg: BaseModel) -> None:
+    """Create the folder and record the config that produced it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+
+
 def mark_complete(run_dir: Path, result: BaseModel) -> None:
     """Write `results.json` through a temporary name: a killed run never looks complete."""
     tmp = run_dir / (DONE + ".tmp")
