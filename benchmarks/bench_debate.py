@@ -7,6 +7,7 @@ the turns of different questions together. Printed: questions/s both ways and th
 
     python benchmarks/bench_debate.py           # SmolLM2-135M, 32 concurrent, 4 sequential, 32 tokens
     python benchmarks/bench_debate.py --quick   # tiny GPT-2, 8 concurrent, 2 sequential (seconds)
+    python benchmarks/bench_debate.py --device cuda   # on a GPU
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from w2sg.data import load_sciq
 
 
 async def bench(
-    model_name: str, n_concurrent: int, n_sequential: int, max_tokens: int, batch_size: int
+    model_name: str, n_concurrent: int, n_sequential: int, max_tokens: int, batch_size: int, device: str
 ) -> None:
     rows = [e for e in load_sciq("test") if e.support][: n_concurrent + n_sequential]
     # One model serves debaters and judge: batches mix their calls.
     spec = ModelSpec(
-        name=model_name, hf=HFOptions(device="cpu", max_batch_size=2 * n_concurrent, batch_wait_ms=20)
+        name=model_name, hf=HFOptions(device=device, max_batch_size=batch_size, batch_wait_ms=20)
     )
     model = get_model(spec, max_concurrency=4 * n_concurrent)
     cfg = DebateConfig(protocol="simultaneous", rounds=1, max_tokens=max_tokens, word_limit=max_tokens)
@@ -54,7 +55,8 @@ async def bench(
     conc = n_concurrent / (time.perf_counter() - t0)
     await model.aclose()
     print(
-        f"{model_name}: one-round simultaneous debates, {max_tokens} tokens per turn, batches <= {batch_size}"
+        f"{model_name} on {device}: one-round simultaneous debates, {max_tokens} tokens per turn, "
+        f"batches <= {batch_size}"
     )
     print(f"one after another ({n_sequential} questions): {seq:.3f} questions/s")
     print(f"concurrent ({n_concurrent} questions):        {conc:.3f} questions/s")
@@ -64,15 +66,14 @@ async def bench(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny GPT-2, small sizes")
-    ap.add_argument(
-        "--batch-size", type=int, default=16, help="hf max_batch_size (on 2 CPU cores 16 beats 64)"
-    )
+    ap.add_argument("--batch-size", type=int, default=64, help="hf max_batch_size")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs")
     ap.add_argument("--tokens", type=int, default=32, help="tokens per debater turn")
     args = ap.parse_args()
     if args.quick:
-        asyncio.run(bench("embedded/tiny-gpt2", 8, 2, 8, args.batch_size))
+        asyncio.run(bench("embedded/tiny-gpt2", 8, 2, 8, args.batch_size, args.device))
     else:
-        asyncio.run(bench("embedded/smollm2", 32, 4, args.tokens, args.batch_size))
+        asyncio.run(bench("embedded/smollm2", 32, 4, args.tokens, args.batch_size, args.device))
 
 
 if __name__ == "__main__":

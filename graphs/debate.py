@@ -17,6 +17,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
+from graphs.batch import BatchGraph
 from graphs.config import DebateConfig
 from graphs.quotes import check_quotes
 from graphs.render import judge_prompt, speaker_prompt, transcript_for_judge
@@ -144,15 +145,21 @@ async def end_round(state: DebateState) -> dict[str, Any]:
 
 
 def build_debate_graph(
-    cfg: DebateConfig, *, debater: Model | None = None, judge: Model, checkpointer: Any = None
+    cfg: DebateConfig,
+    *,
+    debater: Model | None = None,
+    judge: Model,
+    checkpointer: Any = None,
+    batched: bool = False,
 ) -> Any:
     """The compiled graph for `cfg.protocol`. Invoke with {"question", "answer", "context"}; the
-    final state holds `transcript` (list of Turn) and `verdict` (Verdict)."""
+    final state holds `transcript` (list of Turn) and `verdict` (Verdict). `batched`: the same
+    graph over {"rows": [...]} (graphs.batch), several questions per run."""
     if cfg.protocol != "blind" and debater is None:
         raise ValueError(f"protocol {cfg.protocol!r} needs a debater model")
     if cfg.position_swap and cfg.protocol not in ("simultaneous", "sequential"):
         raise ValueError("position_swap applies to two-sided debate (simultaneous or sequential)")
-    g = StateGraph(DebateState)
+    g = BatchGraph(DebateState) if batched else StateGraph(DebateState)
     p = cfg.prompts
     first: Side = cfg.first
     second: Side = "incorrect" if first == "correct" else "correct"
@@ -227,8 +234,12 @@ async def run_debate(
 ) -> DebateState:
     """One debate to its verdict. With a checkpointer and a thread_id, a finished thread is
     returned as it is and an interrupted one resumes where it stopped (never restarts on top)."""
-    state = {"question": question, "answer": answer, "context": context, "round": 1, "transcript": []}
-    return await invoke_once(graph, state, thread_id)
+    return await invoke_once(graph, debate_input(question, answer, context), thread_id)
+
+
+def debate_input(question: str, answer: str, context: str = "") -> dict[str, Any]:
+    """A debate's start state (one row of a batched graph's input)."""
+    return {"question": question, "answer": answer, "context": context, "round": 1, "transcript": []}
 
 
 async def invoke_once(graph: Any, state: dict[str, Any], thread_id: str | None) -> Any:

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
+from graphs.batch import BatchGraph
 from graphs.config import Config
 from graphs.debate import call_seed, invoke_once
 from graphs.overseers import SimulatedOverseer, simulate_verdict
@@ -80,6 +81,11 @@ class InteractionConfig(Config):
         if self.max_followups and self.overseer == "model" and self.judge_kind == "trained":
             raise ValueError("a trained judge cannot ask follow-ups: use max_followups: 0")
         return self
+
+    @property
+    def lockstep(self) -> bool:
+        """Every row takes the same route (no human, no follow-up questions): it can run batched."""
+        return self.overseer == "simulated" or (self.overseer == "model" and not self.max_followups)
 
 
 class InteractionState(DebateState, total=False):
@@ -256,13 +262,25 @@ def human_node(cfg: InteractionConfig) -> Node:
 
 
 def build_interaction_graph(
-    cfg: InteractionConfig, *, assistant: Model, overseer: Model | None = None, checkpointer: Any = None
+    cfg: InteractionConfig,
+    *,
+    assistant: Model,
+    overseer: Model | None = None,
+    checkpointer: Any = None,
+    batched: bool = False,
 ) -> Any:
     """Invoke with {"question", "answer", "context"} (and "gold" for a simulated overseer), or
-    through `run_interaction`, which resumes rather than restarts an existing thread."""
+    through `run_interaction`, which resumes rather than restarts an existing thread. `batched`:
+    the same graph over {"rows": [...]} (graphs.batch); only where routes do not depend on
+    replies (no follow-up questions, no human)."""
     if cfg.overseer == "model" and overseer is None:
         raise ValueError("overseer: model needs an overseer model")
-    g = StateGraph(InteractionState)
+    if batched and not cfg.lockstep:
+        raise ValueError(
+            "a batched interaction graph needs rows that move in lockstep: no human overseer and "
+            "no follow-up questions (max_followups: 0), since those route on each reply"
+        )
+    g = BatchGraph(InteractionState) if batched else StateGraph(InteractionState)
     g.add_node("assistant", assistant_node(cfg, assistant))
     g.add_edge(START, "assistant")
     if cfg.overseer == "human":
@@ -303,7 +321,14 @@ async def run_interaction(
     gold: bool | None = None,
     thread_id: str | None = None,
 ) -> InteractionState:
+    return await invoke_once(graph, interaction_input(question, answer, context, gold), thread_id)
+
+
+def interaction_input(
+    question: str, answer: str, context: str = "", gold: bool | None = None
+) -> dict[str, Any]:
+    """An interaction's start state (one row of a batched graph's input)."""
     state: dict[str, Any] = {"question": question, "answer": answer, "context": context, "transcript": []}
     if gold is not None:
         state["gold"] = gold
-    return await invoke_once(graph, state, thread_id)
+    return state

@@ -16,12 +16,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents import Model, ModelError, ModelSpec, get_model
+from agents import Model, ModelSpec, get_model
 from agents import config as agent_config
 from agents.config import CacheConfig
+from graphs.batch import ROW_ERRORS
 from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, run_debate
-from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
+from graphs.debate import build_debate_graph, debate_input, invoke_once
+from graphs.interaction import InteractionConfig, build_interaction_graph, interaction_input
 from oversight.store import LabelRow, LabelStore
 from w2sg.data import Example, load_dataset, split_by_question
 from w2sg.metrics import LabelQuality, label_quality
@@ -69,7 +70,16 @@ class LabelConfig(BaseModel):
     )
     debate: DebateConfig | None = None
     interaction: InteractionConfig | None = None
-    concurrency: int = Field(16, ge=1, description="graphs in flight at once")
+    concurrency: int = Field(
+        16, ge=1, description="rows in flight at once (with rows_per_graph > 1: one batch more)"
+    )
+    rows_per_graph: int = Field(
+        1,
+        ge=1,
+        description="rows per graph run (graphs.batch): each run costs ~1 ms of client CPU, so "
+        "against a fast local server 8-16 keeps the client from being the bottleneck; rows move "
+        "in lockstep, so keep 1 where call latency varies widely. Labels do not change.",
+    )
     store: Path = Path("runs/labels.sqlite")
 
     @model_validator(mode="after")
@@ -81,6 +91,14 @@ class LabelConfig(BaseModel):
                 "a human overseer labels through `w2sg interact --db` and `w2sg human`, not here"
             )
         check_model_names(graph_models(self.debate or self.interaction), self.models)  # type: ignore[arg-type]
+        if self.rows_per_graph > self.concurrency:
+            n, c = self.rows_per_graph, self.concurrency
+            raise ValueError(f"rows_per_graph ({n}) exceeds concurrency ({c}): rows in flight")
+        if self.rows_per_graph > 1 and self.interaction is not None and not self.interaction.lockstep:
+            raise ValueError(
+                "rows_per_graph > 1 needs rows that move in lockstep; interaction.max_followups > 0 "
+                "routes on each overseer reply: use rows_per_graph: 1"
+            )
         return self
 
     @property
@@ -171,63 +189,66 @@ async def label(
     if on_start is not None:
         on_start(len(rows), len(todo))
     models: dict[str, Model] = {}
+    batched = cfg.rows_per_graph > 1
     try:
         if cfg.debate is not None:
             d = cfg.debate
             debater = None if d.protocol == "blind" else _model(d.debater, cfg, replay)
             judge = _model(d.judge, cfg, replay)
             models = {k: m for k, m in (("debater", debater), ("judge", judge)) if m is not None}
-            graph = build_debate_graph(d, debater=debater, judge=judge)
+            graph = build_debate_graph(d, debater=debater, judge=judge, batched=batched)
         else:
             i = cfg.interaction
             assert i is not None
             assistant = _model(i.assistant, cfg, replay)
             overseer = _model(i.overseer_model, cfg, replay) if i.overseer == "model" else None
             models = {k: m for k, m in (("assistant", assistant), ("overseer", overseer)) if m is not None}
-            graph = build_interaction_graph(i, assistant=assistant, overseer=overseer)
+            graph = build_interaction_graph(i, assistant=assistant, overseer=overseer, batched=batched)
         failed = 0
 
-        async def one(e: Example) -> None:
-            """One row: its verdict, or its failure, goes to the store."""
-            nonlocal failed
+        def start(e: Example) -> dict[str, Any]:
+            if cfg.debate is not None:
+                return debate_input(e.question, e.answer, e.support or "")
+            return interaction_input(e.question, e.answer, e.support or "", gold=bool(e.label))
+
+        async def run(chunk: list[Example]) -> list[dict[str, Any]]:
+            """Final states of a chunk of rows; a failed row's state holds its "error"."""
+            if batched:
+                return (await graph.ainvoke({"rows": [start(e) for e in chunk]}))["rows"]
             try:
-                if cfg.debate is not None:
-                    state = await run_debate(graph, e.question, e.answer, e.support or "")
-                else:
-                    state = await run_interaction(
-                        graph, e.question, e.answer, e.support or "", gold=bool(e.label)
-                    )
-                row = LabelRow(
-                    example_id=e.id,
-                    protocol=protocol,
-                    config_hash=chash,
-                    status="ok",
-                    p_true=state["verdict"].p_true,
-                    record=_record(cfg, e, state, models, chash),
-                )
-            except (ModelError, ValueError) as err:  # recorded, never dropped or guessed
+                return [await invoke_once(graph, start(chunk[0]), None)]
+            except ROW_ERRORS as err:  # recorded, never dropped or guessed
+                return [{"error": f"{type(err).__name__}: {err}"}]
+
+        def keep(e: Example, state: dict[str, Any]) -> None:
+            """One row's verdict, or its failure, goes to the store."""
+            nonlocal failed
+            key = {"example_id": e.id, "protocol": protocol, "config_hash": chash}
+            if "error" in state:
                 failed += 1
-                row = LabelRow(
-                    example_id=e.id,
-                    protocol=protocol,
-                    config_hash=chash,
-                    status="failed",
-                    error=f"{type(err).__name__}: {err}",
-                    record={"question": e.question, "answer": e.answer},
-                )
+                record = {"question": e.question, "answer": e.answer}
+                row = LabelRow(**key, status="failed", error=state["error"], record=record)
+            else:
+                record = _record(cfg, e, state, models, chash)
+                row = LabelRow(**key, status="ok", p_true=state["verdict"].p_true, record=record)
             store.put(row)
             if on_label is not None:
                 on_label(row)
 
-        # A fixed pool of workers pulling from one iterator: memory and scheduling stay flat in the
-        # number of rows (no task per row waiting on a semaphore).
-        rows_left = iter(todo)
+        # A fixed pool of workers pulling chunks from one iterator: memory and scheduling stay flat
+        # in the number of rows (no task per row waiting on a semaphore). Batched, one batch more
+        # is in flight: a batch waiting on its slowest call would otherwise leave call slots idle
+        # (each model's max_concurrency still bounds its calls in flight).
+        size = cfg.rows_per_graph
+        chunks = (todo[k : k + size] for k in range(0, len(todo), size))
 
         async def worker() -> None:
-            for e in rows_left:
-                await one(e)
+            for chunk in chunks:
+                for e, state in zip(chunk, await run(chunk), strict=True):
+                    keep(e, state)
 
-        await asyncio.gather(*(worker() for _ in range(min(cfg.concurrency, len(todo)))))
+        workers = min(-(-cfg.concurrency // size) + batched, -(-len(todo) // size))
+        await asyncio.gather(*(worker() for _ in range(workers)))
         got = store.p_true(protocol, chash)
         scored = [(got[e.id], e.label) for e in rows if e.id in got]
         quality = label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None

@@ -97,6 +97,8 @@ def test_replay_rebuilds_labels_from_the_record_cache(tmp_path: Path) -> None:
         ("debate: {protocol: blind}\ninteraction: {}\n", "exactly one of"),
         ("interaction: {overseer: human}\n", "human overseer"),
         ("debate: {protocol: blind}\nconcurrency: 0\n", "concurrency"),
+        ("debate: {protocol: blind}\nconcurrency: 4\nrows_per_graph: 8\n", "exceeds concurrency"),
+        ("interaction: {max_followups: 1}\nrows_per_graph: 2\n", "routes on each overseer reply"),
     ],
 )
 def test_bad_label_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:

@@ -36,6 +36,7 @@ def write_config(
     questions: int | None = 8,
     attempts: int = 8,
     concurrency: int = 8,
+    rows_per_graph: int = 1,
     data_dir: Path | None = None,
 ) -> Path:
     """A `w2sg label` YAML whose judge (and debater) is the fake server, with short retry waits."""
@@ -51,6 +52,7 @@ def write_config(
         "split": "test",
         "questions": questions,
         "concurrency": concurrency,
+        "rows_per_graph": rows_per_graph,
         "store": str(tmp_path / store),
         "models": {"judge": spec(), "deb": spec()},
         "debate": {"protocol": protocol, "rounds": 1, "debater": "deb", "judge": "judge", "max_tokens": 24},
@@ -92,14 +94,16 @@ def failures(store: Path) -> list[tuple[str, float | None, str]]:
         return db.execute("SELECT example_id, p_true, error FROM labels WHERE status = 'failed'").fetchall()
 
 
-@pytest.mark.parametrize("protocol", ["blind", "sequential"])
+# rows_per_graph 4: several rows per graph run (graphs.batch) must give the same labels and the
+# same per-row failures as one row per run.
+@pytest.mark.parametrize(("protocol", "rows_per_graph"), [("blind", 1), ("sequential", 1), ("sequential", 4)])
 async def test_faults_are_retried_to_exactly_the_clean_labels(
-    tmp_path: Path, server: FakeServer, protocol: str
+    tmp_path: Path, server: FakeServer, protocol: str, rows_per_graph: int
 ) -> None:
     clean = await run(write_config(tmp_path, server, "clean.sqlite", protocol=protocol))
     assert clean.failed == 0 and clean.labelled == 16
     faulty(server)
-    cfg = write_config(tmp_path, server, "faulty.sqlite", protocol=protocol)
+    cfg = write_config(tmp_path, server, "faulty.sqlite", protocol=protocol, rows_per_graph=rows_per_graph)
     got = await run(cfg)
     n, frac, kinds = injected(server)
     assert frac >= 0.1 and (protocol == "blind" or kinds == set(FAULTS)), server.stats()["injected"]
@@ -110,13 +114,14 @@ async def test_faults_are_retried_to_exactly_the_clean_labels(
     assert labels(tmp_path / "faulty.sqlite") == labels(tmp_path / "clean.sqlite")  # p_true bit for bit
 
 
+@pytest.mark.parametrize("rows_per_graph", [1, 4])
 async def test_exhausted_retries_are_recorded_failures_and_a_rerun_completes(
-    tmp_path: Path, server: FakeServer
+    tmp_path: Path, server: FakeServer, rows_per_graph: int
 ) -> None:
     await run(write_config(tmp_path, server, "clean.sqlite"))
     clean = labels(tmp_path / "clean.sqlite")
     faulty(server)
-    cfg = write_config(tmp_path, server, "once.sqlite", attempts=1)
+    cfg = write_config(tmp_path, server, "once.sqlite", attempts=1, rows_per_graph=rows_per_graph)
     got = await run(cfg)
     n, _, _ = injected(server)
     # A blind judge makes one request per row, so each fault is exactly one failed row.
@@ -137,11 +142,20 @@ async def test_exhausted_retries_are_recorded_failures_and_a_rerun_completes(
     assert labels(tmp_path / "once.sqlite") == clean
 
 
+@pytest.mark.parametrize("rows_per_graph", [1, 2])
 async def test_a_sigkilled_run_under_faults_resumes_to_exactly_the_clean_labels(
-    tmp_path: Path, server: FakeServer
+    tmp_path: Path, server: FakeServer, rows_per_graph: int
 ) -> None:
     def cfg(store: str) -> Path:
-        return write_config(tmp_path, server, store, protocol="sequential", questions=15, concurrency=4)
+        return write_config(
+            tmp_path,
+            server,
+            store,
+            protocol="sequential",
+            questions=15,
+            concurrency=4,
+            rows_per_graph=rows_per_graph,
+        )
 
     await run(cfg("clean.sqlite"))
     faulty(server, latency_s=0.1)  # slow enough that the kill lands mid-way
