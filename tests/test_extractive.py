@@ -4,6 +4,11 @@ graphs."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +16,9 @@ from agents import FatalModelError, get_model
 from graphs.config import DebateConfig
 from graphs.debate import build_debate_graph, run_debate
 from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
+from w2sg.data import load_sciq
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PASSAGE = (
     "Carbon is present in all organic molecules, and its role in macromolecules is central. "
@@ -67,3 +75,27 @@ def test_no_passage_no_quote_and_it_cannot_judge() -> None:
         asyncio.run(reader.choice_probs([{"role": "user", "content": "Yes or No?"}], ["Yes", "No"]))
     with pytest.raises(FatalModelError, match="question_pattern"):
         asyncio.run(reader.generate([{"role": "user", "content": "hello"}], max_tokens=8))
+
+
+def test_ranking_does_not_depend_on_the_hash_seed() -> None:
+    """Tied sentences were once ordered by the last bit of a float sum taken in set order, so a
+    SciQ label changed between processes (this row, under PYTHONHASHSEED=1)."""
+    e = next(e for e in load_sciq("test") if e.id == "d1caa3d987ff-9621a244a447")
+    code = (
+        "import json, sys; from agents.backends.extractive import rank, sentences, words; "
+        "q, a, p = json.load(sys.stdin); print(repr(rank(sentences(p), words(q) + words(a))))"
+    )
+    payload = json.dumps([e.question, e.answer, e.support])
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            input=payload,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout
+        for seed in range(6)
+    }
+    assert len(outs) == 1, outs
