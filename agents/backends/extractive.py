@@ -50,11 +50,12 @@ def rank(passage_sents: Sequence[str], query: Sequence[str]) -> list[tuple[float
     bags = [set(words(s)) for s in passage_sents]
     df = Counter(w for b in bags for w in b)
     n = len(bags)
-    # Summed in sorted order: a set's order changes with PYTHONHASHSEED, and so would the last bit
-    # of a float sum, which decides ties between sentences (seen: a label changed between runs).
+    # Rounded: equal scores reached by different float sums must tie (and then keep passage
+    # order); unrounded, the last bit decided, and it followed a set's order, so PYTHONHASHSEED
+    # changed a demo label between runs. Summed in sorted order for the same reason.
     terms = sorted(set(query))
     scored = [
-        (sum(math.log(1 + n / df[w]) for w in terms if w in b), -i, s)
+        (round(sum(math.log(1 + n / df[w]) for w in terms if w in b), 9), -i, s)
         for i, (b, s) in enumerate(zip(bags, passage_sents, strict=True))
     ]
     return [(score, s) for score, _, s in sorted(scored, reverse=True)]
