@@ -116,7 +116,7 @@ def compare_cmd(
     """Paired test-accuracy difference a − b with a 95% bootstrap CI (rows resampled jointly)."""
     import numpy as np
 
-    from w2sg.metrics import bootstrap_ci
+    from w2sg.metrics import correct, paired_gain
 
     path = run_dir / "predictions.npz"
     if not path.exists():
@@ -126,13 +126,11 @@ def compare_cmd(
         if col not in z.files:
             cols = ", ".join(f for f in z.files if f not in ("ids", "gold"))
             raise _fail(KeyError(f"{path}: no column {col!r}; columns: {cols}"))
-    gold = z["gold"] > 0.5
-    ok_a, ok_b = (z[a] > 0.5) == gold, (z[b] > 0.5) == gold
-    diff = float(ok_a.mean() - ok_b.mean())
-    lo, hi = bootstrap_ci(lambda x, y: float(x.mean() - y.mean()), [ok_a, ok_b], n_boot=n_boot)
+    ok_a, ok_b = correct(z[a], z["gold"]), correct(z[b], z["gold"])
+    d = paired_gain(ok_a, ok_b, n_boot=n_boot)
     console.print(
-        f"{a}: {ok_a.mean():.3f}  {b}: {ok_b.mean():.3f}  difference {diff:+.3f} "
-        f"[{lo:+.3f}, {hi:+.3f}] (95% paired bootstrap, {len(gold)} rows)",
+        f"{a}: {ok_a.mean():.3f}  {b}: {ok_b.mean():.3f}  difference {d.value:+.3f} "
+        f"[{d.lo:+.3f}, {d.hi:+.3f}] (95% paired bootstrap, {d.n} rows)",
         highlight=False,
         soft_wrap=True,
     )

@@ -63,9 +63,7 @@ class RungFitter:
         self._synthetic: dict[int, dict[str, Any]] = {}
 
     def seen(self, rung: int) -> list[Example]:
-        n = len(self.cfg.rungs)
-        labelled = range(1, n) if rung == 0 else range(rung + 1, min(rung + 2, n))
-        own = [rung, *labelled]
+        own = [rung, *labelled_by(rung, len(self.cfg.rungs))]
         return [e for k in own for e in self.sp[slice_name(k)]] + [*self.sp["val"], *self.sp["test"]]
 
     def __call__(
@@ -90,6 +88,12 @@ class RungFitter:
             )
         res = train(model, rows, list(labels), self.sp["val"], list(val_labels), r.train)
         return Fitted(lambda xs: predict(model, xs, device=r.train.device), res.best_step)
+
+
+def labelled_by(rung: int, n: int) -> range:
+    """The rungs whose rows rung `rung`'s model labels: every later one for rung 0 (the baseline
+    arm's labels), the next one otherwise."""
+    return range(1, n) if rung == 0 else range(rung + 1, min(rung + 2, n))
 
 
 def mix(evaluator: Sequence[float], column: Sequence[float], weight: float) -> list[float]:
@@ -148,7 +152,7 @@ def build_ladder_graph(
     def train_rung(state: LadderState) -> LadderState:
         k = state["rung"]
         rows = sp[slice_name(k)]
-        later = range(1, n) if k == 0 else range(k + 1, min(k + 2, n))
+        later = labelled_by(k, n)
         targets = {"val": sp["val"], "test": sp["test"], **{slice_name(j): sp[slice_name(j)] for j in later}}
         trained: dict[str, dict[str, Any]] = {}
         first: dict[tuple[tuple[float, ...], tuple[float, ...]], str] = {}

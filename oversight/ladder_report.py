@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from oversight.ladder_config import LadderConfig, slice_name
 from w2sg.data import Example, label_source
 from w2sg.experiment import _pgr_estimate
-from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality
+from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci
 from w2sg.report import _save, _wrap, pgr_defined
 from w2sg.run_folder import mark_complete
 
@@ -41,13 +41,8 @@ class LadderResult(BaseModel):
     seconds: float
 
 
-def _ok(probs: Any, gold: np.ndarray) -> np.ndarray:
-    return ((np.asarray(probs) > 0.5) == (gold > 0.5)).astype(float)
-
-
 def _acc(ok: np.ndarray, cfg: LadderConfig) -> Estimate:
-    lo, hi = bootstrap_ci(lambda c: float(c.mean()), [ok], n_boot=cfg.n_boot, seed=cfg.seed)
-    return Estimate(value=float(ok.mean()), lo=lo, hi=hi, n=len(ok))
+    return mean_ci(ok, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
 def labels_from(cfg: LadderConfig, k: int, arm: str) -> str:
@@ -72,7 +67,7 @@ def rung_result(
 ) -> RungResult:
     """Metrics of rung k's student in one arm. `labels` (train / val / test p(true) of its
     supervisor; test may be None) and `rung0` (rung 0's labels on the same rows) are None at rung 0."""
-    student_ok, ceiling_ok = _ok(trained["preds"]["test"], gold["test"]), _ok(ceiling, gold["test"])
+    student_ok, ceiling_ok = correct(trained["preds"]["test"], gold["test"]), correct(ceiling, gold["test"])
     quality = floor = gap = disagree = None
     floor_split = "-"
     if labels is not None and rung0 is not None:
@@ -82,7 +77,7 @@ def rung_result(
         paired = labels["test"] is not None
         # A supervisor without test predictions (a mixed-in column that test rows lack) is scored
         # on the rows it labelled, as `w2sg train` scores a recorded label source.
-        floor_ok = _ok(labels["test"], gold["test"]) if paired else _ok(train_labels, gold["rows"])
+        floor_ok = correct(labels["test"], gold["test"]) if paired else correct(train_labels, gold["rows"])
         floor_split = "test" if paired else f"rung{k} rows"
         floor = _acc(floor_ok, cfg)
         gap = _pgr_estimate(floor_ok, student_ok, ceiling_ok, paired, cfg.n_boot, cfg.seed)

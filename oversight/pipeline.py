@@ -36,7 +36,7 @@ from oversight.store import LabelStore
 from w2sg.data import Example, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig
 from w2sg.experiment import WEAK, ExperimentResult, Fitter, W2SGConfig, students_and_ceiling, supervise
-from w2sg.metrics import Estimate, LabelQuality, bootstrap_ci, label_quality, mean_ci
+from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, paired_gain
 from w2sg.models import ModelConfig
 from w2sg.run_folder import load_complete, mark_complete, start_run
 from w2sg.train import TrainConfig
@@ -355,11 +355,11 @@ def run_pipeline(
 
     blind = next((n for n, s in cfg.protocols.items() if s.debate and s.debate.protocol == "blind"), None)
     if blind is not None:
+        base = correct(labels[blind]["strong"], gold["strong"])
         for src, rep in reports.items():
             if src != blind:
-                rep.vs_blind = _paired_gain(
-                    labels[src]["strong"], labels[blind]["strong"], gold["strong"], cfg
-                )
+                ok = correct(labels[src]["strong"], gold["strong"])
+                rep.vs_blind = paired_gain(ok, base, n_boot=cfg.n_boot, seed=cfg.seed)
 
     t = time.perf_counter()
     chosen = calibrated if cfg.student_labels == "calibrated" else labels
@@ -402,12 +402,6 @@ def run_pipeline(
 
 def _quality(p: np.ndarray, gold: np.ndarray, cfg: RunConfig) -> LabelQuality:
     return label_quality(p, gold, n_boot=cfg.n_boot, seed=cfg.seed)
-
-
-def _paired_gain(p: np.ndarray, base: np.ndarray, gold: np.ndarray, cfg: RunConfig) -> Estimate:
-    a, b = ((p > 0.5) == (gold > 0.5)).astype(float), ((base > 0.5) == (gold > 0.5)).astype(float)
-    lo, hi = bootstrap_ci(lambda x, y: float(x.mean() - y.mean()), [a, b], n_boot=cfg.n_boot, seed=cfg.seed)
-    return Estimate(value=float(a.mean() - b.mean()), lo=lo, hi=hi, n=len(a))
 
 
 def _calibrate(cfg: RunConfig, p: dict[str, np.ndarray], gold_calib: np.ndarray) -> dict[str, np.ndarray]:

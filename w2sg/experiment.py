@@ -21,7 +21,7 @@ from torch import nn
 from w2sg.data import Example, label_source, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
-from w2sg.metrics import Estimate, LabelQuality, label_quality, mean_ci, pgr
+from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr
 from w2sg.models import ModelConfig, build_classifier
 from w2sg.run_folder import load_complete, mark_complete, start_run
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
@@ -222,7 +222,7 @@ def students_and_ceiling(
     cfg, sp, gold = fitter.cfg, fitter.sp, fitter.gold
 
     def ok(probs: np.ndarray, split: str) -> np.ndarray:
-        return ((probs > 0.5) == (gold[split] > 0.5)).astype(float)
+        return correct(probs, gold[split])
 
     log.info("strong ceiling on %d gold rows", len(sp["strong"]))
     ceiling, _ = fitter.fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]))

@@ -112,6 +112,18 @@ def mean_ci(x: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
     return Estimate(value=float(a.mean()), lo=lo, hi=hi, n=len(a))
 
 
+def correct(probs: ArrayLike, gold: ArrayLike) -> np.ndarray:
+    """Per-row correctness (1.0 / 0.0) of p(true) against gold, both thresholded at 0.5."""
+    return ((np.asarray(probs) > 0.5) == (np.asarray(gold) > 0.5)).astype(float)
+
+
+def paired_gain(a: ArrayLike, b: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """mean(a) − mean(b) over the same rows, with a 95% bootstrap interval (rows resampled jointly)."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    lo, hi = bootstrap_ci(lambda u, v: float(u.mean() - v.mean()), [x, y], n_boot=n_boot, seed=seed)
+    return Estimate(value=float(x.mean() - y.mean()), lo=lo, hi=hi, n=len(x))
+
+
 def accuracy_ci(probs: ArrayLike, gold: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
     """Accuracy with a 95% percentile-bootstrap interval."""
     p, g = _check(probs, gold)
