@@ -20,10 +20,11 @@ from agents import Model, wrap
 from agents.backends.classifier import PAIR_SEP, save_classifier
 from agents.backends.scripted import ScriptedBackend
 from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, run_debate
-from graphs.interaction import InteractionConfig, build_interaction_graph, overseer_pair, run_interaction
+from graphs.debate import build_debate_graph, invoke_once
+from graphs.interaction import InteractionConfig, build_interaction_graph, overseer_pair
 from graphs.render import judge_prompt
 from graphs.types import DebateState
+from oversight.label import graph_input
 from w2sg.data import Example, split_by_question
 from w2sg.models import ModelConfig, SeqClassifier
 from w2sg.train import TrainConfig, predict, seed_everything, train
@@ -62,9 +63,7 @@ async def collect_transcripts(
 
     async def one(e: Example) -> DebateState:
         async with gate:
-            if isinstance(cfg, InteractionConfig):
-                return await run_interaction(graph, e.question, e.answer, e.support or "", gold=bool(e.label))
-            return await run_debate(graph, e.question, e.answer, e.support or "")
+            return await invoke_once(graph, graph_input(cfg, e), None)
 
     return list(await asyncio.gather(*(one(e) for e in rows)))
 

@@ -53,6 +53,13 @@ def check_model_names(
         )
 
 
+def graph_input(graph: DebateConfig | InteractionConfig, e: Example) -> dict[str, Any]:
+    """A row's start state in `graph` (its support passage as the privileged context)."""
+    if isinstance(graph, DebateConfig):
+        return debate_input(e.question, e.answer, e.support or "")
+    return interaction_input(e.question, e.answer, e.support or "", gold=bool(e.label))
+
+
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -190,6 +197,8 @@ async def label(
         on_start(len(rows), len(todo))
     models: dict[str, Model] = {}
     batched = cfg.rows_per_graph > 1
+    gcfg = cfg.debate or cfg.interaction
+    assert gcfg is not None
     try:
         if cfg.debate is not None:
             d = cfg.debate
@@ -206,17 +215,12 @@ async def label(
             graph = build_interaction_graph(i, assistant=assistant, overseer=overseer, batched=batched)
         failed = 0
 
-        def start(e: Example) -> dict[str, Any]:
-            if cfg.debate is not None:
-                return debate_input(e.question, e.answer, e.support or "")
-            return interaction_input(e.question, e.answer, e.support or "", gold=bool(e.label))
-
         async def run(chunk: list[Example]) -> list[dict[str, Any]]:
             """Final states of a chunk of rows; a failed row's state holds its "error"."""
             if batched:
-                return (await graph.ainvoke({"rows": [start(e) for e in chunk]}))["rows"]
+                return (await graph.ainvoke({"rows": [graph_input(gcfg, e) for e in chunk]}))["rows"]
             try:
-                return [await invoke_once(graph, start(chunk[0]), None)]
+                return [await invoke_once(graph, graph_input(gcfg, chunk[0]), None)]
             except ROW_ERRORS as err:  # recorded, never dropped or guessed
                 return [{"error": f"{type(err).__name__}: {err}"}]
 
