@@ -91,7 +91,7 @@ def judge_question_node(cfg: DebateConfig, model: Model) -> Node:
         prompt = cfg.prompts.judge_question.format(
             question=state["question"],
             answer=state["answer"],
-            transcript=transcript_for_judge(state.get("transcript", [])),
+            transcript=transcript_for_judge(state.get("transcript", []), tag=cfg.verify_quotes),
         )
         c = await model.generate(
             [{"role": "user", "content": prompt}],

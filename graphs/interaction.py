@@ -24,6 +24,7 @@ from graphs.batch import BatchGraph
 from graphs.config import Config
 from graphs.debate import call_seed, invoke_once
 from graphs.overseers import SimulatedOverseer, simulate_verdict
+from graphs.quotes import strip_verifier_tags
 from graphs.render import shown_block
 from graphs.types import DebateState, Turn, Verdict
 
@@ -95,7 +96,9 @@ class InteractionState(DebateState, total=False):
 
 
 def render(turns: list[Turn]) -> str:
-    return "\n".join(f"{t.speaker}: {t.text}" for t in turns) or "(nothing yet)"
+    """What the overseer (and the assistant answering it) reads. Nothing here is verified, so a
+    <v_quote> the assistant wrote would be a forged seal: stripped, as for a debate judge."""
+    return "\n".join(f"{t.speaker}: {strip_verifier_tags(t.text)}" for t in turns) or "(nothing yet)"
 
 
 def _ctx(cfg: InteractionConfig, state: InteractionState, for_overseer: bool) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from graphs.config import DebateConfig
-from graphs.quotes import tag_quotes
+from graphs.quotes import strip_verifier_tags, tag_quotes
 from graphs.types import Side, Turn
 
 CLAIM = {"correct": "correct", "incorrect": "incorrect"}
@@ -31,7 +31,9 @@ def transcript_for_judge(
     turns: Sequence[Turn], order: Sequence[Side] = ("correct", "incorrect"), *, tag: bool = True
 ) -> str:
     """The judge sees debaters as A and B in `order` (position swap flips it), turns of a round in
-    that order, and quotes tagged verified / unverified. Never the context itself."""
+    that order, and quotes tagged verified / unverified (untagged with `tag=False`; a verifier tag
+    a speaker wrote is stripped either way, since the judge prompt vouches for them). Never the
+    context itself."""
     names: dict[Side, str] = {side: f"Debater {'AB'[i]}" for i, side in enumerate(order)}
     rank = {side: i for i, side in enumerate(order)}
 
@@ -39,7 +41,7 @@ def transcript_for_judge(
         return (t.round, -1 if t.kind == "question" else rank.get(t.side, 0) if t.side else 0)
 
     ordered = sorted(turns, key=key) if any(t.side for t in turns) else list(turns)
-    shown = [tag_quotes(t.text, t.quotes) if tag else t.text for t in ordered]
+    shown = [tag_quotes(t.text, t.quotes) if tag else strip_verifier_tags(t.text) for t in ordered]
     lines = [f"[round {t.round}] {speaker_label(t, names)}: {x}" for t, x in zip(ordered, shown, strict=True)]
     return "\n".join(lines) or "(no arguments)"
 
