@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -161,18 +163,61 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | Path, cls: type[C]) -> C:
-    """Read YAML at `path` into `cls`; every error names the file and the offending field."""
+def load_config(path: str | Path, cls: type[C], *, only: Collection[str] | None = None) -> C:
+    """Read YAML at `path` into `cls`; every error names the file and the offending field.
+
+    `only`: keep just these top-level keys and ignore the rest (e.g. `models` for `w2sg models
+    check`, which reads the `models:` section of any config).
+
+    A relative `Path` written in the file (`store:`, `out_dir:`, `cache: {path: ...}`, ...) is
+    taken relative to the config file's folder, so a config means the same wherever it is run
+    from. Defaults (fields the file does not write) stay relative to the working directory, and
+    model names are strings, never rebased (`hf/<dir>`, `classifier/<dir>`, a w2sg model `path`
+    are read against the working directory)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    if only is not None:
+        raw = {k: v for k, v in raw.items() if k in only}
     try:
-        return cls.model_validate(raw)
+        cfg = cls.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, str(path))) from None
+    rebase_paths(cfg, path.parent)
+    return cfg
+
+
+def rebase_paths(cfg: BaseModel, base: Path) -> None:
+    """In place: every relative `Path` value of a field set on `cfg` or its nested models (through
+    dicts, lists and tuples) becomes `base / value`, normalised (`configs/../runs` → `runs`)."""
+    seen: set[int] = set()
+
+    def rebase(value: Any) -> Any:
+        if isinstance(value, Path):
+            return value if value.is_absolute() else Path(os.path.normpath(base / value))
+        if isinstance(value, BaseModel):
+            visit(value)
+        elif isinstance(value, dict):
+            return {k: rebase(v) for k, v in value.items()}
+        elif isinstance(value, list | tuple):
+            return type(value)(rebase(v) for v in value)
+        return value
+
+    def visit(model: BaseModel) -> None:
+        if id(model) in seen:  # one object reachable twice must not be rebased twice
+            return
+        seen.add(id(model))
+        for name in model.model_fields_set:
+            if name in type(model).model_fields:
+                # __dict__: no validate-on-assignment, and fine on frozen models too.
+                model.__dict__[name] = rebase(getattr(model, name))
+
+    visit(cfg)

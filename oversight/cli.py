@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import Field
 from rich.logging import RichHandler
 from rich.table import Table
 
 from agents import ConfigError, ModelError, ModelSpec, get_model, load_config
+from agents.config import Config
 from oversight import cli_graphs, cli_ladder, cli_train  # noqa: F401  (they register their commands)
 from oversight.cli_app import app, console, err_console
 from oversight.cli_app import fail as _fail
-from oversight.config import ExperimentConfig
 
 models_app = typer.Typer(help="Inspect and check configured models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -43,42 +44,67 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at 
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _load(config: Path) -> ExperimentConfig:
+class ModelsSection(Config):
+    """The `models:` mapping of any config (an experiment, label, run, ... file); the rest of the
+    file is left to the command that runs it."""
+
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+
+
+def _load_models(config: Path, *, note: bool = True) -> dict[str, ModelSpec]:
+    """CONFIG's `models:`; empty (and, with `note`, said so) when the file has none."""
     try:
-        return load_config(config, ExperimentConfig)
+        models = load_config(config, ModelsSection, only=("models",)).models
     except ConfigError as e:
         raise _fail(e) from None
+    if not models and note:
+        console.print(
+            f"{config}: no `models:` mapping, so nothing to list or check (model strings written "
+            "elsewhere in a config are resolved when its command loads it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return models
+
+
+ModelsConfigArg = Annotated[Path, typer.Argument(help="any YAML config; only its `models:` mapping is read")]
 
 
 @models_app.command("list")
-def models_list(config: Annotated[Path, typer.Argument(help="YAML config with a `models:` mapping")]) -> None:
-    """List the models a config names."""
+def models_list(config: ModelsConfigArg) -> None:
+    """List the models in a config's `models:` mapping (a config without one: a note, exit 0)."""
+    models = _load_models(config)
+    if not models:
+        return
     table = Table("name", "model", "provider", "concurrency")
-    for key, spec in _load(config).models.items():
+    for key, spec in models.items():
         table.add_row(key, spec.name, spec.provider, str(spec.max_concurrency or "backend default"))
     console.print(table)
 
 
 @models_app.command("check")
 def models_check(
-    config: Annotated[Path, typer.Argument(help="YAML config with a `models:` mapping")],
+    config: ModelsConfigArg,
     only: Annotated[list[str] | None, typer.Option(help="check only these model names")] = None,
     prompt: Annotated[str, typer.Option(help="prompt for the generate call")] = CHECK_PROMPT,
     max_tokens: Annotated[int, typer.Option(help="tokens to generate")] = 32,
 ) -> None:
-    """Call each configured model once (generate + Yes/No choice_probs); print latency and tokens/s."""
-    cfg = _load(config)
-    names = only or list(cfg.models)
-    unknown = [n for n in names if n not in cfg.models]
+    """Call each model of a config's `models:` once (generate + Yes/No choice_probs); print latency
+    and tokens/s. Only `models:` is read, so any config works; one without it: a note, exit 0."""
+    models = _load_models(config)
+    if not models and not only:
+        return
+    names = only or list(models)
+    unknown = [n for n in names if n not in models]
     if unknown:
-        raise _fail(ValueError(f"{config}: no model named {unknown}; configured: {list(cfg.models)}"))
+        raise _fail(ValueError(f"{config}: no model named {unknown}; configured: {list(models)}"))
     table = Table("name", "model", "load s", "latency s", "tokens", "tok/s", "p(Yes)", "via")
     replies: list[str] = []
     failed = False
     for name in names:
-        with console.status(f"checking {name} ({cfg.models[name].name})"):
+        with console.status(f"checking {name} ({models[name].name})"):
             try:
-                row = asyncio.run(_check_one(cfg.models[name], prompt, max_tokens))
+                row = asyncio.run(_check_one(models[name], prompt, max_tokens))
             except (ModelError, ConfigError, ValueError) as e:
                 failed = True
                 err_console.print(f"[red]{name}: {e}[/red]", highlight=False)
@@ -130,9 +156,8 @@ def chat(
 ) -> None:
     """One chat turn with a model; optionally score choices for the same prompt."""
     try:
-        spec = (
-            _load(config).models[model] if config and model in _load(config).models else ModelSpec(name=model)
-        )
+        models = _load_models(config, note=False) if config else {}
+        spec = models[model] if model in models else ModelSpec(name=model)
     except ValueError as e:
         raise _fail(e) from None
     messages = ([{"role": "system", "content": system}] if system else []) + [

@@ -1,9 +1,17 @@
-"""What every `w2sg` subcommand shares: the app, consoles, and one way to fail."""
+"""What every `w2sg` subcommand shares: the app, consoles, one way to fail, one way to load a config."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from pathlib import Path
+from typing import TypeVar
+
 import typer
+from pydantic import BaseModel
 from rich.console import Console
+
+from agents import ConfigError, load_config
+from oversight.paths import check_config_models
 
 app = typer.Typer(
     help="Weak-to-strong oversight simulator.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -11,8 +19,31 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+C = TypeVar("C", bound=BaseModel)
+
 
 def fail(e: Exception) -> typer.Exit:
     """Print `error: ...` (the message names the file, field or row) and exit with status 2."""
     err_console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
     return typer.Exit(2)
+
+
+def load(config: Path, cls: type[C], *, check: bool = True, ignore: Collection[str] = ()) -> C:
+    """Read CONFIG into `cls` and (unless `check=False`) resolve every model name and path in it,
+    so a typo fails here, naming the file and field, before any compute is spent. `ignore`:
+    dotted fields the command does not use (e.g. `judge` for `w2sg judge train`)."""
+    try:
+        cfg = load_config(config, cls)
+    except ConfigError as e:
+        raise fail(e) from None
+    if check:
+        check_models(cfg, config, ignore=ignore)
+    return cfg
+
+
+def check_models(cfg: BaseModel, config: Path, *, ignore: Collection[str] = ()) -> None:
+    """`load`'s model check on its own, for a command that changes the config first (an override)."""
+    try:
+        check_config_models(cfg, config, ignore=ignore)
+    except ConfigError as e:
+        raise fail(e) from None

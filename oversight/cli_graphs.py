@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from agents import ConfigError, ModelError, get_model, load_config
-from oversight.cli_app import app, console
+from agents import ModelError, get_model
+from oversight.cli_app import app, check_models, console, load
 from oversight.cli_app import fail as _fail
-from oversight.paths import resolve_model_path
+from oversight.paths import model_path_problem, resolve_model_path
 
 if TYPE_CHECKING:
     from graphs.config import DebateConfig
@@ -22,13 +22,10 @@ if TYPE_CHECKING:
 DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
 
 
-def _load_debate(config: Path) -> DebateConfig:
+def _load_debate(config: Path, *, check: bool = True, ignore: tuple[str, ...] = ()) -> DebateConfig:
     from graphs.config import DebateConfig
 
-    try:
-        return load_config(config, DebateConfig)
-    except ConfigError as e:
-        raise _fail(e) from None
+    return load(config, DebateConfig, check=check, ignore=ignore)
 
 
 @app.command("debate")
@@ -42,12 +39,13 @@ def debate_cmd(
     """Run one debate (or consultancy, blind judge, N-agent debate) and print transcript and verdict."""
     from graphs.debate import build_debate_graph, run_debate
 
-    cfg = _load_debate(config)
+    cfg = _load_debate(config, check=False)
     if protocol is not None:
         try:
             cfg = type(cfg).model_validate({**cfg.model_dump(), "protocol": protocol})
         except ValueError as e:
             raise _fail(ValueError(f"--protocol: {e}")) from None
+    check_models(cfg, config)  # after --protocol: it decides whether the debater is called
 
     async def go() -> dict:
         debater = get_model(cfg.debater) if cfg.protocol != "blind" else None
@@ -92,7 +90,7 @@ def graph_cmd(
     from graphs.debate import build_debate_graph
     from graphs.draw import draw_png, mermaid
 
-    cfg = _load_debate(config)
+    cfg = _load_debate(config, check=False)  # no model is called: a judge not yet trained is fine
     # The drawing does not depend on the models: scripted stand-ins avoid loading any.
     stand_in = wrap(ScriptedBackend("scripted/stand-in"))
     graph = build_debate_graph(cfg, debater=stand_in, judge=stand_in)
@@ -118,15 +116,24 @@ def judge_train_cmd(
     epochs: Annotated[float, typer.Option(help="training epochs")] = 3.0,
     seed: Annotated[int, typer.Option(help="question sampling and training seed")] = 0,
     concurrency: Annotated[int, typer.Option(help="debates in flight")] = 32,
+    holdout: Annotated[
+        float, typer.Option(help="share of the questions kept out of training and selection, to score it")
+    ] = 0.2,
 ) -> None:
-    """Debate `questions` SciQ questions under CONFIG's protocol, then fine-tune a judge on gold."""
+    """Debate `questions` SciQ questions under CONFIG's protocol, then fine-tune a judge on gold:
+    trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
     from oversight.judges import collect_transcripts, train_judge
-    from w2sg.data import load_sciq, split_by_question
+    from w2sg.data import load_dataset, split_by_question
     from w2sg.train import TrainConfig
 
-    cfg = _load_debate(config)
+    # The config's judge is what this trains, so it need not exist yet.
+    cfg = _load_debate(config, ignore=("judge",))
+    if (problem := model_path_problem(base)) is not None:
+        raise _fail(ValueError(f"--base: {problem}"))
     try:
-        rows = split_by_question(load_sciq(split), {"judge": questions}, seed=seed)["judge"]
+        if not 0.0 <= holdout < 0.8:
+            raise ValueError(f"--holdout: a share in [0, 0.8), got {holdout}")
+        rows = split_by_question(load_dataset("sciq", split), {"judge": questions}, seed=seed)["judge"]
     except ValueError as e:
         raise _fail(e) from None
 
@@ -146,11 +153,24 @@ def judge_train_cmd(
     tcfg = TrainConfig(lr=5e-5, epochs=epochs, batch_size=16, eval_every=20, seed=seed, device="auto")
     with console.status(f"fine-tuning {base} on {len(rows)} transcripts"):
         info = train_judge(
-            cfg, rows, states, base_path=resolve_model_path(base), out_dir=out, train_cfg=tcfg, seed=seed
+            cfg,
+            rows,
+            states,
+            base_path=resolve_model_path(base),
+            out_dir=out,
+            train_cfg=tcfg,
+            test_frac=holdout,
+            seed=seed,
         )
+    held = (
+        f"held-out accuracy {info.heldout_accuracy:.3f} on {info.heldout_rows} rows (not used to train or "
+        "select it); "
+        if info.heldout_accuracy is not None
+        else ""
+    )
     console.print(
-        f"judge for {info.protocol}: val accuracy {info.val_accuracy:.3f} on {info.rows['val']} rows; "
-        f"use it as `judge: classifier/{out}` with `judge_kind: trained`",
+        f"judge for {info.protocol}: {held}{info.val_accuracy:.3f} on the {info.rows['val']} rows that "
+        f"picked its checkpoint; use it as `judge: classifier/{out}` with `judge_kind: trained`",
         highlight=False,
         soft_wrap=True,
     )
@@ -182,10 +202,7 @@ def interact_cmd(
     from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
     from oversight import human
 
-    try:
-        cfg = load_config(config, InteractionConfig)
-    except ConfigError as e:
-        raise _fail(e) from None
+    cfg = load(config, InteractionConfig)
     if cfg.overseer == "human":
         if db is None:
             raise _fail(ValueError("a human overseer waits in a queue: pass --db FILE"))
@@ -294,10 +311,7 @@ def label_cmd(
 
     from oversight.label import LabelConfig, label
 
-    try:
-        cfg = load_config(config, LabelConfig)
-    except ConfigError as e:
-        raise _fail(e) from None
+    cfg = load(config, LabelConfig)
     failed = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -350,15 +364,24 @@ def export_cmd(
     fmt: Annotated[str, typer.Option("--format", help="jsonl, parquet or hf")] = "jsonl",
     protocol: Annotated[str | None, typer.Option(help="only this protocol")] = None,
     config_hash: Annotated[str | None, typer.Option(help="only this config hash")] = None,
+    force: Annotated[
+        bool, typer.Option(help="replace an existing --out of the same kind (a file, or an hf folder)")
+    ] = False,
 ) -> None:
-    """Export labels with provenance (protocol, models, seed, config hash, transcript, tokens, seconds)."""
-    from oversight.export import export_rows, write_export
+    """Export labels with provenance (protocol, models, seed, config hash, transcript, tokens, seconds).
 
-    if not store.exists():
+    An existing --out is kept unless --force; a folder where a file goes (or the reverse) is never
+    replaced. The output appears only once complete; no temporary file is left behind."""
+    from oversight.export import check_target, export_rows, write_export
+
+    if not store.is_file():
         raise _fail(FileNotFoundError(f"{store}: no such store"))
+    if out.resolve() == store.resolve():
+        raise _fail(ValueError(f"--out {out} is the store being exported; choose another path"))
     try:
+        check_target(out, fmt, force=force)  # before reading the store: refuse at once
         rows = export_rows(store, protocol, config_hash)
-        path = write_export(rows, out, fmt)
-    except ValueError as e:
+        path = write_export(rows, out, fmt, force=force)
+    except (ValueError, OSError) as e:
         raise _fail(e) from None
     console.print(f"wrote {len(rows)} labels to {path}", highlight=False)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agents import ConfigError, load_config
-from oversight.cli_app import app, console
+from oversight.cli_app import app, console, load
 from oversight.cli_app import fail as _fail
 from oversight.paths import resolve_model_path
 
@@ -31,10 +30,7 @@ def ladder_cmd(
     from oversight.ladder_config import LadderConfig
     from oversight.ladder_report import markdown_table
 
-    try:
-        cfg = load_config(config, LadderConfig)
-    except ConfigError as e:
-        raise _fail(e) from None
+    cfg = load(config, LadderConfig)
     if out is not None:
         cfg = cfg.model_copy(update={"out_dir": out})
     last = len(cfg.rungs) - 1

@@ -8,21 +8,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agents import ConfigError, ModelError, get_model, load_config
-from oversight.cli_app import app, console
+from agents import ConfigError, ModelError, get_model
+from oversight.cli_app import app, check_models, console, load
 from oversight.cli_app import fail as _fail
-from oversight.paths import resolve_model_path
+from oversight.paths import model_name_problem, resolve_model_path
 
 if TYPE_CHECKING:
     from w2sg.experiment import W2SGConfig
 
 
-def _load_w2sg(config: Path, device: str | None) -> W2SGConfig:
+def _load_w2sg(config: Path, device: str | None, *, check: bool = True) -> W2SGConfig:
     """The experiment config, with --device applied to both train sections."""
     from w2sg.experiment import W2SGConfig
 
+    cfg = load(config, W2SGConfig, check=check)
     try:
-        cfg = load_config(config, W2SGConfig)
         if device is not None:
             cfg = W2SGConfig.model_validate(
                 {
@@ -31,8 +31,6 @@ def _load_w2sg(config: Path, device: str | None) -> W2SGConfig:
                     "strong_train": {**cfg.strong_train.model_dump(), "device": device},
                 }
             )
-    except ConfigError as e:
-        raise _fail(e) from None
     except ValueError as e:
         raise _fail(ValueError(f"--device: {e}")) from None
     return cfg
@@ -87,11 +85,15 @@ def icl_cmd(
     from w2sg.icl_experiment import run_icl
     from w2sg.report import icl_table
 
-    cfg = _load_w2sg(config, device)
+    cfg = _load_w2sg(config, device, check=False)
     icl = cfg.icl or ICLConfig()
     if model is not None:
+        if (problem := model_name_problem(model)) is not None:
+            raise _fail(ValueError(f"--model: {problem}"))
         icl = icl.model_copy(update={"model": model})
     cfg = cfg.model_copy(update={"icl": icl})
+    # Checked once the ICL section is final: its defaults when the file has none, not --model.
+    check_models(cfg, config, ignore=("icl.model",) if model is not None else ())
     try:
         llm = get_model(icl.model)
     except (ModelError, ValueError) as e:
@@ -113,7 +115,7 @@ def compare_cmd(
     b: Annotated[str, typer.Argument(help="the column to compare with, on the same test rows")],
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 10000,
 ) -> None:
-    """Paired test-accuracy difference a − b with a 95% bootstrap CI (rows resampled jointly)."""
+    """Paired test-accuracy difference a − b with a 95% CI (questions resampled, both columns jointly)."""
     import numpy as np
 
     from w2sg.metrics import correct, paired_gain
@@ -127,10 +129,13 @@ def compare_cmd(
             cols = ", ".join(f for f in z.files if f not in ("ids", "gold"))
             raise _fail(KeyError(f"{path}: no column {col!r}; columns: {cols}"))
     ok_a, ok_b = correct(z[a], z["gold"]), correct(z[b], z["gold"])
-    d = paired_gain(ok_a, ok_b, n_boot=n_boot)
+    # Folders written before question ids were saved resample rows (and say so).
+    qids = z["qids"] if "qids" in z.files else None
+    d = paired_gain(ok_a, ok_b, qids, n_boot=n_boot)
+    unit = f"{len(set(qids.tolist()))} questions" if qids is not None else "rows: no qids in this folder"
     console.print(
         f"{a}: {ok_a.mean():.3f}  {b}: {ok_b.mean():.3f}  difference {d.value:+.3f} "
-        f"[{d.lo:+.3f}, {d.hi:+.3f}] (95% paired bootstrap, {d.n} rows)",
+        f"[{d.lo:+.3f}, {d.hi:+.3f}] (95% paired bootstrap over {unit}; {d.n} rows)",
         highlight=False,
         soft_wrap=True,
     )
@@ -146,10 +151,7 @@ def run_cmd(
     from oversight.pipeline import RunConfig, run_pipeline
     from oversight.pipeline_report import pipeline_table
 
-    try:
-        cfg = load_config(config, RunConfig)
-    except ConfigError as e:
-        raise _fail(e) from None
+    cfg = load(config, RunConfig)
     with console.status("judges, labels, students and the ceiling; -v shows each step"):
         try:
             result = run_pipeline(cfg, resolve=resolve_model_path, force=force)

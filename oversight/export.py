@@ -1,16 +1,27 @@
 """Export labels with their provenance: JSONL always; parquet (pyarrow) and a Hugging Face
-`datasets` folder when those packages are installed. Files are written to a temporary name and
-renamed, so an interrupted export never leaves a half-written file under the final name."""
+`datasets` folder when those packages are installed.
+
+Nothing the user owns is clobbered: an existing output is replaced only with `force`, and never
+when it is the wrong kind (a folder where a file goes, a file where a folder goes). The export is
+written under a temporary name beside the target and moved into place only once complete, so an
+interrupted export leaves neither a half-written output nor a temporary file behind."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 from oversight.store import LabelStore
+
+FORMATS = ("jsonl", "parquet", "hf")
+
+
+class ExportError(ValueError):
+    """The export would overwrite or misplace something; the message names the path."""
 
 
 def export_rows(
@@ -42,39 +53,115 @@ def export_rows(
         store.close()
 
 
-def write_export(rows: list[dict[str, Any]], out: str | Path, fmt: str) -> Path:
+def check_target(out: str | Path, fmt: str, *, force: bool = False) -> Path:
+    """Raise ExportError unless `out` may receive a `fmt` export: it does not exist, or it is of
+    the right kind (a file for jsonl / parquet, a folder for hf) and `force` is set."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
+    want_dir = fmt == "hf"
+    if not (out.exists() or out.is_symlink()):
+        return out
+    if out.is_dir() != want_dir or not (out.is_dir() or out.is_file()):
+        kind = "a folder" if out.is_dir() else "a file" if out.is_file() else "not a plain file"
+        need = "a folder" if want_dir else "a file"
+        raise ExportError(
+            f"{out} is {kind}, but --format {fmt} writes {need}; choose another --out "
+            "(it is not replaced, even with --force)"
+        )
+    if not force:
+        raise ExportError(f"{out} exists; pass --force to replace it")
+    return out
+
+
+def write_export(rows: list[dict[str, Any]], out: str | Path, fmt: str, *, force: bool = False) -> Path:
+    """Write `rows` to `out` as `fmt`; see the module docstring for what is never overwritten."""
+    out = check_target(out, fmt, force=force)
+    write = {"jsonl": _write_jsonl, "parquet": _write_parquet, "hf": _write_hf}[fmt]
+    writer = _import_writer(fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    if fmt == "jsonl":
-        with tmp.open("w") as f:
-            for row in rows:
-                f.write(json.dumps(row, sort_keys=True) + "\n")
-    elif fmt == "parquet":
+    # Hidden and unique, beside the target: same filesystem (so the move is a rename), and two
+    # exports never share a temporary.
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(rows, tmp, writer)
+        _publish(tmp, out, fmt, force)
+    finally:
+        _remove(tmp)
+    return out
+
+
+def _import_writer(fmt: str) -> Any:
+    """The optional package a format needs, imported before anything is written."""
+    if fmt == "parquet":
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
         except ImportError:
             raise ValueError("parquet export needs pyarrow: pip install pyarrow") from None
-        pq.write_table(pa.Table.from_pylist(_flat(rows)), tmp)
-    elif fmt == "hf":
+        return (pa, pq)
+    if fmt == "hf":
         try:
             import datasets
         except ImportError:
             raise ValueError("Hugging Face export needs datasets: pip install datasets") from None
-        datasets.Dataset.from_list(_flat(rows)).save_to_disk(str(tmp))
+        return datasets
+    return None
+
+
+def _write_jsonl(rows: list[dict[str, Any]], tmp: Path, _: Any) -> None:
+    with tmp.open("x") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def _write_parquet(rows: list[dict[str, Any]], tmp: Path, writer: Any) -> None:
+    pa, pq = writer
+    pq.write_table(pa.Table.from_pylist(_flat(rows)), str(tmp))
+
+
+def _write_hf(rows: list[dict[str, Any]], tmp: Path, datasets: Any) -> None:
+    datasets.Dataset.from_list(_flat(rows)).save_to_disk(str(tmp))
+
+
+def _publish(tmp: Path, out: Path, fmt: str, force: bool) -> None:
+    """Move the finished export from `tmp` to `out` without clobbering what `force` does not allow."""
+    if fmt != "hf":
+        if not force:
+            # A hard link fails if `out` appeared since the check: never clobber without --force.
+            try:
+                os.link(tmp, out)
+                return
+            except FileExistsError:
+                raise ExportError(f"{out} exists; pass --force to replace it") from None
+            except OSError:
+                check_target(out, fmt, force=False)  # no hard links here: check once more, then rename
+        os.replace(tmp, out)  # atomic: readers see the old file or the new one
+        return
+    if not out.exists():
+        try:
+            os.rename(tmp, out)
+            return
+        except OSError:
+            # Something appeared under that name meanwhile (a rename only lands on an empty folder).
+            check_target(out, fmt, force=force)
+    # A folder cannot be renamed over a non-empty folder: move the old one aside (a hidden name
+    # beside it), move the new one in, then delete the old one; put it back if the swap fails.
+    old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
+    os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    _remove(old)
+
+
+def _remove(tmp: Path) -> None:
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
     else:
-        raise ValueError(f"format must be jsonl, parquet or hf, got {fmt!r}")
-    if tmp.is_dir() and out.exists():
-        # A folder cannot be renamed over a folder: move the old one aside until the new one is in.
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
-    return out
+        tmp.unlink(missing_ok=True)
 
 
 def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

