@@ -6,10 +6,11 @@
     outside all timings). Goal ≥ 0.9×: graphs, store and progress cost under 10 %. Ours runs twice:
     with `rows_per_graph` 16 (the goal's figure) and 1 (one graph run per row, ~1 ms of client CPU
     each: with client and server on 2 cores the client is the bottleneck).
-(b) peak RSS of labelling 1,000 and 10,000 SciQ rows, each in a fresh process: memory stays flat.
+(b) peak RSS of labelling about 1,000 and all 9,979 SciQ train rows, each in a fresh process:
+    memory stays flat.
 
     python benchmarks/bench_pipeline.py           # 2,000 rows, 64 in flight, 200 ms; RSS at 1k / 10k
-    python benchmarks/bench_pipeline.py --quick   # 200 rows, 20 ms; RSS at 100 / 400 (seconds)
+    python benchmarks/bench_pipeline.py --quick   # 200 rows, 20 ms; RSS at ~100 / ~400 rows (seconds)
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def label_config(
     url: str, store: Path, questions: int | None, concurrency: int, rows_per_graph: int = 1
 ) -> LabelConfig:
     return LabelConfig(
-        split="train",  # 10,000 rows; the blind judge needs no support passage
+        split="train",  # 9,979 rows (repeats resolved); the blind judge needs no support passage
         questions=questions,
         concurrency=concurrency,
         rows_per_graph=rows_per_graph,
@@ -134,7 +135,7 @@ def main() -> None:
     from agents.testing import FakeServer
 
     questions, latency, concurrency, rounds = (100, 0.02, 16, 1) if args.quick else (1000, 0.2, 64, 3)
-    small, large = (50, 200) if args.quick else (500, None)  # None: all 10,000 rows
+    small, large = (50, 200) if args.quick else (500, None)  # None: all 9,979 rows
     with FakeServer(latency_s=latency) as server:
         url = server.url
         b, o, o1 = interleaved_medians(

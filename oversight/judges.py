@@ -37,7 +37,13 @@ class JudgeInfo(BaseModel):
     protocol: str
     base: str
     rows: dict[str, int]
-    val_accuracy: float = Field(description="on held-out judge-training questions, against gold")
+    val_accuracy: float = Field(
+        description="on the judge-training questions that picked its checkpoint (optimistic)"
+    )
+    heldout_accuracy: float | None = Field(
+        None, description="on rows used neither to train nor to select it, against gold"
+    )
+    heldout_rows: int | None = None
     max_length: int = Field(description="tokens per input pair; the classifier backend serves with the same")
     qids: list[str] = Field(description="every question it was trained or selected on: never label these")
 
@@ -104,20 +110,28 @@ def train_judge(
     out_dir: str | Path,
     train_cfg: TrainConfig | None = None,
     val_frac: float = 0.2,
+    test_frac: float = 0.0,
     max_length: int = 256,
     seed: int = 0,
 ) -> JudgeInfo:
-    """Fine-tune the judge on gold labels of most questions, select on the rest, save it."""
+    """Fine-tune the judge on gold labels of most questions, select its checkpoint on `val_frac`
+    of them, and score it on `test_frac` more that neither trained nor selected it (0: the caller
+    scores it elsewhere, as `w2sg run` does on its calib split); save it."""
     examples = judge_examples(cfg, rows, states)
     n_q = len({e.qid for e in examples})
     n_val = max(1, round(val_frac * n_q))
-    sp = split_by_question(examples, {"train": n_q - n_val, "val": n_val}, seed=seed)
+    n_test = round(test_frac * n_q)
+    sizes = {"train": n_q - n_val - n_test, "val": n_val} | ({"test": n_test} if n_test else {})
+    sp = split_by_question(examples, sizes, seed=seed)
     seed_everything(seed)
     model = SeqClassifier(base_path, ModelConfig(kind="seq_cls", path=base_path, max_length=max_length))
     tcfg = train_cfg or TrainConfig(lr=5e-5, epochs=3, batch_size=16, eval_every=20, seed=seed, device="cpu")
     gold = {k: [float(e.label) for e in v] for k, v in sp.items()}
     train(model, sp["train"], gold["train"], sp["val"], gold["val"], tcfg)
-    val_acc = float(np.mean((predict(model, sp["val"]) > 0.5) == (np.array(gold["val"]) > 0.5)))
+    val_acc, test_acc = (
+        float(np.mean((predict(model, sp[k]) > 0.5) == (np.array(gold[k]) > 0.5))) if k in sp else None
+        for k in ("val", "test")
+    )
     path = save_classifier(model.model, model.tokenizer, out_dir)
     info = JudgeInfo(
         path=path,
@@ -125,6 +139,8 @@ def train_judge(
         base=base_path,
         rows={k: len(v) for k, v in sp.items()},
         val_accuracy=val_acc,
+        heldout_accuracy=test_acc,
+        heldout_rows=len(sp["test"]) if "test" in sp else None,
         max_length=max_length,
         qids=sorted({e.qid for e in examples}),
     )

@@ -24,7 +24,7 @@ from graphs.config import DebateConfig
 from graphs.debate import build_debate_graph, debate_input, invoke_once
 from graphs.interaction import InteractionConfig, build_interaction_graph, interaction_input
 from oversight.store import LabelRow, LabelStore
-from w2sg.data import Example, load_dataset, split_by_question
+from w2sg.data import Example, fingerprint, load_dataset, split_by_question
 from w2sg.metrics import LabelQuality, label_quality
 
 
@@ -112,8 +112,9 @@ class LabelConfig(BaseModel):
     def protocol(self) -> str:
         return self.debate.protocol if self.debate is not None else "interaction"
 
-    def config_hash(self) -> str:
-        """What changes a label: the graph config and the specs of the models it names."""
+    def config_hash(self, data: str) -> str:
+        """What changes a label: the graph config, the specs of the models it names, and the rows
+        it labels (`data`, their `w2sg.data.fingerprint`): other data is never served old labels."""
         graph = (self.debate or self.interaction).model_dump_json()  # type: ignore[union-attr]
         # How a model is called (retries, limits, cache, price) does not change its labels: a run
         # resumed with more retries keeps its store.
@@ -122,7 +123,7 @@ class LabelConfig(BaseModel):
             k: v.model_dump(mode="json", exclude=how, exclude_none=True)
             for k, v in sorted(self.models.items())
         }
-        return hashlib.sha256(f"{graph}|{specs}".encode()).hexdigest()[:12]
+        return hashlib.sha256(f"{graph}|{specs}|{data}".encode()).hexdigest()[:12]
 
 
 class LabelRun(BaseModel):
@@ -190,7 +191,7 @@ async def label(
             raise ValueError(f"{len(leaked)} rows to label trained this graph's judge, e.g. {leaked[0]}")
         excluded = 0
     store = LabelStore(cfg.store)
-    protocol, chash = cfg.protocol, cfg.config_hash()
+    protocol, chash = cfg.protocol, cfg.config_hash(fingerprint({"rows": rows}))
     done = store.done(protocol, chash)
     todo = [e for e in rows if e.id not in done]
     if on_start is not None:
@@ -254,7 +255,7 @@ async def label(
         workers = min(-(-cfg.concurrency // size) + batched, -(-len(todo) // size))
         await asyncio.gather(*(worker() for _ in range(workers)))
         got = store.p_true(protocol, chash)
-        scored = [(got[e.id], e.label) for e in rows if e.id in got]
+        scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
         quality = label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None
     finally:
         for m in models.values():

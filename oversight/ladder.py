@@ -28,7 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from graphs.checkpoint import sqlite_saver
 from oversight.ladder_config import LadderConfig, ladder_splits, slice_name
 from oversight.ladder_report import LadderResult, RungResult, rung_result, write_run
-from w2sg.data import DataError, Example, label_source
+from w2sg.data import DataError, Example, data_info, fingerprint, label_source
 from w2sg.models import FeatureHead, build_classifier
 from w2sg.run_folder import DONE, load_complete, start_run
 from w2sg.synthetic import SyntheticModel, synthetic_features
@@ -120,6 +120,7 @@ def build_ladder_graph(
     """label → train → evaluate → promote, then the next rung or END. Invoke with {"rung": 0}."""
     arms, n = cfg.arms(), len(cfg.rungs)
     gold = {name: np.asarray(label_source(rows, "gold")) for name, rows in sp.items()}
+    qids = {name: np.array([e.qid for e in rows]) for name, rows in sp.items()}
 
     def column(split: str) -> list[float] | None:
         try:
@@ -176,15 +177,16 @@ def build_ladder_graph(
     def evaluate(state: LadderState) -> LadderState:
         k, trained = state["rung"], state["trained"]
         g = {"rows": gold[slice_name(k)], "test": gold["test"]}
+        q = {"rows": qids[slice_name(k)], "test": qids["test"]}
         results, columns = list(state.get("results", [])), dict(state.get("columns", {}))
         columns[f"ceiling__rung{k}"] = state["ceiling"]
         if k == 0:
-            results.append(rung_result(cfg, 0, "gold", trained[arms[0]], state["ceiling"], g).model_dump())
+            results.append(rung_result(cfg, 0, "gold", trained[arms[0]], state["ceiling"], g, q).model_dump())
             columns["student__rung0"] = trained[arms[0]]["preds"]["test"]
         for arm in arms if k else []:
             lab = state["labels"][arm]
             res = rung_result(
-                cfg, k, arm, trained[arm], state["ceiling"], g, lab, state["rung0"][slice_name(k)]
+                cfg, k, arm, trained[arm], state["ceiling"], g, q, lab, state["rung0"][slice_name(k)]
             )
             results.append(res.model_dump())
             columns[f"student__{arm}__rung{k}"] = trained[arm]["preds"]["test"]
@@ -243,22 +245,23 @@ def run_ladder(
     """Run the ladder, resuming its checkpoint when an earlier run of the same config was cut
     short, or load it when its run folder is complete (unless `force`). `fit` replaces the real
     trainer (tests wrap it); `on_step(rung, node)` is told of each finished node."""
-    run_dir = cfg.out_dir / cfg.run_id()
+    t0 = time.perf_counter()
+    sp = ladder_splits(cfg)
+    rid = cfg.run_id(fingerprint(sp))
+    run_dir = cfg.out_dir / rid
     db = run_dir / "checkpoints.sqlite"
     if (finished := load_complete(run_dir, LadderResult, force)) is not None:
         return finished
     if force:
         for p in (run_dir / DONE, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    start_run(run_dir, cfg)
-    sp = ladder_splits(cfg)
     _check_column(cfg, sp)
+    start_run(run_dir, cfg, data_info(sp))
     saver = sqlite_saver(db)
     try:
         graph = build_ladder_graph(cfg, sp, fit or RungFitter(cfg, sp, resolve), checkpointer=saver)
         # One thread per config; the recursion limit counts nodes: 4 per rung.
-        conf: Any = {"configurable": {"thread_id": cfg.run_id()}, "recursion_limit": 4 * len(cfg.rungs) + 8}
+        conf: Any = {"configurable": {"thread_id": rid}, "recursion_limit": 4 * len(cfg.rungs) + 8}
         snap = graph.get_state(conf)
         if snap.values and not snap.next:  # finished, but killed before the report was written
             state = snap.values
@@ -275,7 +278,7 @@ def run_ladder(
     finally:
         saver.conn.close()
     result = LadderResult(
-        run_id=cfg.run_id(),
+        run_id=rid,
         rungs=[r.name for r in cfg.rungs],
         arms=cfg.arms(),
         results=[RungResult.model_validate(x) for x in state["results"]],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from w2sg.data import DATASETS, Example, load_dataset, split_by_question
 from w2sg.models import ModelConfig
+from w2sg.run_folder import run_id
 from w2sg.synthetic import SyntheticModel, synthetic_rows
 from w2sg.train import TrainConfig
 
@@ -78,9 +78,9 @@ class LadderConfig(BaseModel):
     def arms(self) -> list[str]:
         return [a for a in ARMS if a == "recursive" or getattr(self, a)]
 
-    def run_id(self) -> str:
-        blob = self.model_dump_json(exclude={"out_dir", "cache_dir"})
-        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    def run_id(self, data: str) -> str:
+        """The run folder's name, from this config and the fingerprint of the data it runs on."""
+        return run_id(self.name, self, data)
 
 
 def slice_name(k: int) -> str:

@@ -10,8 +10,7 @@ from pydantic import BaseModel, Field
 
 from oversight.ladder_config import LadderConfig, slice_name
 from w2sg.data import Example, label_source
-from w2sg.experiment import _pgr_estimate
-from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci
+from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr_ci
 from w2sg.report import _save, _wrap, pgr_defined
 from w2sg.run_folder import mark_complete
 
@@ -41,8 +40,8 @@ class LadderResult(BaseModel):
     seconds: float
 
 
-def _acc(ok: np.ndarray, cfg: LadderConfig) -> Estimate:
-    return mean_ci(ok, n_boot=cfg.n_boot, seed=cfg.seed)
+def _acc(ok: np.ndarray, qids: np.ndarray, cfg: LadderConfig) -> Estimate:
+    return mean_ci(ok, qids, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
 def labels_from(cfg: LadderConfig, k: int, arm: str) -> str:
@@ -62,25 +61,38 @@ def rung_result(
     trained: dict[str, Any],
     ceiling: list[float],
     gold: dict[str, np.ndarray],
+    qids: dict[str, np.ndarray],
     labels: dict[str, list[float] | None] | None = None,
     rung0: list[float] | None = None,
 ) -> RungResult:
-    """Metrics of rung k's student in one arm. `labels` (train / val / test p(true) of its
-    supervisor; test may be None) and `rung0` (rung 0's labels on the same rows) are None at rung 0."""
+    """Metrics of rung k's student in one arm. `gold` and `qids` (each row's question, which the
+    intervals resample) are given for `rows` (rung k's) and `test`. `labels` (train / val / test
+    p(true) of its supervisor; test may be None) and `rung0` (rung 0's labels on the same rows) are
+    None at rung 0."""
     student_ok, ceiling_ok = correct(trained["preds"]["test"], gold["test"]), correct(ceiling, gold["test"])
     quality = floor = gap = disagree = None
     floor_split = "-"
     if labels is not None and rung0 is not None:
         train_labels = np.asarray(labels["train"])
-        quality = label_quality(train_labels, gold["rows"], n_boot=cfg.n_boot, seed=cfg.seed)
+        quality = label_quality(train_labels, gold["rows"], qids["rows"], n_boot=cfg.n_boot, seed=cfg.seed)
         disagree = float(np.mean((train_labels > 0.5) != (np.asarray(rung0) > 0.5)))
         paired = labels["test"] is not None
         # A supervisor without test predictions (a mixed-in column that test rows lack) is scored
         # on the rows it labelled, as `w2sg train` scores a recorded label source.
         floor_ok = correct(labels["test"], gold["test"]) if paired else correct(train_labels, gold["rows"])
         floor_split = "test" if paired else f"rung{k} rows"
-        floor = _acc(floor_ok, cfg)
-        gap = _pgr_estimate(floor_ok, student_ok, ceiling_ok, paired, cfg.n_boot, cfg.seed)
+        floor_q = qids["test" if paired else "rows"]
+        floor = _acc(floor_ok, floor_q, cfg)
+        gap = pgr_ci(
+            floor_ok,
+            student_ok,
+            ceiling_ok,
+            qids["test"],
+            floor_groups=floor_q,
+            paired=paired,
+            n_boot=cfg.n_boot,
+            seed=cfg.seed,
+        )
     return RungResult(
         rung=k,
         model=cfg.rungs[k].name,
@@ -90,8 +102,8 @@ def rung_result(
         disagree_rung0=disagree,
         floor=floor,
         floor_split=floor_split,
-        student=_acc(student_ok, cfg),
-        ceiling=_acc(ceiling_ok, cfg),
+        student=_acc(student_ok, qids["test"], cfg),
+        ceiling=_acc(ceiling_ok, qids["test"], cfg),
         pgr=gap,
         best_step=trained["best_step"],
         same_as=trained["same_as"],
@@ -101,7 +113,8 @@ def rung_result(
 def markdown_table(r: LadderResult) -> str:
     lines = [
         f"Ladder `{r.run_id}`: {' → '.join(r.rungs)}; sizes {r.sizes} (rows), {r.seconds:.0f} s. "
-        "Test accuracy with 95% bootstrap CIs; label accuracy on the rows each student learns from.",
+        "Test accuracy with 95% CIs (bootstrap over questions); label accuracy on the rows each student "
+        "learns from.",
         "",
         "| rung | model | arm | labels from | label acc | disagrees with rung-0 labels | supervisor "
         "| student | ceiling | PGR |",
@@ -194,6 +207,7 @@ def write_run(
     np.savez(
         run_dir / "predictions.npz",
         ids=np.array([e.id for e in sp["test"]]),
+        qids=np.array([e.qid for e in sp["test"]]),
         gold=np.asarray(label_source(sp["test"], "gold")),
         **test,
     )

@@ -16,7 +16,6 @@ resumes), strong features (the feature cache).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,14 +30,22 @@ from graphs.config import DebateConfig
 from graphs.interaction import InteractionConfig
 from oversight.judges import GraphConfig, JudgeInfo, collect_transcripts, train_judge
 from oversight.label import LabelConfig, check_model_names, graph_models, label
-from oversight.soft_labels import Calibrator, dawid_skene, skill_weights, weighted_average
+from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
 from oversight.store import LabelStore
-from w2sg.data import Example, load_dataset, split_by_question
+from w2sg.data import Example, data_info, fingerprint, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig
-from w2sg.experiment import WEAK, ExperimentResult, Fitter, W2SGConfig, students_and_ceiling, supervise
-from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, paired_gain
+from w2sg.experiment import (
+    WEAK,
+    ExperimentResult,
+    Fitter,
+    W2SGConfig,
+    save_predictions,
+    students_and_ceiling,
+    supervise,
+)
+from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
 from w2sg.models import ModelConfig
-from w2sg.run_folder import load_complete, mark_complete, start_run
+from w2sg.run_folder import load_complete, mark_complete, run_id, start_run
 from w2sg.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -123,7 +130,10 @@ class RunConfig(Config):
     aggregate: list[Literal["average", "dawid_skene"]] = Field(
         default_factory=list,
         description="extra sources combining every other one: skill-weighted average of calibrated "
-        "p(true) (weights from calib), or a Dawid-Skene label model",
+        "p(true) (weights scored out of fold on calib), or a Dawid-Skene label model",
+    )
+    folds: int = Field(
+        5, ge=2, description="cross-fitting folds over calib questions for the average's skill weights"
     )
     concurrency: int = Field(32, ge=1, description="graphs in flight while labelling")
     n_boot: int = Field(1000, ge=100)
@@ -144,9 +154,9 @@ class RunConfig(Config):
             check_model_names(graph_models(src.graph), self.models, f"protocols.{source}.", also=(TRAINED,))
         return self
 
-    def run_id(self) -> str:
-        blob = self.model_dump_json(exclude={"out_dir", "cache_dir", "concurrency"})
-        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+    def run_id(self, data: str) -> str:
+        """The run folder's name, from this config and the fingerprint of the data it runs on."""
+        return run_id(self.name, self, data, exclude=frozenset({"concurrency"}))
 
     def w2sg(self) -> W2SGConfig:
         """The training core's view of this run (weak teachers, students, ceiling)."""
@@ -175,6 +185,7 @@ class SourceReport(BaseModel):
     vs_blind: Estimate | None = Field(
         None, description="label accuracy minus the blind judge's, paired over the same strong rows"
     )
+    note: str | None = Field(None, description="a warning about how this source was made")
 
 
 class PipelineResult(BaseModel):
@@ -266,7 +277,7 @@ def oversight_labels(
     log.info("%s: %d labelled, %d failed, %.1f s", name, run.labelled, run.failed, run.seconds)
     store = LabelStore(lcfg.store)
     try:
-        got = {r.example_id: r for r in store.rows(lcfg.protocol, lcfg.config_hash()) if r.status == "ok"}
+        got = {r.example_id: r for r in store.rows(lcfg.protocol, run.config_hash) if r.status == "ok"}
     finally:
         store.close()
     missing = [e.id for e in rows if e.id not in got]
@@ -284,26 +295,29 @@ def oversight_labels(
     return p, tokens, seconds, cost, info
 
 
-def _mean(x: np.ndarray, cfg: RunConfig) -> Estimate:
-    return mean_ci(x, n_boot=cfg.n_boot, seed=cfg.seed)
-
-
 def run_pipeline(
     cfg: RunConfig, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> PipelineResult:
     """Run (or load, when complete and not `force`) the end-to-end experiment."""
     from oversight.pipeline_report import write_pipeline_report
 
-    run_dir = cfg.out_dir / cfg.run_id()
+    t0 = time.perf_counter()
+    sp = prepare_run_splits(cfg)
+    rid = cfg.run_id(fingerprint(sp))
+    run_dir = cfg.out_dir / rid
     if (finished := load_complete(run_dir, PipelineResult, force)) is not None:
         return finished
-    t0 = time.perf_counter()
     stages: dict[str, float] = {}
-    start_run(run_dir, cfg)
-    sp = prepare_run_splits(cfg)
+    start_run(run_dir, cfg, data_info(sp))
     w = cfg.w2sg()
     fitter = Fitter(w, sp, resolve)
-    gold = fitter.gold
+    gold, qids = fitter.gold, fitter.qids
+
+    def quality(p: np.ndarray, split: str = "strong") -> LabelQuality:
+        return label_quality(p, gold[split], qids[split], n_boot=cfg.n_boot, seed=cfg.seed)
+
+    def per_label(x: np.ndarray) -> Estimate:
+        return mean_ci(x, qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed)
 
     labels: dict[str, dict[str, np.ndarray]] = {}
     reports: dict[str, SourceReport] = {}
@@ -311,9 +325,7 @@ def run_pipeline(
     stages["weak teachers"] = time.perf_counter() - t0
     for src, p in teachers.items():
         labels[src] = p
-        reports[src] = SourceReport(
-            source=src, kind="teacher", raw=_quality(p["strong"], gold["strong"], cfg)
-        )
+        reports[src] = SourceReport(source=src, kind="teacher", raw=quality(p["strong"]))
     token_rows = []
     for name, src_cfg in cfg.protocols.items():
         t = time.perf_counter()
@@ -321,36 +333,53 @@ def run_pipeline(
         stages[name] = time.perf_counter() - t
         labels[name] = p
         token_rows.append((tokens, seconds))
+        if info is not None:  # the judge picked its checkpoint on judge-split rows: score it on calib
+            held = {"heldout_accuracy": accuracy(p["calib"], gold["calib"]), "heldout_rows": len(p["calib"])}
+            info = info.model_copy(update=held)
         reports[name] = SourceReport(
             source=name,
             kind="oversight",
-            raw=_quality(p["strong"], gold["strong"], cfg),
-            tokens_per_label=_mean(tokens, cfg),
-            seconds_per_label=_mean(seconds, cfg),
-            usd_per_label=_mean(usd, cfg) if usd is not None else None,
+            raw=quality(p["strong"]),
+            tokens_per_label=per_label(tokens),
+            seconds_per_label=per_label(seconds),
+            usd_per_label=per_label(usd) if usd is not None else None,
             judge=info,
         )
 
     calibrated = {src: _calibrate(cfg, p, gold["calib"]) for src, p in labels.items()}
     for src, p in calibrated.items():
         if cfg.calibration is not None:
-            reports[src].calibrated = _quality(p["strong"], gold["strong"], cfg)
+            reports[src].calibrated = quality(p["strong"])
     if cfg.aggregate:
-        stack = {k: np.stack([p[k] for p in calibrated.values()]) for k in GRAPH_SPLITS}
+        combined = list(calibrated)  # every teacher and protocol; not the aggregates made below
+        stack = {k: np.stack([calibrated[s][k] for s in combined]) for k in GRAPH_SPLITS}
         cost = (sum(t for t, _ in token_rows), sum(s for _, s in token_rows)) if token_rows else None
         for how in cfg.aggregate:
+            note = None
             if how == "average":
-                wts = skill_weights(stack["calib"], gold["calib"])
+                raw = np.stack([labels[s]["calib"] for s in combined])
+                oof = (
+                    raw
+                    if cfg.calibration is None
+                    else cross_fit(
+                        raw, gold["calib"], qids["calib"], cfg.calibration, folds=cfg.folds, seed=cfg.seed
+                    )
+                )
+                wts, note = average_weights(oof, gold["calib"])
                 agg = {k: weighted_average(stack[k], wts) for k in GRAPH_SPLITS}
-            else:
-                agg = {k: dawid_skene(stack[k])[0] for k in GRAPH_SPLITS}
+            else:  # label-free, so fitted once on every graph split's rows
+                ds = DawidSkene().fit(np.concatenate([stack[k] for k in GRAPH_SPLITS], axis=1))
+                agg = {k: ds(stack[k]) for k in GRAPH_SPLITS}
+            if note:
+                log.warning("agg_%s: %s", how, note)
             labels[f"agg_{how}"] = calibrated[f"agg_{how}"] = agg
             reports[f"agg_{how}"] = SourceReport(
                 source=f"agg_{how}",
                 kind="aggregate",
-                raw=_quality(agg["strong"], gold["strong"], cfg),
-                tokens_per_label=_mean(cost[0], cfg) if cost else None,
-                seconds_per_label=_mean(cost[1], cfg) if cost else None,
+                raw=quality(agg["strong"]),
+                tokens_per_label=per_label(cost[0]) if cost else None,
+                seconds_per_label=per_label(cost[1]) if cost else None,
+                note=note,
             )
 
     blind = next((n for n, s in cfg.protocols.items() if s.debate and s.debate.protocol == "blind"), None)
@@ -359,7 +388,7 @@ def run_pipeline(
         for src, rep in reports.items():
             if src != blind:
                 ok = correct(labels[src]["strong"], gold["strong"])
-                rep.vs_blind = paired_gain(ok, base, n_boot=cfg.n_boot, seed=cfg.seed)
+                rep.vs_blind = paired_gain(ok, base, qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed)
 
     t = time.perf_counter()
     chosen = calibrated if cfg.student_labels == "calibrated" else labels
@@ -369,7 +398,7 @@ def run_pipeline(
     ceiling, sources, students, preds = students_and_ceiling(fitter, supervisors)
     stages["students and ceiling"] = time.perf_counter() - t
     experiment = ExperimentResult(
-        run_id=cfg.run_id(),
+        run_id=rid,
         ceiling=ceiling,
         sources=sources,
         students=students,
@@ -378,9 +407,9 @@ def run_pipeline(
         seconds=time.perf_counter() - t0,
     )
     result = PipelineResult(
-        run_id=cfg.run_id(), experiment=experiment, sources=list(reports.values()), stage_seconds=stages
+        run_id=rid, experiment=experiment, sources=list(reports.values()), stage_seconds=stages
     )
-    np.savez(run_dir / "predictions.npz", ids=np.array([e.id for e in sp["test"]]), **preds)
+    save_predictions(run_dir, sp["test"], preds)
     np.savez(
         run_dir / "labels.npz",
         **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in (*GRAPH_SPLITS, "test")},
@@ -398,10 +427,6 @@ def run_pipeline(
         log.exception("could not write the report in %s; results.json has every number", run_dir)
     mark_complete(run_dir, result)
     return result
-
-
-def _quality(p: np.ndarray, gold: np.ndarray, cfg: RunConfig) -> LabelQuality:
-    return label_quality(p, gold, n_boot=cfg.n_boot, seed=cfg.seed)
 
 
 def _calibrate(cfg: RunConfig, p: dict[str, np.ndarray], gold_calib: np.ndarray) -> dict[str, np.ndarray]:

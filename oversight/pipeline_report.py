@@ -19,7 +19,7 @@ def pipeline_table(r: PipelineResult) -> str:
     losses = sorted({s.loss for s in e.students})
     lines = [
         f"Run `{r.run_id}`: sizes {e.sizes} (rows), {e.seconds:.0f} s. Label quality on the strong "
-        "split; student and ceiling accuracy on test; 95% bootstrap CIs.",
+        "split; student and ceiling accuracy on test; 95% CIs from a bootstrap over questions.",
         "",
         "| label source | kind | label acc | ECE | Brier | calibrated: acc / ECE | floor | loss | student "
         "| ceiling | PGR | label acc − blind (paired) | tokens / label | model s / label |",
@@ -55,10 +55,14 @@ def pipeline_table(r: PipelineResult) -> str:
     if judges:
         lines += ["", "Trained judges (same gold questions for each):", ""]
         lines += [
-            f"- {s.source}: fine-tuned on {s.judge.rows['train']} rows, accuracy on "  # type: ignore[union-attr]
-            f"{s.judge.rows['val']} held-out rows {s.judge.val_accuracy:.3f}"  # type: ignore[union-attr]
+            f"- {s.source}: fine-tuned on {j.rows['train']} rows; accuracy {j.heldout_accuracy:.3f} on the "
+            f"{j.heldout_rows} calib rows (never used to train or select it); {j.val_accuracy:.3f} on the "
+            f"{j.rows['val']} rows that picked its checkpoint"
             for s in judges
+            if (j := s.judge) is not None
         ]
+    if notes := [f"- {s.source}: {s.note}" for s in r.sources if s.note]:
+        lines += ["", "Warnings:", "", *notes]
     lines += ["", "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r.stage_seconds.items())]
     return "\n".join(lines) + "\n"
 

@@ -3,9 +3,9 @@
 Calibrators map a raw p(true) to a calibrated one and are fitted on gold labels of a calibration
 split only: `temperature` (one scale on the log-odds), `platt` (scale and shift), `isotonic`
 (a monotone step function, pool-adjacent-violators). Aggregators combine several sources' p(true)
-per row: `weighted_average` (weights from each source's calibration-split log-likelihood gain over
-chance) and `dawid_skene` (binary Dawid-Skene EM: per-source sensitivity and specificity learned
-without gold, from agreement alone).
+per row: `weighted_average` (weights from each source's log-likelihood gain over chance on the
+calibration split, scored out of fold by `cross_fit`) and `DawidSkene` (binary Dawid-Skene EM:
+per-source sensitivity and specificity learned without gold, from agreement alone).
 """
 
 from __future__ import annotations
@@ -106,16 +106,20 @@ def _logistic(z: np.ndarray, y: np.ndarray, iters: int = 100, l2: float = 1e-4) 
 
 
 def _pav(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pool adjacent violators: the non-decreasing fit of y on sorted p. Knots at both ends of
-    every pooled block, so the fit is flat across a block and interpolated only between blocks."""
-    order = np.argsort(p, kind="stable")
+    """Pool adjacent violators: the non-decreasing fit of y on p. Rows that share a p value are
+    pooled first (one block per distinct p, as sklearn's IsotonicRegression does): the fit is a
+    function of p, so tied rows must get one value, their mean. Knots at both ends of every pooled
+    block, so the fit is flat across a block and interpolated only between blocks."""
+    xs_u, inv = np.unique(p, return_inverse=True)
+    sums = np.bincount(inv, weights=y)
+    counts = np.bincount(inv).astype(float)
     blocks: list[list[float]] = []  # [sum y, count, min p, max p]
-    for i in order:
-        blocks.append([y[i], 1.0, p[i], p[i]])
+    for x, s, n in zip(xs_u, sums, counts, strict=True):
+        blocks.append([s, n, x, x])
         while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
-            s, n, _, hi = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += n
+            s2, n2, _, hi = blocks.pop()
+            blocks[-1][0] += s2
+            blocks[-1][1] += n2
             blocks[-1][3] = hi
     xs = np.array([x for b in blocks for x in (b[2], b[3])])
     ys = np.clip(np.array([b[0] / b[1] for b in blocks for _ in (0, 1)]), EPS, 1 - EPS)
@@ -136,23 +140,85 @@ def skill_weights(sources: np.ndarray, gold: ArrayLike) -> np.ndarray:
     return np.array([max(0.0, math.log(2) - _nll(np.asarray(s, dtype=float), y)) for s in sources])
 
 
+def cross_fit(
+    raw: np.ndarray, gold: ArrayLike, groups: ArrayLike, method: Method, *, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Out-of-fold calibrated p(true) of each source on the calibration rows: (S, N) raw → (S, N),
+    each row calibrated by a calibrator fitted on the other folds (folds are whole questions).
+    Skill weights fitted on these are out of sample: a calibrator scored on its own fitting rows
+    looks better than it is, most of all the flexible ones (isotonic)."""
+    y = np.asarray(gold, dtype=float)
+    g = np.asarray(groups)
+    qs = np.unique(g)
+    k = min(folds, len(qs))
+    if k < 2:
+        raise ValueError(f"cross-fitting needs >= 2 calibration questions, got {len(qs)}")
+    shuffled = np.random.default_rng(seed).permutation(qs).tolist()
+    fold_of = {q: i % k for i, q in enumerate(shuffled)}
+    fold = np.array([fold_of[q] for q in g.tolist()])
+    out = np.empty_like(np.asarray(raw, dtype=float))
+    for f in range(k):
+        fit, held = fold != f, fold == f
+        for i, src in enumerate(raw):
+            out[i, held] = Calibrator(method).fit(src[fit], y[fit])(src[held])
+    return out
+
+
+def average_weights(oof: np.ndarray, gold: ArrayLike) -> tuple[np.ndarray, str | None]:
+    """Skill weights for the weighted average from out-of-fold p(true), and a warning when no source
+    beats a coin flip out of sample: then every source gets the same weight."""
+    w = skill_weights(oof, gold)
+    if w.sum() > 0:
+        return w, None
+    return np.ones(len(w)), "no source beat chance out of sample on the calib split: uniform weights"
+
+
+class DawidSkene:
+    """Binary Dawid-Skene label model on hardened votes: per-source sensitivity P(vote 1 | true)
+    and specificity P(vote 0 | false), and a prior, learned by EM without gold from agreement
+    alone. Fit once (on every row of every split: no gold is used), then apply to any rows."""
+
+    def __init__(self, iters: int = 100, tol: float = 1e-8):
+        self.iters, self.tol = iters, tol
+        self.prior = 0.5
+        self.sens: np.ndarray | None = None
+        self.spec: np.ndarray | None = None
+
+    def fit(self, sources: np.ndarray) -> DawidSkene:
+        """EM from the majority vote, so sources better than chance on average set the orientation."""
+        v = _votes(sources)
+        post = v.mean(0)  # majority-vote start
+        for _ in range(self.iters):
+            self.prior = float(np.clip(post.mean(), EPS, 1 - EPS))
+            self.sens = np.clip((v * post).sum(1) / max(post.sum(), EPS), EPS, 1 - EPS)
+            self.spec = np.clip(((1 - v) * (1 - post)).sum(1) / max((1 - post).sum(), EPS), EPS, 1 - EPS)
+            new = self(sources)
+            if np.abs(new - post).max() < self.tol:
+                break
+            post = new
+        return self
+
+    def __call__(self, sources: np.ndarray) -> np.ndarray:
+        """Posterior p(true) per row of (S, N) p(true) votes."""
+        assert self.sens is not None and self.spec is not None, "fit() first"
+        v = _votes(sources)
+        sens, spec = self.sens[:, None], self.spec[:, None]
+        log_t = math.log(self.prior) + (v * np.log(sens) + (1 - v) * np.log(1 - sens)).sum(0)
+        log_f = math.log(1 - self.prior) + (v * np.log(1 - spec) + (1 - v) * np.log(spec)).sum(0)
+        return _sigmoid(log_t - log_f)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return {"prior": np.array([self.prior]), "sensitivity": self.sens, "specificity": self.spec}  # type: ignore[dict-item]
+
+
+def _votes(sources: np.ndarray) -> np.ndarray:
+    return (np.asarray(sources, dtype=float) > 0.5).astype(float)
+
+
 def dawid_skene(
     sources: np.ndarray, iters: int = 100, tol: float = 1e-8
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Binary Dawid-Skene EM on hardened votes (S, N) → (posterior p(true) per row, parameters:
-    prior, sensitivity = P(vote 1 | true), specificity = P(vote 0 | false) per source). Starts
-    from the majority vote, so sources better than chance on average set the orientation."""
-    v = (np.asarray(sources, dtype=float) > 0.5).astype(float)
-    post = v.mean(0)  # majority-vote start
-    for _ in range(iters):
-        prior = float(np.clip(post.mean(), EPS, 1 - EPS))
-        sens = np.clip((v * post).sum(1) / max(post.sum(), EPS), EPS, 1 - EPS)
-        spec = np.clip(((1 - v) * (1 - post)).sum(1) / max((1 - post).sum(), EPS), EPS, 1 - EPS)
-        log_t = math.log(prior) + (v * np.log(sens)[:, None] + (1 - v) * np.log(1 - sens)[:, None]).sum(0)
-        log_f = math.log(1 - prior) + (v * np.log(1 - spec)[:, None] + (1 - v) * np.log(spec)[:, None]).sum(0)
-        new = _sigmoid(log_t - log_f)
-        if np.abs(new - post).max() < tol:
-            post = new
-            break
-        post = new
-    return post, {"prior": np.array([prior]), "sensitivity": sens, "specificity": spec}
+    """Fit Dawid-Skene on (S, N) votes and return (posterior p(true) per row, parameters)."""
+    model = DawidSkene(iters, tol).fit(sources)
+    return model(sources), model.params

@@ -52,4 +52,4 @@ def test_bench_debate_quick() -> None:
 def test_bench_pipeline_quick() -> None:
     stdout = run_quick("bench_pipeline.py")
     assert re.search(r"ratio ours/bare = [0-9.]+x", stdout), stdout
-    assert re.search(r"peak RSS: 100 rows \d+ MiB, 400 rows \d+ MiB", stdout), stdout
+    assert re.search(r"peak RSS: \d+ rows \d+ MiB, \d+ rows \d+ MiB", stdout), stdout

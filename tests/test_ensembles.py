@@ -14,6 +14,7 @@ import torch
 from oversight.paths import resolve_model_path
 from w2sg.data import Example, make_example
 from w2sg.ensembles import (
+    PERFECT_ALPHA,
     EnsembleConfig,
     bagging,
     boosting,
@@ -194,7 +195,18 @@ def test_experiment_reports_bagging_and_boosting_as_label_sources(tmp_path: Path
     assert all(s.floor_split == "test" for s in result.sources)
     bag = next(e for e in result.ensembles if e.method == "bagging")
     assert bag.trained == 3 and len(bag.seconds) == 3
-    table = (tmp_path / "runs" / cfg.run_id() / "results.md").read_text()
+    table = (tmp_path / "runs" / result.run_id / "results.md").read_text()
     assert "| bagging |" in table and "| boosting |" in table and "Ensembles" in table
-    saved = np.load(tmp_path / "runs" / cfg.run_id() / "predictions.npz")
+    saved = np.load(tmp_path / "runs" / result.run_id / "predictions.npz")
     assert {"floor__weak", "floor__bagging", "floor__boosting"} <= set(saved.files)
+
+
+def test_samme_caps_a_perfect_round_like_sklearn() -> None:
+    # e = 0: alpha is PERFECT_ALPHA (1, as sklearn), not ln((1 - e) / 1e-12) ≈ 27.6, which let one
+    # member outvote every other.
+    e, alpha, w = samme_step(np.full(4, 0.25), np.zeros(4, dtype=bool))
+    assert e == 0.0 and alpha == PERFECT_ALPHA == 1.0 and np.allclose(w, 0.25)
+    # Two earlier members that agree outvote a perfect third on a row where it is alone.
+    votes = np.array([[0.9], [0.9], [0.1]])
+    alphas = np.array([math.log(4), math.log(4), PERFECT_ALPHA])
+    assert combine(votes, "majority", alphas)[0] > 0.5

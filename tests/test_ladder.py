@@ -103,7 +103,7 @@ def ladder(tmp_path_factory: pytest.TempPathFactory) -> Ladder:
     sp = ladder_splits(cfg)
     spy = Spy(RungFitter(cfg, sp, str))
     result = run_ladder(cfg, fit=spy)
-    return Ladder(cfg, sp, spy, result, cfg.out_dir / cfg.run_id())
+    return Ladder(cfg, sp, spy, result, cfg.out_dir / result.run_id)
 
 
 def gold(rows: Sequence[Example]) -> np.ndarray:
@@ -200,7 +200,7 @@ def test_resume_after_a_kill_does_not_retrain_finished_rungs(ladder: Ladder, tmp
     proc = subprocess.run(
         [sys.executable, "-c", KILL_AT_RUNG_2, str(tmp_path / "cfg.json")], cwd=ROOT, timeout=120
     )
-    run_dir = tmp_path / cfg.run_id()
+    run_dir = tmp_path / ladder.result.run_id
     assert proc.returncode == -9 and not (run_dir / "results.json").exists()
     assert (run_dir / "checkpoints.sqlite").exists()
     spy = Spy(RungFitter(cfg, ladder_splits(cfg), str))

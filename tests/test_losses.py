@@ -174,3 +174,15 @@ def test_sample_weights_scale_each_row() -> None:
         assert close(loss(logits, labels, 0.5, torch.ones(2)), loss(logits, labels, 0.5).item())
     with pytest.raises(ValueError, match="weights must have shape"):
         XentLoss()(logits, labels, 0.0, torch.ones(3))
+
+
+def test_product_is_finite_when_the_student_is_sure_against_a_hard_label() -> None:
+    # A logit margin of 200 underflows softmax to [1, 0] in fp32; against label 1 the product
+    # target was [1·0, 0·1] / 0 = nan. In log space the target is the hard label itself.
+    logits = torch.tensor([[200.0, 0.0], [0.0, 150.0]], requires_grad=True)
+    loss = ProductLoss()(logits, torch.tensor([1.0, 0.0]), 0.5)
+    assert torch.isfinite(loss) and close(loss, (200.0 + 150.0) / 2)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    # alpha = 0 (weak labels ignored) still gives the student's own target, not nan from 0·log 0.
+    assert torch.isfinite(ProductLoss(alpha=0.0)(logits.detach(), torch.tensor([1.0, 0.0]), 0.5))

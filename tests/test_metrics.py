@@ -13,10 +13,14 @@ from w2sg.metrics import (
     LabelQuality,
     accuracy,
     accuracy_ci,
-    bootstrap_ci,
+    bootstrap_means,
     brier,
+    correct,
     ece,
     label_quality,
+    mean_ci,
+    paired_gain,
+    percentile_interval,
     pgr,
     pgr_ci,
 )
@@ -95,34 +99,60 @@ def test_same_seed_same_interval() -> None:
 
 def test_bootstrap_resamples_rows_jointly() -> None:
     # x and y are equal row by row; a paired resample keeps them equal, an unpaired one would not.
-    x = np.arange(50.0)
-    lo, hi = bootstrap_ci(lambda a, b: float(np.abs(a - b).max()), [x, x.copy()], n_boot=200)
-    assert lo == hi == 0.0
+    x = (np.arange(50) % 3 == 0).astype(float)
+    d = paired_gain(x, x.copy(), n_boot=200)
+    assert d.lo == d.hi == d.value == 0.0
 
 
-def test_bootstrap_ignores_nan_statistics() -> None:
-    # Statistic is nan whenever row 0 is not drawn; the others still give an interval.
-    x = np.arange(10.0)
-    lo, hi = bootstrap_ci(lambda a: 1.0 if (a == 0).any() else float("nan"), [x], n_boot=200)
-    assert lo == hi == 1.0
-    lo, hi = bootstrap_ci(lambda a: float("nan"), [x], n_boot=10)
+def test_percentile_interval_ignores_nan_draws() -> None:
+    assert percentile_interval([1.0, np.nan, 1.0, np.inf]) == (1.0, 1.0)
+    lo, hi = percentile_interval([np.nan, np.nan])
     assert math.isnan(lo) and math.isnan(hi)
+
+
+def test_cluster_bootstrap_resamples_questions_not_rows() -> None:
+    # Each question's two rows are identical: there are 500 independent units, not 1,000, so the
+    # question-level interval is about sqrt(2) wider than a row-level one.
+    rng = np.random.default_rng(0)
+    per_q = (rng.random(500) < 0.7).astype(float)
+    x, q = np.repeat(per_q, 2), np.repeat(np.arange(500), 2)
+    rows, clustered = mean_ci(x, n_boot=4000), mean_ci(x, q, n_boot=4000)
+    assert rows.value == clustered.value
+    ratio = (clustered.hi - clustered.lo) / (rows.hi - rows.lo)
+    assert 1.25 < ratio < 1.6, ratio
+    # Anti-correlated rows (a question's answer right iff its distractor wrong) cancel within a
+    # question: the clustered interval of their mean collapses.
+    y = np.stack([per_q, 1 - per_q], 1).ravel()
+    assert mean_ci(y, q).hi - mean_ci(y, q).lo == 0.0 < mean_ci(y).hi - mean_ci(y).lo
+
+
+def test_cluster_means_are_row_means_of_the_drawn_questions() -> None:
+    # Clusters of unequal size: a resample's mean is over the rows it holds, not a mean of means.
+    values, groups = np.array([1.0, 1.0, 1.0, 0.0]), np.array(["a", "a", "a", "b"])
+    point, draws = bootstrap_means(values, groups, n_boot=2000, seed=1)
+    assert point == pytest.approx([0.75])
+    assert set(np.round(draws[:, 0], 6)) == {0.0, 0.75, 1.0}
 
 
 def test_pgr_ci_value_is_pgr_of_full_accuracies() -> None:
     rng = np.random.default_rng(5)
     gold = rng.integers(0, 2, size=1000).astype(float)
+    q = np.repeat(np.arange(500), 2)
 
     def noisy(acc: float) -> np.ndarray:
         right = rng.random(1000) < acc
         return np.where(right == (gold == 1), 0.9, 0.1)
 
-    weak, student, ceiling = noisy(0.65), noisy(0.75), noisy(0.9)
-    est = pgr_ci(weak, student, ceiling, gold, n_boot=300)
-    want = pgr(accuracy(weak, gold), accuracy(student, gold), accuracy(ceiling, gold))
+    weak, student, ceiling = (correct(noisy(a), gold) for a in (0.65, 0.75, 0.9))
+    est = pgr_ci(weak, student, ceiling, q, n_boot=300)
+    want = pgr(weak.mean(), student.mean(), ceiling.mean())
     assert est.value == pytest.approx(want)
     assert est.lo <= est.value <= est.hi and est.n == 1000
-    assert pgr_ci(weak, student, ceiling, gold, n_boot=300) == est
+    assert pgr_ci(weak, student, ceiling, q, n_boot=300) == est
+    # A floor measured on other rows is resampled on its own: the interval is wider than paired.
+    apart = pgr_ci(weak[:600], student, ceiling, q, floor_groups=q[:600], paired=False, n_boot=300)
+    assert apart.value == pytest.approx(pgr(weak[:600].mean(), student.mean(), ceiling.mean()))
+    assert apart.hi - apart.lo > est.hi - est.lo
 
 
 def test_mismatched_lengths_raise() -> None:
@@ -133,9 +163,11 @@ def test_mismatched_lengths_raise() -> None:
     with pytest.raises(ValueError, match="same length"):
         brier([0.1], [1, 0])
     with pytest.raises(ValueError, match="same length"):
-        pgr_ci([0.1, 0.9], [0.2], [0.3, 0.8], [0, 1])
+        pgr_ci([1, 0], [1], [1, 0])
     with pytest.raises(ValueError, match="same length"):
-        bootstrap_ci(lambda a, b: 0.0, [np.zeros(3), np.zeros(4)])
+        paired_gain(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="one entry per row"):
+        mean_ci(np.zeros(4), groups=["a", "b"])
 
 
 def test_bad_inputs_raise() -> None:

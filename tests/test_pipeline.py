@@ -68,7 +68,7 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert all(e.support for k in ("weak", "calib", "strong", "val") for e in sp[k])
 
     result = run_pipeline(cfg, resolve=resolve_model_path)
-    run = tmp_path / "runs" / cfg.run_id()
+    run = tmp_path / "runs" / result.run_id
     assert {"results.json", "results.md", "results.png", "pgr.png", "cost.png", "labels.npz"} <= {
         p.name for p in run.iterdir()
     }
@@ -110,8 +110,40 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     acc = float(((labels["blind__strong"] > 0.5) == (gold > 0.5)).mean())
     assert next(s for s in result.sources if s.source == "blind").raw.accuracy.value == pytest.approx(acc)
 
+    # Aggregates out of sample: Dawid-Skene is fitted once on every graph split and applied to
+    # each; the average's weights are scored on calib by calibrators fitted on the other folds.
+    from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
+
+    combined = ["weak", "bagging", "blind", "debate", "interaction"]
+    splits = ("calib", "strong", "val")
+    cal = {k: np.stack([labels[f"{s}__{k}__cal"] for s in combined]) for k in splits}
+    ds = DawidSkene().fit(np.concatenate([cal[k] for k in splits], axis=1))
+    for k in splits:
+        assert labels[f"agg_dawid_skene__{k}"] == pytest.approx(ds(cal[k]))
+    g = {k: np.array([e.label for e in sp[k]], dtype=float) for k in splits}
+    cq = np.array([e.qid for e in sp["calib"]])
+    raw = np.stack([labels[f"{s}__calib"] for s in combined])
+    w, _ = average_weights(cross_fit(raw, g["calib"], cq, "platt", folds=5, seed=0), g["calib"])
+    assert labels["agg_average__strong"] == pytest.approx(weighted_average(cal["strong"], w))
+    assert Calibrator("platt").fit(raw[2], g["calib"])(labels["blind__strong"]) == pytest.approx(
+        labels["blind__strong__cal"]
+    )
+    # Intervals resample questions (the label-accuracy CI of a source, from its stored labels).
+    from w2sg.metrics import accuracy_ci
+
+    sq = np.array([e.qid for e in sp["strong"]])
+    blind_q = next(s for s in result.sources if s.source == "blind").raw.accuracy
+    assert blind_q == accuracy_ci(labels["blind__strong"], gold, sq, n_boot=200, seed=0)
+    # A trained judge is scored on rows that neither trained nor selected it: the calib split.
+    for name in ("debate", "interaction"):
+        judge = next(s for s in result.sources if s.source == name).judge
+        assert judge is not None and judge.heldout_rows == len(sp["calib"])
+        ok = (labels[f"{name}__calib"] > 0.5) == (g["calib"] > 0.5)
+        assert judge.heldout_accuracy == pytest.approx(ok.mean())
+
     table = (run / "results.md").read_text()
     assert "| debate | oversight |" in table and "tokens / label" in table
+    assert "calib rows (never used to train or select it)" in table
     # A complete run is loaded, not recomputed; the judges and the store are reused by a forced one.
     (run / "results.md").write_text("sentinel")
     assert run_pipeline(cfg, resolve=resolve_model_path).model_dump_json() == result.model_dump_json()

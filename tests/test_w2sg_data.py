@@ -89,3 +89,76 @@ def test_label_sources() -> None:
         label_source(rows, "debate")
     with pytest.raises(ValueError, match="has 1 values for 2 examples"):
         with_labels(rows, "x", [0.5])
+
+
+def test_repeated_rows_are_merged_and_contradictory_ones_dropped(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from w2sg.data import load_dataset
+
+    rows = [
+        {"question": "q1", "answer": "a", "label": 1, "weak_p_true": 0.9, "weak_p_true_with_support": 0.8},
+        {"question": "q1", "answer": "a", "label": 1, "weak_p_true": 0.1, "weak_p_true_with_support": 0.2},
+        {"question": "q1", "answer": "b", "label": 0, "weak_p_true": 0.3, "weak_p_true_with_support": 0.3},
+        {"question": "q2", "answer": "c", "label": 1, "weak_p_true": 0.6, "weak_p_true_with_support": 0.6},
+        {"question": "q2", "answer": "c", "label": 0, "weak_p_true": 0.6, "weak_p_true_with_support": 0.6},
+    ]
+    (tmp_path / "train_weak_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level(logging.INFO, logger="w2sg.data"):
+        got = load_dataset("sciq", "train", tmp_path)
+    assert [(e.question, e.answer, e.label, e.labels["weak_p_true"]) for e in got] == [
+        ("q1", "a", 1, 0.9),  # the first of two agreeing copies
+        ("q1", "b", 0, 0.3),
+    ]  # q2/c says both 1 and 0: dropped
+    assert "1 repeated rows merged" in caplog.text
+    assert "1 ids with contradictory gold dropped (2 rows)" in caplog.text
+
+
+def test_the_shared_train_file_has_its_repeats_resolved() -> None:
+    from w2sg.data import load_dataset
+
+    rows = load_dataset("sciq", "train")
+    assert len({e.id for e in rows}) == len(rows) == 9_979  # 17 repeats merged, 2 ids (4 rows) dropped
+
+
+def test_changed_data_gets_a_new_run_folder(tmp_path: Path) -> None:
+    # The same config over data that differs in one row must not reuse (and report) the old run.
+    import shutil
+
+    from oversight.paths import resolve_model_path
+    from w2sg.data import sciq_dir
+    from w2sg.experiment import Sizes, W2SGConfig, prepare_splits, run_experiment
+    from w2sg.models import ModelConfig
+    from w2sg.train import TrainConfig
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train_weak_labels.jsonl", "test.jsonl"):
+        shutil.copy(sciq_dir() / name, data / name)
+    tiny = ModelConfig(kind="features", path="embedded/tiny-gpt2", max_length=32)
+    fast = TrainConfig(lr=1e-3, epochs=1, batch_size=16, eval_every=4, device="cpu")
+    cfg = W2SGConfig(
+        sizes=Sizes(weak=10, strong=10, val=5, test=10),
+        data_dir=data,
+        weak=tiny,
+        weak_train=fast,
+        strong=tiny,
+        strong_train=fast,
+        n_boot=100,
+        out_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+    )
+    first = run_experiment(cfg, resolve=resolve_model_path)
+    # Change the passage of one test question the run uses (no model reads it: only the data differs).
+    used = prepare_splits(cfg)["test"][0].question
+    lines = (data / "test.jsonl").read_text().splitlines()
+    for i, line in enumerate(lines):
+        row = json.loads(line)
+        if row["question"] == used:
+            lines[i] = json.dumps({**row, "support": row.get("support", "") + " Edited."})
+    (data / "test.jsonl").write_text("\n".join(lines) + "\n")
+    second = run_experiment(cfg, resolve=resolve_model_path)
+    assert second.run_id != first.run_id
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted([first.run_id, second.run_id])
+    recorded = json.loads((tmp_path / "runs" / second.run_id / "config.json").read_text())["data"]
+    assert second.run_id == cfg.run_id(recorded["fingerprint"]) and recorded["rows"]["test"] == 20

@@ -149,7 +149,7 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
         cache_dir=tmp_path / "cache",
     )
     result = run_experiment(cfg, resolve=resolve_model_path)
-    run = tmp_path / "runs" / cfg.run_id()
+    run = tmp_path / "runs" / result.run_id
     assert {p.name for p in run.iterdir()} == {
         "config.json",
         "results.json",
@@ -171,6 +171,20 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     assert recorded.floor_split == "strong"
     table = (run / "results.md").read_text()
     assert "| weak_p_true |" in table and "PGR" in table
+    # Every interval resamples questions: recomputed from the saved per-row predictions and
+    # question ids, the ceiling's and each student's figures are the question-level bootstrap's.
+    from w2sg.metrics import correct, mean_ci, pgr_ci
+
+    ok = {k: correct(saved[k], saved["gold"]) for k in saved.files if k not in ("ids", "qids", "gold")}
+    assert len(set(saved["qids"].tolist())) < len(saved["qids"])  # two rows per question
+    assert result.ceiling == mean_ci(ok["ceiling"], saved["qids"], n_boot=200, seed=0)
+    weak = next(s for s in result.students if s.source == "weak" and s.loss == "xent")
+    assert weak.accuracy == mean_ci(ok["student__weak__xent"], saved["qids"], n_boot=200, seed=0)
+    args = (ok["floor__weak"], ok["student__weak__xent"], ok["ceiling"], saved["qids"])
+    assert weak.pgr == pgr_ci(*args, n_boot=200, seed=0)
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["name"] == "e2e" and config["data"]["rows"]["test"] == 60
+    assert result.run_id == cfg.run_id(config["data"]["fingerprint"])
     # A complete run folder is reused, not recomputed.
     (run / "results.md").write_text("sentinel")
     assert run_experiment(cfg, resolve=resolve_model_path).model_dump_json() == result.model_dump_json()
@@ -220,3 +234,22 @@ def test_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
     # 400 rows / 32 = 13 batches a process alone; sharded over 2 processes, 7 each, for 2 epochs.
     assert [r[0] for r in results] == ["14", "14"]
     assert results[0][1] == results[1][1]  # gradients were all-reduced: both ranks hold one model
+
+
+@pytest.mark.parametrize(
+    ("n", "sizes"), [(33, [33]), (65, [32, 33]), (64, [32, 32]), (34, [32, 2]), (1, [1])]
+)
+def test_training_batches_never_end_with_a_single_row(n: int, sizes: list[int]) -> None:
+    # logconf hardens a batch at its weak labels' quantile: one row is always hardened to false. A
+    # last batch of one row is merged into the one before; every row is still seen once an epoch.
+    from torch.utils.data import DataLoader
+
+    from w2sg.train import _loader
+
+    rows = list(range(n))
+    got = list(_loader(None, rows, 32, shuffle=True, seed=3))  # type: ignore[arg-type]
+    assert [len(b) for b in got] == sizes and sorted(x for b in got for x in b) == rows
+    assert len(_loader(None, rows, 32, shuffle=True, seed=3)) == len(sizes)  # type: ignore[arg-type]
+    # The shuffle is the plain DataLoader's: same seed, same order, so other runs do not change.
+    plain = DataLoader(rows, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(3))
+    assert [x for b in got for x in b] == [int(x) for b in plain for x in b]

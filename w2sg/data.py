@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "W2SG_DATA_DIR"
 SCIQ_TRAIN = "train_weak_labels.jsonl"
@@ -160,9 +163,50 @@ DATASETS: dict[str, Callable[..., list[Example]]] = {"sciq": load_sciq}
 def load_dataset(
     name: str, split: str, data_dir: str | Path | None = None, *, seed: int = 0
 ) -> list[Example]:
+    """A registered dataset's split, with duplicate rows resolved (see `dedupe`)."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; registered: {', '.join(DATASETS)}")
-    return DATASETS[name](split, data_dir, seed=seed)
+    return dedupe(DATASETS[name](split, data_dir, seed=seed), f"{name}/{split}")
+
+
+def dedupe(examples: Sequence[Example], where: str = "data") -> list[Example]:
+    """One row per id (question and answer). Repeats that agree on gold are merged into the first
+    (SciQ's train file repeats 18 question-answer pairs; their recorded weak labels may differ, the
+    first is kept); ids whose repeats contradict each other on gold are dropped entirely, since no
+    label for them can be trusted. Counts are logged."""
+    by_id: dict[str, list[Example]] = {}
+    for e in examples:
+        by_id.setdefault(e.id, []).append(e)
+    if len(by_id) == len(examples):
+        return list(examples)
+    bad = {k for k, v in by_id.items() if len({e.label for e in v}) > 1}
+    merged = sum(len(v) - 1 for k, v in by_id.items() if k not in bad)
+    log.info(
+        "%s: %d repeated rows merged into their first occurrence; %d ids with contradictory gold "
+        "dropped (%d rows)",
+        where,
+        merged,
+        len(bad),
+        sum(len(by_id[k]) for k in bad),
+    )
+    return [v[0] for k, v in by_id.items() if k not in bad]
+
+
+def fingerprint(splits: dict[str, Sequence[Example]]) -> str:
+    """Content hash of the rows a run uses, split by split: every field of every row (text,
+    passage, gold, recorded labels). Run folders are named by it with the config, so the same
+    config over other data never reuses a folder."""
+    h = hashlib.sha256()
+    for name in sorted(splits):
+        h.update(f"\x1e{name}\x1e".encode())
+        for e in sorted(splits[name], key=lambda e: e.id):
+            h.update(e.model_dump_json().encode())
+    return h.hexdigest()[:16]
+
+
+def data_info(splits: dict[str, Sequence[Example]]) -> dict[str, object]:
+    """What a run folder's config.json records of its data."""
+    return {"fingerprint": fingerprint(splits), "rows": {k: len(v) for k, v in splits.items()}}
 
 
 def split_by_question(

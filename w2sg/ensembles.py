@@ -106,12 +106,22 @@ def oob_accuracy(train_probs: np.ndarray, inbag: np.ndarray, gold: np.ndarray, k
     return float(np.mean((p > 0.5) == (gold[covered] > 0.5)))
 
 
+PERFECT_ALPHA = 1.0  # weight of a member with no weighted training error (sklearn's choice)
+
+
 def samme_step(weights: np.ndarray, miss: np.ndarray) -> tuple[float, float, np.ndarray]:
     """One AdaBoost SAMME update for two classes: e = Σ w·miss / Σ w, α = ln((1 − e)/e) (the
-    ln(K − 1) term is 0), w ← w·exp(α·miss), renormalised. Returns (e, α, new weights)."""
+    ln(K − 1) term is 0), w ← w·exp(α·miss), renormalised. Returns (e, α, new weights).
+
+    A perfect round (e = 0) has an infinite α in theory; like sklearn's AdaBoostClassifier it gets
+    α = PERFECT_ALPHA and boosting stops there (nothing is left to reweight). A perfect fit on the
+    training rows is usually overfitting, so it must not outvote every earlier member (a floor on
+    e such as 1e-12 gave it α ≈ 27.6)."""
     w = np.asarray(weights, dtype=float)
     e = float((w * miss).sum() / w.sum())
-    alpha = math.log((1 - e) / max(e, 1e-12)) if e < 1 else -math.inf
+    if e <= 0:
+        return 0.0, PERFECT_ALPHA, w / w.sum()
+    alpha = math.log((1 - e) / e) if e < 1 else -math.inf
     new = w * np.exp(alpha * miss) if e < 0.5 else w
     return e, alpha, new / new.sum()
 

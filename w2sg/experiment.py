@@ -7,7 +7,6 @@ when a new source appears.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -18,12 +17,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from w2sg.data import Example, label_source, load_dataset, split_by_question
+from w2sg.data import Example, data_info, fingerprint, label_source, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
-from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr
+from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
-from w2sg.run_folder import load_complete, mark_complete, start_run
+from w2sg.run_folder import load_complete, mark_complete, run_id, start_run
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -78,10 +77,10 @@ class W2SGConfig(BaseModel):
             raise ValueError(f"label_sources has duplicates: {self.label_sources}")
         return self
 
-    def run_id(self) -> str:
+    def run_id(self, data: str) -> str:
+        """The run folder's name, from this config and the fingerprint of the data it runs on."""
         # icl is a later stage with its own folder inside this run's; it does not change training.
-        blob = self.model_dump_json(exclude={"out_dir", "cache_dir", "icl"})
-        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+        return run_id(self.name, self, data, exclude=frozenset({"icl"}))
 
 
 class StudentResult(BaseModel):
@@ -109,24 +108,6 @@ class ExperimentResult(BaseModel):
     seconds: float
 
 
-def _pgr_estimate(
-    floor_ok: np.ndarray, student_ok: np.ndarray, ceiling_ok: np.ndarray, paired: bool, n_boot: int, seed: int
-) -> Estimate:
-    """Bootstrap PGR. Student and ceiling share the test rows (paired); the floor is paired with
-    them when it was measured on the same rows, else resampled on its own rows."""
-    rng = np.random.default_rng(seed)
-    value = pgr(floor_ok.mean(), student_ok.mean(), ceiling_ok.mean())
-    draws = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(student_ok), len(student_ok))
-        j = i if paired else rng.integers(0, len(floor_ok), len(floor_ok))
-        draws.append(pgr(floor_ok[j].mean(), student_ok[i].mean(), ceiling_ok[i].mean()))
-    d = np.asarray(draws)
-    d = d[np.isfinite(d)]
-    lo, hi = np.percentile(d, [2.5, 97.5]) if len(d) else (np.nan, np.nan)
-    return Estimate(value=float(value), lo=float(lo), hi=float(hi), n=len(student_ok))
-
-
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
     pool = load_dataset(cfg.dataset, "train", cfg.data_dir, seed=cfg.seed)
     test = load_dataset(cfg.dataset, "test", cfg.data_dir, seed=cfg.seed)
@@ -145,6 +126,8 @@ class Fitter:
     def __init__(self, cfg: W2SGConfig, sp: dict[str, list[Example]], resolve: Callable[[str], str]):
         self.cfg, self.sp, self.resolve = cfg, sp, resolve
         self.gold = {k: np.asarray(label_source(v, "gold")) for k, v in sp.items()}
+        # Each row's question: every interval resamples questions (a question's rows correlate).
+        self.qids = {k: np.array([e.qid for e in v]) for k, v in sp.items()}
         # Any further split (e.g. a calibration split) is one the weak teachers label.
         self.seen = {
             "weak": [e for rows in sp.values() for e in rows],
@@ -219,7 +202,7 @@ def students_and_ceiling(
     p(true) over `strong` (selected on its `val`). A supervisor with `test` p(true) is floored on
     the test rows (paired with the students); without, it is floored on the strong split it
     labelled, which no student is tested on. Returns per-row test p(true) of every model too."""
-    cfg, sp, gold = fitter.cfg, fitter.sp, fitter.gold
+    cfg, sp, gold, qids = fitter.cfg, fitter.sp, fitter.gold, fitter.qids
 
     def ok(probs: np.ndarray, split: str) -> np.ndarray:
         return correct(probs, gold[split])
@@ -234,16 +217,16 @@ def students_and_ceiling(
     sources, students = [], []
     for src, labels in supervisors.items():
         train_labels, val_labels = labels["strong"], labels["val"]
-        if "test" in labels:
-            floor_ok, paired, floor_split = ok(labels["test"], "test"), True, "test"
-        else:
-            floor_ok, paired, floor_split = ok(train_labels, "strong"), False, "strong"
+        floor_split = "test" if "test" in labels else "strong"
+        floor_ok, paired = ok(labels[floor_split], floor_split), floor_split == "test"
         sources.append(
             SourceResult(
                 source=src,
-                floor=accuracy_estimate(floor_ok, cfg),
+                floor=accuracy_estimate(floor_ok, qids[floor_split], cfg),
                 floor_split=floor_split,
-                labels=label_quality(train_labels, gold["strong"], n_boot=cfg.n_boot, seed=cfg.seed),
+                labels=label_quality(
+                    train_labels, gold["strong"], qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed
+                ),
             )
         )
         for loss in cfg.losses:
@@ -256,12 +239,21 @@ def students_and_ceiling(
                 StudentResult(
                     source=src,
                     loss=loss,
-                    accuracy=accuracy_estimate(student_ok, cfg),
+                    accuracy=accuracy_estimate(student_ok, qids["test"], cfg),
                     best_step=best,
-                    pgr=_pgr_estimate(floor_ok, student_ok, ceiling_ok, paired, cfg.n_boot, cfg.seed),
+                    pgr=pgr_ci(
+                        floor_ok,
+                        student_ok,
+                        ceiling_ok,
+                        qids["test"],
+                        floor_groups=qids[floor_split],
+                        paired=paired,
+                        n_boot=cfg.n_boot,
+                        seed=cfg.seed,
+                    ),
                 )
             )
-    return accuracy_estimate(ceiling_ok, cfg), sources, students, preds
+    return accuracy_estimate(ceiling_ok, qids["test"], cfg), sources, students, preds
 
 
 def run_experiment(
@@ -270,12 +262,13 @@ def run_experiment(
     """Run (or load, when its run folder is complete and not `force`) one experiment."""
     from w2sg.report import write_report
 
-    run_dir = cfg.out_dir / cfg.run_id()
+    t0 = time.perf_counter()
+    sp = prepare_splits(cfg)
+    rid = cfg.run_id(fingerprint(sp))
+    run_dir = cfg.out_dir / rid
     if (finished := load_complete(run_dir, ExperimentResult, force)) is not None:
         return finished
-    t0 = time.perf_counter()
-    start_run(run_dir, cfg)
-    sp = prepare_splits(cfg)
+    start_run(run_dir, cfg, data_info(sp))
     fitter = Fitter(cfg, sp, resolve)
     computed, ensembles = supervise(fitter, cfg.label_sources)
     # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.
@@ -292,7 +285,7 @@ def run_experiment(
         }
     ceiling, sources, students, preds = students_and_ceiling(fitter, supervisors)
     result = ExperimentResult(
-        run_id=cfg.run_id(),
+        run_id=rid,
         ceiling=ceiling,
         sources=sources,
         students=students,
@@ -302,11 +295,18 @@ def run_experiment(
     )
     write_report(result, run_dir)
     # Per-row test p(true) of every model, for paired comparisons the table does not make.
-    np.savez(run_dir / "predictions.npz", ids=np.array([e.id for e in sp["test"]]), **preds)
+    save_predictions(run_dir, sp["test"], preds)
     mark_complete(run_dir, result)
     return result
 
 
-def accuracy_estimate(correct: np.ndarray, cfg: W2SGConfig) -> Estimate:
-    """Accuracy with a bootstrap CI from per-row correctness (0/1)."""
-    return mean_ci(correct, n_boot=cfg.n_boot, seed=cfg.seed)
+def save_predictions(run_dir: Path, test: Sequence[Example], preds: dict[str, np.ndarray]) -> None:
+    """predictions.npz: per-row test p(true) of every model, with row and question ids (so that
+    `w2sg compare` resamples questions like the report does)."""
+    ids, qids = np.array([e.id for e in test]), np.array([e.qid for e in test])
+    np.savez(run_dir / "predictions.npz", ids=ids, qids=qids, **preds)
+
+
+def accuracy_estimate(correct: np.ndarray, qids: np.ndarray, cfg: W2SGConfig) -> Estimate:
+    """Accuracy with a question-level bootstrap CI from per-row correctness (0/1)."""
+    return mean_ci(correct, qids, n_boot=cfg.n_boot, seed=cfg.seed)

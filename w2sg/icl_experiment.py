@@ -8,17 +8,18 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 from tqdm import tqdm
 
-from w2sg.data import Example, label_source, split_by_question
+from w2sg.data import Example, data_info, fingerprint, label_source, split_by_question
 from w2sg.experiment import WEAK, Fitter, W2SGConfig, accuracy_estimate, prepare_splits, supervise
 from w2sg.features import cached_features
 from w2sg.icl import ChoiceModel, ICLConfig, build_messages, score_prompts, select_demos
-from w2sg.metrics import Estimate, auc
-from w2sg.run_folder import load_complete, mark_complete, start_run
+from w2sg.metrics import Estimate, auc, correct
+from w2sg.run_folder import DONE, load_complete, mark_complete, start_run
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ class ICLResult(BaseModel):
     seconds: float
 
 
-def icl_run_id(cfg: W2SGConfig) -> str:
-    blob = (cfg.icl.model_dump_json() if cfg.icl else "") + cfg.run_id()
+def icl_run_id(cfg: W2SGConfig, train_run: str) -> str:
+    """The ICL folder's name inside its training run's folder `train_run` (named by config and data)."""
+    blob = (cfg.icl.model_dump_json() if cfg.icl else "") + train_run
     return f"icl-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
@@ -55,7 +57,11 @@ def _subset(rows: list[Example], n: int | None, seed: int) -> list[Example]:
 
 
 def source_labels(
-    cfg: W2SGConfig, sp: dict[str, list[Example]], pool: list[Example], resolve: Callable[[str], str]
+    cfg: W2SGConfig,
+    sp: dict[str, list[Example]],
+    pool: list[Example],
+    resolve: Callable[[str], str],
+    train_dir: Path,
 ) -> dict[str, np.ndarray]:
     """p(true) of each ICL label source on the pool rows. Computed supervisors (weak teacher,
     ensembles) come from the training run's supervisors.npz when it exists, else are trained."""
@@ -63,8 +69,8 @@ def source_labels(
     computed_names = {WEAK, *(e.source for e in cfg.ensembles)}
     need = [s for s in icl.label_sources if s in computed_names]
     saved: dict[str, dict[str, float]] = {}
-    npz = cfg.out_dir / cfg.run_id() / "supervisors.npz"
-    if need and npz.exists() and (cfg.out_dir / cfg.run_id() / "results.json").exists():
+    npz = train_dir / "supervisors.npz"
+    if need and npz.exists() and (train_dir / DONE).exists():
         z = np.load(npz)
         for s in need:
             if f"{s}__strong" in z.files:
@@ -93,16 +99,19 @@ def run_icl(
     icl = cfg.icl
     if icl is None:
         raise ValueError("the config has no `icl:` section")
-    run_dir = cfg.out_dir / cfg.run_id() / icl_run_id(cfg)
-    if (finished := load_complete(run_dir, ICLResult, force)) is not None:
-        return finished
     t0 = time.perf_counter()
     sp = prepare_splits(cfg)
+    train_run = cfg.run_id(fingerprint(sp))
+    rid = f"{train_run}/{icl_run_id(cfg, train_run)}"
+    run_dir = cfg.out_dir / rid
+    if (finished := load_complete(run_dir, ICLResult, force)) is not None:
+        return finished
     pool = _subset(sp["strong"], icl.pool_questions, cfg.seed)
     test = _subset(sp["test"], icl.test_questions, cfg.seed)
     gold_pool = np.asarray(label_source(pool, "gold"))
     gold_test = np.asarray(label_source(test, "gold"))
-    labels = source_labels(cfg, sp, pool, resolve)
+    test_qids = np.array([e.qid for e in test])
+    labels = source_labels(cfg, sp, pool, resolve, cfg.out_dir / train_run)
 
     pool_emb = query_emb = None
     if {"topk", "votek"} & set(icl.selectors):
@@ -149,13 +158,12 @@ def run_icl(
     scored = asyncio.run(_score_jobs(model, [j[3] for j in jobs]))
     rows = []
     for (sel, src, conf, _, demo_acc), (probs, tokens, secs) in zip(jobs, scored, strict=True):
-        correct = ((probs > 0.5) == (gold_test > 0.5)).astype(float)
         rows.append(
             ICLRow(
                 selector=sel,
                 source=src,
                 confidence=conf,
-                accuracy=accuracy_estimate(correct, cfg),
+                accuracy=accuracy_estimate(correct(probs, gold_test), test_qids, cfg),
                 auc=auc(probs, gold_test),
                 mean_p=float(probs.mean()),
                 demo_label_accuracy=demo_acc,
@@ -164,7 +172,7 @@ def run_icl(
             )
         )
     result = ICLResult(
-        run_id=f"{cfg.run_id()}/{icl_run_id(cfg)}",
+        run_id=rid,
         model=icl.model,
         k=icl.k,
         sizes={"pool": len(pool), "test": len(test)},
@@ -172,12 +180,13 @@ def run_icl(
         rows=rows,
         seconds=time.perf_counter() - t0,
     )
-    start_run(run_dir, cfg)
+    start_run(run_dir, cfg, data_info({"pool": pool, "test": test}))
     write_icl_report(result, run_dir)
     keys = [f"{sel}__{src}__{'conf' if conf else 'plain'}" for sel, src, conf, _, _ in jobs]
     np.savez(
         run_dir / "predictions.npz",
         ids=np.array([e.id for e in test]),
+        qids=test_qids,
         gold=gold_test,
         **{k: probs for k, (probs, _, _) in zip(keys, scored, strict=True)},
     )

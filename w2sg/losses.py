@@ -122,8 +122,10 @@ class ProductLoss(Loss):
         t_i  = p_i^beta * [1 - y_i, y_i]^alpha / sum_c (p_ic^beta * [1 - y_i, y_i]_c^alpha)
         loss = mean_i -sum_c t_ic log softmax(z_i)_c
 
-    with p = softmax(z) and t detached. warmup_frac is accepted so that every loss takes the same
-    arguments from a config, and is unused.
+    with p = softmax(z) and t detached, computed in log space (a softmax of beta·log p +
+    alpha·log y): the product itself underflows to 0/0 when the student is confident against a
+    hard label (a logit margin above ~104 in fp32). warmup_frac is accepted so that every loss
+    takes the same arguments from a config, and is unused.
     """
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, warmup_frac: float = 0.1) -> None:
@@ -140,9 +142,10 @@ class ProductLoss(Loss):
     ) -> torch.Tensor:
         logits = logits.float()
         target_weak = _soft_target(logits, labels, step_frac)
-        preds = torch.softmax(logits, dim=-1)
-        target = preds**self.beta * target_weak**self.alpha
-        target = target / target.sum(-1, keepdim=True)
+        log_p = torch.log_softmax(logits, dim=-1)
+        # alpha = 0 ignores the weak labels (y^0 = 1, also for y = 0, where 0 * log 0 would be nan).
+        log_y = torch.log(target_weak) * self.alpha if self.alpha else torch.zeros_like(log_p)
+        target = torch.softmax(self.beta * log_p + log_y, dim=-1)
         return _ce(logits, target.detach(), weights)
 
 

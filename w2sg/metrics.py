@@ -1,12 +1,13 @@
 """Metrics for binary labels and students: accuracy, calibration, performance gap recovered (PGR),
-with paired percentile-bootstrap confidence intervals over test rows.
+with cluster-bootstrap confidence intervals: the rows of one question are correlated (on SciQ its
+correct answer and a distractor), so questions are resampled, not rows.
 
 Predictions are always p(true) arrays of shape (N,); gold labels are 0/1 arrays of shape (N,).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -55,61 +56,95 @@ def _check(probs: ArrayLike, gold: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return p, g
 
 
-def _accuracy(p: np.ndarray, g: np.ndarray) -> float:
-    # Unchecked, for the bootstrap's inner loop.
-    return float(np.mean((p > 0.5) == (g == 1)))
-
-
 def accuracy(probs: ArrayLike, gold: ArrayLike) -> float:
     """Fraction of rows where (p(true) > 0.5) equals the gold label."""
-    return _accuracy(*_check(probs, gold))
+    return float(correct(*_check(probs, gold)).mean())
+
+
+# Bootstrap draws are processed in chunks of this many resamples: a chunk holds a
+# (chunk, clusters) count matrix, ~8 MB at 1,000 questions.
+_CHUNK = 1000
+
+
+def _clusters(groups: ArrayLike | None, n: int) -> tuple[np.ndarray, int]:
+    """Cluster code per row (0..C-1) and C. No groups: every row is its own cluster."""
+    if groups is None:
+        return np.arange(n), n
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"groups must have one entry per row ({n}), got shape {g.shape}")
+    _, codes = np.unique(g, return_inverse=True)
+    return codes.reshape(-1), int(codes.max()) + 1
+
+
+def bootstrap_means(
+    values: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster bootstrap of row means: `values` (K, N), K per-row quantities on the same N rows
+    (e.g. the correctness of three models on one test set), `groups` (N,) the cluster of each row
+    (the question id: a question's rows are correlated, so questions are resampled, not rows).
+
+    Returns the means over all rows, shape (K,), and over each resample, shape (n_boot, K). Every
+    quantity is resampled with the same draw, so comparisons on the same rows keep their pairing.
+    A resample's mean is over the rows of the drawn clusters (clusters may differ in size)."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    v = np.asarray(values, dtype=float)
+    if v.ndim == 1:
+        v = v[None]
+    if v.ndim != 2 or v.shape[1] == 0:
+        raise ValueError(f"values must be (K, N) with N >= 1 rows, got shape {v.shape}")
+    codes, c = _clusters(groups, v.shape[1])
+    sums = np.zeros((c, len(v)))
+    np.add.at(sums, codes, v.T)
+    sizes = np.bincount(codes, minlength=c).astype(float)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, len(v)))
+    for start in range(0, n_boot, _CHUNK):
+        b = min(_CHUNK, n_boot - start)
+        draw = rng.integers(0, c, size=(b, c)) + (np.arange(b) * c)[:, None]
+        counts = np.bincount(draw.ravel(), minlength=b * c).reshape(b, c).astype(float)
+        out[start : start + b] = (counts @ sums) / (counts @ sizes)[:, None]
+    return v.mean(1), out
+
+
+def percentile_interval(draws: ArrayLike, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws. Non-finite draws (e.g. PGR on a resample where floor
+    and ceiling tie) are left out; if none is left the interval is (nan, nan)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    d = np.asarray(draws, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(d, [tail, 100.0 - tail])
+    return float(lo), float(hi)
 
 
 def bootstrap_ci(
-    stat: Callable[..., float],
-    arrays: Sequence[np.ndarray],
+    stat: Callable[[np.ndarray], np.ndarray],
+    values: ArrayLike,
+    groups: ArrayLike | None = None,
     *,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval for `stat(*arrays)`.
+) -> Estimate:
+    """A statistic of row means with its cluster-bootstrap percentile interval.
 
-    Rows are resampled jointly: every array is indexed by the same draw, so statistics that
-    compare models on the same test rows keep their pairing. NaN statistics (e.g. PGR on a
-    resample where weak and ceiling tie) are left out of the percentiles; if all are NaN the
-    interval is (nan, nan).
-    """
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if len(arrays) == 0:
-        raise ValueError("arrays must hold at least one array")
-    arrs = [np.asarray(a) for a in arrays]
-    n = len(arrs[0])
-    if any(len(a) != n for a in arrs):
-        raise ValueError(f"arrays must all have the same length, got {[len(a) for a in arrs]}")
-    if n == 0:
-        raise ValueError("arrays must not be empty")
-    rng = np.random.default_rng(seed)
-    stats = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, size=n)
-        stats[b] = stat(*(a[idx] for a in arrs))
-    stats = stats[~np.isnan(stats)]
-    if len(stats) == 0:
-        return float("nan"), float("nan")
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.percentile(stats, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    `stat` maps means of shape (B, K) to B values (it is called on the full-data means as B = 1,
+    then on all resamples at once). Every estimate in the project's reports goes through here."""
+    point, draws = bootstrap_means(values, groups, n_boot=n_boot, seed=seed)
+    lo, hi = percentile_interval(stat(draws), level)
+    n = np.asarray(values).shape[-1]
+    return Estimate(value=float(stat(point[None])[0]), lo=lo, hi=hi, n=n)
 
 
-def mean_ci(x: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
-    """The mean of per-row values (correctness 0/1, tokens, seconds) with a 95% bootstrap interval."""
-    a = np.asarray(x, dtype=float)
-    lo, hi = bootstrap_ci(lambda v: float(v.mean()), [a], n_boot=n_boot, seed=seed)
-    return Estimate(value=float(a.mean()), lo=lo, hi=hi, n=len(a))
+def mean_ci(x: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """The mean of per-row values (correctness 0/1, tokens, seconds) with a 95% cluster-bootstrap
+    interval (`groups`: the question of each row)."""
+    return bootstrap_ci(lambda m: m[:, 0], np.asarray(x, dtype=float), groups, n_boot=n_boot, seed=seed)
 
 
 def correct(probs: ArrayLike, gold: ArrayLike) -> np.ndarray:
@@ -117,18 +152,22 @@ def correct(probs: ArrayLike, gold: ArrayLike) -> np.ndarray:
     return ((np.asarray(probs) > 0.5) == (np.asarray(gold) > 0.5)).astype(float)
 
 
-def paired_gain(a: ArrayLike, b: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
-    """mean(a) − mean(b) over the same rows, with a 95% bootstrap interval (rows resampled jointly)."""
+def paired_gain(
+    a: ArrayLike, b: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> Estimate:
+    """mean(a) − mean(b) over the same rows, with a 95% interval (questions resampled jointly)."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    lo, hi = bootstrap_ci(lambda u, v: float(u.mean() - v.mean()), [x, y], n_boot=n_boot, seed=seed)
-    return Estimate(value=float(x.mean() - y.mean()), lo=lo, hi=hi, n=len(x))
+    if x.shape != y.shape:
+        raise ValueError(f"a and b must have the same length, got {len(x)} and {len(y)}")
+    return bootstrap_ci(lambda m: m[:, 0] - m[:, 1], np.stack([x, y]), groups, n_boot=n_boot, seed=seed)
 
 
-def accuracy_ci(probs: ArrayLike, gold: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> Estimate:
-    """Accuracy with a 95% percentile-bootstrap interval."""
+def accuracy_ci(
+    probs: ArrayLike, gold: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> Estimate:
+    """Accuracy with a 95% cluster-bootstrap interval."""
     p, g = _check(probs, gold)
-    lo, hi = bootstrap_ci(_accuracy, [p, g], n_boot=n_boot, seed=seed)
-    return Estimate(value=_accuracy(p, g), lo=lo, hi=hi, n=len(g))
+    return mean_ci(correct(p, g), groups, n_boot=n_boot, seed=seed)
 
 
 def pgr(weak: float, student: float, ceiling: float) -> float:
@@ -138,29 +177,44 @@ def pgr(weak: float, student: float, ceiling: float) -> float:
     return (student - weak) / (ceiling - weak)
 
 
+def _pgr(floor: np.ndarray, student: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    gap = ceiling - floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gap == 0, np.nan, (student - floor) / np.where(gap == 0, 1.0, gap))
+
+
 def pgr_ci(
-    weak_probs: ArrayLike,
-    student_probs: ArrayLike,
-    ceiling_probs: ArrayLike,
-    gold: ArrayLike,
+    floor_ok: ArrayLike,
+    student_ok: ArrayLike,
+    ceiling_ok: ArrayLike,
+    groups: ArrayLike | None = None,
     *,
+    floor_groups: ArrayLike | None = None,
+    paired: bool = True,
     n_boot: int = 1000,
     seed: int = 0,
 ) -> Estimate:
-    """PGR of the full-data accuracies, with a paired 95% bootstrap interval over test rows.
+    """PGR of the full-data accuracies from per-row correctness (0/1), with a 95% interval.
 
-    The three models are scored on the same resampled rows, so their shared row difficulty
-    cancels in the interval instead of widening it.
-    """
-    w, g = _check(weak_probs, gold)
-    s, _ = _check(student_probs, gold)
-    c, _ = _check(ceiling_probs, gold)
-
-    def stat(w: np.ndarray, s: np.ndarray, c: np.ndarray, g: np.ndarray) -> float:
-        return pgr(_accuracy(w, g), _accuracy(s, g), _accuracy(c, g))
-
-    lo, hi = bootstrap_ci(stat, [w, s, c, g], n_boot=n_boot, seed=seed)
-    return Estimate(value=stat(w, s, c, g), lo=lo, hi=hi, n=len(g))
+    Student and ceiling are scored on the same test rows and resampled together (their shared row
+    difficulty cancels). `paired`: the floor was measured on those rows too; otherwise (a
+    supervisor scored on the split it labelled) its rows are resampled on their own, clustered by
+    `floor_groups`."""
+    s, c = np.asarray(student_ok, dtype=float), np.asarray(ceiling_ok, dtype=float)
+    f = np.asarray(floor_ok, dtype=float)
+    if s.shape != c.shape or (paired and f.shape != s.shape):
+        raise ValueError(
+            f"floor, student and ceiling must have the same length, got {len(f)}, {len(s)}, {len(c)}"
+        )
+    if paired:
+        return bootstrap_ci(
+            lambda m: _pgr(m[:, 0], m[:, 1], m[:, 2]), np.stack([f, s, c]), groups, n_boot=n_boot, seed=seed
+        )
+    point, draws = bootstrap_means(np.stack([s, c]), groups, n_boot=n_boot, seed=seed)
+    f_point, f_draws = bootstrap_means(f, floor_groups, n_boot=n_boot, seed=seed + 1)
+    lo, hi = percentile_interval(_pgr(f_draws[:, 0], draws[:, 0], draws[:, 1]))
+    value = float(_pgr(f_point[:1], point[:1], point[1:])[0])
+    return Estimate(value=value, lo=lo, hi=hi, n=len(s))
 
 
 def ece(probs: ArrayLike, gold: ArrayLike, n_bins: int = 10) -> float:
@@ -190,11 +244,13 @@ def brier(probs: ArrayLike, gold: ArrayLike) -> float:
     return float(np.mean((p - g) ** 2))
 
 
-def label_quality(probs: ArrayLike, gold: ArrayLike, *, n_boot: int = 1000, seed: int = 0) -> LabelQuality:
-    """Accuracy (with interval), ECE and Brier of soft labels against gold."""
+def label_quality(
+    probs: ArrayLike, gold: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> LabelQuality:
+    """Accuracy (with its cluster-bootstrap interval), ECE and Brier of soft labels against gold."""
     p, g = _check(probs, gold)
     return LabelQuality(
-        accuracy=accuracy_ci(p, g, n_boot=n_boot, seed=seed),
+        accuracy=accuracy_ci(p, g, groups, n_boot=n_boot, seed=seed),
         ece=ece(p, g),
         brier=brier(p, g),
         n=len(g),

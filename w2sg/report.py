@@ -17,7 +17,7 @@ def markdown_table(r: ExperimentResult) -> str:
     floors = {s.source: s for s in r.sources}
     lines = [
         f"Run `{r.run_id}`: sizes {r.sizes} (rows), {r.seconds:.0f} s. "
-        "Accuracy on test with 95% bootstrap CIs.",
+        "Accuracy on test; 95% CIs from a bootstrap over questions.",
         "",
         "| label source | label acc (strong split) | ECE | Brier | floor | loss | student | ceiling | PGR |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -125,8 +125,8 @@ def icl_table(r: ICLResult) -> str:
     cell = {(row.selector, row.confidence, row.source): row for row in r.rows}
     lines = [
         f"ICL run `{r.run_id}`: {r.model}, k = {r.k} demos, pool {r.sizes['pool']} rows, "
-        f"test {r.sizes['test']} rows, {r.seconds:.0f} s. ICL accuracy on test with 95% bootstrap CIs; "
-        "gold demos give the ICL ceiling. Each cell: accuracy [CI] · AUC · mean p('1').",
+        f"test {r.sizes['test']} rows, {r.seconds:.0f} s. ICL accuracy on test, 95% CIs from a bootstrap "
+        "over questions; gold demos give the ICL ceiling. Each cell: accuracy [CI] · AUC · mean p('1').",
         "",
         "| selector | confidence | " + " | ".join(sources) + " |",
         "|---|---|" + "---|" * len(sources),

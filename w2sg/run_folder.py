@@ -3,9 +3,11 @@ means every other output of the run is there. Shared by every experiment runner.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -23,10 +25,22 @@ def load_complete(run_dir: Path, cls: type[R], force: bool = False) -> R | None:
     return cls.model_validate_json(done.read_text())
 
 
-def start_run(run_dir: Path, cfg: BaseModel) -> None:
-    """Create the folder and record the config that produced it."""
+# Where files live changes no result: the data's content is in the fingerprint instead.
+WHERE = frozenset({"out_dir", "cache_dir", "data_dir"})
+
+
+def run_id(name: str, cfg: BaseModel, data: str, exclude: frozenset[str] = frozenset()) -> str:
+    """`<name>-<hash>` of the config (less the fields in `exclude`, which do not change results, and
+    the folders in WHERE) and the fingerprint of the data it ran on (`w2sg.data.fingerprint`)."""
+    blob = cfg.model_dump_json(exclude=set(WHERE | exclude)) + "|data:" + data
+    return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def start_run(run_dir: Path, cfg: BaseModel, data: dict[str, Any]) -> None:
+    """Create the folder and record the config that produced it and the data it ran on."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    record = {"config": cfg.model_dump(mode="json"), "data": data}
+    (run_dir / "config.json").write_text(json.dumps(record, indent=2))
 
 
 def mark_complete(run_dir: Path, result: BaseModel) -> None:

@@ -11,14 +11,14 @@ import copy
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from w2sg.data import Example
 from w2sg.losses import Loss, get_loss
@@ -60,13 +60,36 @@ def resolve_device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
+class _Batches(BatchSampler):
+    """Batches of a sampler, with a last batch of one row merged into the batch before it: the
+    logconf loss hardens a batch's predictions at the quantile that matches its weak labels' share
+    of true, which for one row always hardens it to false. Merging (not dropping) keeps every row
+    in every epoch; the order of all other batches is unchanged."""
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # A generator, so the shuffle happens on the first batch as in BatchSampler (the loader
+        # draws its base seed from the same torch.Generator before that).
+        batches = list(super().__iter__())
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            last = batches.pop()
+            batches[-1] = [*batches[-1], *last]
+        yield from batches
+
+    def __len__(self) -> int:
+        n = super().__len__()
+        return n - 1 if n > 1 and len(self.sampler) % self.batch_size == 1 else n  # type: ignore[arg-type]
+
+
 def _loader(
     model: nn.Module, rows: Sequence[object], batch_size: int, shuffle: bool, seed: int
 ) -> DataLoader:
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        list(rows), batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=lambda b: b
-    )  # encode after collation: the model knows its inputs
+    data = list(rows)
+    sampler = RandomSampler(data, generator=g) if shuffle else SequentialSampler(data)
+    # encode after collation: the model knows its inputs
+    batches = _Batches(sampler, batch_size, drop_last=False)
+    # The loader draws its base seed from `g` before the sampler shuffles, as with shuffle=True.
+    return DataLoader(data, batch_sampler=batches, generator=g, collate_fn=lambda b: b)
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
