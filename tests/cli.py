@@ -20,3 +20,27 @@ def w2sg(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
         env={**os.environ, "COLUMNS": "200"},
         timeout=300,
     )
+
+
+SHIPPED_CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def config_class(path: Path) -> type:
+    """The config model a shipped config file is for, by its name's prefix."""
+    from graphs.config import DebateConfig
+    from graphs.interaction import InteractionConfig
+    from oversight.config import ExperimentConfig
+    from oversight.label import LabelConfig
+    from oversight.ladder_config import LadderConfig
+    from oversight.pipeline import RunConfig
+    from w2sg.experiment import W2SGConfig
+
+    kinds = {
+        "w2sg-": W2SGConfig,
+        "debate-": DebateConfig,
+        "interact-": InteractionConfig,
+        "label-": LabelConfig,
+        "run-": RunConfig,
+        "ladder-": LadderConfig,
+    }
+    return next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli import w2sg
+from cli import SHIPPED_CONFIGS, config_class, w2sg
 
 from agents import ConfigError, ModelSpec, load_config
 from agents.testing import FakeServer
@@ -17,24 +17,9 @@ from oversight.config import ExperimentConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_load(path: Path) -> None:
-    from graphs.config import DebateConfig
-    from graphs.interaction import InteractionConfig
-    from oversight.label import LabelConfig
-    from oversight.ladder_config import LadderConfig
-    from oversight.pipeline import RunConfig
-    from w2sg.experiment import W2SGConfig
-
-    kinds = {
-        "w2sg-": W2SGConfig,
-        "debate-": DebateConfig,
-        "interact-": InteractionConfig,
-        "label-": LabelConfig,
-        "run-": RunConfig,
-        "ladder-": LadderConfig,
-    }
-    kind = next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)
+    kind = config_class(path)
     cfg = load_config(path, kind)
     assert cfg.models if kind is ExperimentConfig else cfg
 

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cli import ROOT, w2sg
+from cli import ROOT, SHIPPED_CONFIGS, config_class, w2sg
 from pydantic import BaseModel
 
 from agents import load_config
@@ -123,31 +123,13 @@ def _written_paths(value: object) -> list[Path]:
     return []
 
 
-SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
 def test_shipped_config_paths_point_into_the_checkouts_runs(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The shipped configs write their paths relative to configs/ (`../runs/...`): from the repo
     root they point where they did when paths were read against the working directory."""
-    from graphs.config import DebateConfig
-    from graphs.interaction import InteractionConfig
-    from oversight.label import LabelConfig
-    from oversight.ladder_config import LadderConfig
-    from oversight.pipeline import RunConfig
-    from w2sg.experiment import W2SGConfig
-
-    kinds = {
-        "w2sg-": W2SGConfig,
-        "debate-": DebateConfig,
-        "interact-": InteractionConfig,
-        "label-": LabelConfig,
-        "run-": RunConfig,
-        "ladder-": LadderConfig,
-    }
-    kind = next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)
+    kind = config_class(path)
     for p in _written_paths(load_config(path, kind)):
         assert p.is_relative_to(ROOT / "runs"), p
     monkeypatch.chdir(ROOT)  # as the README runs them: `w2sg label configs/label-debate.yaml`

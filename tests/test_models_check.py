@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli import w2sg
+from cli import SHIPPED_CONFIGS, w2sg
 from typer.testing import CliRunner
 
 import oversight.cli
@@ -18,7 +18,6 @@ from oversight.cli_app import app
 from oversight.paths import check_config_models
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -35,7 +34,7 @@ def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
     return p
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
 def test_models_list_accepts_every_shipped_config(path: Path) -> None:
     code, out, err = invoke("models", "list", str(path))
     assert code == 0, err
@@ -51,7 +50,7 @@ def test_models_list_accepts_every_shipped_config(path: Path) -> None:
 LOCAL = ("scripted",)
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
 def test_models_check_accepts_every_shipped_config(path: Path) -> None:
     """It reads the config's `models:` (today's failure was at parse time) and calls the models it
     can reach offline for real; API models (another host) and SmolLM2 (slow) are only listed, by
