@@ -268,3 +268,27 @@ def test_cli_runs_a_tiny_ladder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert "| 1 | mid | recursive | rung 0 (weak) |" in proc.stdout and str(run_dir) in proc.stdout
     bad = w2sg("ladder", str(tmp_path / "missing.yaml"))
     assert bad.returncode == 2 and "missing.yaml" in bad.stderr
+
+
+def test_the_run_folder_is_named_by_config_and_data(ladder: Ladder) -> None:
+    import json
+
+    from w2sg.data import fingerprint
+
+    recorded = json.loads((ladder.run_dir / "config.json").read_text())
+    assert recorded["data"]["fingerprint"] == fingerprint(ladder.sp)
+    assert ladder.result.run_id == ladder.cfg.run_id(fingerprint(ladder.sp))
+    # Other rows (one test row's gold flipped) give another folder for the same config.
+    other = dict(ladder.sp)
+    other["test"] = [
+        other["test"][0].model_copy(update={"label": 1 - other["test"][0].label}),
+        *other["test"][1:],
+    ]
+    assert ladder.cfg.run_id(fingerprint(other)) != ladder.result.run_id
+    # Interval of the rung-2 students: a bootstrap over questions.
+    from w2sg.metrics import correct, mean_ci
+
+    z = np.load(ladder.run_dir / "predictions.npz")
+    res = next(x for x in ladder.result.results if x.rung == 2 and x.arm == "recursive")
+    ok = correct(z["student__recursive__rung2"], z["gold"])
+    assert res.student == mean_ci(ok, z["qids"], n_boot=ladder.cfg.n_boot, seed=ladder.cfg.seed)

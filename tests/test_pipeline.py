@@ -72,6 +72,11 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert {"results.json", "results.md", "results.png", "pgr.png", "cost.png", "labels.npz"} <= {
         p.name for p in run.iterdir()
     }
+    from w2sg.data import fingerprint
+
+    recorded = json.loads((run / "config.json").read_text())  # the folder knows its data
+    assert recorded["data"]["fingerprint"] == fingerprint(sp)
+    assert result.run_id == cfg.run_id(fingerprint(sp)) and recorded["config"]["name"] == "e2e"
     kinds = {s.source: s.kind for s in result.sources}
     assert kinds == {
         "weak": "teacher",
