@@ -123,6 +123,36 @@ def test_import_agents_does_not_import_torch() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_labelling_with_an_api_model_never_imports_torch(tmp_path: Path) -> None:
+    """`w2sg label` against an OpenAI-compatible server, in a fresh process under -X importtime:
+    neither torch nor transformers is imported on the whole path (config, data, graph, store,
+    metrics, summary)."""
+    with FakeServer() as server:
+        cfg = write(
+            tmp_path,
+            f"""
+split: test
+questions: 3
+store: {tmp_path / "l.sqlite"}
+models:
+  judge: {{name: "openai/fake@{server.url}"}}
+debate: {{protocol: blind, judge: judge}}
+""",
+        )
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "oversight.cli", "label", str(cfg)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "6 labelled, 0 failed" in out.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "w2sg.metrics" in imported and "oversight.label" in imported  # the trace is real
+    assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
+
+
 def test_dependencies_point_one_way() -> None:
     """agents ← graphs ← oversight → w2sg; agents and w2sg never import each other."""
     import ast

@@ -134,7 +134,8 @@ def bootstrap_ci(
     """A statistic of row means with its cluster-bootstrap percentile interval.
 
     `stat` maps means of shape (B, K) to B values (it is called on the full-data means as B = 1,
-    then on all resamples at once). Every estimate in the project's reports goes through here."""
+    then on all resamples at once). Every interval in the project's reports is drawn by
+    `bootstrap_means`, most through here."""
     point, draws = bootstrap_means(values, groups, n_boot=n_boot, seed=seed)
     lo, hi = percentile_interval(stat(draws), level)
     n = np.asarray(values).shape[-1]
