@@ -24,10 +24,12 @@ from agents.errors import (
 )
 from agents.model import Model, RetriesExhaustedError, UsageStats
 from agents.protocol import ModelAPI
-from agents.registry import get_model, register_provider, wrap
+from agents.providers import PROVIDERS, register_provider
+from agents.registry import get_model, wrap
 from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
 
 __all__ = [
+    "PROVIDERS",
     "CacheConfig",
     "CacheMissError",
     "ChoiceProbs",

@@ -10,7 +10,9 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-PROVIDERS = ("hf", "embedded", "openai", "scripted", "classifier", "extractive")
+from agents.providers import PROVIDERS
+
+OPTION_FIELDS = ("hf", "openai", "scripted", "extractive")  # ModelSpec sections a provider may own
 
 
 class Config(BaseModel):
@@ -123,21 +125,14 @@ class ModelSpec(Config):
 
     @model_validator(mode="after")
     def _provider_options(self) -> ModelSpec:
-        if self.provider not in PROVIDERS:
+        known = PROVIDERS.get(self.provider)
+        if known is None:
             raise ValueError(
                 f"unknown provider {self.provider!r} in model name {self.name!r}; "
                 f"expected one of {', '.join(PROVIDERS)} (e.g. hf/gpt2, openai/gpt-4o-mini)"
             )
-        allowed = {
-            "hf": {"hf"},
-            "embedded": {"hf"},
-            "openai": {"openai"},
-            "scripted": {"scripted"},
-            "classifier": set(),
-            "extractive": {"extractive"},
-        }
-        for field in ("hf", "openai", "scripted", "extractive"):
-            if getattr(self, field) is not None and field not in allowed[self.provider]:
+        for field in OPTION_FIELDS:
+            if getattr(self, field) is not None and field != known.options:
                 raise ValueError(f"options `{field}` do not apply to a {self.provider} model ({self.name})")
         return self
 

