@@ -1,82 +1,56 @@
 """The one provider registry: a model string's prefix (`hf/...`, `openai/...`) → how to build its
 backend and which `ModelSpec` options section it takes. Config validation, `get_model` and the
-config checks all read this table; a new provider is one `@provider` function (or one
-`register_provider` call from outside the package), as inspect_ai's `@modelapi` does.
+config checks all read this table; a new provider is one `register_provider` call (a factory, or
+the "module:function" of one), as inspect_ai's `@modelapi` does.
 
-Factories import their backends lazily, so importing this module (and `agents`) stays torch-free.
+Backends are named by import path and imported on first use, so importing this module (and
+`agents`) stays torch-free and no module here imports a backend.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from agents.config import ModelSpec
-    from agents.protocol import ModelAPI
-
-Factory = Callable[["ModelSpec"], "ModelAPI"]
+# ModelSpec → an object implementing agents.protocol.ModelAPI (typed loosely: agents.config
+# imports this module, so this one imports nothing of the package)
+Factory = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
 class Provider:
-    factory: Factory
+    build: Factory | str  # a factory, or "module:function" imported on first use (no torch before)
     options: str | None = None  # the ModelSpec field holding its options (None: it takes none)
+
+    @property
+    def factory(self) -> Factory:
+        if not isinstance(self.build, str):
+            return self.build
+        module, _, name = self.build.partition(":")
+        return getattr(importlib.import_module(module), name)
 
 
 PROVIDERS: dict[str, Provider] = {}
 
 
-def provider(*names: str, options: str | None = None) -> Callable[[Factory], Factory]:
-    """Register the decorated factory under each of `names`."""
-
-    def register(factory: Factory) -> Factory:
-        for name in names:
-            register_provider(name, factory, options=options)
-        return factory
-
-    return register
-
-
-def register_provider(name: str, factory: Factory, *, options: str | None = None) -> None:
-    """Add (or replace) a provider: `factory(spec)` returns any object implementing
-    `agents.protocol.ModelAPI`; `options` names the ModelSpec section it reads, if any."""
+def register_provider(name: str, factory: Factory | str, *, options: str | None = None) -> None:
+    """Add (or replace) a provider: `factory(spec)` (or "module:function", imported when first
+    used) returns any object implementing `agents.protocol.ModelAPI`; `options` names the ModelSpec
+    section it reads, if any."""
     if not name or "/" in name:
         raise ValueError(f"a provider name is a non-empty prefix without '/', got {name!r}")
     PROVIDERS[name] = Provider(factory, options)
 
 
-@provider("hf", "embedded", options="hf")
-def _hf(spec: ModelSpec) -> ModelAPI:
-    from agents.backends.hf import load_hf
-
-    return load_hf(spec.name, spec.hf)
-
-
-@provider("openai", options="openai")
-def _openai(spec: ModelSpec) -> ModelAPI:
-    from agents.backends.openai_compat import load_openai
-
-    return load_openai(spec.name, spec.openai)
-
-
-@provider("scripted", options="scripted")
-def _scripted(spec: ModelSpec) -> ModelAPI:
-    from agents.backends.scripted import ScriptedBackend
-
-    return ScriptedBackend(spec.name, spec.scripted)
-
-
-@provider("classifier")
-def _classifier(spec: ModelSpec) -> ModelAPI:
-    from agents.backends.classifier import ClassifierBackend
-
-    return ClassifierBackend(spec.name, spec.name.split("/", 1)[1])
-
-
-@provider("extractive", options="extractive")
-def _extractive(spec: ModelSpec) -> ModelAPI:
-    from agents.backends.extractive import ExtractiveBackend
-
-    return ExtractiveBackend(spec.name, spec.extractive)
+# Built in: each backend module's `from_spec`, imported on first use.
+for _name, _module, _options in (
+    ("hf", "agents.backends.hf", "hf"),
+    ("embedded", "agents.backends.hf", "hf"),
+    ("openai", "agents.backends.openai_compat", "openai"),
+    ("scripted", "agents.backends.scripted", "scripted"),
+    ("classifier", "agents.backends.classifier", None),
+    ("extractive", "agents.backends.extractive", "extractive"),
+):
+    register_provider(_name, f"{_module}:from_spec", options=_options)

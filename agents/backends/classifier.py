@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agents.backends.batching import DynamicBatcher
+from agents.config import ModelSpec
 from agents.errors import FatalModelError
 from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
 
@@ -91,3 +92,8 @@ def save_classifier(model: object, tokenizer: object, path: str | Path) -> Path:
     model.save_pretrained(path)  # type: ignore[attr-defined]
     tokenizer.save_pretrained(path)  # type: ignore[attr-defined]
     return path
+
+
+def from_spec(spec: ModelSpec) -> ClassifierBackend:
+    """The `classifier` provider's factory (agents.providers): `classifier/<dir>`."""
+    return ClassifierBackend(spec.name, spec.name.split("/", 1)[1])

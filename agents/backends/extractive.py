@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from agents.config import ExtractiveOptions
+from agents.config import ExtractiveOptions, ModelSpec
 from agents.errors import FatalModelError
 from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
 
@@ -148,3 +148,8 @@ class ExtractiveBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+def from_spec(spec: ModelSpec) -> ExtractiveBackend:
+    """The `extractive` provider's factory (agents.providers)."""
+    return ExtractiveBackend(spec.name, spec.extractive)

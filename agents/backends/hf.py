@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agents.backends.batching import DynamicBatcher
 from agents.backends.embedded import CHATML_TEMPLATE, embedded_dir
-from agents.config import HFOptions
+from agents.config import HFOptions, ModelSpec
 from agents.errors import FatalModelError
 from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
 
@@ -289,3 +289,8 @@ def load_hf(name: str, options: HFOptions | None = None) -> HFBackend:
         raise FatalModelError(f"model name {name!r} needs a path or id after '{provider}/'")
     source = embedded_dir(rest) if provider == "embedded" else rest
     return HFBackend(name, source, options)
+
+
+def from_spec(spec: ModelSpec) -> HFBackend:
+    """The `hf` and `embedded` providers' factory (agents.providers)."""
+    return load_hf(spec.name, spec.hf)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import openai
 from openai import AsyncOpenAI
 
-from agents.config import OpenAIOptions
+from agents.config import ModelSpec, OpenAIOptions
 from agents.errors import FatalModelError, NoChoiceProbsError, RetryableError
 from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage, normalise
 
@@ -266,3 +266,8 @@ def load_openai(name: str, options: OpenAIOptions | None = None) -> OpenAIBacken
     options = options or OpenAIOptions()
     urls = ([url] if url else []) + [u for u in options.base_urls if u != url]
     return OpenAIBackend(name, model, options.model_copy(update={"base_urls": urls}))
+
+
+def from_spec(spec: ModelSpec) -> OpenAIBackend:
+    """The `openai` provider's factory (agents.providers)."""
+    return load_openai(spec.name, spec.openai)

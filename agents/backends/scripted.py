@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agents.config import ScriptedOptions, ScriptedRule
+from agents.config import ModelSpec, ScriptedOptions, ScriptedRule
 from agents.errors import FatalModelError
 from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage, normalise
 
@@ -149,3 +149,8 @@ def _rng(messages: Sequence[Message], seed: int | None) -> random.Random:
     """Seeded per call from the seed and the prompt, so concurrent order does not matter."""
     blob = json.dumps([seed, [m.model_dump() for m in messages]], sort_keys=True)
     return random.Random(int.from_bytes(hashlib.sha256(blob.encode()).digest()[:8], "big"))
+
+
+def from_spec(spec: ModelSpec) -> ScriptedBackend:
+    """The `scripted` provider's factory (agents.providers)."""
+    return ScriptedBackend(spec.name, spec.scripted)
