@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from oversight.ladder_config import LadderConfig, slice_name
 from w2sg.data import Example, label_source
 from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr_ci
-from w2sg.report import _save, _wrap, pgr_defined
+from w2sg.report import pgr_defined, save_plot, wrap_label
 from w2sg.run_folder import mark_complete
 
 
@@ -187,9 +187,9 @@ def plot(r: LadderResult, path: Path) -> None:
         line([rung0.student, *(a.student for a in rows)], f"{arm}: student", marker="o", **kw)
         quality = [a.labels.accuracy for a in rows if a.labels is not None]
         line(quality, f"{arm}: labels", ls=":", marker="x", **kw)
-    ax.set_xticks(x, [f"{k}\n{_wrap(n)}" for k, n in enumerate(r.rungs)], fontsize=8)
+    ax.set_xticks(x, [f"{k}\n{wrap_label(n)}" for k, n in enumerate(r.rungs)], fontsize=8)
     ax.set_xlabel("rung", fontsize=8)
-    _save(fig, ax, "accuracy (test; labels: their rows)", r.run_id, path, legend="best")
+    save_plot(fig, ax, "accuracy (test; labels: their rows)", r.run_id, path, legend="best")
 
 
 def write_report(r: LadderResult, run_dir: Path) -> None:

@@ -30,6 +30,8 @@ from graphs.config import DebateConfig
 from graphs.interaction import InteractionConfig
 from oversight.judges import GraphConfig, JudgeInfo, collect_transcripts, train_judge
 from oversight.label import LabelConfig, check_model_names, graph_models, label
+from oversight.pipeline_report import write_pipeline_report
+from oversight.pipeline_results import PipelineResult, SourceReport
 from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
 from oversight.store import LabelStore
 from w2sg.data import Example, data_info, fingerprint, load_dataset, split_by_question
@@ -171,30 +173,6 @@ class RunConfig(Config):
         )
 
 
-class SourceReport(BaseModel):
-    source: str
-    kind: Literal["teacher", "oversight", "aggregate"]
-    raw: LabelQuality = Field(description="labels on the strong split against gold")
-    calibrated: LabelQuality | None = None
-    tokens_per_label: Estimate | None = Field(
-        None, description="every model call of the graph, judge included"
-    )
-    seconds_per_label: Estimate | None = Field(None, description="model time per label (not wall time)")
-    usd_per_label: Estimate | None = Field(None, description="from the models' `price:`, when given")
-    judge: JudgeInfo | None = None
-    vs_blind: Estimate | None = Field(
-        None, description="label accuracy minus the blind judge's, paired over the same strong rows"
-    )
-    note: str | None = Field(None, description="a warning about how this source was made")
-
-
-class PipelineResult(BaseModel):
-    run_id: str
-    experiment: ExperimentResult
-    sources: list[SourceReport]
-    stage_seconds: dict[str, float]
-
-
 def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     with_support = [e for e in load_dataset(cfg.dataset, "test", cfg.data_dir, seed=cfg.seed) if e.support]
     s = cfg.sizes
@@ -299,8 +277,6 @@ def run_pipeline(
     cfg: RunConfig, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> PipelineResult:
     """Run (or load, when complete and not `force`) the end-to-end experiment."""
-    from oversight.pipeline_report import write_pipeline_report
-
     t0 = time.perf_counter()
     sp = prepare_run_splits(cfg)
     rid = cfg.run_id(fingerprint(sp))

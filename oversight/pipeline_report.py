@@ -4,12 +4,9 @@ ceiling, PGR, cost per label) and two plots (PGR per source; cost × label accur
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from w2sg.report import _save, _wrap, pgr_defined, plot
-
-if TYPE_CHECKING:
-    from oversight.pipeline import PipelineResult
+from oversight.pipeline_results import PipelineResult
+from w2sg.report import pgr_defined, plot, save_plot, wrap_label
 
 
 def pipeline_table(r: PipelineResult) -> str:
@@ -82,10 +79,10 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
     err = [[s.pgr.value - s.pgr.lo for s in shown], [s.pgr.hi - s.pgr.value for s in shown]]
     ax.bar(list(x), vals, yerr=err, capsize=3, label="PGR (95% CI)")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(list(x), [f"{_wrap(s.source)}\n{s.loss}" for s in shown], fontsize=8)
+    ax.set_xticks(list(x), [f"{wrap_label(s.source)}\n{s.loss}" for s in shown], fontsize=8)
     if hidden := sorted({s.source for s in e.students} - {s.source for s in shown}):
         ax.set_xlabel(f"not shown, supervisor ≥ ceiling (PGR undefined): {', '.join(hidden)}", fontsize=8)
-    _save(fig, ax, "PGR = (student − floor) / (ceiling − floor)", r.run_id, path, legend="upper right")
+    save_plot(fig, ax, "PGR = (student − floor) / (ceiling − floor)", r.run_id, path, legend="upper right")
 
 
 def plot_cost(r: PipelineResult, path: Path) -> None:
@@ -114,7 +111,7 @@ def plot_cost(r: PipelineResult, path: Path) -> None:
             label=s.source,
         )
     ax.set_xlabel("tokens per label (dotted: weak teachers, no per-label model calls)")
-    _save(fig, ax, "label accuracy (strong split)", r.run_id, path, legend="center right")
+    save_plot(fig, ax, "label accuracy (strong split)", r.run_id, path, legend="center right")
 
 
 def write_pipeline_report(r: PipelineResult, run_dir: Path) -> None:

@@ -174,6 +174,55 @@ def test_dependencies_point_one_way() -> None:
                     assert n.split(".")[0] not in banned, f"{path.relative_to(ROOT)} imports {n}"
 
 
+def _project_imports() -> dict[str, set[str]]:
+    """Module → the project modules it imports anywhere in its file (top level, in functions, or
+    under TYPE_CHECKING: a cycle hidden in a lazy import is still a cycle)."""
+    import ast
+
+    paths = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for pkg in ("agents", "graphs", "oversight", "w2sg")
+        for p in (ROOT / pkg).rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for mod, path in paths.items():
+        pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        out: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    base = ".".join([*up, *([node.module] if node.module else [])])
+                targets = [base, *(f"{base}.{a.name}" for a in node.names)]
+            else:
+                continue
+            out |= {t for t in targets if t in paths and t != mod and not mod.startswith(t + ".")}
+        # A package's face (__init__) re-exports its modules; an edge into it is not a cycle edge.
+        graph[mod] = {t for t in out if paths[t].name != "__init__.py"}
+    return graph
+
+
+def test_the_project_has_no_import_cycles() -> None:
+    graph = _project_imports()
+    assert "w2sg.data" in graph["w2sg.experiment"] and "agents.config" in graph["agents.model"]  # it reads
+    state: dict[str, int] = {}
+
+    def visit(mod: str, stack: list[str]) -> None:
+        state[mod] = 1
+        for nxt in sorted(graph[mod]):
+            assert state.get(nxt) != 1, "import cycle: " + " -> ".join([*stack[stack.index(nxt) :], nxt])
+            if nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod, [mod])
+
+
 def test_cli_train_small_experiment(tmp_path: Path) -> None:
     cfg = write(
         tmp_path,

@@ -24,9 +24,10 @@ _EXPORTS = {
         "with_labels",
     ],
     "w2sg.ensembles": ["EnsembleConfig", "EnsembleResult", "bagging", "boosting", "run_ensemble"],
-    "w2sg.experiment": ["ExperimentResult", "Sizes", "W2SGConfig", "run_experiment"],
+    "w2sg.experiment": ["Sizes", "W2SGConfig", "run_experiment"],
+    "w2sg.results": ["ExperimentResult", "ICLResult"],
     "w2sg.icl": ["SELECTORS", "ICLConfig", "build_messages", "select_demos"],
-    "w2sg.icl_experiment": ["ICLResult", "run_icl"],
+    "w2sg.icl_experiment": ["run_icl"],
     "w2sg.losses": ["LOSSES", "LogConfLoss", "Loss", "ProductLoss", "XentLoss", "get_loss"],
     "w2sg.metrics": [
         "Estimate",

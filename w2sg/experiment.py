@@ -20,8 +20,10 @@ from torch import nn
 from w2sg.data import Example, data_info, fingerprint, label_source, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
-from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr_ci
+from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
+from w2sg.report import write_report
+from w2sg.results import ExperimentResult, SourceResult, StudentResult
 from w2sg.run_folder import load_complete, mark_complete, run_id, start_run
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
@@ -81,31 +83,6 @@ class W2SGConfig(BaseModel):
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
         # icl is a later stage with its own folder inside this run's; it does not change training.
         return run_id(self.name, self, data, exclude=frozenset({"icl"}))
-
-
-class StudentResult(BaseModel):
-    source: str
-    loss: str
-    accuracy: Estimate
-    pgr: Estimate
-    best_step: int
-
-
-class SourceResult(BaseModel):
-    source: str
-    floor: Estimate = Field(description="the supervisor's own accuracy (see floor_split)")
-    floor_split: str
-    labels: LabelQuality = Field(description="quality of the labels on the strong split")
-
-
-class ExperimentResult(BaseModel):
-    run_id: str
-    ceiling: Estimate
-    sources: list[SourceResult]
-    students: list[StudentResult]
-    ensembles: list[EnsembleResult] = Field(default_factory=list)
-    sizes: dict[str, int]
-    seconds: float
 
 
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
@@ -260,8 +237,6 @@ def run_experiment(
     cfg: W2SGConfig, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> ExperimentResult:
     """Run (or load, when its run folder is complete and not `force`) one experiment."""
-    from w2sg.report import write_report
-
     t0 = time.perf_counter()
     sp = prepare_splits(cfg)
     rid = cfg.run_id(fingerprint(sp))

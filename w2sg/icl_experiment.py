@@ -11,39 +11,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 from tqdm import tqdm
 
 from w2sg.data import Example, data_info, fingerprint, label_source, split_by_question
 from w2sg.experiment import WEAK, Fitter, W2SGConfig, accuracy_estimate, prepare_splits, supervise
 from w2sg.features import cached_features
 from w2sg.icl import ChoiceModel, ICLConfig, build_messages, score_prompts, select_demos
-from w2sg.metrics import Estimate, auc, correct
+from w2sg.metrics import auc, correct
+from w2sg.report import write_icl_report
+from w2sg.results import ICLResult, ICLRow
 from w2sg.run_folder import DONE, load_complete, mark_complete, start_run
 
 log = logging.getLogger(__name__)
-
-
-class ICLRow(BaseModel):
-    selector: str
-    source: str
-    confidence: bool
-    accuracy: Estimate
-    auc: float = Field(description="threshold-free: P(a true row scores above a false one)")
-    mean_p: float = Field(description="mean p('1'): far from the true share means a biased model")
-    demo_label_accuracy: float | None = Field(description="share of demo labels that agree with gold")
-    prompt_tokens: int
-    seconds: float
-
-
-class ICLResult(BaseModel):
-    run_id: str
-    model: str
-    k: int
-    sizes: dict[str, int]
-    source_accuracy: dict[str, float] = Field(description="each source's label accuracy on the demo pool")
-    rows: list[ICLRow]
-    seconds: float
 
 
 def icl_run_id(cfg: W2SGConfig, train_run: str) -> str:
@@ -94,8 +73,6 @@ def run_icl(
     cfg: W2SGConfig, model: ChoiceModel, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> ICLResult:
     """Score every (selector, source, confidence) on the test subset; reuse a complete run folder."""
-    from w2sg.report import write_icl_report
-
     icl = cfg.icl
     if icl is None:
         raise ValueError("the config has no `icl:` section")

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from w2sg.metrics import Estimate
-
-if TYPE_CHECKING:
-    from w2sg.experiment import ExperimentResult
-    from w2sg.icl_experiment import ICLResult, ICLRow
+from w2sg.results import ExperimentResult, ICLResult, ICLRow
 
 
 def markdown_table(r: ExperimentResult) -> str:
@@ -78,7 +75,7 @@ def plot(r: ExperimentResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     floors = {s.source: s.floor for s in r.sources}
-    names = [f"{_wrap(s.source)}\n{s.loss}" for s in r.students]
+    names = [f"{wrap_label(s.source)}\n{s.loss}" for s in r.students]
     x = range(len(names))
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(names)), 4))
 
@@ -95,10 +92,10 @@ def plot(r: ExperimentResult, path: Path) -> None:
         ax.annotate(f"PGR {shown}", (i, 1.0), ha="center", fontsize=8)
     ax.set_xticks(list(x), names, fontsize=8)
     ax.set_ylim(0.4, 1.05)
-    _save(fig, ax, "test accuracy", r.run_id, path, legend="lower right")
+    save_plot(fig, ax, "test accuracy", r.run_id, path, legend="lower right")
 
 
-def _save(fig: Any, ax: Any, ylabel: str, title: str, path: Path, legend: str) -> None:
+def save_plot(fig: Any, ax: Any, ylabel: str, title: str, path: Path, legend: str) -> None:
     import matplotlib.pyplot as plt
 
     ax.set_ylabel(ylabel)
@@ -109,7 +106,7 @@ def _save(fig: Any, ax: Any, ylabel: str, title: str, path: Path, legend: str) -
     plt.close(fig)
 
 
-def _wrap(name: str, width: int = 14) -> str:
+def wrap_label(name: str, width: int = 14) -> str:
     """Break long source names at underscores so x labels do not collide."""
     return "\n".join(p.replace(" ", "_") for p in textwrap.wrap(name.replace("_", " "), width))
 
@@ -167,7 +164,7 @@ def plot_icl(r: ICLResult, path: Path) -> None:
             ax.axhline(row.accuracy.value, ls="--", c="grey", lw=1, label=row.selector)
     ax.set_xticks(range(len(groups)), [f"{s}\n{'conf' if c else ''}" for s, c in groups], fontsize=8)
     ax.set_ylim(0.3, 1.0)
-    _save(fig, ax, "ICL test accuracy", r.run_id, path, legend="upper right")
+    save_plot(fig, ax, "ICL test accuracy", r.run_id, path, legend="upper right")
 
 
 def write_icl_report(r: ICLResult, run_dir: Path) -> None:

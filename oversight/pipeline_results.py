@@ -1,0 +1,35 @@
+"""Result records of `w2sg run`, apart from the runner and the report, which both import them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from oversight.judges import JudgeInfo
+from w2sg.metrics import Estimate, LabelQuality
+from w2sg.results import ExperimentResult
+
+
+class SourceReport(BaseModel):
+    source: str
+    kind: Literal["teacher", "oversight", "aggregate"]
+    raw: LabelQuality = Field(description="labels on the strong split against gold")
+    calibrated: LabelQuality | None = None
+    tokens_per_label: Estimate | None = Field(
+        None, description="every model call of the graph, judge included"
+    )
+    seconds_per_label: Estimate | None = Field(None, description="model time per label (not wall time)")
+    usd_per_label: Estimate | None = Field(None, description="from the models' `price:`, when given")
+    judge: JudgeInfo | None = None
+    vs_blind: Estimate | None = Field(
+        None, description="label accuracy minus the blind judge's, paired over the same strong rows"
+    )
+    note: str | None = Field(None, description="a warning about how this source was made")
+
+
+class PipelineResult(BaseModel):
+    run_id: str
+    experiment: ExperimentResult
+    sources: list[SourceReport]
+    stage_seconds: dict[str, float]
