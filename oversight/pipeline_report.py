@@ -86,21 +86,21 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
 
 
 def plot_cost(r: PipelineResult, path: Path) -> None:
-    """Label accuracy against tokens per label, for the sources that call models per label."""
+    """Label accuracy against tokens per label. Sources with no per-label model calls (weak
+    teachers) are horizontal lines, each in the legend, so their names cannot overlap."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for s in r.sources:
-        if s.tokens_per_label is None:
-            ax.axhline(s.raw.accuracy.value, linestyle=":", linewidth=0.8, color="grey")
-            ax.annotate(
-                s.source, (0.01, s.raw.accuracy.value), xycoords=("axes fraction", "data"), fontsize=7
-            )
-            continue
+    fig, ax = plt.subplots(figsize=(8, 4))
+    lines = iter(["--", ":", "-.", (0, (1, 3)), (0, (5, 2, 1, 2))])
+    for i, s in enumerate(r.sources):
         a, t = s.raw.accuracy, s.tokens_per_label
+        if t is None:
+            style = next(lines, ":")
+            ax.axhline(a.value, linestyle=style, linewidth=1.2, color=f"C{i}", label=f"{s.source} (no calls)")
+            continue
         ax.errorbar(
             t.value,
             a.value,
@@ -108,10 +108,11 @@ def plot_cost(r: PipelineResult, path: Path) -> None:
             yerr=[[a.value - a.lo], [a.hi - a.value]],
             fmt="o",
             capsize=3,
+            color=f"C{i}",
             label=s.source,
         )
-    ax.set_xlabel("tokens per label (dotted: weak teachers, no per-label model calls)")
-    save_plot(fig, ax, "label accuracy (strong split)", r.run_id, path, legend="center right")
+    ax.set_xlabel("tokens per label (every call of the graph; 95% CIs)")
+    save_plot(fig, ax, "label accuracy (strong split)", r.run_id, path, legend="outside")
 
 
 def write_pipeline_report(r: PipelineResult, run_dir: Path) -> None:

@@ -99,7 +99,10 @@ def save_plot(fig: Any, ax: Any, ylabel: str, title: str, path: Path, legend: st
     import matplotlib.pyplot as plt
 
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, loc=legend)
+    if legend == "outside":  # right of the axes: never over a point
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=8, loc=legend)
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
