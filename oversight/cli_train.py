@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
+from rich.table import Table
 
 from agents import ConfigError, ModelError, get_model
 from oversight.cli_app import app, check_models, console, load
@@ -15,6 +17,7 @@ from oversight.paths import model_name_problem, resolve_model_path
 
 if TYPE_CHECKING:
     from w2sg.experiment import W2SGConfig
+    from w2sg.results import ExperimentResult
 
 
 def _load_w2sg(config: Path, device: str | None, *, check: bool = True) -> W2SGConfig:
@@ -41,17 +44,39 @@ ForceOpt = Annotated[bool, typer.Option(help="rerun even if the run folder is co
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: overrides both train sections")]
 
 
+def summary(e: ExperimentResult, run_dir: Path) -> Table:
+    """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
+    the student and its PGR (95% CIs), in five narrow columns; the full table is results.md."""
+    from w2sg.report import pgr_defined
+
+    floors = {s.source: s for s in e.sources}
+    table = Table(
+        title=f"ceiling {e.ceiling} · test {e.sizes['test']} rows · 95% CIs over questions",
+        caption=f"n/a: the supervisor is at least as good as the ceiling. All figures: {run_dir}/results.md",
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    # Cells wrap inside their column on a narrow terminal, so the table stays aligned.
+    table.add_column("label source", min_width=12, overflow="fold")
+    for name in ("loss", "label acc", "student", "PGR"):
+        table.add_column(name)
+    for s in e.students:
+        f = floors[s.source]
+        gap = str(s.pgr) if pgr_defined(f.floor, e.ceiling) else "n/a"
+        table.add_row(s.source, s.loss, str(f.labels.accuracy), str(s.accuracy), gap)
+    return table
+
+
 def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:
     from w2sg.experiment import run_experiment
-    from w2sg.report import markdown_table
 
     with console.status(f"{status}; -v shows each step"):
         try:
             result = run_experiment(cfg, resolve=resolve_model_path, force=force)
         except (ValueError, OSError) as e:
             raise _fail(e) from None
-    console.print(markdown_table(result), highlight=False)
-    console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")
+    console.print(summary(result, cfg.out_dir / result.run_id), highlight=False)
 
 
 @app.command("train")
@@ -149,7 +174,6 @@ def run_cmd(
     """End to end: weak teachers and oversight graphs label SciQ, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
     from oversight.pipeline import RunConfig, run_pipeline
-    from oversight.pipeline_report import pipeline_table
 
     cfg = load(config, RunConfig)
     with console.status("judges, labels, students and the ceiling; -v shows each step"):
@@ -157,5 +181,6 @@ def run_cmd(
             result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
         except (ModelError, ValueError, OSError, RuntimeError) as e:
             raise _fail(e) from None
-    console.print(pipeline_table(result), highlight=False, soft_wrap=True)
-    console.print(f"[dim]results in {cfg.out_dir / result.run_id} (results.md, pgr.png, cost.png)[/dim]")
+    run_dir = cfg.out_dir / result.run_id
+    console.print(summary(result.experiment, run_dir), highlight=False)
+    console.print(f"[dim]plots: {run_dir / 'pgr.png'}, {run_dir / 'cost.png'}[/dim]", highlight=False)
