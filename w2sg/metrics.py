@@ -61,9 +61,10 @@ def accuracy(probs: ArrayLike, gold: ArrayLike) -> float:
     return float(correct(*_check(probs, gold)).mean())
 
 
-# Bootstrap draws are processed in chunks of this many resamples: a chunk holds a
-# (chunk, clusters) count matrix, ~8 MB at 1,000 questions.
-_CHUNK = 1000
+# Bootstrap draws are processed in chunks of at most this many (resample, cluster) cells: each
+# chunk holds a draw and a count matrix of that size (2**20 cells: 8 MB each), so memory stays
+# flat however many questions a split has (1,000 resamples of 5,000 questions at once: 80 MB).
+_CHUNK_CELLS = 2**20
 
 
 def _clusters(groups: ArrayLike | None, n: int) -> tuple[np.ndarray, int]:
@@ -100,8 +101,9 @@ def bootstrap_means(
     sizes = np.bincount(codes, minlength=c).astype(float)
     rng = np.random.default_rng(seed)
     out = np.empty((n_boot, len(v)))
-    for start in range(0, n_boot, _CHUNK):
-        b = min(_CHUNK, n_boot - start)
+    step = max(1, _CHUNK_CELLS // c)
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
         draw = rng.integers(0, c, size=(b, c)) + (np.arange(b) * c)[:, None]
         counts = np.bincount(draw.ravel(), minlength=b * c).reshape(b, c).astype(float)
         out[start : start + b] = (counts @ sums) / (counts @ sizes)[:, None]
