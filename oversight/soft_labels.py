@@ -214,11 +214,3 @@ class DawidSkene:
 
 def _votes(sources: np.ndarray) -> np.ndarray:
     return (np.asarray(sources, dtype=float) > 0.5).astype(float)
-
-
-def dawid_skene(
-    sources: np.ndarray, iters: int = 100, tol: float = 1e-8
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Fit Dawid-Skene on (S, N) votes and return (posterior p(true) per row, parameters)."""
-    model = DawidSkene(iters, tol).fit(sources)
-    return model(sources), model.params
