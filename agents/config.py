@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -158,7 +158,9 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | Path, cls: type[C], *, only: Collection[str] | None = None) -> C:
+def load_config(
+    path: str | Path, cls: type[C], *, only: Collection[str] | None = None, overrides: Sequence[str] = ()
+) -> C:
     """Read YAML at `path` into `cls`; every error names the file and the offending field.
 
     `only`: keep just these top-level keys and ignore the rest (e.g. `models` for `w2sg models
@@ -168,7 +170,11 @@ def load_config(path: str | Path, cls: type[C], *, only: Collection[str] | None 
     taken relative to the config file's folder, so a config means the same wherever it is run
     from. Defaults (fields the file does not write) stay relative to the working directory, and
     model names are strings, never rebased (`hf/<dir>`, `classifier/<dir>`, a w2sg model `path`
-    are read against the working directory)."""
+    are read against the working directory).
+
+    `overrides`: `key.path=value` strings (the CLI's `--set`), each value read as YAML, applied
+    after the file, validated by the same models; a bad one is named with the fields allowed there.
+    A path given this way is relative to the working directory, like any command-line path."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -187,7 +193,68 @@ def load_config(path: str | Path, cls: type[C], *, only: Collection[str] | None 
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, str(path))) from None
     rebase_paths(cfg, path.parent)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides, str(path))
     return cfg
+
+
+def apply_overrides(cfg: C, overrides: Sequence[str], source: str) -> C:
+    """`cfg` with each `key.path=value` set (value parsed as YAML), validated again by its model."""
+    data = cfg.model_dump(mode="json", exclude_unset=True)
+    keys = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set sizes.weak=300")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
+            node = child
+        try:
+            node[parts[-1]] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {key}: {text!r} is not a YAML value ({e})") from None
+        keys.append(parts)
+    try:
+        return type(cfg).model_validate(data)
+    except ValidationError as e:
+        lines = [f"{source}: invalid --set"]
+        for err in e.errors():
+            loc = [str(p) for p in err["loc"]]
+            allowed = _fields_at(type(cfg), loc[:-1]) if err["type"] == "extra_forbidden" else None
+            hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+            lines.append(f"  {'.'.join(loc) or '<root>'}: {err['msg']}{hint}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _fields_at(cls: type[BaseModel], loc: Sequence[str]) -> list[str] | None:
+    """The field names of the model at `loc` inside `cls` (through nested models and dicts of them)."""
+    model: Any = cls
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            # a dict value (e.g. `models.<name>`): the annotation's value type
+            return None
+        model = _model_of(field.annotation)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return sorted(model.model_fields)
+    return None
+
+
+def _model_of(annotation: Any) -> Any:
+    """The BaseModel an annotation holds (`X`, `X | None`, `dict[str, X]`), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def rebase_paths(cfg: BaseModel, base: Path) -> None:

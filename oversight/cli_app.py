@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -28,12 +28,31 @@ def fail(e: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
-def load(config: Path, cls: type[C], *, check: bool = True, ignore: Collection[str] = ()) -> C:
-    """Read CONFIG into `cls` and (unless `check=False`) resolve every model name and path in it,
-    so a typo fails here, naming the file and field, before any compute is spent. `ignore`:
-    dotted fields the command does not use (e.g. `judge` for `w2sg judge train`)."""
+# `--set key.path=value` on every command that takes a config (applied by `load`).
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="override a config field, key.path=value, repeatable; the value is YAML (300, 1e-3, "
+        "a flow list of losses); validated like the file, paths relative to the working directory",
+    ),
+]
+
+
+def load(
+    config: Path,
+    cls: type[C],
+    *,
+    check: bool = True,
+    ignore: Collection[str] = (),
+    overrides: Sequence[str] | None = None,
+) -> C:
+    """Read CONFIG into `cls`, apply `--set` overrides, and (unless `check=False`) resolve every
+    model name and path in it, so a typo fails here, naming the file and field, before any
+    compute is spent. `ignore`: dotted fields the command does not use (e.g. `judge` for `w2sg
+    judge train`)."""
     try:
-        cfg = load_config(config, cls)
+        cfg = load_config(config, cls, overrides=overrides or ())
     except ConfigError as e:
         raise fail(e) from None
     if check:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from agents import ModelError, get_model
-from oversight.cli_app import app, check_models, console, load
+from oversight.cli_app import SetOpt, app, check_models, console, load
 from oversight.cli_app import fail as _fail
 from oversight.paths import model_path_problem, resolve_model_path
 
@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
 
 
-def _load_debate(config: Path, *, check: bool = True, ignore: tuple[str, ...] = ()) -> DebateConfig:
+def _load_debate(
+    config: Path, overrides: list[str] | None, *, check: bool = True, ignore: tuple[str, ...] = ()
+) -> DebateConfig:
     from graphs.config import DebateConfig
 
-    return load(config, DebateConfig, check=check, ignore=ignore)
+    return load(config, DebateConfig, check=check, ignore=ignore, overrides=overrides)
 
 
 @app.command("debate")
@@ -35,16 +37,13 @@ def debate_cmd(
     answer: Annotated[str, typer.Option("--answer", "-a", help="the proposed answer to judge")],
     context: Annotated[str, typer.Option(help="privileged passage the debaters may quote")] = "",
     protocol: Annotated[str | None, typer.Option(help="override the config's protocol")] = None,
+    set_: SetOpt = None,
 ) -> None:
     """Run one debate (or consultancy, blind judge, N-agent debate) and print transcript and verdict."""
     from graphs.debate import build_debate_graph, run_debate
 
-    cfg = _load_debate(config, check=False)
-    if protocol is not None:
-        try:
-            cfg = type(cfg).model_validate({**cfg.model_dump(), "protocol": protocol})
-        except ValueError as e:
-            raise _fail(ValueError(f"--protocol: {e}")) from None
+    # --protocol is `--set protocol=...`; models are checked after it (it decides whether a debater is called)
+    cfg = _load_debate(config, [*(set_ or []), *([f"protocol={protocol}"] if protocol else [])], check=False)
     check_models(cfg, config)  # after --protocol: it decides whether the debater is called
 
     async def go() -> dict:
@@ -83,6 +82,7 @@ def graph_cmd(
     out: Annotated[Path, typer.Option(help="output path without suffix; .mmd and .png are written")] = Path(
         "debate-graph"
     ),
+    set_: SetOpt = None,
 ) -> None:
     """Draw the configured graph: Mermaid text (.mmd) and a PNG."""
     from agents import wrap
@@ -90,7 +90,7 @@ def graph_cmd(
     from graphs.debate import build_debate_graph
     from graphs.draw import draw_png, mermaid
 
-    cfg = _load_debate(config, check=False)  # no model is called: a judge not yet trained is fine
+    cfg = _load_debate(config, set_, check=False)  # no model is called: a judge not yet trained is fine
     # The drawing does not depend on the models: scripted stand-ins avoid loading any.
     stand_in = wrap(ScriptedBackend("scripted/stand-in"))
     graph = build_debate_graph(cfg, debater=stand_in, judge=stand_in)
@@ -119,6 +119,7 @@ def judge_train_cmd(
     holdout: Annotated[
         float, typer.Option(help="share of the questions kept out of training and selection, to score it")
     ] = 0.2,
+    set_: SetOpt = None,
 ) -> None:
     """Debate `questions` SciQ questions under CONFIG's protocol, then fine-tune a judge on gold:
     trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
@@ -127,7 +128,7 @@ def judge_train_cmd(
     from w2sg.train import TrainConfig
 
     # The config's judge is what this trains, so it need not exist yet.
-    cfg = _load_debate(config, ignore=("judge",))
+    cfg = _load_debate(config, set_, ignore=("judge",))
     if (problem := model_path_problem(base)) is not None:
         raise _fail(ValueError(f"--base: {problem}"))
     try:
@@ -197,12 +198,13 @@ def interact_cmd(
     context: Annotated[str, typer.Option(help="privileged passage the assistant may use")] = "",
     gold: Annotated[bool | None, typer.Option(help="simulated overseer only: is the answer correct?")] = None,
     db: Annotated[Path | None, typer.Option(help="human overseer: the SQLite queue to wait in")] = None,
+    set_: SetOpt = None,
 ) -> None:
     """A strong assistant helps a weak overseer (model, simulated or human) judge one answer."""
     from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
     from oversight import human
 
-    cfg = load(config, InteractionConfig)
+    cfg = load(config, InteractionConfig, overrides=set_)
     if cfg.overseer == "human":
         if db is None:
             raise _fail(ValueError("a human overseer waits in a queue: pass --db FILE"))
@@ -305,13 +307,14 @@ def _number(raw: str) -> float | str:
 def label_cmd(
     config: Annotated[Path, typer.Argument(help="labelling YAML (see configs/label-*.yaml)")],
     replay: Annotated[bool, typer.Option(help="rebuild every label from the models' record caches")] = False,
+    set_: SetOpt = None,
 ) -> None:
     """Run an oversight graph over a dataset split; verdicts go to a durable SQLite store."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from oversight.label import LabelConfig, label
 
-    cfg = load(config, LabelConfig)
+    cfg = load(config, LabelConfig, overrides=set_)
     failed = 0
     with Progress(
         TextColumn("{task.description}"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from oversight.cli_app import app, console, load
+from oversight.cli_app import SetOpt, app, console, load
 from oversight.cli_app import fail as _fail
 from oversight.paths import resolve_model_path
 
@@ -20,6 +21,7 @@ def ladder_cmd(
     config: Annotated[Path, typer.Argument(help="ladder YAML (see configs/ladder-sciq.yaml)")],
     force: Annotated[bool, typer.Option(help="rerun from rung 0 even if the run folder is complete")] = False,
     out: Annotated[Path | None, typer.Option(help="folder for run folders; overrides out_dir")] = None,
+    set_: SetOpt = None,
 ) -> None:
     """Ladder of models: rung 0 learns from gold, each rung's student becomes the next evaluator.
 
@@ -30,9 +32,10 @@ def ladder_cmd(
     from oversight.ladder_config import LadderConfig
     from oversight.ladder_report import markdown_table
 
-    cfg = load(config, LadderConfig)
-    if out is not None:
-        cfg = cfg.model_copy(update={"out_dir": out})
+    # --out is `--set out_dir=...`
+    cfg = load(
+        config, LadderConfig, overrides=[*(set_ or []), *([f"out_dir={json.dumps(str(out))}"] if out else [])]
+    )
     last = len(cfg.rungs) - 1
     with console.status(f"rung 0/{last} {cfg.rungs[0].name}: labelling; -v shows each step") as status:
 

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from agents import ConfigError, ModelError, get_model
-from oversight.cli_app import app, check_models, console, load
+from oversight.cli_app import SetOpt, app, check_models, console, load
 from oversight.cli_app import fail as _fail
 from oversight.paths import model_name_problem, resolve_model_path
 
@@ -20,23 +20,14 @@ if TYPE_CHECKING:
     from w2sg.results import ExperimentResult
 
 
-def _load_w2sg(config: Path, device: str | None, *, check: bool = True) -> W2SGConfig:
-    """The experiment config, with --device applied to both train sections."""
+def _load_w2sg(
+    config: Path, device: str | None, overrides: list[str] | None, *, check: bool = True
+) -> W2SGConfig:
+    """The experiment config with `--set` overrides; --device is `--set` of both train sections."""
     from w2sg.experiment import W2SGConfig
 
-    cfg = load(config, W2SGConfig, check=check)
-    try:
-        if device is not None:
-            cfg = W2SGConfig.model_validate(
-                {
-                    **cfg.model_dump(),
-                    "weak_train": {**cfg.weak_train.model_dump(), "device": device},
-                    "strong_train": {**cfg.strong_train.model_dump(), "device": device},
-                }
-            )
-    except ValueError as e:
-        raise _fail(ValueError(f"--device: {e}")) from None
-    return cfg
+    both = [f"{section}.device={device}" for section in ("weak_train", "strong_train")] if device else []
+    return load(config, W2SGConfig, check=check, overrides=[*(overrides or []), *both])
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="W2SG experiment YAML (see configs/w2sg-sciq.yaml)")]
@@ -80,17 +71,21 @@ def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:
 
 
 @app.command("train")
-def train_cmd(config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None) -> None:
+def train_cmd(
+    config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None, set_: SetOpt = None
+) -> None:
     """Weak floor, weak labels, strong students per label source and loss, ceiling, PGR."""
-    _run_and_print(_load_w2sg(config, device), force, "training (weak teacher, ceiling, students)")
+    _run_and_print(_load_w2sg(config, device, set_), force, "training (weak teacher, ceiling, students)")
 
 
 @app.command("ensemble")
-def ensemble_cmd(config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None) -> None:
+def ensemble_cmd(
+    config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None, set_: SetOpt = None
+) -> None:
     """Single weak teacher vs bagging vs boosting: label accuracy, student accuracy and PGR.
 
     Runs the experiment with every ensemble in the config's `ensembles:` as a label source."""
-    cfg = _load_w2sg(config, device)
+    cfg = _load_w2sg(config, device, set_)
     if not cfg.ensembles:
         raise _fail(ConfigError(f"{config}: field 'ensembles': add at least one (method: bagging|boosting)"))
     sources = list(dict.fromkeys(["weak", *cfg.label_sources, *(e.source for e in cfg.ensembles)]))
@@ -104,13 +99,14 @@ def icl_cmd(
     force: ForceOpt = False,
     device: DeviceOpt = None,
     model: Annotated[str | None, typer.Option(help="override icl.model, e.g. openai/<m>@<url>")] = None,
+    set_: SetOpt = None,
 ) -> None:
     """In-context-learning W2SG: ICL accuracy per demo selector and label source, vs gold demos."""
     from w2sg.icl import ICLConfig
     from w2sg.icl_experiment import run_icl
     from w2sg.report import icl_table
 
-    cfg = _load_w2sg(config, device, check=False)
+    cfg = _load_w2sg(config, device, set_, check=False)
     icl = cfg.icl or ICLConfig()
     if model is not None:
         if (problem := model_name_problem(model)) is not None:
@@ -170,12 +166,13 @@ def compare_cmd(
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="end-to-end YAML (see configs/run-demo.yaml)")],
     force: ForceOpt = False,
+    set_: SetOpt = None,
 ) -> None:
     """End to end: weak teachers and oversight graphs label SciQ, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
     from oversight.pipeline import RunConfig, run_pipeline
 
-    cfg = load(config, RunConfig)
+    cfg = load(config, RunConfig, overrides=set_)
     with console.status("judges, labels, students and the ceiling; -v shows each step"):
         try:
             result = run_pipeline(cfg, resolve=resolve_model_path, force=force)

@@ -330,3 +330,30 @@ def test_cli_judge_train_then_debate_with_it(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "l.sqlite") as db:
         labelled = {qid[r[0]] for r in db.execute("SELECT example_id FROM labels")}
     assert labelled and not labelled & set(info["qids"])
+
+
+def test_set_overrides_any_field_and_a_bad_one_names_the_key_and_the_allowed_fields(tmp_path: Path) -> None:
+    label = write(
+        tmp_path,
+        f"""
+split: test
+questions: 5
+store: {tmp_path / "s.sqlite"}
+models:
+  judge: {{name: scripted/j, scripted: {{rules: [{{match: '.*', probs: {{'Yes': 0.6, 'No': 0.4}}}}]}}}}
+debate: {{protocol: blind, judge: judge}}
+""",
+    )
+    out = w2sg("label", str(label), "--set", "questions=2", "--set", "concurrency=3")
+    assert out.returncode == 0, out.stderr
+    assert "4 labelled" in out.stdout  # 2 questions, not the file's 5
+    bad = w2sg("label", str(label), "--set", "debate.rounds=zero")
+    assert bad.returncode == 2 and "debate.rounds" in bad.stderr and "valid integer" in bad.stderr
+    typo = w2sg("train", "configs/w2sg-sciq.yaml", "--set", "sizes.weakk=3", "--set", f"out_dir={tmp_path}")
+    assert typo.returncode == 2
+    assert (
+        "sizes.weakk: Extra inputs are not permitted (allowed here: strong, test, val, weak)" in typo.stderr
+    )
+    assert "Traceback" not in typo.stderr and not list(tmp_path.glob("sciq-*"))
+    shape = w2sg("label", str(label), "--set", "questions")
+    assert shape.returncode == 2 and "expected key.path=value" in shape.stderr
