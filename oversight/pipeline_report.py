@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oversight.pipeline_results import PipelineResult
-from w2sg.report import pgr_defined, plot, save_plot, wrap_label
+from w2sg.report import pgr_defined, plot, save_plot
 
 
 def pipeline_table(r: PipelineResult) -> str:
@@ -65,6 +65,8 @@ def pipeline_table(r: PipelineResult) -> str:
 
 
 def plot_pgr(r: PipelineResult, path: Path) -> None:
+    """PGR per student where it is defined (the supervisor below the ceiling), one row each with
+    its CI; the others are named underneath. With none defined, the figure says so."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,17 +74,27 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
 
     e = r.experiment
     floors = {s.source: s.floor for s in e.sources}
-    shown = [s for s in e.students if pgr_defined(floors[s.source], e.ceiling)]
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(shown)), 4))
-    x = range(len(shown))
-    vals = [s.pgr.value for s in shown]
-    err = [[s.pgr.value - s.pgr.lo for s in shown], [s.pgr.hi - s.pgr.value for s in shown]]
-    ax.bar(list(x), vals, yerr=err, capsize=3, label="PGR (95% CI)")
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(list(x), [f"{wrap_label(s.source)}\n{s.loss}" for s in shown], fontsize=8)
-    if hidden := sorted({s.source for s in e.students} - {s.source for s in shown}):
-        ax.set_xlabel(f"not shown, supervisor ≥ ceiling (PGR undefined): {', '.join(hidden)}", fontsize=8)
-    save_plot(fig, ax, "PGR = (student − floor) / (ceiling − floor)", r.run_id, path, legend="upper right")
+    shown = [s for s in reversed(e.students) if pgr_defined(floors[s.source], e.ceiling)]
+    hidden = sorted({s.source for s in e.students} - {s.source for s in shown})
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.4 * max(1, len(shown))))
+    if shown:
+        y = list(range(len(shown)))
+        err = [[s.pgr.value - s.pgr.lo for s in shown], [s.pgr.hi - s.pgr.value for s in shown]]
+        ax.errorbar([s.pgr.value for s in shown], y, xerr=err, fmt="o", capsize=3, label="PGR (95% CI)")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.axvline(1, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_yticks(y, [f"{s.source} · {s.loss}" for s in shown], fontsize=8)
+        ax.set_ylim(-0.6, len(shown) - 0.4)
+    else:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "PGR is undefined for every source here", ha="center", va="center")
+    ax.set_xlabel(
+        "PGR = (student − floor) / (ceiling − floor); 0: no gain over the supervisor, 1: the ceiling"
+    )
+    if hidden:
+        note = "not shown, supervisor ≥ ceiling (PGR undefined): " + ", ".join(hidden)
+        fig.text(0.01, 0.01, note, fontsize=7, wrap=True)
+    save_plot(fig, ax, "", r.run_id, path, legend="", bottom=0.12 if hidden else 0)
 
 
 def plot_cost(r: PipelineResult, path: Path) -> None:

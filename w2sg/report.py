@@ -69,43 +69,54 @@ def pgr_defined(floor: Estimate, ceiling: Estimate) -> bool:
 
 
 def plot(r: ExperimentResult, path: Path) -> None:
+    """One row per student (source, loss): its floor, the student and the ceiling on test, with
+    CIs, and its PGR at the right. Rows stack downwards, so many sources stay readable."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     floors = {s.source: s.floor for s in r.sources}
-    names = [f"{wrap_label(s.source)}\n{s.loss}" for s in r.students]
-    x = range(len(names))
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(names)), 4))
+    rows = list(reversed(r.students))  # first student on top
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.42 * len(rows)))
+    y = range(len(rows))
 
-    def bars(offset: float, ests: list, label: str) -> None:
-        vals = [e.value for e in ests]
+    def dots(offset: float, ests: list[Estimate], label: str, marker: str) -> None:
         err = [[e.value - e.lo for e in ests], [e.hi - e.value for e in ests]]
-        ax.bar([i + offset for i in x], vals, width=0.25, yerr=err, capsize=3, label=label)
+        ys = [i + offset for i in y]
+        ax.errorbar([e.value for e in ests], ys, xerr=err, fmt=marker, capsize=3, label=label)
 
-    bars(-0.25, [floors[s.source] for s in r.students], "weak floor")
-    bars(0.0, [s.accuracy for s in r.students], "strong student")
-    bars(0.25, [r.ceiling for _ in r.students], "strong ceiling")
-    for i, s in zip(x, r.students, strict=True):
-        shown = f"{s.pgr.value:.2f}" if pgr_defined(floors[s.source], r.ceiling) else "n/a"
-        ax.annotate(f"PGR {shown}", (i, 1.0), ha="center", fontsize=8)
-    ax.set_xticks(list(x), names, fontsize=8)
-    ax.set_ylim(0.4, 1.05)
-    save_plot(fig, ax, "test accuracy", r.run_id, path, legend="lower right")
+    dots(0.2, [floors[s.source] for s in rows], "supervisor (floor)", "s")
+    dots(0.0, [s.accuracy for s in rows], "strong student", "o")
+    dots(-0.2, [r.ceiling for _ in rows], "strong ceiling", "^")
+    ax.set_yticks(list(y), [f"{s.source} · {s.loss}" for s in rows], fontsize=8)
+    for i, s in zip(y, rows, strict=True):
+        shown = f"PGR {s.pgr.value:.2f}" if pgr_defined(floors[s.source], r.ceiling) else "PGR n/a"
+        ax.annotate(shown, (1.01, i), xycoords=("axes fraction", "data"), va="center", fontsize=8)
+    ax.set_xlabel("test accuracy (95% CIs over questions)")
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    save_plot(fig, ax, "", r.run_id, path, legend="below")
 
 
-def save_plot(fig: Any, ax: Any, ylabel: str, title: str, path: Path, legend: str) -> None:
+def save_plot(
+    fig: Any, ax: Any, ylabel: str, title: str, path: Path, legend: str, bottom: float = 0.0
+) -> None:
+    """Label, legend (a loc, "outside" right, "below", or "" for none), title, save. `bottom`: the
+    share of the figure's height kept free under the axes for a footnote."""
     import matplotlib.pyplot as plt
 
     ax.set_ylabel(ylabel)
     if legend == "outside":  # right of the axes: never over a point
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    else:
+    elif legend == "below":  # under the axes, in one row
+        ax.legend(
+            fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.4 / fig.get_figheight()), ncol=3
+        )
+    elif legend:
         ax.legend(fontsize=8, loc=legend)
     ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # legends and notes outside the axes included
     plt.close(fig)
 
 
