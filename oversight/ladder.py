@@ -247,7 +247,8 @@ def run_ladder(
     trainer (tests wrap it); `on_step(rung, node)` is told of each finished node."""
     t0 = time.perf_counter()
     sp = ladder_splits(cfg)
-    rid = cfg.run_id(fingerprint(sp))
+    fp = fingerprint(sp)
+    rid = cfg.run_id(fp)
     run_dir = cfg.out_dir / rid
     db = run_dir / "checkpoints.sqlite"
     if (finished := load_complete(run_dir, LadderResult, force)) is not None:
@@ -256,7 +257,7 @@ def run_ladder(
         for p in (run_dir / DONE, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
     _check_column(cfg, sp)
-    start_run(run_dir, cfg, data_info(sp))
+    start_run(run_dir, cfg, data_info(sp, fp))
     saver = sqlite_saver(db)
     try:
         graph = build_ladder_graph(cfg, sp, fit or RungFitter(cfg, sp, resolve), checkpointer=saver)

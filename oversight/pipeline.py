@@ -279,12 +279,13 @@ def run_pipeline(
     """Run (or load, when complete and not `force`) the end-to-end experiment."""
     t0 = time.perf_counter()
     sp = prepare_run_splits(cfg)
-    rid = cfg.run_id(fingerprint(sp))
+    fp = fingerprint(sp)
+    rid = cfg.run_id(fp)
     run_dir = cfg.out_dir / rid
     if (finished := load_complete(run_dir, PipelineResult, force)) is not None:
         return finished
     stages: dict[str, float] = {}
-    start_run(run_dir, cfg, data_info(sp))
+    start_run(run_dir, cfg, data_info(sp, fp))
     w = cfg.w2sg()
     fitter = Fitter(w, sp, resolve)
     gold, qids = fitter.gold, fitter.qids

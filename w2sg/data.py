@@ -204,9 +204,10 @@ def fingerprint(splits: dict[str, Sequence[Example]]) -> str:
     return h.hexdigest()[:16]
 
 
-def data_info(splits: dict[str, Sequence[Example]]) -> dict[str, object]:
-    """What a run folder's config.json records of its data."""
-    return {"fingerprint": fingerprint(splits), "rows": {k: len(v) for k, v in splits.items()}}
+def data_info(splits: dict[str, Sequence[Example]], fp: str) -> dict[str, object]:
+    """What a run folder's config.json records of its data (`fp`: the splits' fingerprint, which
+    the caller has already computed for the run id)."""
+    return {"fingerprint": fp, "rows": {k: len(v) for k, v in splits.items()}}
 
 
 def split_by_question(

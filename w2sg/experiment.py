@@ -239,11 +239,12 @@ def run_experiment(
     """Run (or load, when its run folder is complete and not `force`) one experiment."""
     t0 = time.perf_counter()
     sp = prepare_splits(cfg)
-    rid = cfg.run_id(fingerprint(sp))
+    fp = fingerprint(sp)
+    rid = cfg.run_id(fp)
     run_dir = cfg.out_dir / rid
     if (finished := load_complete(run_dir, ExperimentResult, force)) is not None:
         return finished
-    start_run(run_dir, cfg, data_info(sp))
+    start_run(run_dir, cfg, data_info(sp, fp))
     fitter = Fitter(cfg, sp, resolve)
     computed, ensembles = supervise(fitter, cfg.label_sources)
     # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.

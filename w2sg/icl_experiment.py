@@ -157,7 +157,8 @@ def run_icl(
         rows=rows,
         seconds=time.perf_counter() - t0,
     )
-    start_run(run_dir, cfg, data_info({"pool": pool, "test": test}))
+    used = {"pool": pool, "test": test}
+    start_run(run_dir, cfg, data_info(used, fingerprint(used)))
     write_icl_report(result, run_dir)
     keys = [f"{sel}__{src}__{'conf' if conf else 'plain'}" for sel, src, conf, _, _ in jobs]
     np.savez(
