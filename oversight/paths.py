@@ -53,14 +53,14 @@ def check_config_models(cfg: BaseModel, source: str | Path, *, ignore: Collectio
     or `icl.model` calls (a key of the config's `models:`, `trained` in a run config, or a model
     string, checked the same way). Offline (HF_HUB_OFFLINE=1) a hub id must be in the local cache."""
     keys = set(m) if isinstance(m := getattr(cfg, "models", None), dict) else set()
-    pipeline = sys.modules.get("oversight.pipeline")
+    pipeline = sys.modules.get("oversight.run.config")
     if pipeline is not None and isinstance(cfg, pipeline.RunConfig):
         keys.add(pipeline.TRAINED)
     # The config classes live in modules that import torch: match them only if already loaded
     # (a config holding one has loaded its module).
     model_config = _loaded("w2sg.models", "ModelConfig")
     icl_config = _loaded("w2sg.icl", "ICLConfig")
-    judge_training = _loaded("oversight.pipeline", "JudgeTraining")
+    judge_training = _loaded("oversight.run.config", "JudgeTraining")
     debate_config = _loaded("graphs.config", "DebateConfig")
     interaction_config = _loaded("graphs.interaction", "InteractionConfig")
     errors: list[str] = []

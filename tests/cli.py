@@ -31,8 +31,8 @@ def config_class(path: Path) -> type:
     from graphs.interaction import InteractionConfig
     from oversight.config import ExperimentConfig
     from oversight.label import LabelConfig
-    from oversight.ladder_config import LadderConfig
-    from oversight.pipeline import RunConfig
+    from oversight.ladder.config import LadderConfig
+    from oversight.run.config import RunConfig
     from w2sg.experiment import W2SGConfig
 
     kinds = {

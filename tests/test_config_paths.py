@@ -48,7 +48,7 @@ debate: {protocol: consultancy, debater: deb, judge: judge}
 
 def test_defaults_and_absolute_paths_are_left_alone(tmp_path: Path) -> None:
     from oversight.label import LabelConfig
-    from oversight.pipeline import RunConfig
+    from oversight.run.config import RunConfig
 
     c = load_config(write(tmp_path / "a", f"store: {tmp_path / 'abs.sqlite'}\ndebate: {{}}\n"), LabelConfig)
     assert c.store == tmp_path / "abs.sqlite"

@@ -17,9 +17,9 @@ import torch
 from cli import ROOT, w2sg
 
 from agents import ConfigError, load_config
-from oversight.ladder import FitFn, Fitted, RungFitter, run_ladder
-from oversight.ladder_config import LadderConfig, ladder_splits
-from oversight.ladder_report import LadderResult
+from oversight.ladder.config import LadderConfig, ladder_splits
+from oversight.ladder.report import LadderResult
+from oversight.ladder.runner import FitFn, Fitted, RungFitter, run_ladder
 from w2sg.data import Example, label_source
 from w2sg.synthetic import OVERSEER
 
@@ -182,8 +182,8 @@ def test_oversight_arm_mixes_the_column_into_the_evaluators_labels(ladder: Ladde
 KILL_AT_RUNG_2 = """
 import os, signal, sys, torch
 torch.set_num_threads(1)
-from oversight.ladder import RungFitter, run_ladder
-from oversight.ladder_config import LadderConfig, ladder_splits
+from oversight.ladder.runner import RungFitter, run_ladder
+from oversight.ladder.config import LadderConfig, ladder_splits
 cfg = LadderConfig.model_validate_json(open(sys.argv[1]).read())
 base = RungFitter(cfg, ladder_splits(cfg), str)
 def fit(rung, *args):

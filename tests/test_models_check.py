@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import oversight.cli
 from agents import ConfigError, load_config
-from oversight.cli_app import app
+from oversight.cli.app import app
 from oversight.paths import check_config_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
 def test_models_list_accepts_every_shipped_config(path: Path) -> None:
     code, out, err = invoke("models", "list", str(path))
     assert code == 0, err
-    raw = load_config(path, oversight.cli.ModelsSection, only=("models",)).models
+    raw = load_config(path, oversight.cli.models.ModelsSection, only=("models",)).models
     if raw:
         assert all(key in out for key in raw)
     else:
@@ -55,7 +55,7 @@ def test_models_check_accepts_every_shipped_config(path: Path) -> None:
     """It reads the config's `models:` (today's failure was at parse time) and calls the models it
     can reach offline for real; API models (another host) and SmolLM2 (slow) are only listed, by
     asking for a name the config does not have."""
-    models = load_config(path, oversight.cli.ModelsSection, only=("models",)).models
+    models = load_config(path, oversight.cli.models.ModelsSection, only=("models",)).models
     local = [k for k, spec in models.items() if spec.provider in LOCAL]
     if local:
         code, out, err = invoke("models", "check", str(path), *(a for k in local for a in ("--only", k)))
@@ -256,7 +256,7 @@ def test_hub_ids_offline_must_be_in_the_local_cache(tmp_path: Path, monkeypatch:
 
 
 def test_run_config_graph_names_may_be_keys_or_trained() -> None:
-    from oversight.pipeline import RunConfig
+    from oversight.run.config import RunConfig
 
     base = {
         "models": {"reader": {"name": "extractive"}},

@@ -14,7 +14,8 @@ from cli import w2sg
 
 from agents import ConfigError, load_config
 from oversight.paths import resolve_model_path
-from oversight.pipeline import RunConfig, prepare_run_splits, run_pipeline
+from oversight.run.config import RunConfig
+from oversight.run.runner import prepare_run_splits, run_pipeline
 
 TINY = {"kind": "features", "path": "embedded/tiny-gpt2", "max_length": 48}
 FAST = {"lr": 1.0e-3, "epochs": 2, "batch_size": 16, "eval_every": 4, "device": "cpu"}

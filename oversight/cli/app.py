@@ -1,7 +1,10 @@
-"""What every `w2sg` subcommand shares: the app, consoles, one way to fail, one way to load a config."""
+"""What every `w2sg` subcommand shares: the app and its root options, consoles, one way to fail, one
+way to load a config."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -9,6 +12,7 @@ from typing import Annotated, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.logging import RichHandler
 
 from agents import ConfigError, load_config
 from oversight.paths import check_config_models
@@ -18,6 +22,21 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO")] = False) -> None:
+    if not verbose:  # our own status lines show progress; transformers' bars would interleave
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # e.g. each new judge head's load report
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
+    for noisy in ("httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -66,3 +85,7 @@ def check_models(cfg: BaseModel, config: Path, *, ignore: Collection[str] = ()) 
         check_config_models(cfg, config, ignore=ignore)
     except ConfigError as e:
         raise fail(e) from None
+
+
+def main() -> None:
+    app()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oversight.pipeline_results import PipelineResult
+from oversight.run.results import PipelineResult
 from w2sg.report import pgr_defined, plot, save_plot
 
 

@@ -1,24 +1,20 @@
-"""`w2sg`: one CLI whose subcommands map to config files."""
+"""`w2sg models list | check`, `w2sg chat`: the model layer's commands."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import Field
-from rich.logging import RichHandler
 from rich.table import Table
 
 from agents import ConfigError, ModelError, ModelSpec, get_model, load_config
 from agents.config import Config
-from oversight import cli_graphs, cli_ladder, cli_train  # noqa: F401  (they register their commands)
-from oversight.cli_app import app, console, err_console
-from oversight.cli_app import fail as _fail
+from oversight.cli.app import app, console, err_console
+from oversight.cli.app import fail as _fail
 
 models_app = typer.Typer(help="Inspect and check configured models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -28,20 +24,6 @@ JUDGE_PROMPT = (
     "Question: What element is present in all organic molecules?\nAnswer: carbon\n"
     "Is the answer correct? Reply Yes or No."
 )
-
-
-@app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO")] = False) -> None:
-    if not verbose:  # our own status lines show progress; transformers' bars would interleave
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # e.g. each new judge head's load report
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False)],
-    )
-    for noisy in ("httpx", "httpx2", "openai"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 class ModelsSection(Config):
@@ -187,11 +169,3 @@ def chat(
         asyncio.run(run())
     except ModelError as e:
         raise _fail(e) from None
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -26,8 +26,8 @@ import numpy as np
 from langgraph.graph import END, START, StateGraph
 
 from graphs.checkpoint import sqlite_saver
-from oversight.ladder_config import LadderConfig, ladder_splits, slice_name
-from oversight.ladder_report import LadderResult, RungResult, rung_result, write_run
+from oversight.ladder.config import LadderConfig, ladder_splits, slice_name
+from oversight.ladder.report import LadderResult, RungResult, rung_result, write_run
 from w2sg.data import DataError, Example, data_info, fingerprint, label_source
 from w2sg.models import FeatureHead, build_classifier
 from w2sg.run_folder import DONE, load_complete, start_run

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from oversight.cli_app import SetOpt, app, console, load
-from oversight.cli_app import fail as _fail
+from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import fail as _fail
 from oversight.paths import resolve_model_path
 
 #: What a rung does after each node of the ladder graph, for the status line.
@@ -28,9 +28,9 @@ def ladder_cmd(
     Per rung: label accuracy, drift from rung 0's labels, student accuracy, ceiling and PGR.
     Arms: recursive, the non-recursive baseline, and (if configured) oversight-assisted labels.
     A killed run resumes from its checkpoint; finished rungs are not retrained."""
-    from oversight.ladder import run_ladder
-    from oversight.ladder_config import LadderConfig
-    from oversight.ladder_report import markdown_table
+    from oversight.ladder.config import LadderConfig
+    from oversight.ladder.report import markdown_table
+    from oversight.ladder.runner import run_ladder
 
     # --out is `--set out_dir=...`
     cfg = load(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from oversight.ladder_config import LadderConfig, slice_name
+from oversight.ladder.config import LadderConfig, slice_name
 from w2sg.data import Example, label_source
 from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr_ci
 from w2sg.report import pgr_defined, save_plot, wrap_label

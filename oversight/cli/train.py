@@ -11,8 +11,8 @@ from rich import box
 from rich.table import Table
 
 from agents import ConfigError, ModelError, get_model
-from oversight.cli_app import SetOpt, app, check_models, console, load
-from oversight.cli_app import fail as _fail
+from oversight.cli.app import SetOpt, app, check_models, console, load
+from oversight.cli.app import fail as _fail
 from oversight.paths import model_name_problem, resolve_model_path
 
 if TYPE_CHECKING:
@@ -160,24 +160,3 @@ def compare_cmd(
         highlight=False,
         soft_wrap=True,
     )
-
-
-@app.command("run")
-def run_cmd(
-    config: Annotated[Path, typer.Argument(help="end-to-end YAML (see configs/run-demo.yaml)")],
-    force: ForceOpt = False,
-    set_: SetOpt = None,
-) -> None:
-    """End to end: weak teachers and oversight graphs label SciQ, a strong student learns from
-    each label source, one report (label quality, student accuracy, PGR, cost per label)."""
-    from oversight.pipeline import RunConfig, run_pipeline
-
-    cfg = load(config, RunConfig, overrides=set_)
-    with console.status("judges, labels, students and the ceiling; -v shows each step"):
-        try:
-            result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
-        except (ModelError, ValueError, OSError, RuntimeError) as e:
-            raise _fail(e) from None
-    run_dir = cfg.out_dir / result.run_id
-    console.print(summary(result.experiment, run_dir), highlight=False)
-    console.print(f"[dim]plots: {run_dir / 'pgr.png'}, {run_dir / 'cost.png'}[/dim]", highlight=False)

@@ -1,0 +1,103 @@
+"""`w2sg label | export`: labelling runs and their store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agents import ModelError
+from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import fail as _fail
+
+if TYPE_CHECKING:
+    from oversight.store import LabelRow
+
+
+@app.command("label")
+def label_cmd(
+    config: Annotated[Path, typer.Argument(help="labelling YAML (see configs/label-*.yaml)")],
+    replay: Annotated[bool, typer.Option(help="rebuild every label from the models' record caches")] = False,
+    set_: SetOpt = None,
+) -> None:
+    """Run an oversight graph over a dataset split; verdicts go to a durable SQLite store."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from oversight.label import LabelConfig, label
+
+    cfg = load(config, LabelConfig, overrides=set_)
+    failed = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task(f"{cfg.protocol} labels", total=None, note="")
+
+        def started(total: int, todo: int) -> None:
+            bar.update(task, total=total, completed=total - todo, note=f"{total - todo} already in the store")
+
+        def labelled(row: LabelRow) -> None:
+            nonlocal failed
+            failed += row.status == "failed"
+            tokens = row.record.get("verdict", {}).get("tokens", 0)
+            bar.update(task, advance=1, note=f"{failed} failed · last {tokens} tokens")
+
+        try:
+            run = asyncio.run(label(cfg, replay=replay, on_start=started, on_label=labelled))
+        except (ModelError, ValueError, OSError) as e:
+            raise _fail(e) from None
+    cost = sum(u.get("cost_usd", 0.0) for u in run.usage.values())
+    tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
+    console.print(
+        f"{run.labelled} labelled, {run.failed} failed, {run.already_done} already done, of {run.total}"
+        + (f" ({run.excluded} rows left out: their questions trained the judge)" if run.excluded else "")
+        + "; "
+        f"{run.seconds:.1f} s, {tokens:.0f} tokens, ${cost:.4f}; store {cfg.store} "
+        f"(protocol {run.protocol}, config {run.config_hash})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if run.quality is not None:
+        q = run.quality
+        console.print(
+            f"label accuracy {q.accuracy} (95% CI), ECE {q.ece:.3f}, Brier {q.brier:.3f} against gold",
+            highlight=False,
+        )
+    if run.failed:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export_cmd(
+    store: Annotated[Path, typer.Argument(help="a labelling store (SQLite)")],
+    out: Annotated[Path, typer.Option(help="output file (jsonl, parquet) or folder (hf)")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, parquet or hf")] = "jsonl",
+    protocol: Annotated[str | None, typer.Option(help="only this protocol")] = None,
+    config_hash: Annotated[str | None, typer.Option(help="only this config hash")] = None,
+    force: Annotated[
+        bool, typer.Option(help="replace an existing --out of the same kind (a file, or an hf folder)")
+    ] = False,
+) -> None:
+    """Export labels with provenance (protocol, models, seed, config hash, transcript, tokens, seconds).
+
+    An existing --out is kept unless --force; a folder where a file goes (or the reverse) is never
+    replaced. The output appears only once complete; no temporary file is left behind."""
+    from oversight.export import check_target, export_rows, write_export
+
+    if not store.is_file():
+        raise _fail(FileNotFoundError(f"{store}: no such store"))
+    if out.resolve() == store.resolve():
+        raise _fail(ValueError(f"--out {out} is the store being exported; choose another path"))
+    try:
+        check_target(out, fmt, force=force)  # before reading the store: refuse at once
+        rows = export_rows(store, protocol, config_hash)
+        path = write_export(rows, out, fmt, force=force)
+    except (ValueError, OSError) as e:
+        raise _fail(e) from None
+    console.print(f"wrote {len(rows)} labels to {path}", highlight=False)

@@ -1,0 +1,36 @@
+"""`w2sg run`: the end-to-end experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agents import ModelError
+from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import fail as _fail
+from oversight.cli.train import ForceOpt, summary
+from oversight.paths import resolve_model_path
+
+
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="end-to-end YAML (see configs/run-demo.yaml)")],
+    force: ForceOpt = False,
+    set_: SetOpt = None,
+) -> None:
+    """End to end: weak teachers and oversight graphs label SciQ, a strong student learns from
+    each label source, one report (label quality, student accuracy, PGR, cost per label)."""
+    from oversight.run.config import RunConfig
+    from oversight.run.runner import run_pipeline
+
+    cfg = load(config, RunConfig, overrides=set_)
+    with console.status("judges, labels, students and the ceiling; -v shows each step"):
+        try:
+            result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
+        except (ModelError, ValueError, OSError, RuntimeError) as e:
+            raise _fail(e) from None
+    run_dir = cfg.out_dir / result.run_id
+    console.print(summary(result.experiment, run_dir), highlight=False)
+    console.print(f"[dim]plots: {run_dir / 'pgr.png'}, {run_dir / 'cost.png'}[/dim]", highlight=False)

@@ -1,0 +1,1 @@
+"""The end-to-end experiment, `w2sg run`: config, runner, result records, report."""
