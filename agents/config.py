@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -150,11 +150,17 @@ class ConfigError(ValueError):
     """A config file could not be read; the message names the file and the field."""
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid config"]
+def format_validation_error(
+    err: ValidationError, source: str, cls: type[BaseModel], what: str = "config"
+) -> str:
+    """One line per problem, `<dotted field>: <message>`; an unknown key lists the fields allowed
+    there."""
+    lines = [f"{source}: invalid {what}"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        lines.append(f"  {loc}: {e['msg']}")
+        shown, holder = _walk(cls, [str(p) for p in e["loc"]])
+        allowed = sorted(holder.model_fields) if e["type"] == "extra_forbidden" and holder else None
+        hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
+        lines.append(f"  {'.'.join(shown) or '<root>'}: {e['msg']}{hint}")
     return "\n".join(lines)
 
 
@@ -191,7 +197,7 @@ def load_config(
     try:
         cfg = cls.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(path))) from None
+        raise ConfigError(format_validation_error(e, str(path), cls)) from None
     rebase_paths(cfg, path.parent)
     if overrides:
         cfg = apply_overrides(cfg, overrides, str(path))
@@ -221,29 +227,47 @@ def apply_overrides(cfg: C, overrides: Sequence[str], source: str) -> C:
     try:
         return type(cfg).model_validate(data)
     except ValidationError as e:
-        lines = [f"{source}: invalid --set"]
-        for err in e.errors():
-            loc = [str(p) for p in err["loc"]]
-            allowed = _fields_at(type(cfg), loc[:-1]) if err["type"] == "extra_forbidden" else None
-            hint = f" (allowed here: {', '.join(allowed)})" if allowed else ""
-            lines.append(f"  {'.'.join(loc) or '<root>'}: {err['msg']}{hint}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(format_validation_error(e, source, type(cfg), "--set")) from None
 
 
-def _fields_at(cls: type[BaseModel], loc: Sequence[str]) -> list[str] | None:
-    """The field names of the model at `loc` inside `cls` (through nested models and dicts of them)."""
-    model: Any = cls
-    for part in loc:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        field = model.model_fields.get(part)
-        if field is None:
-            # a dict value (e.g. `models.<name>`): the annotation's value type
-            return None
-        model = _model_of(field.annotation)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return sorted(model.model_fields)
-    return None
+def _walk(cls: type[BaseModel], loc: Sequence[str]) -> tuple[list[str], type[BaseModel] | None]:
+    """An error location as the user wrote it (the tag pydantic inserts for a tagged union is
+    dropped: `protocols.debate.<tag>.rounds` reads `protocols.debate.rounds`), and the model whose
+    key the last part is (None when it is not one)."""
+    shown: list[str] = []
+    ann: Any = cls
+    holder: Any = None
+    for i, part in enumerate(loc):
+        holder = ann
+        ann, tag = _step(ann, part)
+        if ann is None:  # an unknown key, or a key under a plain value
+            return [*shown, *loc[i:]], (_model_of(holder) if i == len(loc) - 1 else None)
+        if not tag:
+            shown.append(part)
+    return shown, _model_of(holder)
+
+
+def _step(ann: Any, part: str) -> tuple[Any, bool]:
+    """The annotation one key below `ann`, and whether `part` was a tagged union's tag."""
+    if get_origin(ann) is Annotated:
+        return _step(get_args(ann)[0], part)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        field = ann.model_fields.get(part)
+        return (field.annotation if field else None), False
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is dict:
+        return args[1], False
+    if origin in (list, tuple):
+        return args[0], False
+    members = [a for a in args if a is not type(None)]
+    for a in members:  # a tagged union: `part` names the member
+        if get_origin(a) is Annotated and any(getattr(m, "tag", None) == part for m in a.__metadata__):
+            return get_args(a)[0], True
+    for a in members:
+        found, tag = _step(a, part)
+        if found is not None:
+            return found, tag
+    return None, False
 
 
 def _model_of(annotation: Any) -> Any:

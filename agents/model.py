@@ -53,6 +53,21 @@ class UsageStats:
         return asdict(self)
 
 
+def retry_message(name: str, exc: BaseException | None, k: int, n: int, sleep: float) -> str:
+    """One line per retry, whatever the error says: `<model>: <ErrorType>: <first line of the
+    message, at most 200 characters>; retry k/n in X s`. A message that starts with the model's
+    name (the backends' do) does not repeat it."""
+    kind = type(exc).__name__ if exc is not None else "error"
+    text = str(exc).strip() if exc is not None else ""
+    if text.startswith(name):
+        text = text[len(name) :].lstrip(" :")
+    lines = text.splitlines()
+    first = lines[0].strip() if lines else ""
+    if len(first) > 200 or len(lines) > 1:
+        first = first[:200].rstrip() + "..."
+    return f"{name}: {kind}: {first or '(no message)'}; retry {k}/{n} in {sleep:.2f}s"
+
+
 def estimate_tokens(messages: Sequence[Message], max_tokens: int = 0) -> int:
     """Rough prompt size for rate limiting before the server has counted (4 chars a token)."""
     return sum(len(m.content) for m in messages) // 4 + 4 * len(messages) + max_tokens
@@ -157,13 +172,9 @@ class Model:
         def before_sleep(state: RetryCallState) -> None:
             self.usage.retries += 1
             exc = state.outcome.exception() if state.outcome else None
+            sleep = state.next_action.sleep if state.next_action else 0.0
             log.warning(
-                "%s %s: attempt %d failed (%s); retrying in %.2fs",
-                self.name,
-                kind,
-                state.attempt_number,
-                exc,
-                state.next_action.sleep if state.next_action else 0.0,
+                "%s", retry_message(self.name, exc, state.attempt_number, retry.max_attempts - 1, sleep)
             )
 
         try:

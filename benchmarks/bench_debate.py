@@ -24,8 +24,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import HFOptions, ModelSpec, get_model
-from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, run_debate
+from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from w2sg.data import load_sciq
 
 

@@ -35,7 +35,7 @@ from _timing import interleaved_medians
 
 from agents import ModelSpec, get_model
 from agents.backends.classifier import PAIR_SEP
-from graphs.config import DebateConfig
+from graphs.debate import DebateConfig
 from graphs.render import judge_prompt
 from oversight.label import LabelConfig, label, select_rows
 
@@ -52,7 +52,7 @@ def label_config(
         rows_per_graph=rows_per_graph,
         store=store,
         models={"judge": ModelSpec(name=f"openai/fake@{url}", max_concurrency=concurrency)},
-        debate=DebateConfig(protocol="blind", judge="judge"),
+        graph=DebateConfig(protocol="blind", judge="judge"),
     )
 
 
@@ -82,10 +82,10 @@ def ours(url: str, questions: int, concurrency: int, rows_per_graph: int) -> flo
 def bare(url: str, questions: int, concurrency: int) -> float:
     cfg = label_config(url, Path("unused.sqlite"), questions, concurrency)
     rows, _ = select_rows(cfg)
-    assert cfg.debate is not None
+    assert isinstance(cfg.graph, DebateConfig)
     prompts = [
         judge_prompt(
-            cfg.debate,
+            cfg.graph,
             {"question": e.question, "answer": e.answer},
             ("correct", "incorrect"),
             pair_sep=PAIR_SEP,

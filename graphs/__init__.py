@@ -3,8 +3,8 @@ human-AI interaction) ending in a verdict with p(true). Built on `agents` only; 
 in, never global."""
 
 from graphs.checkpoint import memory_saver, serializer, sqlite_saver
-from graphs.config import DebateConfig, Prompts
-from graphs.debate import build_debate_graph, run_debate
+from graphs.config import DebateSettings, Prompts
+from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from graphs.draw import draw_png, mermaid
 from graphs.interaction import InteractionConfig, build_interaction_graph, parse_human_reply, run_interaction
 from graphs.overseers import SimulatedOverseer, simulate_verdict
@@ -14,6 +14,7 @@ from graphs.types import SIDES, DebateState, Quote, Side, Turn, Verdict
 __all__ = [
     "SIDES",
     "DebateConfig",
+    "DebateSettings",
     "DebateState",
     "InteractionConfig",
     "Prompts",

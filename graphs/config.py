@@ -1,19 +1,19 @@
-"""`DebateConfig`: protocol, rounds, who sees what, models and prompt templates, loadable from YAML.
+"""What a debate is configured with (`DebateSettings`): protocol (two-sided debate, consultancy,
+blind judge, N-agent debate), rounds, who sees what, models and prompt templates. The debate kind's
+spec, `graphs.debate.DebateConfig`, adds how its graph is built.
 
 Templates are plain `str.format` strings; the fields each may use are listed next to it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from graphs.spec import Config, GraphSpec
 
 Protocol = Literal["simultaneous", "sequential", "consultancy", "blind", "n_agent"]
-
-
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Prompts(Config):
@@ -64,7 +64,8 @@ class Prompts(Config):
     judge_context_block: str = "\nSource passage: {context}"
 
 
-class DebateConfig(Config):
+class DebateSettings(GraphSpec):
+    kind: Literal["debate"] = "debate"
     protocol: Protocol = "sequential"
     rounds: int = Field(2, ge=1, description="rounds of arguments (consultancy: consultant turns)")
     n_agents: int = Field(3, ge=2, description="n_agent: number of agents")
@@ -72,15 +73,9 @@ class DebateConfig(Config):
     judge: str = Field(
         "embedded/smollm2", description="model string of the judge (classifier/<dir>: trained)"
     )
-    judge_kind: Literal["prompted", "trained"] = Field(
-        "prompted",
-        description="prompted: the judge LLM answers Yes/No; trained: a classifier reads "
-        "question + answer, then the transcript, as a text pair",
-    )
     max_tokens: int = Field(96, ge=1, description="tokens per turn")
     word_limit: int = Field(60, ge=1, description="words per turn, as told to the speakers")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
-    seed: int = 0
     first: Literal["correct", "incorrect"] = Field("correct", description="who speaks first (sequential)")
     consultant_side: Literal["random", "correct", "incorrect"] = Field(
         "random", description="consultancy: the side argued; random is seeded per question"
@@ -93,9 +88,21 @@ class DebateConfig(Config):
     prompts: Prompts = Field(default_factory=Prompts)
 
     @model_validator(mode="after")
-    def _check(self) -> DebateConfig:
+    def _check(self) -> DebateSettings:
         if self.interactive_judge and self.judge_kind == "trained":
             raise ValueError("interactive_judge needs a prompted judge: a trained classifier cannot ask")
         if self.interactive_judge and self.protocol in ("blind", "n_agent"):
             raise ValueError(f"interactive_judge has no rounds to ask between in protocol {self.protocol!r}")
         return self
+
+    ROLE_FIELDS: ClassVar[dict[str, str]] = {"debater": "debater", "judge": "judge"}
+    SPEAKER: ClassVar[str] = "debater"
+    JUDGE: ClassVar[str] = "judge"
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol
+
+    def roles(self) -> dict[str, str]:
+        speaker = {} if self.protocol == "blind" else {"debater": self.debater}  # hears no debater
+        return {**speaker, "judge": self.judge}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -18,9 +18,10 @@ from langgraph.graph import END, START, StateGraph
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
 from graphs.batch import BatchGraph
-from graphs.config import DebateConfig
+from graphs.config import DebateSettings
 from graphs.quotes import check_quotes
 from graphs.render import judge_prompt, speaker_prompt, transcript_for_judge
+from graphs.spec import Item
 from graphs.types import SIDES, DebateState, Side, Turn, Verdict
 
 Node = Callable[[DebateState], Any]
@@ -33,7 +34,7 @@ def call_seed(seed: int, *parts: object) -> int:
     return int(hashlib.sha256(blob.encode()).hexdigest()[:8], 16)
 
 
-def _turn(cfg: DebateConfig, state: DebateState, completion: Any, **fields: Any) -> Turn:
+def _turn(cfg: DebateSettings, state: DebateState, completion: Any, **fields: Any) -> Turn:
     text = completion.text.strip()
     quotes = check_quotes(text, state.get("context", "")) if cfg.verify_quotes else ()
     return Turn(
@@ -48,7 +49,7 @@ def _turn(cfg: DebateConfig, state: DebateState, completion: Any, **fields: Any)
 
 
 def speaker_node(
-    cfg: DebateConfig, model: Model, template: str, speaker: str, side: Side | None = None
+    cfg: DebateSettings, model: Model, template: str, speaker: str, side: Side | None = None
 ) -> Node:
     async def node(state: DebateState) -> dict[str, Any]:
         prompt = speaker_prompt(cfg, template, dict(state), side=side, name=speaker)
@@ -63,7 +64,7 @@ def speaker_node(
     return node
 
 
-def consultant_node(cfg: DebateConfig, model: Model) -> Node:
+def consultant_node(cfg: DebateSettings, model: Model) -> Node:
     inner = {s: speaker_node(cfg, model, cfg.prompts.consultant, "consultant", s) for s in SIDES}
 
     async def node(state: DebateState) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def consultant_node(cfg: DebateConfig, model: Model) -> Node:
     return node
 
 
-def assign_side(cfg: DebateConfig) -> Node:
+def assign_side(cfg: DebateSettings) -> Node:
     """Consultancy: the consultant's side, fixed by config or drawn with a per-question seed."""
 
     async def node(state: DebateState) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def assign_side(cfg: DebateConfig) -> Node:
     return node
 
 
-def judge_question_node(cfg: DebateConfig, model: Model) -> Node:
+def judge_question_node(cfg: DebateSettings, model: Model) -> Node:
     """The interactive judge asks one question; the speakers see it in the next round."""
 
     async def node(state: DebateState) -> dict[str, Any]:
@@ -114,7 +115,7 @@ def judge_question_node(cfg: DebateConfig, model: Model) -> Node:
     return node
 
 
-def judge_node(cfg: DebateConfig, model: Model, order: Sequence[Side]) -> Node:
+def judge_node(cfg: DebateSettings, model: Model, order: Sequence[Side]) -> Node:
     async def node(state: DebateState) -> dict[str, Any]:
         prompt = judge_prompt(cfg, dict(state), order, pair_sep=PAIR_SEP)
         p = await model.choice_probs([{"role": "user", "content": prompt}], JUDGE_CHOICES)
@@ -145,7 +146,7 @@ async def end_round(state: DebateState) -> dict[str, Any]:
 
 
 def build_debate_graph(
-    cfg: DebateConfig,
+    cfg: DebateSettings,
     *,
     debater: Model | None = None,
     judge: Model,
@@ -250,3 +251,22 @@ async def invoke_once(graph: Any, state: dict[str, Any], thread_id: str | None) 
     if saved.values:
         return await graph.ainvoke(None, config=config) if saved.next else saved.values
     return await graph.ainvoke(state, config=config)
+
+
+class DebateConfig(DebateSettings):
+    """The debate kind's spec (`graphs.spec.GraphSpec`): its settings and how its graph is built."""
+
+    def build(self, models: Mapping[str, Model], *, batched: bool = False, checkpointer: Any = None) -> Any:
+        debater, judge = models.get("debater"), models["judge"]
+        return build_debate_graph(
+            self, debater=debater, judge=judge, batched=batched, checkpointer=checkpointer
+        )
+
+    def start(self, item: Item) -> dict[str, Any]:
+        return debate_input(item.question, item.answer, item.support or "")
+
+    def judge_texts(self, state: DebateState, pair_sep: str) -> list[tuple[str, str]]:
+        # With position swap on, the judge reads both presentation orders: both are inputs.
+        orders = [("correct", "incorrect"), ("incorrect", "correct")][: 2 if self.position_swap else 1]
+        trained = self.model_copy(update={"judge_kind": "trained"})
+        return [(order[0], judge_prompt(trained, dict(state), order, pair_sep=pair_sep)) for order in orders]

@@ -11,8 +11,8 @@ process, days later.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
@@ -21,11 +21,11 @@ from pydantic import Field, model_validator
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
 from graphs.batch import BatchGraph
-from graphs.config import Config
 from graphs.debate import call_seed, invoke_once
 from graphs.overseers import SimulatedOverseer, simulate_verdict
 from graphs.quotes import strip_verifier_tags
 from graphs.render import shown_block
+from graphs.spec import Config, GraphSpec, Item
 from graphs.types import DebateState, Turn, Verdict
 
 Node = Callable[[Any], Any]
@@ -60,18 +60,19 @@ class InteractionPrompts(Config):
     overseer_context_block: str = "\nReference passage: {context}"
 
 
-class InteractionConfig(Config):
+class InteractionConfig(GraphSpec):
+    """The interaction kind's spec (`graphs.spec.GraphSpec`)."""
+
+    kind: Literal["interaction"] = "interaction"
     assistant: str = Field("embedded/smollm2", description="model string of the strong assistant")
     overseer: Literal["model", "simulated", "human"] = "model"
     overseer_model: str = Field(
         "embedded/smollm2", description="overseer: model; classifier/<dir> if trained"
     )
-    judge_kind: Literal["prompted", "trained"] = "prompted"
     max_followups: int = Field(0, ge=0, description="follow-up questions the overseer may ask")
     max_tokens: int = Field(96, ge=1, description="tokens per assistant or overseer turn")
     word_limit: int = Field(60, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
-    seed: int = 0
     assistant_sees_context: bool = True
     overseer_sees_context: bool = False
     simulated: SimulatedOverseer = Field(default_factory=SimulatedOverseer)
@@ -83,10 +84,35 @@ class InteractionConfig(Config):
             raise ValueError("a trained judge cannot ask follow-ups: use max_followups: 0")
         return self
 
+    ROLE_FIELDS: ClassVar[dict[str, str]] = {"assistant": "assistant", "overseer": "overseer_model"}
+    SPEAKER: ClassVar[str] = "assistant"
+    JUDGE: ClassVar[str] = "overseer"
+
+    def roles(self) -> dict[str, str]:
+        overseer = {"overseer": self.overseer_model} if self.overseer == "model" else {}
+        return {"assistant": self.assistant, **overseer}
+
     @property
     def lockstep(self) -> bool:
         """Every row takes the same route (no human, no follow-up questions): it can run batched."""
         return self.overseer == "simulated" or (self.overseer == "model" and not self.max_followups)
+
+    @property
+    def needs_person(self) -> bool:
+        return self.overseer == "human"
+
+    def build(self, models: Mapping[str, Model], *, batched: bool = False, checkpointer: Any = None) -> Any:
+        assistant, overseer = models["assistant"], models.get("overseer")
+        return build_interaction_graph(
+            self, assistant=assistant, overseer=overseer, batched=batched, checkpointer=checkpointer
+        )
+
+    def start(self, item: Item) -> dict[str, Any]:
+        return interaction_input(item.question, item.answer, item.support or "", gold=bool(item.label))
+
+    def judge_texts(self, state: DebateState, pair_sep: str) -> list[tuple[str, str]]:
+        trained = self.model_copy(update={"judge_kind": "trained"})
+        return [("overseer", overseer_pair(trained, state, pair_sep))]  # type: ignore[arg-type]
 
 
 class InteractionState(DebateState, total=False):

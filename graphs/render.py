@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphs.config import DebateConfig
+from graphs.config import DebateSettings
 from graphs.quotes import strip_verifier_tags, tag_quotes
 from graphs.types import Side, Turn
 
@@ -51,14 +51,14 @@ def shown_block(template: str, context: str, shown: bool) -> str:
     return template.format(context=context) if shown and context else ""
 
 
-def context_block(cfg: DebateConfig, context: str, for_judge: bool) -> str:
+def context_block(cfg: DebateSettings, context: str, for_judge: bool) -> str:
     if for_judge:
         return shown_block(cfg.prompts.judge_context_block, context, cfg.judge_sees_context)
     return shown_block(cfg.prompts.context_block, context, cfg.debaters_see_context)
 
 
 def speaker_prompt(
-    cfg: DebateConfig,
+    cfg: DebateSettings,
     template: str,
     state: dict,
     *,
@@ -78,7 +78,7 @@ def speaker_prompt(
     )
 
 
-def judge_prompt(cfg: DebateConfig, state: dict, order: Sequence[Side], *, pair_sep: str) -> str:
+def judge_prompt(cfg: DebateSettings, state: dict, order: Sequence[Side], *, pair_sep: str) -> str:
     """A prompted judge gets one message; a trained judge gets a text pair joined by `pair_sep`:
     question + answer, then what the protocol showed it (transcript, or the context if allowed)."""
     turns = state.get("transcript", [])

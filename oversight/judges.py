@@ -19,14 +19,12 @@ from pydantic import BaseModel, Field
 from agents import Model, wrap
 from agents.backends.classifier import PAIR_SEP, save_classifier
 from agents.backends.scripted import ScriptedBackend
-from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, invoke_once
-from graphs.interaction import InteractionConfig, build_interaction_graph, overseer_pair
-from graphs.render import judge_prompt
+from graphs.debate import invoke_once
+from graphs.spec import GraphSpec
 from graphs.types import DebateState
-from oversight.label import graph_input
 from w2sg.data import Example, split_by_question
 from w2sg.models import ModelConfig, SeqClassifier
+from w2sg.progress import track
 from w2sg.train import TrainConfig, predict, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -48,52 +46,38 @@ class JudgeInfo(BaseModel):
     qids: list[str] = Field(description="every question it was trained or selected on: never label these")
 
 
-GraphConfig = DebateConfig | InteractionConfig
-
-
 async def collect_transcripts(
-    cfg: GraphConfig, speaker: Model | None, rows: Sequence[Example], *, concurrency: int = 32
+    cfg: GraphSpec, speaker: Model | None, rows: Sequence[Example], *, concurrency: int = 32
 ) -> list[DebateState]:
     """Run the graph on every row (its support passage as the privileged context) with `speaker`
-    as the debater(s) or the assistant. The verdict is not needed to train a judge, so a scripted
-    stand-in judges here."""
+    in the speaking role (debaters, consultant, assistant). The verdict is not needed to train a
+    judge, so a scripted stand-in judges here."""
+    roles = cfg.roles()
+    if cfg.SPEAKER in roles and speaker is None:
+        raise ValueError(f"this graph needs a {cfg.SPEAKER} model")
     stand_in = wrap(ScriptedBackend("scripted/no-judge"))
-    if isinstance(cfg, InteractionConfig):
-        if speaker is None:
-            raise ValueError("an interaction needs an assistant model")
-        overseer = stand_in if cfg.overseer == "model" else None
-        graph = build_interaction_graph(cfg, assistant=speaker, overseer=overseer)
-    else:
-        graph = build_debate_graph(cfg, debater=speaker, judge=stand_in)
+    models = {role: speaker if role == cfg.SPEAKER else stand_in for role in roles}
+    graph = cfg.build(models)  # type: ignore[arg-type]
     gate = asyncio.Semaphore(concurrency)
 
     async def one(e: Example) -> DebateState:
         async with gate:
-            return await invoke_once(graph, graph_input(cfg, e), None)
+            state = await invoke_once(graph, cfg.start(e), None)
+        progress.advance()
+        return state
 
-    return list(await asyncio.gather(*(one(e) for e in rows)))
+    with track(f"transcripts for a {cfg.protocol_name} judge", len(rows), unit="rows") as progress:
+        return list(await asyncio.gather(*(one(e) for e in rows)))
 
 
-def judge_examples(cfg: GraphConfig, rows: Sequence[Example], states: Sequence[DebateState]) -> list[Example]:
-    """The judge's text pair for each row, exactly as `classifier/<dir>` will receive it, with the
-    gold label; with position swap on, both presentation orders are kept."""
-    trained = cfg.model_copy(update={"judge_kind": "trained"})
-    if isinstance(trained, InteractionConfig):
-        return [
-            _pair_example(e, f"{e.id}-overseer", overseer_pair(trained, state, PAIR_SEP))  # type: ignore[arg-type]
-            for e, state in zip(rows, states, strict=True)
-        ]
-    orders = (
-        [("correct", "incorrect"), ("incorrect", "correct")]
-        if cfg.position_swap
-        else [("correct", "incorrect")]
-    )
-    out = []
-    for e, state in zip(rows, states, strict=True):
-        for order in orders:
-            text = judge_prompt(trained, dict(state), order, pair_sep=PAIR_SEP)
-            out.append(_pair_example(e, f"{e.id}-{order[0]}", text))
-    return out
+def judge_examples(cfg: GraphSpec, rows: Sequence[Example], states: Sequence[DebateState]) -> list[Example]:
+    """The judge's text pair(s) for each row, exactly as `classifier/<dir>` will receive them,
+    with the gold label (a debate with position swap: both presentation orders)."""
+    return [
+        _pair_example(e, f"{e.id}-{suffix}", text)
+        for e, state in zip(rows, states, strict=True)
+        for suffix, text in cfg.judge_texts(state, PAIR_SEP)
+    ]
 
 
 def _pair_example(e: Example, new_id: str, text: str) -> Example:
@@ -102,7 +86,7 @@ def _pair_example(e: Example, new_id: str, text: str) -> Example:
 
 
 def train_judge(
-    cfg: GraphConfig,
+    cfg: GraphSpec,
     rows: Sequence[Example],
     states: Sequence[DebateState],
     *,
@@ -135,7 +119,7 @@ def train_judge(
     path = save_classifier(model.model, model.tokenizer, out_dir)
     info = JudgeInfo(
         path=path,
-        protocol=cfg.protocol if isinstance(cfg, DebateConfig) else "interaction",
+        protocol=cfg.protocol_name,
         base=base_path,
         rows={k: len(v) for k, v in sp.items()},
         val_accuracy=val_acc,

@@ -20,22 +20,18 @@ from agents import Model, ModelSpec, get_model
 from agents.config import CacheConfig
 from agents.providers import PROVIDERS
 from graphs.batch import ROW_ERRORS
-from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, debate_input, invoke_once
-from graphs.interaction import InteractionConfig, build_interaction_graph, interaction_input
+from graphs.debate import invoke_once
+from graphs.kinds import AnyGraph
+from graphs.spec import GraphSpec
 from oversight.store import LabelRow, LabelStore
 from w2sg.data import Example, fingerprint, load_dataset, split_by_question
 from w2sg.metrics import LabelQuality, label_quality
+from w2sg.progress import track
 
 
-def graph_models(graph: DebateConfig | InteractionConfig) -> dict[str, str]:
-    """The model fields a graph calls, by config path: its speaker (none for a blind judge), then
-    its judge (none for a simulated overseer)."""
-    if isinstance(graph, DebateConfig):
-        speaker = {} if graph.protocol == "blind" else {"debate.debater": graph.debater}
-        return {**speaker, "debate.judge": graph.judge}
-    judge = {"interaction.overseer_model": graph.overseer_model} if graph.overseer == "model" else {}
-    return {"interaction.assistant": graph.assistant, **judge}
+def graph_models(graph: GraphSpec, where: str = "") -> dict[str, str]:
+    """The model names a graph calls, by config path (`where` is the graph's own path)."""
+    return {f"{where}{graph.ROLE_FIELDS[role]}": name for role, name in graph.roles().items()}
 
 
 def check_model_names(
@@ -53,13 +49,6 @@ def check_model_names(
         )
 
 
-def graph_input(graph: DebateConfig | InteractionConfig, e: Example) -> dict[str, Any]:
-    """A row's start state in `graph` (its support passage as the privileged context)."""
-    if isinstance(graph, DebateConfig):
-        return debate_input(e.question, e.answer, e.support or "")
-    return interaction_input(e.question, e.answer, e.support or "", gold=bool(e.label))
-
-
 class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -75,8 +64,7 @@ class LabelConfig(BaseModel):
         default_factory=dict,
         description="named model specs (cache, limits, ...); graphs refer to them by name",
     )
-    debate: DebateConfig | None = None
-    interaction: InteractionConfig | None = None
+    graph: AnyGraph = Field(description="the oversight graph: `kind:` debate or interaction, then its fields")
     concurrency: int = Field(
         16, ge=1, description="rows in flight at once (with rows_per_graph > 1: one batch more)"
     )
@@ -90,32 +78,30 @@ class LabelConfig(BaseModel):
     store: Path = Path("runs/labels.sqlite")
 
     @model_validator(mode="after")
-    def _one_graph(self) -> LabelConfig:
-        if (self.debate is None) == (self.interaction is None):
-            raise ValueError("give exactly one of `debate:` or `interaction:`")
-        if self.interaction is not None and self.interaction.overseer == "human":
+    def _check(self) -> LabelConfig:
+        if self.graph.needs_person:
             raise ValueError(
-                "a human overseer labels through `w2sg interact --db` and `w2sg human`, not here"
+                "graph: a person gives these verdicts through `w2sg interact --db` and `w2sg human`"
             )
-        check_model_names(graph_models(self.debate or self.interaction), self.models)  # type: ignore[arg-type]
+        check_model_names(graph_models(self.graph, "graph."), self.models)
         if self.rows_per_graph > self.concurrency:
             n, c = self.rows_per_graph, self.concurrency
             raise ValueError(f"rows_per_graph ({n}) exceeds concurrency ({c}): rows in flight")
-        if self.rows_per_graph > 1 and self.interaction is not None and not self.interaction.lockstep:
+        if self.rows_per_graph > 1 and not self.graph.lockstep:
             raise ValueError(
-                "rows_per_graph > 1 needs rows that move in lockstep; interaction.max_followups > 0 "
-                "routes on each overseer reply: use rows_per_graph: 1"
+                "rows_per_graph > 1 needs rows that move in lockstep; this graph routes on each "
+                "reply (e.g. max_followups > 0): use rows_per_graph: 1"
             )
         return self
 
     @property
     def protocol(self) -> str:
-        return self.debate.protocol if self.debate is not None else "interaction"
+        return self.graph.protocol_name
 
     def config_hash(self, data: str) -> str:
         """What changes a label: the graph config, the specs of the models it names, and the rows
         it labels (`data`, their `w2sg.data.fingerprint`): other data is never served old labels."""
-        graph = (self.debate or self.interaction).model_dump_json()  # type: ignore[union-attr]
+        graph = self.graph.model_dump_json()
         # How a model is called (retries, limits, cache, price) does not change its labels: a run
         # resumed with more retries keeps its store.
         how = {"cache", "retry", "max_concurrency", "rpm", "tpm", "price"}
@@ -142,9 +128,8 @@ class LabelRun(BaseModel):
 def judge_questions(cfg: LabelConfig) -> set[str]:
     """Questions a trained judge of this graph saw in training (its judge.json): labelling them
     would score the judge on its own training data."""
-    names = [cfg.debate.judge] if cfg.debate is not None else [cfg.interaction.overseer_model]  # type: ignore[union-attr]
     out: set[str] = set()
-    for name in names:
+    for name in filter(None, [cfg.graph.judge_model]):
         model = cfg.models[name].name if name in cfg.models else name
         meta = Path(model.split("/", 1)[1]) / "judge.json" if model.startswith("classifier/") else None
         if meta is not None and meta.exists():
@@ -196,32 +181,21 @@ async def label(
     todo = [e for e in rows if e.id not in done]
     if on_start is not None:
         on_start(len(rows), len(todo))
+    progress = track(f"label {cfg.name} ({protocol})", len(rows), unit="rows", start=len(rows) - len(todo))
     models: dict[str, Model] = {}
     batched = cfg.rows_per_graph > 1
-    gcfg = cfg.debate or cfg.interaction
-    assert gcfg is not None
+    spec = cfg.graph
     try:
-        if cfg.debate is not None:
-            d = cfg.debate
-            debater = None if d.protocol == "blind" else _model(d.debater, cfg, replay)
-            judge = _model(d.judge, cfg, replay)
-            models = {k: m for k, m in (("debater", debater), ("judge", judge)) if m is not None}
-            graph = build_debate_graph(d, debater=debater, judge=judge, batched=batched)
-        else:
-            i = cfg.interaction
-            assert i is not None
-            assistant = _model(i.assistant, cfg, replay)
-            overseer = _model(i.overseer_model, cfg, replay) if i.overseer == "model" else None
-            models = {k: m for k, m in (("assistant", assistant), ("overseer", overseer)) if m is not None}
-            graph = build_interaction_graph(i, assistant=assistant, overseer=overseer, batched=batched)
+        models = {role: _model(name, cfg, replay) for role, name in spec.roles().items()}
+        graph = spec.build(models, batched=batched)
         failed = 0
 
         async def run(chunk: list[Example]) -> list[dict[str, Any]]:
             """Final states of a chunk of rows; a failed row's state holds its "error"."""
             if batched:
-                return (await graph.ainvoke({"rows": [graph_input(gcfg, e) for e in chunk]}))["rows"]
+                return (await graph.ainvoke({"rows": [spec.start(e) for e in chunk]}))["rows"]
             try:
-                return [await invoke_once(graph, graph_input(gcfg, chunk[0]), None)]
+                return [await invoke_once(graph, spec.start(chunk[0]), None)]
             except ROW_ERRORS as err:  # recorded, never dropped or guessed
                 return [{"error": f"{type(err).__name__}: {err}"}]
 
@@ -237,6 +211,7 @@ async def label(
                 record = _record(cfg, e, state, models, chash)
                 row = LabelRow(**key, status="ok", p_true=state["verdict"].p_true, record=record)
             store.put(row)
+            progress.advance()
             if on_label is not None:
                 on_label(row)
 
@@ -257,10 +232,14 @@ async def label(
         got = store.p_true(protocol, chash)
         scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
         quality = label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None
+    except BaseException:
+        progress.close(failed=True)
+        raise
     finally:
         for m in models.values():
             await m.aclose()
         store.close()
+    progress.close()
     return LabelRun(
         protocol=protocol,
         config_hash=chash,
@@ -279,21 +258,20 @@ def _record(
     cfg: LabelConfig, e: Example, state: dict[str, Any], models: dict[str, Model], chash: str
 ) -> dict[str, Any]:
     """Provenance of one label: what produced it, from what, at what cost."""
-    graph = cfg.debate if cfg.debate is not None else cfg.interaction
     return {
         "question": e.question,
         "answer": e.answer,
         "protocol": cfg.protocol,
         "models": {k: m.name for k, m in models.items()},
-        "seed": graph.seed,  # type: ignore[union-attr]
+        "seed": cfg.graph.seed,
         "config_hash": chash,
         "verdict": state["verdict"].model_dump(mode="json"),
-        "cost_usd": label_cost(state, models),
+        "cost_usd": label_cost(state, models, cfg.graph),
         "transcript": [t.model_dump(mode="json") for t in state.get("transcript", [])],
     }
 
 
-def label_cost(state: dict[str, Any], models: dict[str, Model]) -> float | None:
+def label_cost(state: dict[str, Any], models: dict[str, Model], spec: GraphSpec) -> float | None:
     """US dollars for one label from the models' `price:` (None when none has one). Speakers' turns
     at their model's rates; the judge's own tokens (the verdict's total minus the turns') at its
     input rate, as a verdict reads a prompt and emits one token."""
@@ -301,8 +279,7 @@ def label_cost(state: dict[str, Any], models: dict[str, Model]) -> float | None:
     if not prices:
         return None
     turns = state.get("transcript", [])
-    judge_role = "judge" if "judge" in models else "overseer"
-    speaker_role = "debater" if "debater" in models else "assistant"
+    judge_role, speaker_role = spec.JUDGE, spec.SPEAKER
     cost = 0.0
     for t in turns:
         role = judge_role if t.speaker.startswith(("judge", "overseer")) else speaker_role

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -47,22 +46,14 @@ def check_config_models(cfg: BaseModel, source: str | Path, *, ignore: Collectio
     stops the command before it spends compute. Raises ConfigError with one line per problem,
     `<source>: <dotted field>: <what is wrong>`. Fields in `ignore` (dotted) are not checked.
 
-    Checked: each w2sg `ModelConfig.path`, `judge_training.base` and `icl.embedder` (embedded/<name>,
-    a local directory or a hub id); each `ModelSpec` name (provider, embedded/<name>, hf/<dir or
-    hub id>, classifier/<dir>, a scripted table); each model string a debate or interaction graph
-    or `icl.model` calls (a key of the config's `models:`, `trained` in a run config, or a model
-    string, checked the same way). Offline (HF_HUB_OFFLINE=1) a hub id must be in the local cache."""
+    Checked: each `ModelSpec` name (provider, embedded/<name>, hf/<dir or hub id>, classifier/<dir>,
+    a scripted table), and every reference a config section lists in its `model_refs()`: "path"
+    (a w2sg `ModelConfig.path`, `judge_training.base`, `icl.embedder`: embedded/<name>, a local
+    directory or a hub id) or "name" (each model a graph's roles call, `icl.model`: a key of the
+    config's `models:`, one of its `MODEL_ALIASES` such as `trained`, or a model string).
+    Offline (HF_HUB_OFFLINE=1) a hub id must be in the local cache."""
     keys = set(m) if isinstance(m := getattr(cfg, "models", None), dict) else set()
-    pipeline = sys.modules.get("oversight.run.config")
-    if pipeline is not None and isinstance(cfg, pipeline.RunConfig):
-        keys.add(pipeline.TRAINED)
-    # The config classes live in modules that import torch: match them only if already loaded
-    # (a config holding one has loaded its module).
-    model_config = _loaded("w2sg.models", "ModelConfig")
-    icl_config = _loaded("w2sg.icl", "ICLConfig")
-    judge_training = _loaded("oversight.run.config", "JudgeTraining")
-    debate_config = _loaded("graphs.config", "DebateConfig")
-    interaction_config = _loaded("graphs.interaction", "InteractionConfig")
+    keys |= set(getattr(cfg, "MODEL_ALIASES", ()))  # e.g. `trained` in a run config
     errors: list[str] = []
 
     def report(loc: tuple[str, ...], problem: str | None) -> None:
@@ -83,21 +74,12 @@ def check_config_models(cfg: BaseModel, source: str | Path, *, ignore: Collectio
             table = m.scripted.table if m.scripted is not None else None
             if table is not None and not table.is_file():
                 report((*loc, "scripted", "table"), f"no such file {str(table)!r}")
-        elif model_config is not None and isinstance(m, model_config):
-            check((*loc, "path"), m.path, "path")
-        elif judge_training is not None and isinstance(m, judge_training):
-            check((*loc, "base"), m.base, "path")
-        elif icl_config is not None and isinstance(m, icl_config):
-            check((*loc, "model"), m.model, "name")
-            check((*loc, "embedder"), m.embedder, "path")
-        elif debate_config is not None and isinstance(m, debate_config):
-            if m.protocol != "blind":  # a blind judge hears no debater
-                check((*loc, "debater"), m.debater, "name")
-            check((*loc, "judge"), m.judge, "name")
-        elif interaction_config is not None and isinstance(m, interaction_config):
-            check((*loc, "assistant"), m.assistant, "name")
-            if m.overseer == "model":
-                check((*loc, "overseer_model"), m.overseer_model, "name")
+        # Any config section naming models says which, and how to resolve each (`model_refs`):
+        # graphs (their roles), w2sg ModelConfig paths, ICL models, judge-training bases.
+        refs = getattr(m, "model_refs", None)
+        if callable(refs):
+            for field, (value, kind) in refs().items():
+                check((*loc, field), value, kind)
 
     def walk(value: Any, loc: tuple[str, ...]) -> None:
         if isinstance(value, BaseModel):
@@ -175,11 +157,6 @@ def _dir_or_hub_problem(name: str) -> str | None:
             "HF_HUB_OFFLINE=1 forbids downloading it (nor is it a local directory)"
         )
     return None
-
-
-def _loaded(module: str, name: str) -> type | None:
-    mod = sys.modules.get(module)
-    return getattr(mod, name, None) if mod is not None else None
 
 
 def _hf_offline() -> bool:

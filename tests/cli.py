@@ -27,7 +27,7 @@ SHIPPED_CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 def config_class(path: Path) -> type:
     """The config model a shipped config file is for, by its name's prefix."""
-    from graphs.config import DebateConfig
+    from graphs.debate import DebateConfig
     from graphs.interaction import InteractionConfig
     from oversight.config import ExperimentConfig
     from oversight.label import LabelConfig

@@ -17,8 +17,7 @@ from agents.backends.scripted import ScriptedBackend
 from agents.errors import FatalModelError
 from agents.types import GenerateParams, Message
 from graphs.batch import BatchGraph
-from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, debate_input, run_debate
+from graphs.debate import DebateConfig, build_debate_graph, debate_input, run_debate
 from graphs.interaction import InteractionConfig, build_interaction_graph, interaction_input, run_interaction
 
 ROWS = [  # (question, answer, context): rows differ in what the speakers see and the judge hears

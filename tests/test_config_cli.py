@@ -136,7 +136,7 @@ questions: 3
 store: {tmp_path / "l.sqlite"}
 models:
   judge: {{name: "openai/fake@{server.url}"}}
-debate: {{protocol: blind, judge: judge}}
+graph: {{kind: debate, protocol: blind, judge: judge}}
 """,
         )
         out = subprocess.run(
@@ -314,7 +314,7 @@ def test_cli_judge_train_then_debate_with_it(tmp_path: Path) -> None:
     label_cfg = write(
         tmp_path,
         f"questions: 5\nstore: {tmp_path / 'l.sqlite'}\n"
-        "debate: {protocol: consultancy, debater: scripted, judge_kind: trained, "
+        "graph: {kind: debate, protocol: consultancy, debater: scripted, judge_kind: trained, "
         f"judge: 'classifier/{judge_dir}'}}\n",
     )
     out = w2sg("label", str(label_cfg))
@@ -341,13 +341,13 @@ questions: 5
 store: {tmp_path / "s.sqlite"}
 models:
   judge: {{name: scripted/j, scripted: {{rules: [{{match: '.*', probs: {{'Yes': 0.6, 'No': 0.4}}}}]}}}}
-debate: {{protocol: blind, judge: judge}}
+graph: {{kind: debate, protocol: blind, judge: judge}}
 """,
     )
     out = w2sg("label", str(label), "--set", "questions=2", "--set", "concurrency=3")
     assert out.returncode == 0, out.stderr
     assert "4 labelled" in out.stdout  # 2 questions, not the file's 5
-    bad = w2sg("label", str(label), "--set", "debate.rounds=zero")
+    bad = w2sg("label", str(label), "--set", "graph.rounds=zero")
     assert bad.returncode == 2 and "debate.rounds" in bad.stderr and "valid integer" in bad.stderr
     typo = w2sg("train", "configs/w2sg-sciq.yaml", "--set", "sizes.weakk=3", "--set", f"out_dir={tmp_path}")
     assert typo.returncode == 2

@@ -35,7 +35,7 @@ models:
     scripted: {table: tables/deb.jsonl}
     cache: {path: cache/deb.sqlite}
   judge: {name: hf/rel/judge-dir}
-debate: {protocol: consultancy, debater: deb, judge: judge}
+graph: {kind: debate, protocol: consultancy, debater: deb, judge: judge}
 """,
     )
     c = load_config(cfg, LabelConfig)
@@ -50,9 +50,11 @@ def test_defaults_and_absolute_paths_are_left_alone(tmp_path: Path) -> None:
     from oversight.label import LabelConfig
     from oversight.run.config import RunConfig
 
-    c = load_config(write(tmp_path / "a", f"store: {tmp_path / 'abs.sqlite'}\ndebate: {{}}\n"), LabelConfig)
+    c = load_config(
+        write(tmp_path / "a", f"store: {tmp_path / 'abs.sqlite'}\ngraph: {{kind: debate}}\n"), LabelConfig
+    )
     assert c.store == tmp_path / "abs.sqlite"
-    c = load_config(write(tmp_path / "b", "debate: {}\n"), LabelConfig)
+    c = load_config(write(tmp_path / "b", "graph: {kind: debate}\n"), LabelConfig)
     assert c.store == Path("runs/labels.sqlite")  # a default: relative to the working directory
     r = load_config(
         write(
@@ -153,7 +155,7 @@ def test_cli_label_store_lands_beside_the_config(tmp_path: Path) -> None:
     cfg = write(
         tmp_path / "elsewhere",
         f"questions: 2\nconcurrency: 2\nstore: {name}\n"
-        "debate: {protocol: consultancy, rounds: 1, debater: scripted, judge: scripted}\n",
+        "graph: {kind: debate, protocol: consultancy, rounds: 1, debater: scripted, judge: scripted}\n",
     )
     try:
         out = w2sg("label", str(cfg))

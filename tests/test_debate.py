@@ -13,8 +13,7 @@ import pytest
 from agents import wrap
 from agents.backends.scripted import ScriptedBackend
 from agents.types import GenerateParams, Message
-from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, run_debate
+from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from graphs.quotes import check_quotes, tag_quotes
 from graphs.render import transcript_for_judge
 from graphs.types import Turn

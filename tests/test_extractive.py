@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from agents import FatalModelError, get_model
-from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, run_debate
+from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
 from w2sg.data import load_sciq
 

@@ -16,8 +16,7 @@ from agents.backends.classifier import PAIR_SEP
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import FatalModelError
 from agents.types import GenerateParams, Message
-from graphs.config import DebateConfig
-from graphs.debate import build_debate_graph, run_debate
+from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from oversight.judges import collect_transcripts, judge_examples, train_judge
 from oversight.paths import resolve_model_path
 from w2sg.data import load_sciq, split_by_question

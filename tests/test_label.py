@@ -34,7 +34,7 @@ models:
       rules:
         - {{match: 'Proposed answer: [a-mA-M0-9]', probs: {{'Yes': 0.8, 'No': 0.2}}}}
         - {{match: 'Proposed answer: ', probs: {{'Yes': 0.3, 'No': 0.7}}}}
-{cache_line}debate: {{protocol: sequential, rounds: 1, debater: deb, judge: judge}}
+{cache_line}graph: {{kind: debate, protocol: sequential, rounds: 1, debater: deb, judge: judge}}
 """
     path = tmp_path / f"{store}.yaml"
     path.write_text(text)
@@ -94,11 +94,14 @@ def test_replay_rebuilds_labels_from_the_record_cache(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("debate: {protocol: blind}\ninteraction: {}\n", "exactly one of"),
-        ("interaction: {overseer: human}\n", "human overseer"),
-        ("debate: {protocol: blind}\nconcurrency: 0\n", "concurrency"),
-        ("debate: {protocol: blind}\nconcurrency: 4\nrows_per_graph: 8\n", "exceeds concurrency"),
-        ("interaction: {max_followups: 1}\nrows_per_graph: 2\n", "routes on each overseer reply"),
+        ("graph: {protocol: blind}\n", "needs `kind:`"),
+        ("graph: {kind: interaction, overseer: human}\n", "a person gives these verdicts"),
+        ("graph: {kind: debate, protocol: blind}\nconcurrency: 0\n", "concurrency"),
+        (
+            "graph: {kind: debate, protocol: blind}\nconcurrency: 4\nrows_per_graph: 8\n",
+            "exceeds concurrency",
+        ),
+        ("graph: {kind: interaction, max_followups: 1}\nrows_per_graph: 2\n", "routes on each reply"),
     ],
 )
 def test_bad_label_configs_name_the_problem(tmp_path: Path, text: str, message: str) -> None:

@@ -18,7 +18,7 @@ from cli import ROOT, w2sg
 
 from agents import ConfigError, load_config
 from oversight.ladder.config import LadderConfig, ladder_splits
-from oversight.ladder.report import LadderResult
+from oversight.ladder.results import LadderResult
 from oversight.ladder.runner import FitFn, Fitted, RungFitter, run_ladder
 from w2sg.data import Example, label_source
 from w2sg.synthetic import OVERSEER

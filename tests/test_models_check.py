@@ -91,7 +91,7 @@ out_dir: {tmp_path / "runs"}
 cache_dir: {tmp_path / "cache"}
 models: {{reader: {{name: extractive}}}}
 protocols:
-  debate: {{debate: {{protocol: consultancy, rounds: 1, debater: reader, judge: trained}}}}
+  debate: {{kind: debate, protocol: consultancy, rounds: 1, debater: reader, judge: trained}}
 judge_training: {{base: embedded/tiny-gpt2}}
 weak: {{kind: features, path: embedded/tiny-gpt2, max_length: 48}}
 strong: {{kind: features, path: {strong_path}, max_length: 48}}
@@ -143,14 +143,14 @@ def w2sg_yaml(strong: str) -> str:
         (
             ["label"],
             "store: OUT/l.sqlite\nmodels: {deb: {name: embedded/smolm2}}\n"
-            "debate: {protocol: consultancy, debater: deb, judge: scripted}\n",
+            "graph: {kind: debate, protocol: consultancy, debater: deb, judge: scripted}\n",
             "models.deb.name",
         ),
         (
             ["label"],
-            "store: OUT/l.sqlite\ndebate: {protocol: consultancy, debater: scripted, "
+            "store: OUT/l.sqlite\ngraph: {kind: debate, protocol: consultancy, debater: scripted, "
             "judge: 'classifier/OUT/judge', judge_kind: trained}\n",
-            "debate.judge",
+            "graph.judge",
         ),
         (["debate", "-q", "q", "-a", "a"], "judge: embedded/smolm2\ndebater: scripted\n", "judge"),
         (["debate", "-q", "q", "-a", "a"], "judge: scripted\ndebater: vllm/x\n", "debater"),
@@ -264,7 +264,7 @@ def test_run_config_graph_names_may_be_keys_or_trained() -> None:
         "strong": {"kind": "features", "path": "embedded/tiny-gpt2"},
         "judge_training": {"base": "embedded/minilm"},
     }
-    graph = {"debate": {"protocol": "consultancy", "debater": "reader", "judge": "trained"}}
+    graph = {"kind": "debate", "protocol": "consultancy", "debater": "reader", "judge": "trained"}
     check_config_models(RunConfig.model_validate({**base, "protocols": {"c": graph}}), "r.yaml")
     bad = RunConfig.model_validate(
         {**base, "protocols": {"c": graph}, "judge_training": {"base": "embedded/x"}}
@@ -273,8 +273,8 @@ def test_run_config_graph_names_may_be_keys_or_trained() -> None:
         ConfigError, match=re.escape("r.yaml: judge_training.base: unknown embedded model 'embedded/x'")
     ):
         check_config_models(bad, "r.yaml")
-    typo = {"debate": {"protocol": "consultancy", "debater": "reader", "judge": "embedded/smolm2"}}
-    with pytest.raises(ConfigError, match=re.escape("protocols.c.debate.judge: unknown embedded model")):
+    typo = {"kind": "debate", "protocol": "consultancy", "debater": "reader", "judge": "embedded/smolm2"}
+    with pytest.raises(ConfigError, match=re.escape("protocols.c.judge: unknown embedded model")):
         check_config_models(RunConfig.model_validate({**base, "protocols": {"c": typo}}), "r.yaml")
 
 

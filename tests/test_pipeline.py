@@ -37,11 +37,15 @@ def small(tmp_path: Path, **over: object) -> dict:
             },
         },
         "protocols": {
-            "blind": {"debate": {"protocol": "blind", "judge": "rule"}},
+            "blind": {"kind": "debate", "protocol": "blind", "judge": "rule"},
             "debate": {
-                "debate": {"protocol": "sequential", "rounds": 1, "debater": "reader", "judge": "trained"}
+                "kind": "debate",
+                "protocol": "sequential",
+                "rounds": 1,
+                "debater": "reader",
+                "judge": "trained",
             },
-            "interaction": {"interaction": {"assistant": "reader", "overseer_model": "trained"}},
+            "interaction": {"kind": "interaction", "assistant": "reader", "overseer_model": "trained"},
         },
         "judge_training": {"max_length": 64, "train": {**FAST, "lr": 1.0e-4, "epochs": 1}},
         "weak": TINY,
@@ -66,7 +70,7 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     for i, a in enumerate(names):  # splits are disjoint by question
         for b in names[i + 1 :]:
             assert not qids[a] & qids[b], (a, b)
-    assert all(e.support for k in ("weak", "calib", "strong", "val") for e in sp[k])
+    assert all(e.support for k in ("judge", "calib", "strong", "val") for e in sp[k])
 
     result = run_pipeline(cfg, resolve=resolve_model_path)
     run = tmp_path / "runs" / result.run_id
@@ -98,7 +102,7 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     # The trained judges learned from the judge split only, and labelled none of it.
     for name in ("debate", "interaction"):
         judge = next(s for s in result.sources if s.source == name).judge
-        assert judge is not None and set(judge.qids) == qids["weak"]
+        assert judge is not None and set(judge.qids) == qids["judge"]
         assert judge.protocol == {"debate": "sequential", "interaction": "interaction"}[name]
     # Every oversight label is in the store once: calib + strong + val rows per protocol.
     db = sqlite3.connect(run / "labels.sqlite")
@@ -160,11 +164,13 @@ def test_run_end_to_end(tmp_path: Path) -> None:
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:
-    both = small(tmp_path)
-    both["protocols"]["debate"]["interaction"] = {"assistant": "reader"}
-    (tmp_path / "both.yaml").write_text(yaml.safe_dump(both))
-    with pytest.raises(ConfigError, match=r"both\.yaml: invalid config\n  protocols\.debate: .*exactly one"):
-        load_config(tmp_path / "both.yaml", RunConfig)
+    kindless = small(tmp_path)
+    del kindless["protocols"]["debate"]["kind"]
+    (tmp_path / "kindless.yaml").write_text(yaml.safe_dump(kindless))
+    with pytest.raises(
+        ConfigError, match=r"kindless\.yaml: invalid config\n  protocols\.debate: .*needs `kind:`"
+    ):
+        load_config(tmp_path / "kindless.yaml", RunConfig)
     clash = small(tmp_path)
     clash["protocols"]["bagging"] = clash["protocols"].pop("blind")
     (tmp_path / "clash.yaml").write_text(yaml.safe_dump(clash))
@@ -173,11 +179,11 @@ def test_config_errors_name_the_field(tmp_path: Path) -> None:
     out = w2sg("run", str(tmp_path / "clash.yaml"))
     assert out.returncode == 2 and "clash.yaml" in out.stderr
     typo = small(tmp_path)
-    typo["protocols"]["debate"]["debate"]["debater"] = "raeder"
-    with pytest.raises(ValueError, match=r"protocols\.debate\.debate\.debater: 'raeder' is neither"):
+    typo["protocols"]["debate"]["debater"] = "raeder"
+    with pytest.raises(ValueError, match=r"protocols\.debate\.debater: 'raeder' is neither"):
         RunConfig.model_validate(typo)
     asks = small(tmp_path)
-    asks["protocols"]["interaction"]["interaction"]["max_followups"] = 1
+    asks["protocols"]["interaction"]["max_followups"] = 1
     with pytest.raises(ValueError, match="cannot ask follow-ups"):
         RunConfig.model_validate(asks)
 

@@ -55,7 +55,14 @@ def write_config(
         "rows_per_graph": rows_per_graph,
         "store": str(tmp_path / store),
         "models": {"judge": spec(), "deb": spec()},
-        "debate": {"protocol": protocol, "rounds": 1, "debater": "deb", "judge": "judge", "max_tokens": 24},
+        "graph": {
+            "kind": "debate",
+            "protocol": protocol,
+            "rounds": 1,
+            "debater": "deb",
+            "judge": "judge",
+            "max_tokens": 24,
+        },
     }
     if data_dir is not None:
         cfg["data_dir"] = str(data_dir)
@@ -232,10 +239,10 @@ async def test_bad_rows_and_configs_fail_clearly_and_keep_the_store(
     with pytest.raises(ConfigError, match=r"bad\.yaml: invalid config\n  models\.judge\.retry\.max_attempts"):
         load_config(tmp_path / "bad.yaml", LabelConfig)
     bad = yaml.safe_load(cfg.read_text())
-    bad["debate"]["judge"] = "jduge"  # a typo: neither a named model nor a provider
+    bad["graph"]["judge"] = "jduge"  # a typo: neither a named model nor a provider
     (tmp_path / "typo.yaml").write_text(yaml.safe_dump(bad))
     # ... caught when the config loads, before the store is opened
-    with pytest.raises(ConfigError, match=r"typo\.yaml: invalid config\n.*debate\.judge: 'jduge' is neither"):
+    with pytest.raises(ConfigError, match=r"typo\.yaml: invalid config\n.*graph\.judge: 'jduge' is neither"):
         load_config(tmp_path / "typo.yaml", LabelConfig)
 
     assert labels(tmp_path / "s.sqlite") == before

@@ -41,21 +41,20 @@ class Sizes(BaseModel):
     test: int | None = Field(None, ge=1, description="test questions; None = all")
 
 
-class W2SGConfig(BaseModel):
+class W2SGCore(BaseModel):
+    """The W2SG section every experiment config shares (`w2sg train`, `w2sg run`): the data, the
+    weak teacher(s), the strong student and ceiling, how students learn and are selected, where
+    runs go. `Fitter`, `supervise` and `students_and_ceiling` read only this."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = "w2sg"
     seed: int = 0
     dataset: str = "sciq"
     data_dir: Path | None = Field(None, description="None: $W2SG_DATA_DIR or ../shared/data/sciq")
-    sizes: Sizes = Field(default_factory=Sizes)
     weak: ModelConfig
     weak_train: TrainConfig = Field(default_factory=TrainConfig)
     strong: ModelConfig
     strong_train: TrainConfig = Field(default_factory=TrainConfig)
-    label_sources: list[str] = Field(
-        default_factory=lambda: [WEAK],
-        description="weak (our teacher), an ensemble's name, or a p(true) column of the data",
-    )
     ensembles: list[EnsembleConfig] = Field(
         default_factory=list, description="weak-teacher ensembles (same weak model), used as label sources"
     )
@@ -65,10 +64,18 @@ class W2SGConfig(BaseModel):
         description="validation labels for student selection: the same weak source (no gold "
         "needed) or gold. The weak teacher and the ceiling always select on gold.",
     )
-    icl: ICLConfig | None = Field(None, description="in-context-learning W2SG (`w2sg icl`)")
-    n_boot: int = Field(1000, ge=100)
+    n_boot: int = Field(1000, ge=100, description="bootstrap resamples (of questions) per interval")
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
+
+
+class W2SGConfig(W2SGCore):
+    sizes: Sizes = Field(default_factory=Sizes)
+    label_sources: list[str] = Field(
+        default_factory=lambda: [WEAK],
+        description="weak (our teacher), an ensemble's name, or a p(true) column of the data",
+    )
+    icl: ICLConfig | None = Field(None, description="in-context-learning W2SG (`w2sg icl`)")
 
     @model_validator(mode="after")
     def _names(self) -> W2SGConfig:
@@ -100,8 +107,16 @@ class Fitter:
     """Trains the weak or strong model of one experiment on any rows and labels. Features are
     computed for every row a model is ever shown, once, so bags and students share them."""
 
-    def __init__(self, cfg: W2SGConfig, sp: dict[str, list[Example]], resolve: Callable[[str], str]):
-        self.cfg, self.sp, self.resolve = cfg, sp, resolve
+    def __init__(
+        self,
+        cfg: W2SGCore,
+        sp: dict[str, list[Example]],
+        resolve: Callable[[str], str],
+        weak_split: str = "weak",
+    ):
+        # weak_split: the gold rows the weak teachers learn from (`w2sg run` calls them `judge`:
+        # its trained judges learn from the same questions).
+        self.cfg, self.sp, self.resolve, self.weak_split = cfg, sp, resolve, weak_split
         self.gold = {k: np.asarray(label_source(v, "gold")) for k, v in sp.items()}
         # Each row's question: every interval resamples questions (a question's rows correlate).
         self.qids = {k: np.array([e.qid for e in v]) for k, v in sp.items()}
@@ -120,7 +135,9 @@ class Fitter:
         loss: str = "xent",
         weights: Sequence[float] | None = None,
         seed: int | None = None,
+        what: str | None = None,
     ) -> tuple[nn.Module, int]:
+        """`what` names the model in the progress lines (default: the role)."""
         cfg = self.cfg
         mcfg, tcfg = (cfg.weak, cfg.weak_train) if role == "weak" else (cfg.strong, cfg.strong_train)
         update = {"loss": loss} if seed is None else {"loss": loss, "seed": seed}
@@ -134,14 +151,17 @@ class Fitter:
             cache_dir=cfg.cache_dir,
             device=resolve_device(tcfg.device),
         )
-        res = train(model, rows, labels, self.sp["val"], val_labels, tcfg, weights=weights)
+        stage = f"train {what or role} ({Path(mcfg.path).name}, {tcfg.loss}, {len(rows)} rows)"
+        res = train(model, rows, labels, self.sp["val"], val_labels, tcfg, weights=weights, stage=stage)
         return model, res.best_step
 
     def member(
         self, rows: Sequence[Example], labels: np.ndarray, weights: np.ndarray | None, seed: int
     ) -> Callable[[Sequence[Example]], np.ndarray]:
         """One weak teacher for an ensemble (`w2sg.ensembles.Fit`), selected on gold val."""
-        model, _ = self.fit("weak", rows, list(labels), list(self.gold["val"]), weights=weights, seed=seed)
+        model, _ = self.fit(
+            "weak", rows, list(labels), list(self.gold["val"]), weights=weights, seed=seed, what="weak member"
+        )
         return lambda xs: predict(model, xs)
 
 
@@ -149,9 +169,9 @@ def supervise(
     fitter: Fitter, sources: Sequence[str], targets: Sequence[str] = ("strong", "val", "test")
 ) -> tuple[dict[str, dict[str, np.ndarray]], list[EnsembleResult]]:
     """p(true) on the `targets` splits of the weak teacher and of each ensemble among `sources`."""
-    cfg, sp, gold = fitter.cfg, fitter.sp, fitter.gold
-    log.info("weak teacher on %d gold rows", len(sp["weak"]))
-    weak, _ = fitter.fit("weak", sp["weak"], list(gold["weak"]), list(gold["val"]))
+    cfg, sp, gold, w = fitter.cfg, fitter.sp, fitter.gold, fitter.weak_split
+    log.info("weak teacher on %d gold rows", len(sp[w]))
+    weak, _ = fitter.fit("weak", sp[w], list(gold[w]), list(gold["val"]), what="weak teacher")
     computed = {WEAK: {k: predict(weak, sp[k]) for k in targets}}
     del weak
     ensembles = []
@@ -160,8 +180,8 @@ def supervise(
             continue
         log.info("%s of weak teachers (%d members)", ens.method, ens.n)
         res, computed[ens.source] = run_ensemble(
-            sp["weak"],
-            gold["weak"],
+            sp[w],
+            gold[w],
             fitter.member,
             {k: sp[k] for k in targets},
             ens,
@@ -185,7 +205,7 @@ def students_and_ceiling(
         return correct(probs, gold[split])
 
     log.info("strong ceiling on %d gold rows", len(sp["strong"]))
-    ceiling, _ = fitter.fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]))
+    ceiling, _ = fitter.fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]), what="ceiling")
     preds = {"gold": gold["test"], "ceiling": predict(ceiling, sp["test"])}
     preds.update({f"floor__{k}": v["test"] for k, v in supervisors.items() if "test" in v})
     ceiling_ok = ok(preds["ceiling"], "test")
@@ -209,7 +229,9 @@ def students_and_ceiling(
         for loss in cfg.losses:
             log.info("student on %s labels, %s loss", src, loss)
             sel = list(val_labels) if cfg.select_on == "source" else list(gold["val"])
-            student, best = fitter.fit("strong", sp["strong"], list(train_labels), sel, loss)
+            student, best = fitter.fit(
+                "strong", sp["strong"], list(train_labels), sel, loss, what=f"student on {src}"
+            )
             preds[f"student__{src}__{loss}"] = predict(student, sp["test"])
             student_ok = ok(preds[f"student__{src}__{loss}"], "test")
             students.append(
@@ -283,6 +305,6 @@ def save_predictions(run_dir: Path, test: Sequence[Example], preds: dict[str, np
     np.savez(run_dir / "predictions.npz", ids=ids, qids=qids, **preds)
 
 
-def accuracy_estimate(correct: np.ndarray, qids: np.ndarray, cfg: W2SGConfig) -> Estimate:
+def accuracy_estimate(correct: np.ndarray, qids: np.ndarray, cfg: W2SGCore) -> Estimate:
     """Accuracy with a question-level bootstrap CI from per-row correctness (0/1)."""
     return mean_ci(correct, qids, n_boot=cfg.n_boot, seed=cfg.seed)

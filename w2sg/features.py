@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from w2sg.data import Example
+from w2sg.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,22 @@ def compute_features(
     # Shortest first: less padding per batch; the order is restored below.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = torch.empty((len(texts), model.config.hidden_size))
-    for s in tqdm(range(0, len(texts), batch_size), desc="features", unit="batch", leave=False):
-        idx = order[s : s + batch_size]
-        enc = tok(
-            [texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length
-        ).to(device)
-        hs = model(**enc, output_hidden_states=True).hidden_states[layer]
-        out[idx] = pool(hs.float(), enc["attention_mask"], pooling).cpu()
+    stage = f"features {Path(str(model_dir)).name} ({len(texts)} rows)"
+    # The bar only on a terminal (disable=None); the progress lines serve a log file.
+    batches = tqdm(range(0, len(texts), batch_size), desc="features", unit="batch", leave=False, disable=None)
+    with track(stage, len(texts), unit="rows") as progress:
+        for s in batches:
+            idx = order[s : s + batch_size]
+            enc = tok(
+                [texts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+            ).to(device)
+            hs = model(**enc, output_hidden_states=True).hidden_states[layer]
+            out[idx] = pool(hs.float(), enc["attention_mask"], pooling).cpu()
+            progress.advance(len(idx))
     return out
 
 

@@ -52,6 +52,10 @@ class ICLConfig(BaseModel):
     votek_neighbors: int = Field(10, ge=1, description="votek: out-degree of the kNN graph")
     instruction: str = INSTRUCTION
 
+    def model_refs(self) -> dict[str, tuple[str, str]]:
+        """field → (name, kind): what `oversight.paths.check_config_models` resolves."""
+        return {"model": (self.model, "name"), "embedder": (self.embedder, "path")}
+
 
 class ChoiceModel(Protocol):
     async def choice_probs(self, messages: Sequence[dict[str, str]], choices: Sequence[str]) -> Any: ...

@@ -45,6 +45,10 @@ class ModelConfig(Config):
     with_support: bool = Field(False, description="seq_cls: append the support passage to the answer")
     hidden: int = Field(0, ge=0, description="features only: 0 = linear head, else an MLP of this width")
 
+    def model_refs(self) -> dict[str, tuple[str, str]]:
+        """field → (name, "path"): what `oversight.paths.check_config_models` resolves."""
+        return {"path": (self.path, "path")}
+
 
 class SeqClassifier(nn.Module):
     def __init__(self, path: str | Path, cfg: ModelConfig):

@@ -22,6 +22,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from w2sg.data import Example
 from w2sg.losses import Loss, get_loss
+from w2sg.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,12 @@ def train(
     cfg: TrainConfig,
     loss_fn: Loss | None = None,
     weights: Sequence[float] | None = None,
+    stage: str | None = None,
 ) -> TrainResult:
     """Train on soft `labels` (p(true) per example); keep the state with the best validation
     accuracy against `val_labels` (gold, or the same weak source for label-free selection).
-    `weights` (boosting) are per-example sample weights, applied in the loss."""
+    `weights` (boosting) are per-example sample weights, applied in the loss. `stage` names the
+    run in the progress lines (`w2sg.progress`); default `train <model class> (<n> rows)`."""
     from accelerate import Accelerator
 
     if len(labels) != len(examples) or len(val_labels) != len(val):
@@ -163,28 +166,31 @@ def train(
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)  # (val acc, step, state)
     history: list[tuple[int, float, float]] = []
     step, running = 0, 0.0
-    while step < total:
-        for batch in loader:
-            model.train()
-            inputs = {k: v.to(acc.device) for k, v in raw.encode([e for e, _, _ in batch]).items()}
-            y = torch.tensor([lab for _, lab, _ in batch], dtype=torch.float32, device=acc.device)
-            wb = None if weights is None else torch.tensor([x for _, _, x in batch], device=acc.device)
-            loss = loss_fn(model(**inputs), y, step / total, wb)  # logits (B, 2)
-            acc.backward(loss)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            running += loss.detach().item()
-            step += 1
-            if step % cfg.eval_every == 0 or step == total:
-                val_acc = _accuracy(predict(raw, val, device=str(acc.device)), val_labels)
-                history.append((step, running / (step - (history[-1][0] if history else 0)), val_acc))
-                running = 0.0
-                log.info("step %d/%d loss %.4f val acc %.4f", step, total, history[-1][1], val_acc)
-                if val_acc > best[0]:
-                    best = (val_acc, step, copy.deepcopy(raw.state_dict()))
-            if step >= total:
-                break
+    stage = stage or f"train {type(raw).__name__} ({len(examples)} rows)"
+    with track(stage, total, unit="steps", enabled=acc.is_main_process) as progress:
+        while step < total:
+            for batch in loader:
+                model.train()
+                inputs = {k: v.to(acc.device) for k, v in raw.encode([e for e, _, _ in batch]).items()}
+                y = torch.tensor([lab for _, lab, _ in batch], dtype=torch.float32, device=acc.device)
+                wb = None if weights is None else torch.tensor([x for _, _, x in batch], device=acc.device)
+                loss = loss_fn(model(**inputs), y, step / total, wb)  # logits (B, 2)
+                acc.backward(loss)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                running += loss.detach().item()
+                step += 1
+                progress.advance()
+                if step % cfg.eval_every == 0 or step == total:
+                    val_acc = _accuracy(predict(raw, val, device=str(acc.device)), val_labels)
+                    history.append((step, running / (step - (history[-1][0] if history else 0)), val_acc))
+                    running = 0.0
+                    log.info("step %d/%d loss %.4f val acc %.4f", step, total, history[-1][1], val_acc)
+                    if val_acc > best[0]:
+                        best = (val_acc, step, copy.deepcopy(raw.state_dict()))
+                if step >= total:
+                    break
     if best[2] is not None:  # the last step always evaluates, so this holds unless val is empty
         raw.load_state_dict(best[2])
     return TrainResult(steps=total, best_step=best[1], best_val_accuracy=best[0], history=history)

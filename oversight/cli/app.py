@@ -5,45 +5,114 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from pydantic import BaseModel
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
+from typer.exceptions import TyperException
 
-from agents import ConfigError, load_config
+from agents import ModelError, load_config
 from oversight.paths import check_config_models
+from w2sg import progress
+
+#: What a bad input raises anywhere under a command: a config (`ConfigError`, pydantic's
+#: `ValidationError`), data (`w2sg.data.DataError`) or `--set` problem (all `ValueError`s), a model
+#: that cannot be loaded or called, a missing or unwritable file, a failed run. The CLI's one
+#: boundary (`Boundary`) prints each as `error: <message>` and exits with status 2.
+USER_ERRORS: tuple[type[Exception], ...] = (ModelError, ValueError, OSError, RuntimeError, KeyError)
+#: Subclasses of those that mean a bug in this code, not a bad input: they keep their traceback.
+BUGS: tuple[type[Exception], ...] = (NotImplementedError, RecursionError)
+
+
+class Boundary(typer.core.TyperGroup):
+    """The root group: every command (and sub-typer) runs inside its `invoke`, so one place turns
+    a user error into one `error: ...` and exit 2, whether run as `w2sg` or through
+    `CliRunner().invoke(app, ...)`. With the root `--debug` the error keeps its traceback.
+    Typer's own exits, aborts and usage errors, KeyboardInterrupt and anything else pass through."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except USER_ERRORS as e:
+            if isinstance(e, BUGS) or ctx.params.get("debug"):
+                raise
+            raise fail(e) from None
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        """Commands in `PANELS` order (`w2sg --help` groups them by `rich_help_panel=`), each panel
+        in registration order."""
+        names = super().list_commands(ctx)
+        rank = {panel: i for i, panel in enumerate(PANELS)}
+        return sorted(names, key=lambda n: rank.get(getattr(self.commands[n], "rich_help_panel", None), 99))
+
+
+#: The areas `w2sg --help` groups the commands in, in this order; each command names its
+#: `rich_help_panel=`.
+PANELS = ("Experiments", "Oversight graphs", "Labelling", "Models")
 
 app = typer.Typer(
-    help="Weak-to-strong oversight simulator.", no_args_is_help=True, pretty_exceptions_enable=False
+    cls=Boundary,
+    help="Weak-to-strong oversight simulator.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 console = Console()
 err_console = Console(stderr=True)
 
 
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO")] = False) -> None:
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log at INFO")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False,
+) -> None:
+    # --debug is read by `Boundary.invoke` from the root context's params.
     if not verbose:  # our own status lines show progress; transformers' bars would interleave
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # e.g. each new judge head's load report
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=err_console, show_path=False)],
-    )
+    _setup_logging(verbose)
     for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _setup_logging(verbose: bool) -> None:
+    """On a terminal: rich log lines (INFO with -v), progress shown by the commands' own status
+    lines and bars. Otherwise (a log file, nohup, CI): one plain line per log record, and the
+    progress lines of `w2sg.progress` at INFO even without -v. `W2SG_PROGRESS=lines` forces the
+    progress lines on a terminal too, `W2SG_PROGRESS=off` silences them."""
+    tty = sys.stderr.isatty() if hasattr(sys.stderr, "isatty") else False
+    handler: logging.Handler
+    if tty:
+        handler = RichHandler(console=err_console, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # RichHandler would wrap a record over several lines at the console's width
+        handler = progress.StderrHandler("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    mode = os.environ.get("W2SG_PROGRESS", "").strip().lower()
+    progress.reset()
+    if mode == "off":
+        progress.log.setLevel(logging.WARNING)
+    elif mode == "lines" or not tty:
+        progress.lines_to_stderr()
 
 
 C = TypeVar("C", bound=BaseModel)
 
 
 def fail(e: Exception) -> typer.Exit:
-    """Print `error: ...` (the message names the file, field or row) and exit with status 2."""
-    err_console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+    """Print `error: ...` (the message names the file, field or row) and return the exit with
+    status 2 to raise. The message is printed as is (no markup, no wrapping); a `KeyError`'s
+    without the quotes `str()` adds."""
+    message = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 and isinstance(e.args[0], str) else e
+    err_console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -70,10 +139,7 @@ def load(
     model name and path in it, so a typo fails here, naming the file and field, before any
     compute is spent. `ignore`: dotted fields the command does not use (e.g. `judge` for `w2sg
     judge train`)."""
-    try:
-        cfg = load_config(config, cls, overrides=overrides or ())
-    except ConfigError as e:
-        raise fail(e) from None
+    cfg = load_config(config, cls, overrides=overrides or ())
     if check:
         check_models(cfg, config, ignore=ignore)
     return cfg
@@ -81,10 +147,7 @@ def load(
 
 def check_models(cfg: BaseModel, config: Path, *, ignore: Collection[str] = ()) -> None:
     """`load`'s model check on its own, for a command that changes the config first (an override)."""
-    try:
-        check_config_models(cfg, config, ignore=ignore)
-    except ConfigError as e:
-        raise fail(e) from None
+    check_config_models(cfg, config, ignore=ignore)
 
 
 def main() -> None:

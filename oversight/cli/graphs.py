@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from agents import ModelError, get_model
+from agents import get_model
 from oversight.cli.app import SetOpt, app, check_models, console, load
-from oversight.cli.app import fail as _fail
 from oversight.paths import model_path_problem, resolve_model_path
 
 if TYPE_CHECKING:
-    from graphs.config import DebateConfig
+    from graphs.debate import DebateConfig
 
 
 DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
@@ -24,12 +23,12 @@ DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/
 def _load_debate(
     config: Path, overrides: list[str] | None, *, check: bool = True, ignore: tuple[str, ...] = ()
 ) -> DebateConfig:
-    from graphs.config import DebateConfig
+    from graphs.debate import DebateConfig
 
     return load(config, DebateConfig, check=check, ignore=ignore, overrides=overrides)
 
 
-@app.command("debate")
+@app.command("debate", rich_help_panel="Oversight graphs")
 def debate_cmd(
     config: DebateConfigArg,
     question: Annotated[str, typer.Option("--question", "-q", help="the question")],
@@ -39,28 +38,22 @@ def debate_cmd(
     set_: SetOpt = None,
 ) -> None:
     """Run one debate (or consultancy, blind judge, N-agent debate) and print transcript and verdict."""
-    from graphs.debate import build_debate_graph, run_debate
+    from graphs.debate import run_debate
 
     # --protocol is `--set protocol=...`; models are checked after it (it decides whether a debater is called)
     cfg = _load_debate(config, [*(set_ or []), *([f"protocol={protocol}"] if protocol else [])], check=False)
     check_models(cfg, config)  # after --protocol: it decides whether the debater is called
 
     async def go() -> dict:
-        debater = get_model(cfg.debater) if cfg.protocol != "blind" else None
-        judge = get_model(cfg.judge)
+        models = {role: get_model(name) for role, name in cfg.roles().items()}
         try:
-            graph = build_debate_graph(cfg, debater=debater, judge=judge)
-            return await run_debate(graph, question, answer, context)
+            return await run_debate(cfg.build(models), question, answer, context)
         finally:
-            for m in (debater, judge):
-                if m is not None:
-                    await m.aclose()
+            for m in models.values():
+                await m.aclose()
 
     with console.status(f"{cfg.protocol}: {cfg.rounds} round(s)"):
-        try:
-            state = asyncio.run(go())
-        except (ModelError, ValueError) as e:
-            raise _fail(e) from None
+        state = asyncio.run(go())
     for t in state.get("transcript", []):
         who = t.speaker + (f" ({t.side})" if t.side else "")
         quotes = "".join(f" [{'verified' if q.verified else 'unverified'} quote]" for q in t.quotes)
@@ -75,7 +68,7 @@ def debate_cmd(
     )
 
 
-@app.command("graph")
+@app.command("graph", rich_help_panel="Oversight graphs")
 def graph_cmd(
     config: DebateConfigArg,
     out: Annotated[Path, typer.Option(help="output path without suffix; .mmd and .png are written")] = Path(
@@ -86,13 +79,12 @@ def graph_cmd(
     """Draw the configured graph: Mermaid text (.mmd) and a PNG."""
     from agents import wrap
     from agents.backends.scripted import ScriptedBackend
-    from graphs.debate import build_debate_graph
     from graphs.draw import draw_png, mermaid
 
     cfg = _load_debate(config, set_, check=False)  # no model is called: a judge not yet trained is fine
     # The drawing does not depend on the models: scripted stand-ins avoid loading any.
     stand_in = wrap(ScriptedBackend("scripted/stand-in"))
-    graph = build_debate_graph(cfg, debater=stand_in, judge=stand_in)
+    graph = cfg.build(dict.fromkeys(cfg.ROLE_FIELDS, stand_in))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".mmd").write_text(mermaid(graph))
     draw_png(graph, out.with_suffix(".png"))
@@ -100,7 +92,7 @@ def graph_cmd(
 
 
 judge_app = typer.Typer(help="Trained judges: classifiers that read what a protocol shows the judge.")
-app.add_typer(judge_app, name="judge")
+app.add_typer(judge_app, name="judge", rich_help_panel="Oversight graphs")
 
 
 @judge_app.command("train")
@@ -129,16 +121,13 @@ def judge_train_cmd(
     # The config's judge is what this trains, so it need not exist yet.
     cfg = _load_debate(config, set_, ignore=("judge",))
     if (problem := model_path_problem(base)) is not None:
-        raise _fail(ValueError(f"--base: {problem}"))
-    try:
-        if not 0.0 <= holdout < 0.8:
-            raise ValueError(f"--holdout: a share in [0, 0.8), got {holdout}")
-        rows = split_by_question(load_dataset("sciq", split), {"judge": questions}, seed=seed)["judge"]
-    except ValueError as e:
-        raise _fail(e) from None
+        raise ValueError(f"--base: {problem}")
+    if not 0.0 <= holdout < 0.8:
+        raise ValueError(f"--holdout: a share in [0, 0.8), got {holdout}")
+    rows = split_by_question(load_dataset("sciq", split), {"judge": questions}, seed=seed)["judge"]
 
     async def debates() -> list:
-        debater = get_model(cfg.debater) if cfg.protocol != "blind" else None
+        debater = get_model(cfg.speaker_model) if cfg.speaker_model else None
         try:
             return await collect_transcripts(cfg, debater, rows, concurrency=concurrency)
         finally:
@@ -146,10 +135,7 @@ def judge_train_cmd(
                 await debater.aclose()
 
     with console.status(f"{len(rows)} {cfg.protocol} debates"):
-        try:
-            states = asyncio.run(debates())
-        except (ModelError, ValueError) as e:
-            raise _fail(e) from None
+        states = asyncio.run(debates())
     tcfg = TrainConfig(lr=5e-5, epochs=epochs, batch_size=16, eval_every=20, seed=seed, device="auto")
     with console.status(f"fine-tuning {base} on {len(rows)} transcripts"):
         info = train_judge(
@@ -177,7 +163,7 @@ def judge_train_cmd(
 
 
 human_app = typer.Typer(help="Real humans as overseers: a queue in a SQLite file, answered any time.")
-app.add_typer(human_app, name="human")
+app.add_typer(human_app, name="human", rich_help_panel="Oversight graphs")
 
 
 def _show_interaction(state: dict) -> None:
@@ -189,7 +175,7 @@ def _show_interaction(state: dict) -> None:
         console.print(f"[bold]verdict[/bold] p(true) = {v.p_true:.3f} ({v.method})", highlight=False)
 
 
-@app.command("interact")
+@app.command("interact", rich_help_panel="Oversight graphs")
 def interact_cmd(
     config: Annotated[Path, typer.Argument(help="interaction YAML (see configs/interact-*.yaml)")],
     question: Annotated[str, typer.Option("--question", "-q", help="the question")],
@@ -200,36 +186,30 @@ def interact_cmd(
     set_: SetOpt = None,
 ) -> None:
     """A strong assistant helps a weak overseer (model, simulated or human) judge one answer."""
-    from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
+    from graphs.interaction import InteractionConfig, run_interaction
     from oversight import human
 
     cfg = load(config, InteractionConfig, overrides=set_)
     if cfg.overseer == "human":
         if db is None:
-            raise _fail(ValueError("a human overseer waits in a queue: pass --db FILE"))
+            raise ValueError("a human overseer waits in a queue: pass --db FILE")
         tid = asyncio.run(human.start(db, cfg, question, answer, context))
         console.print(
             f"waiting for a person: thread {tid} in {db} (`w2sg human answer {db}`)", highlight=False
         )
         return
     if cfg.overseer == "simulated" and gold is None:
-        raise _fail(ValueError("a simulated overseer needs --gold or --no-gold"))
+        raise ValueError("a simulated overseer needs --gold or --no-gold")
 
     async def go() -> dict:
-        assistant = get_model(cfg.assistant)
-        overseer = get_model(cfg.overseer_model) if cfg.overseer == "model" else None
+        models = {role: get_model(name) for role, name in cfg.roles().items()}
         try:
-            graph = build_interaction_graph(cfg, assistant=assistant, overseer=overseer)
-            return await run_interaction(graph, question, answer, context, gold=gold)
+            return await run_interaction(cfg.build(models), question, answer, context, gold=gold)
         finally:
-            for m in (assistant, overseer):
-                if m is not None:
-                    await m.aclose()
+            for m in models.values():
+                await m.aclose()
 
-    try:
-        state = asyncio.run(go())
-    except (ModelError, ValueError) as e:
-        raise _fail(e) from None
+    state = asyncio.run(go())
     _show_interaction(state)
 
 
@@ -238,10 +218,7 @@ def human_queue_cmd(db: Annotated[Path, typer.Argument(help="the SQLite queue")]
     """List the items waiting for a person."""
     from oversight import human
 
-    try:
-        waiting = asyncio.run(human.pending(db))
-    except FileNotFoundError as e:
-        raise _fail(e) from None
+    waiting = asyncio.run(human.pending(db))
     table = Table("thread", "question", "answer", "can ask", "last error")
     for p in waiting:
         table.add_row(p.thread_id, p.question, p.answer, "yes" if p.can_ask else "no", p.error or "")
@@ -259,16 +236,13 @@ def human_answer_cmd(
     """Show an item's transcript and resume it with your verdict (or a follow-up question)."""
     from oversight import human
 
-    try:
-        waiting = asyncio.run(human.pending(db))
-    except FileNotFoundError as e:
-        raise _fail(e) from None
+    waiting = asyncio.run(human.pending(db))
     if not waiting:
         console.print("nothing is waiting", highlight=False)
         return
     item = next((p for p in waiting if p.thread_id == thread), None) if thread else waiting[0]
     if item is None:
-        raise _fail(ValueError(f"{db}: thread {thread!r} is not waiting for a person"))
+        raise ValueError(f"{db}: thread {thread!r} is not waiting for a person")
     console.print(f"[bold]Question:[/bold] {item.question}\n[bold]Proposed answer:[/bold] {item.answer}")
     if item.context:
         console.print(f"[bold]Reference passage:[/bold] {item.context}")
@@ -283,12 +257,10 @@ def human_answer_cmd(
         reply = {"ask": ask} if ask is not None else {"verdict": verdict}
     try:
         state = asyncio.run(human.answer(db, item.thread_id, reply))
-    except ValueError as e:
-        raise _fail(ValueError(f"{e} (nothing was changed)")) from None
+    except ValueError as e:  # the boundary prints it, with what it means for the queue
+        raise ValueError(f"{e} (nothing was changed)") from e
     except human.ResumeFailed as e:
-        raise _fail(
-            ValueError(f"{e}; `w2sg human answer {db} --thread {item.thread_id}` retries it")
-        ) from None
+        raise RuntimeError(f"{e}; `w2sg human answer {db} --thread {item.thread_id}` retries it") from e
     if "verdict" in state:
         console.print(f"recorded p(true) = {state['verdict'].p_true:.3f} for thread {item.thread_id}")
     else:

@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agents import ModelError
 from oversight.cli.app import SetOpt, app, console, load
-from oversight.cli.app import fail as _fail
 
 if TYPE_CHECKING:
     from oversight.store import LabelRow
 
 
-@app.command("label")
+@app.command("label", rich_help_panel="Labelling")
 def label_cmd(
     config: Annotated[Path, typer.Argument(help="labelling YAML (see configs/label-*.yaml)")],
     replay: Annotated[bool, typer.Option(help="rebuild every label from the models' record caches")] = False,
@@ -48,10 +46,7 @@ def label_cmd(
             tokens = row.record.get("verdict", {}).get("tokens", 0)
             bar.update(task, advance=1, note=f"{failed} failed · last {tokens} tokens")
 
-        try:
-            run = asyncio.run(label(cfg, replay=replay, on_start=started, on_label=labelled))
-        except (ModelError, ValueError, OSError) as e:
-            raise _fail(e) from None
+        run = asyncio.run(label(cfg, replay=replay, on_start=started, on_label=labelled))
     cost = sum(u.get("cost_usd", 0.0) for u in run.usage.values())
     tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
     console.print(
@@ -73,7 +68,7 @@ def label_cmd(
         raise typer.Exit(1)
 
 
-@app.command("export")
+@app.command("export", rich_help_panel="Labelling")
 def export_cmd(
     store: Annotated[Path, typer.Argument(help="a labelling store (SQLite)")],
     out: Annotated[Path, typer.Option(help="output file (jsonl, parquet) or folder (hf)")],
@@ -91,13 +86,10 @@ def export_cmd(
     from oversight.export import check_target, export_rows, write_export
 
     if not store.is_file():
-        raise _fail(FileNotFoundError(f"{store}: no such store"))
+        raise FileNotFoundError(f"{store}: no such store")
     if out.resolve() == store.resolve():
-        raise _fail(ValueError(f"--out {out} is the store being exported; choose another path"))
-    try:
-        check_target(out, fmt, force=force)  # before reading the store: refuse at once
-        rows = export_rows(store, protocol, config_hash)
-        path = write_export(rows, out, fmt, force=force)
-    except (ValueError, OSError) as e:
-        raise _fail(e) from None
+        raise ValueError(f"--out {out} is the store being exported; choose another path")
+    check_target(out, fmt, force=force)  # before reading the store: refuse at once
+    rows = export_rows(store, protocol, config_hash)
+    path = write_export(rows, out, fmt, force=force)
     console.print(f"wrote {len(rows)} labels to {path}", highlight=False)

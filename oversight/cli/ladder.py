@@ -9,14 +9,13 @@ from typing import Annotated
 import typer
 
 from oversight.cli.app import SetOpt, app, console, load
-from oversight.cli.app import fail as _fail
 from oversight.paths import resolve_model_path
 
 #: What a rung does after each node of the ladder graph, for the status line.
 NEXT = {"label": "training", "train": "evaluating", "evaluate": "promoting", "promote": "labelling"}
 
 
-@app.command("ladder")
+@app.command("ladder", rich_help_panel="Experiments")
 def ladder_cmd(
     config: Annotated[Path, typer.Argument(help="ladder YAML (see configs/ladder-sciq.yaml)")],
     force: Annotated[bool, typer.Option(help="rerun from rung 0 even if the run folder is complete")] = False,
@@ -43,9 +42,6 @@ def ladder_cmd(
             if rung <= last:
                 status.update(f"rung {rung}/{last} {cfg.rungs[rung].name}: {NEXT[node]}; -v shows each step")
 
-        try:
-            result = run_ladder(cfg, resolve=resolve_model_path, force=force, on_step=on_step)
-        except (ValueError, OSError) as e:
-            raise _fail(e) from None
+        result = run_ladder(cfg, resolve=resolve_model_path, force=force, on_step=on_step)
     console.print(markdown_table(result), highlight=False, soft_wrap=True)  # markdown rows: one line each
     console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")

@@ -11,13 +11,12 @@ import typer
 from pydantic import Field
 from rich.table import Table
 
-from agents import ConfigError, ModelError, ModelSpec, get_model, load_config
+from agents import ModelSpec, get_model, load_config
 from agents.config import Config
-from oversight.cli.app import app, console, err_console
-from oversight.cli.app import fail as _fail
+from oversight.cli.app import BUGS, USER_ERRORS, SetOpt, app, console, err_console
 
 models_app = typer.Typer(help="Inspect and check configured models.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
+app.add_typer(models_app, name="models", rich_help_panel="Models")
 
 CHECK_PROMPT = "In one sentence: why do objects fall towards the Earth?"
 JUDGE_PROMPT = (
@@ -33,12 +32,10 @@ class ModelsSection(Config):
     models: dict[str, ModelSpec] = Field(default_factory=dict)
 
 
-def _load_models(config: Path, *, note: bool = True) -> dict[str, ModelSpec]:
-    """CONFIG's `models:`; empty (and, with `note`, said so) when the file has none."""
-    try:
-        models = load_config(config, ModelsSection, only=("models",)).models
-    except ConfigError as e:
-        raise _fail(e) from None
+def _load_models(config: Path, overrides: list[str] | None, *, note: bool = True) -> dict[str, ModelSpec]:
+    """CONFIG's `models:` with `--set models.<name>.<field>=...` applied; empty (and, with `note`,
+    said so) when the file has none."""
+    models = load_config(config, ModelsSection, only=("models",), overrides=overrides or ()).models
     if not models and note:
         console.print(
             f"{config}: no `models:` mapping, so nothing to list or check (model strings written "
@@ -53,9 +50,9 @@ ModelsConfigArg = Annotated[Path, typer.Argument(help="any YAML config; only its
 
 
 @models_app.command("list")
-def models_list(config: ModelsConfigArg) -> None:
+def models_list(config: ModelsConfigArg, set_: SetOpt = None) -> None:
     """List the models in a config's `models:` mapping (a config without one: a note, exit 0)."""
-    models = _load_models(config)
+    models = _load_models(config, set_)
     if not models:
         return
     table = Table("name", "model", "provider", "concurrency")
@@ -70,16 +67,17 @@ def models_check(
     only: Annotated[list[str] | None, typer.Option(help="check only these model names")] = None,
     prompt: Annotated[str, typer.Option(help="prompt for the generate call")] = CHECK_PROMPT,
     max_tokens: Annotated[int, typer.Option(help="tokens to generate")] = 32,
+    set_: SetOpt = None,
 ) -> None:
     """Call each model of a config's `models:` once (generate + Yes/No choice_probs); print latency
     and tokens/s. Only `models:` is read, so any config works; one without it: a note, exit 0."""
-    models = _load_models(config)
+    models = _load_models(config, set_)
     if not models and not only:
         return
     names = only or list(models)
     unknown = [n for n in names if n not in models]
     if unknown:
-        raise _fail(ValueError(f"{config}: no model named {unknown}; configured: {list(models)}"))
+        raise ValueError(f"{config}: no model named {unknown}; configured: {list(models)}")
     table = Table("name", "model", "load s", "latency s", "tokens", "tok/s", "p(Yes)", "via")
     replies: list[str] = []
     failed = False
@@ -87,7 +85,9 @@ def models_check(
         with console.status(f"checking {name} ({models[name].name})"):
             try:
                 row = asyncio.run(_check_one(models[name], prompt, max_tokens))
-            except (ModelError, ConfigError, ValueError) as e:
+            except USER_ERRORS as e:  # said per model; the others are still checked
+                if isinstance(e, BUGS):
+                    raise
                 failed = True
                 err_console.print(f"[red]{name}: {e}[/red]", highlight=False)
                 continue
@@ -120,7 +120,7 @@ async def _check_one(spec: ModelSpec, prompt: str, max_tokens: int) -> list[str]
     ]
 
 
-@app.command()
+@app.command(rich_help_panel="Models")
 def chat(
     model: Annotated[
         str,
@@ -135,13 +135,13 @@ def chat(
     temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
     choices: Annotated[str | None, typer.Option(help="comma-separated choices to score, e.g. Yes,No")] = None,
+    set_: SetOpt = None,
 ) -> None:
     """One chat turn with a model; optionally score choices for the same prompt."""
-    try:
-        models = _load_models(config, note=False) if config else {}
-        spec = models[model] if model in models else ModelSpec(name=model)
-    except ValueError as e:
-        raise _fail(e) from None
+    if set_ and config is None:
+        raise ValueError("--set changes a config: give --config too")
+    models = _load_models(config, set_, note=False) if config else {}
+    spec = models[model] if model in models else ModelSpec(name=model)
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": message}
     ]
@@ -165,7 +165,4 @@ def chat(
                 shown = ", ".join(f"{k}={v:.3f}" for k, v in p.probs.items())
                 console.print(f"[bold]choice probs[/bold] ({p.method}): {shown}", highlight=False)
 
-    try:
-        asyncio.run(run())
-    except ModelError as e:
-        raise _fail(e) from None
+    asyncio.run(run())

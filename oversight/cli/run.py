@@ -7,14 +7,12 @@ from typing import Annotated
 
 import typer
 
-from agents import ModelError
 from oversight.cli.app import SetOpt, app, console, load
-from oversight.cli.app import fail as _fail
 from oversight.cli.train import ForceOpt, summary
 from oversight.paths import resolve_model_path
 
 
-@app.command("run")
+@app.command("run", rich_help_panel="Experiments")
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="end-to-end YAML (see configs/run-demo.yaml)")],
     force: ForceOpt = False,
@@ -27,10 +25,7 @@ def run_cmd(
 
     cfg = load(config, RunConfig, overrides=set_)
     with console.status("judges, labels, students and the ceiling; -v shows each step"):
-        try:
-            result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
-        except (ModelError, ValueError, OSError, RuntimeError) as e:
-            raise _fail(e) from None
+        result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
     run_dir = cfg.out_dir / result.run_id
     console.print(summary(result.experiment, run_dir), highlight=False)
     console.print(f"[dim]plots: {run_dir / 'pgr.png'}, {run_dir / 'cost.png'}[/dim]", highlight=False)

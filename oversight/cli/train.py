@@ -10,9 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from agents import ConfigError, ModelError, get_model
+from agents import ConfigError, get_model
 from oversight.cli.app import SetOpt, app, check_models, console, load
-from oversight.cli.app import fail as _fail
 from oversight.paths import model_name_problem, resolve_model_path
 
 if TYPE_CHECKING:
@@ -63,14 +62,11 @@ def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:
     from w2sg.experiment import run_experiment
 
     with console.status(f"{status}; -v shows each step"):
-        try:
-            result = run_experiment(cfg, resolve=resolve_model_path, force=force)
-        except (ValueError, OSError) as e:
-            raise _fail(e) from None
+        result = run_experiment(cfg, resolve=resolve_model_path, force=force)
     console.print(summary(result, cfg.out_dir / result.run_id), highlight=False)
 
 
-@app.command("train")
+@app.command("train", rich_help_panel="Experiments")
 def train_cmd(
     config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None, set_: SetOpt = None
 ) -> None:
@@ -78,7 +74,7 @@ def train_cmd(
     _run_and_print(_load_w2sg(config, device, set_), force, "training (weak teacher, ceiling, students)")
 
 
-@app.command("ensemble")
+@app.command("ensemble", rich_help_panel="Experiments")
 def ensemble_cmd(
     config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None, set_: SetOpt = None
 ) -> None:
@@ -87,13 +83,13 @@ def ensemble_cmd(
     Runs the experiment with every ensemble in the config's `ensembles:` as a label source."""
     cfg = _load_w2sg(config, device, set_)
     if not cfg.ensembles:
-        raise _fail(ConfigError(f"{config}: field 'ensembles': add at least one (method: bagging|boosting)"))
+        raise ConfigError(f"{config}: field 'ensembles': add at least one (method: bagging|boosting)")
     sources = list(dict.fromkeys(["weak", *cfg.label_sources, *(e.source for e in cfg.ensembles)]))
     cfg = cfg.model_copy(update={"label_sources": sources})
     _run_and_print(cfg, force, "training weak teachers, ensembles, students and the ceiling")
 
 
-@app.command("icl")
+@app.command("icl", rich_help_panel="Experiments")
 def icl_cmd(
     config: ConfigArg,
     force: ForceOpt = False,
@@ -110,26 +106,21 @@ def icl_cmd(
     icl = cfg.icl or ICLConfig()
     if model is not None:
         if (problem := model_name_problem(model)) is not None:
-            raise _fail(ValueError(f"--model: {problem}"))
+            raise ValueError(f"--model: {problem}")
         icl = icl.model_copy(update={"model": model})
     cfg = cfg.model_copy(update={"icl": icl})
     # Checked once the ICL section is final: its defaults when the file has none, not --model.
     check_models(cfg, config, ignore=("icl.model",) if model is not None else ())
-    try:
-        llm = get_model(icl.model)
-    except (ModelError, ValueError) as e:
-        raise _fail(e) from None
+    llm = get_model(icl.model)
     try:
         result = run_icl(cfg, llm, resolve=resolve_model_path, force=force)
-    except (ModelError, ValueError, OSError) as e:
-        raise _fail(e) from None
     finally:
         asyncio.run(llm.aclose())
     console.print(icl_table(result), highlight=False)
     console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")
 
 
-@app.command("compare")
+@app.command("compare", rich_help_panel="Experiments")
 def compare_cmd(
     run_dir: Annotated[Path, typer.Argument(help="a run folder holding predictions.npz")],
     a: Annotated[str, typer.Argument(help="a column, e.g. student__weak_p_true_with_support__xent")],
@@ -143,12 +134,12 @@ def compare_cmd(
 
     path = run_dir / "predictions.npz"
     if not path.exists():
-        raise _fail(FileNotFoundError(f"{path}: no such file (run `w2sg train` first)"))
+        raise FileNotFoundError(f"{path}: no such file (run `w2sg train` first)")
     z = np.load(path)
     for col in (a, b):
         if col not in z.files:
             cols = ", ".join(f for f in z.files if f not in ("ids", "qids", "gold"))
-            raise _fail(KeyError(f"{path}: no column {col!r}; columns: {cols}"))
+            raise KeyError(f"{path}: no column {col!r}; columns: {cols}")
     ok_a, ok_b = correct(z[a], z["gold"]), correct(z[b], z["gold"])
     # Folders written before question ids were saved resample rows (and say so).
     qids = z["qids"] if "qids" in z.files else None

@@ -6,38 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from oversight.ladder.config import LadderConfig, slice_name
+from oversight.ladder.results import LadderResult, RungResult
 from w2sg.data import Example, label_source
-from w2sg.metrics import Estimate, LabelQuality, correct, label_quality, mean_ci, pgr_ci
+from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
 from w2sg.report import pgr_defined, save_plot, wrap_label
-from w2sg.run_folder import mark_complete
-
-
-class RungResult(BaseModel):
-    rung: int
-    model: str
-    arm: str = Field(description="recursive | baseline | oversight; `gold` for rung 0")
-    labels_from: str
-    labels: LabelQuality | None = Field(description="the student's training labels vs gold on its rows")
-    disagree_rung0: float | None = Field(description="share of those labels whose side differs from rung 0's")
-    floor: Estimate | None = Field(description="the supervisor's own accuracy (see floor_split)")
-    floor_split: str
-    student: Estimate = Field(description="test accuracy of this rung's student (rung 0: the evaluator)")
-    ceiling: Estimate = Field(description="test accuracy of this rung's model trained on gold of its rows")
-    pgr: Estimate | None
-    best_step: int
-    same_as: str | None = Field(description="an arm with identical labels whose student this is")
-
-
-class LadderResult(BaseModel):
-    run_id: str
-    rungs: list[str]
-    arms: list[str]
-    results: list[RungResult]
-    sizes: dict[str, int]
-    seconds: float
 
 
 def _acc(ok: np.ndarray, qids: np.ndarray, cfg: LadderConfig) -> Estimate:
@@ -200,7 +174,7 @@ def write_report(r: LadderResult, run_dir: Path) -> None:
 def write_run(
     result: LadderResult, columns: dict[str, list[float]], sp: dict[str, list[Example]], run_dir: Path
 ) -> None:
-    """The report, predictions.npz and labels.npz, then results.json, which marks the run complete."""
+    """The report, predictions.npz and labels.npz (the runner then marks the run complete)."""
     write_report(result, run_dir)
     test = {k: np.asarray(v) for k, v in columns.items() if not k.startswith("labels__")}
     # Test p(true) per model, in the layout `w2sg compare RUN a b` reads (ids, gold, one column each).
@@ -219,4 +193,3 @@ def write_run(
         **{f"gold__rung{k}": np.asarray(label_source(sp[slice_name(k)], "gold")) for k in range(n)},
         **{k: np.asarray(v) for k, v in columns.items() if k.startswith("labels__")},
     )
-    mark_complete(run_dir, result)

@@ -27,15 +27,18 @@ from langgraph.graph import END, START, StateGraph
 
 from graphs.checkpoint import sqlite_saver
 from oversight.ladder.config import LadderConfig, ladder_splits, slice_name
-from oversight.ladder.report import LadderResult, RungResult, rung_result, write_run
+from oversight.ladder.report import rung_result, write_run
+from oversight.ladder.results import LadderResult, RungResult
 from w2sg.data import DataError, Example, data_info, fingerprint, label_source
 from w2sg.models import FeatureHead, build_classifier
-from w2sg.run_folder import DONE, load_complete, start_run
+from w2sg.progress import track
+from w2sg.run_folder import DONE, load_complete, mark_complete, start_run
 from w2sg.synthetic import SyntheticModel, synthetic_features
 from w2sg.train import predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
 Role = Literal["gold", "student", "ceiling"]
+NODES = ("label", "train", "evaluate", "promote")  # one rung of the graph, in order
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class RungFitter:
                 cache_dir=self.cfg.cache_dir,
                 device=resolve_device(r.train.device),
             )
-        res = train(model, rows, list(labels), self.sp["val"], list(val_labels), r.train)
+        stage = f"rung {rung} {r.name} train {role} ({len(rows)} rows)"
+        res = train(model, rows, list(labels), self.sp["val"], list(val_labels), r.train, stage=stage)
         return Fitted(lambda xs: predict(model, xs, device=r.train.device), res.best_step)
 
 
@@ -270,11 +274,18 @@ def run_ladder(
             if snap.next:
                 log.info("resuming %s at rung %d, node %s", run_dir, snap.values["rung"], snap.next[0])
             start = None if snap.next else {"rung": 0}
-            # durability="sync": each checkpoint is on disk before the next node starts.
-            for update in graph.stream(start, conf, stream_mode="updates", durability="sync"):
-                for node in update:
-                    if on_step is not None:
-                        on_step(graph.get_state(conf).values["rung"], node)
+            at = 4 * snap.values["rung"] + NODES.index(snap.next[0]) if snap.next else 0
+            last = len(cfg.rungs) - 1
+            with track(f"ladder {cfg.name}", 4 * len(cfg.rungs), unit="nodes", start=at) as progress:
+                # durability="sync": each checkpoint is on disk before the next node starts.
+                for update in graph.stream(start, conf, stream_mode="updates", durability="sync"):
+                    for node in update:
+                        k = progress.done // 4
+                        progress.advance()
+                        if node == "promote":
+                            progress.note(f"rung {k}/{last} {cfg.rungs[k].name} done")
+                        if on_step is not None:
+                            on_step(graph.get_state(conf).values["rung"], node)
             state = graph.get_state(conf).values
     finally:
         saver.conn.close()
@@ -287,4 +298,5 @@ def run_ladder(
         seconds=time.perf_counter() - t0,
     )
     write_run(result, state["columns"], sp, run_dir)
+    mark_complete(run_dir, result)
     return result

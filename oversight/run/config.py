@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import ModelSpec
-from graphs.config import DebateConfig
-from graphs.interaction import InteractionConfig
-from oversight.judges import GraphConfig
+from graphs.kinds import AnyGraph
 from oversight.label import check_model_names, graph_models
-from w2sg.ensembles import EnsembleConfig
-from w2sg.experiment import WEAK, W2SGConfig
-from w2sg.models import ModelConfig
+from w2sg.experiment import WEAK, W2SGCore
 from w2sg.run_folder import run_id
 from w2sg.train import TrainConfig
 
@@ -40,28 +35,6 @@ class RunSizes(Config):
     )
 
 
-class OversightSource(Config):
-    """One label source made by an oversight graph: give `debate:` (any protocol) or `interaction:`.
-    A judge (or overseer_model) named `trained` is fine-tuned here on the `judge` split."""
-
-    debate: DebateConfig | None = None
-    interaction: InteractionConfig | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> OversightSource:
-        if (self.debate is None) == (self.interaction is None):
-            raise ValueError("give exactly one of `debate:` or `interaction:`")
-        if self.interaction is not None and self.interaction.overseer == "human":
-            raise ValueError("a human overseer labels through `w2sg human`, not inside `w2sg run`")
-        if _needs_judge(self.graph) and getattr(self.graph, "max_followups", 0):
-            raise ValueError("a trained overseer cannot ask follow-ups: use max_followups: 0")
-        return self
-
-    @property
-    def graph(self) -> GraphConfig:
-        return self.debate if self.debate is not None else self.interaction  # type: ignore[return-value]
-
-
 class JudgeTraining(Config):
     base: str = Field("embedded/minilm", description="classifier fine-tuned as each trained judge")
     max_length: int = Field(160, ge=16, description="tokens per (claim, transcript) pair")
@@ -73,23 +46,23 @@ class JudgeTraining(Config):
         )
     )
 
+    def model_refs(self) -> dict[str, tuple[str, str]]:
+        """field → (name, kind): what `oversight.paths.check_config_models` resolves."""
+        return {"base": (self.base, "path")}
 
-class RunConfig(Config):
+
+class RunConfig(W2SGCore):
+    """`w2sg run`: the W2SG section (`W2SGCore`: data, weak teachers, students, ceiling) plus the
+    oversight label sources, the judges trained for them, calibration and aggregation."""
+
     name: str = "run"
-    seed: int = 0
-    dataset: str = "sciq"
-    data_dir: Path | None = None
     sizes: RunSizes = Field(default_factory=RunSizes)
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="named specs the graphs refer to")
-    protocols: dict[str, OversightSource] = Field(description="label source name → oversight graph")
+    protocols: dict[str, AnyGraph] = Field(
+        description="label source name → oversight graph (`kind:` debate or interaction); a judge or "
+        f"overseer model named `{TRAINED}` is fine-tuned here on the `judge` split"
+    )
     judge_training: JudgeTraining = Field(default_factory=JudgeTraining)
-    weak: ModelConfig
-    weak_train: TrainConfig = Field(default_factory=TrainConfig)
-    strong: ModelConfig
-    strong_train: TrainConfig = Field(default_factory=TrainConfig)
-    ensembles: list[EnsembleConfig] = Field(default_factory=list)
-    losses: list[Literal["xent", "logconf", "product"]] = Field(default_factory=lambda: ["xent"])
-    select_on: Literal["source", "gold"] = "source"
     calibration: Literal["temperature", "platt", "isotonic"] | None = Field(
         "platt", description="fit per source on the calib split; None: raw p(true) everywhere"
     )
@@ -105,12 +78,12 @@ class RunConfig(Config):
         5, ge=2, description="cross-fitting folds over calib questions for the average's skill weights"
     )
     concurrency: int = Field(32, ge=1, description="graphs in flight while labelling")
-    n_boot: int = Field(1000, ge=100)
-    out_dir: Path = Path("runs")
-    cache_dir: Path = Path("runs/cache")
+
+    #: model names a graph may use besides `models:` keys and model strings.
+    MODEL_ALIASES: ClassVar[tuple[str, ...]] = (TRAINED,)
 
     @model_validator(mode="after")
-    def _names(self) -> RunConfig:
+    def _check(self) -> RunConfig:
         names = [
             WEAK,
             *(e.source for e in self.ensembles),
@@ -119,28 +92,30 @@ class RunConfig(Config):
         ]
         if len(set(names)) != len(names):
             raise ValueError(f"label source names must be unique: {names}")
-        for source, src in self.protocols.items():
-            check_model_names(graph_models(src.graph), self.models, f"protocols.{source}.", also=(TRAINED,))
+        for source, graph in self.protocols.items():
+            where = f"protocols.{source}."
+            if graph.needs_person:
+                raise ValueError(
+                    f"{where[:-1]}: a person gives these verdicts through `w2sg human`, not `w2sg run`"
+                )
+            check_model_names(graph_models(graph, where), self.models, also=self.MODEL_ALIASES)
+            if graph.judge_model == TRAINED:
+                try:  # the copy with its trained judge must be valid too: say so now, not after training
+                    graph.with_judge(f"classifier/{TRAINED}")
+                except ValueError as e:
+                    raise ValueError(f"{where[:-1]} with a trained judge: {_first_error(e)}") from None
         return self
+
+    @property
+    def label_sources(self) -> list[str]:
+        """The weak teachers' label sources (the oversight ones are `protocols`)."""
+        return [WEAK, *(e.source for e in self.ensembles)]
 
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
         return run_id(self.name, self, data, exclude=frozenset({"concurrency"}))
 
-    def w2sg(self) -> W2SGConfig:
-        """The training core's view of this run (weak teachers, students, ceiling)."""
-        keys = ("name", "seed", "weak", "weak_train", "strong", "strong_train", "ensembles", "losses")
-        return W2SGConfig(
-            **{k: getattr(self, k) for k in keys},
-            select_on=self.select_on,
-            n_boot=self.n_boot,
-            out_dir=self.out_dir,
-            cache_dir=self.cache_dir,
-            label_sources=[WEAK, *(e.source for e in self.ensembles)],
-        )
 
-
-def _needs_judge(graph: GraphConfig) -> bool:
-    if isinstance(graph, InteractionConfig):
-        return graph.overseer == "model" and graph.overseer_model == TRAINED
-    return graph.judge == TRAINED
+def _first_error(e: ValueError) -> str:
+    errors = getattr(e, "errors", None)
+    return str(errors()[0]["msg"]).removeprefix("Value error, ") if callable(errors) else str(e)

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from agents import get_model
-from graphs.config import DebateConfig
-from graphs.interaction import InteractionConfig
-from oversight.judges import GraphConfig, JudgeInfo, collect_transcripts, train_judge
-from oversight.label import LabelConfig, graph_models, label
-from oversight.run.config import GRAPH_SPLITS, OversightSource, RunConfig, _needs_judge
+from graphs.spec import GraphSpec
+from oversight.judges import JudgeInfo, collect_transcripts, train_judge
+from oversight.label import LabelConfig, label
+from oversight.paths import resolve_model_path
+from oversight.run.config import GRAPH_SPLITS, TRAINED, RunConfig
 from oversight.run.report import write_pipeline_report
 from oversight.run.results import PipelineResult, SourceReport
 from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
@@ -42,6 +42,7 @@ from w2sg.experiment import (
     supervise,
 )
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
+from w2sg.progress import duration, track
 from w2sg.run_folder import load_complete, mark_complete, start_run
 
 log = logging.getLogger(__name__)
@@ -56,18 +57,15 @@ def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     used = {e.qid for e in with_support}
     pool = [e for e in load_dataset(cfg.dataset, "train", cfg.data_dir, seed=cfg.seed) if e.qid not in used]
     sp["test"] = split_by_question(pool, {"test": s.test}, seed=cfg.seed)["test"]
-    # The training core calls the shared gold budget `weak`.
-    return {"weak": sp.pop("judge"), **sp}
+    return sp
 
 
-def _judge(cfg: RunConfig, name: str, graph: GraphConfig, rows: list[Example], run_dir: Path) -> JudgeInfo:
+def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run_dir: Path) -> JudgeInfo:
     """Train (or reuse) the `trained` judge of one graph on gold of the judge split."""
     out = run_dir / "judges" / name
     if (out / "judge.json").exists():
         return JudgeInfo.model_validate_json((out / "judge.json").read_text())
-    speaker_name = graph_models(graph).get(
-        "interaction.assistant" if isinstance(graph, InteractionConfig) else "debate.debater"
-    )
+    speaker_name = graph.speaker_model
 
     async def transcripts() -> list:
         speaker = get_model(cfg.models.get(speaker_name) or speaker_name) if speaker_name else None
@@ -76,8 +74,6 @@ def _judge(cfg: RunConfig, name: str, graph: GraphConfig, rows: list[Example], r
         finally:
             if speaker is not None:
                 await speaker.aclose()
-
-    from oversight.paths import resolve_model_path
 
     log.info("%s: transcripts of %d judge-training rows, then the judge", name, len(rows))
     jt = cfg.judge_training
@@ -93,21 +89,15 @@ def _judge(cfg: RunConfig, name: str, graph: GraphConfig, rows: list[Example], r
     )
 
 
-def _with_judge(graph: GraphConfig, judge: str) -> GraphConfig:
-    if isinstance(graph, InteractionConfig):
-        return graph.model_copy(update={"overseer_model": judge, "judge_kind": "trained"})
-    return graph.model_copy(update={"judge": judge, "judge_kind": "trained"})
-
-
 def oversight_labels(
-    cfg: RunConfig, name: str, src: OversightSource, sp: dict[str, list[Example]], run_dir: Path
+    cfg: RunConfig, name: str, graph: GraphSpec, sp: dict[str, list[Example]], run_dir: Path
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray | None, JudgeInfo | None]:
     """p(true) per graph split, and tokens, seconds and dollars (None: no prices) per strong-split
     label, from the store."""
-    graph, info = src.graph, None
-    if _needs_judge(graph):
-        info = _judge(cfg, name, graph, sp["weak"], run_dir)
-        graph = _with_judge(graph, f"classifier/{info.path}")
+    info = None
+    if graph.judge_model == TRAINED:
+        info = _judge(cfg, name, graph, sp["judge"], run_dir)
+        graph = graph.with_judge(f"classifier/{info.path}")
     lcfg = LabelConfig(
         name=name,
         dataset=cfg.dataset,
@@ -116,7 +106,7 @@ def oversight_labels(
         models=cfg.models,
         concurrency=cfg.concurrency,
         store=run_dir / "labels.sqlite",
-        **({"debate": graph} if isinstance(graph, DebateConfig) else {"interaction": graph}),
+        graph=graph,
     )
     rows = [e for k in GRAPH_SPLITS for e in sp[k]]
     run = asyncio.run(label(lcfg, rows=rows))
@@ -152,10 +142,16 @@ def run_pipeline(
     run_dir = cfg.out_dir / rid
     if (finished := load_complete(run_dir, PipelineResult, force)) is not None:
         return finished
-    stages: dict[str, float] = {}
     start_run(run_dir, cfg, data_info(sp, fp))
-    w = cfg.w2sg()
-    fitter = Fitter(w, sp, resolve)
+    stages: dict[str, float] = {}
+    progress = track(f"run {rid}", len(cfg.protocols) + 2, unit="stages")
+
+    def stage_done(stage: str, t: float) -> None:
+        stages[stage] = time.perf_counter() - t
+        progress.advance()
+        progress.note(f"{stage} done in {duration(stages[stage])}")
+
+    fitter = Fitter(cfg, sp, resolve, weak_split="judge")
     gold, qids = fitter.gold, fitter.qids
 
     def quality(p: np.ndarray, split: str = "strong") -> LabelQuality:
@@ -166,16 +162,16 @@ def run_pipeline(
 
     labels: dict[str, dict[str, np.ndarray]] = {}
     reports: dict[str, SourceReport] = {}
-    teachers, _ensembles = supervise(fitter, w.label_sources, targets=("calib", "strong", "val", "test"))
-    stages["weak teachers"] = time.perf_counter() - t0
+    teachers, _ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", "test"))
+    stage_done("weak teachers", t0)
     for src, p in teachers.items():
         labels[src] = p
         reports[src] = SourceReport(source=src, kind="teacher", raw=quality(p["strong"]))
     token_rows = []
-    for name, src_cfg in cfg.protocols.items():
+    for name, graph in cfg.protocols.items():
         t = time.perf_counter()
-        p, tokens, seconds, usd, info = oversight_labels(cfg, name, src_cfg, sp, run_dir)
-        stages[name] = time.perf_counter() - t
+        p, tokens, seconds, usd, info = oversight_labels(cfg, name, graph, sp, run_dir)
+        stage_done(name, t)
         labels[name] = p
         token_rows.append((tokens, seconds))
         if info is not None:  # the judge picked its checkpoint on judge-split rows: score it on calib
@@ -227,7 +223,8 @@ def run_pipeline(
                 note=note,
             )
 
-    blind = next((n for n, s in cfg.protocols.items() if s.debate and s.debate.protocol == "blind"), None)
+    # The baseline: a judge that hears no speaker (the blind judge).
+    blind = next((n for n, g in cfg.protocols.items() if g.speaker_model is None), None)
     if blind is not None:
         base = correct(labels[blind]["strong"], gold["strong"])
         for src, rep in reports.items():
@@ -241,7 +238,7 @@ def run_pipeline(
         src: {k: v for k, v in chosen[src].items() if k in ("strong", "val", "test")} for src in reports
     }
     ceiling, sources, students, preds = students_and_ceiling(fitter, supervisors)
-    stages["students and ceiling"] = time.perf_counter() - t
+    stage_done("students and ceiling", t)
     experiment = ExperimentResult(
         run_id=rid,
         ceiling=ceiling,
@@ -271,6 +268,7 @@ def run_pipeline(
     except Exception:
         log.exception("could not write the report in %s; results.json has every number", run_dir)
     mark_complete(run_dir, result)
+    progress.close()
     return result
 
 

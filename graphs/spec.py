@@ -1,0 +1,102 @@
+"""`GraphSpec`: everything a caller needs to know of one protocol kind, in one place.
+
+A kind (debate, interaction, ...) is a config class deriving from `GraphSpec`, in its own module,
+and one line of `graphs.kinds.KINDS`. Labelling, judge training and the end-to-end run talk only
+to this interface: which model each role calls, how to build the graph, a row's start state,
+the copy with a trained judge, the text pair a trained judge reads, the protocol name labels are
+stored under. Nothing outside a kind's module asks which kind it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from agents.model import Model
+    from graphs.types import DebateState
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Item(Protocol):
+    """A row to judge: what `GraphSpec.start` reads (`w2sg.data.Example` is one)."""
+
+    question: str
+    answer: str
+    support: str | None
+    label: float
+
+
+class GraphSpec(Config):
+    kind: str
+    judge_kind: Literal["prompted", "trained"] = Field(
+        "prompted",
+        description="prompted: the judge LLM answers Yes/No; trained: a classifier reads "
+        "question + answer, then what the protocol showed it, as a text pair",
+    )
+    seed: int = 0
+
+    #: role → the config field naming its model. The keys are the roles `build` takes.
+    ROLE_FIELDS: ClassVar[dict[str, str]]
+    #: the role that argues or informs (sees the passage), and the role that gives the verdict
+    #: (the one a trained judge replaces).
+    SPEAKER: ClassVar[str]
+    JUDGE: ClassVar[str]
+
+    @property
+    def protocol_name(self) -> str:
+        """The name its labels are stored under."""
+        return self.kind
+
+    def roles(self) -> dict[str, str]:
+        """role → model name, for the roles this config calls (a blind judge hears no debater; a
+        simulated or human overseer is no model)."""
+        return {role: getattr(self, field) for role, field in self.ROLE_FIELDS.items()}
+
+    def model_refs(self) -> dict[str, tuple[str, str]]:
+        """field → (model name, "name"): what `oversight.paths.check_config_models` resolves."""
+        return {self.ROLE_FIELDS[role]: (name, "name") for role, name in self.roles().items()}
+
+    @property
+    def judge_model(self) -> str | None:
+        """The verdict's model name, or None when no model gives it."""
+        return self.roles().get(self.JUDGE)
+
+    @property
+    def speaker_model(self) -> str | None:
+        return self.roles().get(self.SPEAKER)
+
+    @property
+    def lockstep(self) -> bool:
+        """Every row takes the same route, so rows can run batched (`graphs.batch`)."""
+        return True
+
+    @property
+    def needs_person(self) -> bool:
+        """A person gives the verdict: it waits in a queue (`w2sg human`), not in a labelling run."""
+        return False
+
+    def with_judge(self, model: str) -> Self:
+        """This config with `model` (a `classifier/<dir>`) as its trained judge, validated again."""
+        data = self.model_dump() | {self.ROLE_FIELDS[self.JUDGE]: model, "judge_kind": "trained"}
+        return type(self).model_validate(data)
+
+    def build(self, models: Mapping[str, Model], *, batched: bool = False, checkpointer: Any = None) -> Any:
+        """The compiled LangGraph; `models` by role (only the roles in `roles()` are read)."""
+        raise NotImplementedError
+
+    def start(self, item: Item) -> dict[str, Any]:
+        """A row's start state, its support passage as the privileged context."""
+        raise NotImplementedError
+
+    def judge_texts(self, state: DebateState, pair_sep: str) -> list[tuple[str, str]]:
+        """(id suffix, text) for each text a trained judge of this protocol reads for a finished
+        `state` (question + answer, `pair_sep`, what it was shown): its training inputs."""
+        raise NotImplementedError
