@@ -111,7 +111,8 @@ def train_judge(
     model = SeqClassifier(base_path, ModelConfig(kind="seq_cls", path=base_path, max_length=max_length))
     tcfg = train_cfg or TrainConfig(lr=5e-5, epochs=3, batch_size=16, eval_every=20, seed=seed, device="cpu")
     gold = {k: [float(e.label) for e in v] for k, v in sp.items()}
-    train(model, sp["train"], gold["train"], sp["val"], gold["val"], tcfg)
+    stage = f"train the {cfg.protocol_name} judge ({len(sp['train'])} rows)"
+    train(model, sp["train"], gold["train"], sp["val"], gold["val"], tcfg, stage=stage)
     val_acc, test_acc = (
         float(np.mean((predict(model, sp[k]) > 0.5) == (np.array(gold[k]) > 0.5))) if k in sp else None
         for k in ("val", "test")

@@ -57,6 +57,27 @@ def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     progress.reset()
 
 
+def test_a_quiet_stage_speaks_only_once_it_outlasts_the_interval(lines: list[str]) -> None:
+    """One training run of many: nothing when it is short; like any stage once it is long."""
+    clock = Clock()
+    with track("train member", 10, unit="steps", clock=clock, quiet=True) as t:
+        clock.t += 5.0
+        t.set(10)
+    assert lines == []
+    with track("train judge", 10, unit="steps", clock=clock, quiet=True) as t:
+        clock.t += 31.0
+        t.advance(4)
+        clock.t += 10.0
+        t.set(10)
+    assert lines == [
+        "train judge: 4/10 steps (40%), 31s elapsed, ETA 46s",
+        "train judge: done, 10 steps in 41s",
+    ]
+    with pytest.raises(RuntimeError), track("train bad", 10, clock=clock, quiet=True):
+        raise RuntimeError
+    assert lines[-1] == "train bad: stopped at 0/10 after 0.0s"
+
+
 def test_start_throttled_middle_and_done_lines(lines: list[str]) -> None:
     clock = Clock()
     with track("label judge (40 rows)", 40, unit="rows", clock=clock) as t:
@@ -230,10 +251,8 @@ cache_dir: {tmp_path / "cache"}
     assert all(re.match(STAMP, line) for line in lines), err
     features = r"features tiny-gpt2\S* \(\d+ rows\)"
     for pattern in [
-        rf"{features}: started, \d+ rows",
         rf"{features}: 16/\d+ rows \(\d+%\), [\d.]+s elapsed, ETA [\d.]+s",
         rf"{features}: done, \d+ rows in [\d.]+s",
-        r"train weak teacher \(tiny-gpt2, xent, 30 rows\): started, 2 steps",
         r"train weak teacher \(tiny-gpt2, xent, 30 rows\): 1/2 steps \(50%\), [\d.]+s elapsed, ETA [\d.]+s",
         r"train ceiling \(tiny-gpt2, xent, \d+ rows\): done, \d+ steps in [\d.]+s",
         r"train student on weak \(tiny-gpt2, xent, \d+ rows\): done, \d+ steps in [\d.]+s",

@@ -17,14 +17,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from w2sg.data import Example, data_info, fingerprint, label_source, load_dataset, split_by_question
+from w2sg.data import Example, label_source, load_dataset, split_by_question
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
 from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
 from w2sg.report import write_report
 from w2sg.results import ExperimentResult, SourceResult, StudentResult
-from w2sg.run_folder import load_complete, mark_complete, run_id, start_run
+from w2sg.run_folder import mark_complete, open_run, run_id
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -261,12 +261,9 @@ def run_experiment(
     """Run (or load, when its run folder is complete and not `force`) one experiment."""
     t0 = time.perf_counter()
     sp = prepare_splits(cfg)
-    fp = fingerprint(sp)
-    rid = cfg.run_id(fp)
-    run_dir = cfg.out_dir / rid
-    if (finished := load_complete(run_dir, ExperimentResult, force)) is not None:
+    rid, run_dir, finished = open_run(cfg, sp, ExperimentResult, force)
+    if finished is not None:
         return finished
-    start_run(run_dir, cfg, data_info(sp, fp))
     fitter = Fitter(cfg, sp, resolve)
     computed, ensembles = supervise(fitter, cfg.label_sources)
     # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.

@@ -81,7 +81,7 @@ def compute_features(
     stage = f"features {Path(str(model_dir)).name} ({len(texts)} rows)"
     # The bar only on a terminal (disable=None); the progress lines serve a log file.
     batches = tqdm(range(0, len(texts), batch_size), desc="features", unit="batch", leave=False, disable=None)
-    with track(stage, len(texts), unit="rows") as progress:
+    with track(stage, len(texts), unit="rows", quiet=True) as progress:
         for s in batches:
             idx = order[s : s + batch_size]
             enc = tok(

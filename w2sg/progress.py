@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 LOGGER = "w2sg.progress"
 EVERY_ENV = "W2SG_PROGRESS_EVERY"  # seconds between two progress lines of one stage
@@ -72,6 +73,7 @@ class Tracker:
         clock: Callable[[], float] = time.monotonic,
         logger: logging.Logger | None = None,
         enabled: bool = True,
+        quiet: bool = False,
     ):
         self.stage, self.total, self.unit = stage, total, unit
         self.done = self._start = start
@@ -79,10 +81,14 @@ class Tracker:
         self._clock = clock
         self._log = logger or log
         self._on = enabled
+        # quiet: a stage that is often short (one training run of many) says nothing unless it
+        # lasts past the interval; then it reports like any other, and says when it is done.
+        self._quiet = quiet
+        self._spoke = False
         self._closed = False
         self._t0 = clock()
         self._due = self._t0 + self._every
-        if self._enabled():
+        if self._enabled() and not quiet:
             what = "" if total is None else f", {self._count(total)}"
             resumed = f" (resuming at {start})" if start else ""
             self._emit(f"{stage}: started{what}{resumed}")
@@ -107,7 +113,7 @@ class Tracker:
         if self._closed:
             return
         self._closed = True
-        if not self._enabled():
+        if not self._enabled() or (self._quiet and not self._spoke and not failed):
             return
         elapsed = duration(self._clock() - self._t0)
         if failed:
@@ -141,6 +147,7 @@ class Tracker:
         return self._on and self._log.isEnabledFor(logging.INFO)
 
     def _emit(self, line: str) -> None:
+        self._spoke = True
         self._log.info("%s", line)
 
     def _count(self, n: int) -> str:
@@ -168,22 +175,15 @@ class Tracker:
         return f"{head} ({pct:.0f}%), {duration(elapsed)} elapsed, ETA {eta}"
 
 
-def track(
-    stage: str,
-    total: int | None,
-    *,
-    unit: str = "",
-    start: int = 0,
-    every: float | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    enabled: bool = True,
-) -> Tracker:
+def track(stage: str, total: int | None, **options: Any) -> Tracker:
     """Report the progress of `stage`, `total` units long (None: unknown), as plain log lines.
 
-    `start`: units already done (a resumed run; the ETA counts only this run's rate). `every`:
-    seconds between lines (default: `W2SG_PROGRESS_EVERY`). `clock`: for tests. `enabled=False`:
-    a silent tracker (e.g. on every process but the main one)."""
-    return Tracker(stage, total, unit=unit, start=start, every=every, clock=clock, enabled=enabled)
+    Options (`Tracker`'s): `unit`; `start`, units already done (a resumed run; the ETA counts only
+    this run's rate); `every`, seconds between lines (default: `W2SG_PROGRESS_EVERY`); `clock`, for
+    tests; `enabled=False`, a silent tracker (e.g. on every process but the main one);
+    `quiet=True`, no start line and no line at all unless the stage outlasts `every` (one of many
+    short stages, e.g. a training run)."""
+    return Tracker(stage, total, **options)
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -1,5 +1,7 @@
-"""A run folder's completion marker: `results.json`, written last and atomically, so its presence
-means every other output of the run is there. Shared by every experiment runner."""
+"""A run folder's lifecycle, shared by every experiment runner: `open_run` (its id from the config
+and the data, loaded if complete, else started with its config and data recorded), then
+`mark_complete`: `results.json`, written last and atomically, so its presence means every other
+output of the run is there."""
 
 from __future__ import annotations
 
@@ -11,9 +13,26 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from w2sg.data import Example, data_info, fingerprint
+
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=BaseModel)
 DONE = "results.json"
+
+
+def open_run(
+    cfg: Any, splits: dict[str, list[Example]], cls: type[R], force: bool = False
+) -> tuple[str, Path, R | None]:
+    """The first half of every run's lifecycle: its id (`cfg.run_id` of the data's fingerprint)
+    and folder under `cfg.out_dir`; the finished result when the folder is complete (and not
+    `force`), else None and the folder started (config and data recorded)."""
+    fp = fingerprint(splits)
+    rid = cfg.run_id(fp)
+    run_dir = cfg.out_dir / rid
+    if (finished := load_complete(run_dir, cls, force)) is not None:
+        return rid, run_dir, finished
+    start_run(run_dir, cfg, data_info(splits, fp))
+    return rid, run_dir, None
 
 
 def load_complete(run_dir: Path, cls: type[R], force: bool = False) -> R | None:

@@ -167,7 +167,7 @@ def train(
     history: list[tuple[int, float, float]] = []
     step, running = 0, 0.0
     stage = stage or f"train {type(raw).__name__} ({len(examples)} rows)"
-    with track(stage, total, unit="steps", enabled=acc.is_main_process) as progress:
+    with track(stage, total, unit="steps", enabled=acc.is_main_process, quiet=True) as progress:
         while step < total:
             for batch in loader:
                 model.train()

@@ -29,10 +29,10 @@ from graphs.checkpoint import sqlite_saver
 from oversight.ladder.config import LadderConfig, ladder_splits, slice_name
 from oversight.ladder.report import rung_result, write_run
 from oversight.ladder.results import LadderResult, RungResult
-from w2sg.data import DataError, Example, data_info, fingerprint, label_source
+from w2sg.data import DataError, Example, label_source
 from w2sg.models import FeatureHead, build_classifier
 from w2sg.progress import track
-from w2sg.run_folder import DONE, load_complete, mark_complete, start_run
+from w2sg.run_folder import DONE, mark_complete, open_run
 from w2sg.synthetic import SyntheticModel, synthetic_features
 from w2sg.train import predict, resolve_device, seed_everything, train
 
@@ -251,17 +251,14 @@ def run_ladder(
     trainer (tests wrap it); `on_step(rung, node)` is told of each finished node."""
     t0 = time.perf_counter()
     sp = ladder_splits(cfg)
-    fp = fingerprint(sp)
-    rid = cfg.run_id(fp)
-    run_dir = cfg.out_dir / rid
-    db = run_dir / "checkpoints.sqlite"
-    if (finished := load_complete(run_dir, LadderResult, force)) is not None:
+    _check_column(cfg, sp)
+    rid, run_dir, finished = open_run(cfg, sp, LadderResult, force)
+    if finished is not None:
         return finished
+    db = run_dir / "checkpoints.sqlite"
     if force:
         for p in (run_dir / DONE, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
-    _check_column(cfg, sp)
-    start_run(run_dir, cfg, data_info(sp, fp))
     saver = sqlite_saver(db)
     try:
         graph = build_ladder_graph(cfg, sp, fit or RungFitter(cfg, sp, resolve), checkpointer=saver)

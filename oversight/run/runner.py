@@ -33,7 +33,7 @@ from oversight.run.report import write_pipeline_report
 from oversight.run.results import PipelineResult, SourceReport
 from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
 from oversight.store import LabelStore
-from w2sg.data import Example, data_info, fingerprint, load_dataset, split_by_question
+from w2sg.data import Example, load_dataset, split_by_question
 from w2sg.experiment import (
     ExperimentResult,
     Fitter,
@@ -43,7 +43,7 @@ from w2sg.experiment import (
 )
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
 from w2sg.progress import duration, track
-from w2sg.run_folder import load_complete, mark_complete, start_run
+from w2sg.run_folder import mark_complete, open_run
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,9 @@ def run_pipeline(
     """Run (or load, when complete and not `force`) the end-to-end experiment."""
     t0 = time.perf_counter()
     sp = prepare_run_splits(cfg)
-    fp = fingerprint(sp)
-    rid = cfg.run_id(fp)
-    run_dir = cfg.out_dir / rid
-    if (finished := load_complete(run_dir, PipelineResult, force)) is not None:
+    rid, run_dir, finished = open_run(cfg, sp, PipelineResult, force)
+    if finished is not None:
         return finished
-    start_run(run_dir, cfg, data_info(sp, fp))
     stages: dict[str, float] = {}
     progress = track(f"run {rid}", len(cfg.protocols) + 2, unit="stages")
 
