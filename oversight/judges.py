@@ -66,7 +66,7 @@ async def collect_transcripts(
         progress.advance()
         return state
 
-    with track(f"transcripts for a {cfg.protocol_name} judge", len(rows), unit="rows") as progress:
+    with track(f"{cfg.protocol_name} transcripts to train a judge on", len(rows), unit="rows") as progress:
         return list(await asyncio.gather(*(one(e) for e in rows)))
 
 
