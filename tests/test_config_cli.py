@@ -348,7 +348,13 @@ graph: {{kind: debate, protocol: blind, judge: judge}}
     assert out.returncode == 0, out.stderr
     assert "4 labelled" in out.stdout  # 2 questions, not the file's 5
     bad = w2sg("label", str(label), "--set", "graph.rounds=zero")
-    assert bad.returncode == 2 and "debate.rounds" in bad.stderr and "valid integer" in bad.stderr
+    # The location reads as written: no union tag (`graph.debate.rounds`) in it.
+    assert bad.returncode == 2 and "  graph.rounds: " in bad.stderr and "valid integer" in bad.stderr
+    # An unknown key lists the fields allowed there, inside a graph kind and inside a dict of models.
+    nested = w2sg("label", str(label), "--set", "graph.roundz=2", "--set", "models.judge.nope=1")
+    assert nested.returncode == 2
+    assert "  graph.roundz: Extra inputs are not permitted (allowed here: consultant_side," in nested.stderr
+    assert "  models.judge.nope: Extra inputs are not permitted (allowed here: cache," in nested.stderr
     typo = w2sg("train", "configs/w2sg-sciq.yaml", "--set", "sizes.weakk=3", "--set", f"out_dir={tmp_path}")
     assert typo.returncode == 2
     assert (
