@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import HFOptions, ModelSpec, get_model
 from graphs.debate import DebateConfig, build_debate_graph, run_debate
-from w2sg.data import load_sciq
+from w2sg.datasets import load
 
 
 async def bench(
     model_name: str, n_concurrent: int, n_sequential: int, max_tokens: int, batch_size: int, device: str
 ) -> None:
-    rows = [e for e in load_sciq("test") if e.support][: n_concurrent + n_sequential]
+    rows = [e for e in load("sciq", "test") if e.support][: n_concurrent + n_sequential]
     # One model serves debaters and judge: batches mix their calls.
     spec = ModelSpec(
         name=model_name, hf=HFOptions(device=device, max_batch_size=batch_size, batch_wait_ms=20)

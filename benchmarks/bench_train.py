@@ -26,14 +26,15 @@ import torch
 from _timing import interleaved_medians
 
 from oversight.paths import resolve_model_path
-from w2sg.data import label_source, load_sciq
+from w2sg.data import label_source
+from w2sg.datasets import load
 from w2sg.features import cached_features
 from w2sg.models import ModelConfig, build_classifier
 from w2sg.train import TrainConfig, seed_everything, train
 
 
 def bench_steps(cfg: ModelConfig, steps: int, batch_size: int, rounds: int) -> float:
-    rows = load_sciq("train")[: steps * batch_size]
+    rows = load("sciq", "train")[: steps * batch_size]
     labels = label_source(rows, "gold")
     path = resolve_model_path(cfg.path)
     tcfg = TrainConfig(lr=5e-5, epochs=1, batch_size=batch_size, eval_every=10**9, device="cpu")
@@ -69,7 +70,7 @@ def bench_steps(cfg: ModelConfig, steps: int, batch_size: int, rounds: int) -> f
 
 
 def bench_features(model: str, n: int) -> float:
-    rows = load_sciq("test")[:n]
+    rows = load("sciq", "test")[:n]
     path = resolve_model_path(model)
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()

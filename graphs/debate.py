@@ -36,7 +36,11 @@ def call_seed(seed: int, *parts: object) -> int:
 
 def _turn(cfg: DebateSettings, state: DebateState, completion: Any, **fields: Any) -> Turn:
     text = completion.text.strip()
-    quotes = check_quotes(text, state.get("context", "")) if cfg.verify_quotes else ()
+    # Against the passage as the speaker was shown it: a quote from beyond a cut is unverified.
+    # (A speaker shown none is checked against the whole: no prompt budget applies.)
+    context = state.get("context", "")
+    shown = cfg.passage(context) if cfg.debaters_see_context else context
+    quotes = check_quotes(text, shown) if cfg.verify_quotes else ()
     return Turn(
         round=state.get("round", 1),
         text=text,

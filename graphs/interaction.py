@@ -130,8 +130,8 @@ def render(turns: list[Turn]) -> str:
 def _ctx(cfg: InteractionConfig, state: InteractionState, for_overseer: bool) -> str:
     p = cfg.prompts
     if for_overseer:
-        return shown_block(p.overseer_context_block, state.get("context", ""), cfg.overseer_sees_context)
-    return shown_block(p.context_block, state.get("context", ""), cfg.assistant_sees_context)
+        return shown_block(p.overseer_context_block, state.get("context", ""), cfg.overseer_sees_context, cfg)
+    return shown_block(p.context_block, state.get("context", ""), cfg.assistant_sees_context, cfg)
 
 
 def _turn(speaker: str, kind: str, completion: Any, rnd: int) -> Turn:
@@ -273,7 +273,7 @@ def human_node(cfg: InteractionConfig) -> Node:
             "can_ask": can_ask,
         }
         if cfg.overseer_sees_context and state.get("context"):
-            request["context"] = state["context"]
+            request["context"] = cfg.shown_passage(state["context"])
         while True:
             reply = interrupt(request)
             try:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from graphs.config import DebateSettings
 from graphs.quotes import strip_verifier_tags, tag_quotes
+from graphs.spec import GraphSpec
 from graphs.types import Side, Turn
 
 CLAIM = {"correct": "correct", "incorrect": "incorrect"}
@@ -46,15 +47,18 @@ def transcript_for_judge(
     return "\n".join(lines) or "(no arguments)"
 
 
-def shown_block(template: str, context: str, shown: bool) -> str:
-    """The privileged passage rendered with `template`, only for an audience allowed to see it."""
-    return template.format(context=context) if shown and context else ""
+def shown_block(template: str, context: str, shown: bool, spec: GraphSpec | None = None) -> str:
+    """The privileged passage rendered with `template`, only for an audience allowed to see it;
+    within `spec`'s prompt budget (`GraphSpec.shown_passage`) when given."""
+    if not (shown and context):
+        return ""
+    return template.format(context=spec.shown_passage(context) if spec is not None else context)
 
 
 def context_block(cfg: DebateSettings, context: str, for_judge: bool) -> str:
     if for_judge:
-        return shown_block(cfg.prompts.judge_context_block, context, cfg.judge_sees_context)
-    return shown_block(cfg.prompts.context_block, context, cfg.debaters_see_context)
+        return shown_block(cfg.prompts.judge_context_block, context, cfg.judge_sees_context, cfg)
+    return shown_block(cfg.prompts.context_block, context, cfg.debaters_see_context, cfg)
 
 
 def speaker_prompt(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graphs.passage import OnLong, fit, shown
+
 if TYPE_CHECKING:
     from typing import Self
 
@@ -42,6 +44,18 @@ class GraphSpec(Config):
         "question + answer, then what the protocol showed it, as a text pair",
     )
     seed: int = 0
+    max_context_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="the privileged passage's budget in a prompt, in tokens counted without a "
+        "tokenizer as ceil(characters / 4) (so 4 characters a token); None: no limit",
+    )
+    on_long_context: OnLong = Field(
+        "truncate",
+        description="a passage over max_context_tokens: truncate keeps its beginning, cut at the last "
+        "sentence end that fits, marked '[… passage truncated]' (quotes are checked against the cut "
+        "passage); error fails the row with the passage's length and the budget",
+    )
 
     #: role → the config field naming its model. The keys are the roles `build` takes.
     ROLE_FIELDS: ClassVar[dict[str, str]]
@@ -82,6 +96,15 @@ class GraphSpec(Config):
     def needs_person(self) -> bool:
         """A person gives the verdict: it waits in a queue (`w2sg human`), not in a labelling run."""
         return False
+
+    def passage(self, context: str) -> str:
+        """The privileged passage within `max_context_tokens`, as quotes are checked against it
+        (`graphs.passage.fit`; raises PassageTooLong, a ValueError, with `on_long_context: error`)."""
+        return fit(context, self.max_context_tokens, self.on_long_context)
+
+    def shown_passage(self, context: str) -> str:
+        """The passage as a prompt shows it: `passage`, marked when it was cut."""
+        return shown(context, self.max_context_tokens, self.on_long_context)
 
     def with_judge(self, model: str) -> Self:
         """This config with `model` (a `classifier/<dir>`) as its trained judge, validated again."""

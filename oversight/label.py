@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,7 +24,8 @@ from graphs.debate import invoke_once
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec
 from oversight.store import LabelRow, LabelStore
-from w2sg.data import Example, fingerprint, load_dataset, split_by_question
+from w2sg.data import Example, fingerprint, split_by_question
+from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.metrics import LabelQuality, label_quality
 from w2sg.progress import track
 
@@ -53,13 +54,12 @@ class LabelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = "labels"
-    dataset: str = "sciq"
-    split: Literal["train", "test"] = Field("test", description="offline, only test has support passages")
+    dataset: DatasetSpec = dataset_field()
+    split: str = Field("test", description="the dataset's split (SciQ offline: only test has passages)")
     questions: int | None = Field(
         None, ge=1, description="label this many questions (2 rows each); None: all"
     )
     seed: int = 0
-    data_dir: Path | None = None
     models: dict[str, ModelSpec] = Field(
         default_factory=dict,
         description="named model specs (cache, limits, ...); graphs refer to them by name",
@@ -139,7 +139,7 @@ def judge_questions(cfg: LabelConfig) -> set[str]:
 
 def select_rows(cfg: LabelConfig) -> tuple[list[Example], int]:
     """The rows to label, and how many were left out because a trained judge saw them."""
-    rows = load_dataset(cfg.dataset, cfg.split, cfg.data_dir, seed=cfg.seed)
+    rows = load_split(cfg.dataset, cfg.split, seed=cfg.seed)
     seen = judge_questions(cfg)
     kept = [e for e in rows if e.qid not in seen]
     excluded = len(rows) - len(kept)

@@ -86,7 +86,14 @@ def bad_data_args(tmp_path: Path) -> list[str]:
     (data / "train_weak_labels.jsonl").write_text(json.dumps(good) + '\n{"question": "q2"\n')
     (data / "test.jsonl").write_text("")
     runs = tmp_path / "runs"
-    return ["train", W2SG_CONFIG, "--set", f"data_dir={json.dumps(str(data))}", "--set", f"out_dir={runs}"]
+    return [
+        "train",
+        W2SG_CONFIG,
+        "--set",
+        f"dataset={{name: sciq, path: {json.dumps(str(data))}}}",
+        "--set",
+        f"out_dir={runs}",
+    ]
 
 
 def test_a_malformed_data_line_is_one_error_naming_file_and_line(tmp_path: Path) -> None:

@@ -324,9 +324,9 @@ def test_cli_judge_train_then_debate_with_it(tmp_path: Path) -> None:
     )
     import sqlite3
 
-    from w2sg.data import load_sciq
+    from w2sg.datasets import load
 
-    qid = {e.id: e.qid for e in load_sciq("test")}
+    qid = {e.id: e.qid for e in load("sciq", "test")}
     with sqlite3.connect(tmp_path / "l.sqlite") as db:
         labelled = {qid[r[0]] for r in db.execute("SELECT example_id FROM labels")}
     assert labelled and not labelled & set(info["qids"])

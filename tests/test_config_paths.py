@@ -28,7 +28,7 @@ def test_written_paths_resolve_beside_the_config(tmp_path: Path) -> None:
         tmp_path / "cfgs",
         """
 store: labels.sqlite
-data_dir: ../data
+dataset: {path: ../data}
 models:
   deb:
     name: scripted/deb
@@ -40,7 +40,7 @@ graph: {kind: debate, protocol: consultancy, debater: deb, judge: judge}
     )
     c = load_config(cfg, LabelConfig)
     assert c.store == tmp_path / "cfgs" / "labels.sqlite"
-    assert c.data_dir == tmp_path / "data"  # `..` is folded: the path reads as it points
+    assert c.dataset.path == tmp_path / "data"  # `..` is folded: the path reads as it points
     assert c.models["deb"].cache.path == tmp_path / "cfgs" / "cache" / "deb.sqlite"
     assert c.models["deb"].scripted.table == tmp_path / "cfgs" / "tables" / "deb.jsonl"
     assert c.models["judge"].name == "hf/rel/judge-dir"  # a model name (str) is left alone
@@ -75,7 +75,7 @@ def test_a_relative_config_path_gives_relative_looking_paths(
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "configs", "out_dir: ../runs/x\nmodels: {}\n")
     assert load_config("configs/cfg.yaml", ExperimentConfig).out_dir == Path("runs/x")
-    assert load_config(Path("configs/cfg.yaml"), ExperimentConfig).data_dir == ExperimentConfig().data_dir
+    assert load_config(Path("configs/cfg.yaml"), ExperimentConfig).dataset == ExperimentConfig().dataset
 
 
 class Leaf(BaseModel):

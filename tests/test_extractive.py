@@ -15,7 +15,7 @@ import pytest
 from agents import FatalModelError, get_model
 from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
-from w2sg.data import load_sciq
+from w2sg.datasets import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_no_passage_no_quote_and_it_cannot_judge() -> None:
 def test_ranking_does_not_depend_on_the_hash_seed() -> None:
     """Tied sentences were once ordered by the last bit of a float sum taken in set order, so a
     SciQ label changed between processes (this row, under PYTHONHASHSEED=1)."""
-    e = next(e for e in load_sciq("test") if e.id == "d1caa3d987ff-9621a244a447")
+    e = next(e for e in load("sciq", "test") if e.id == "d1caa3d987ff-9621a244a447")
     code = (
         "import json, sys; from agents.backends.extractive import rank, sentences, words; "
         "q, a, p = json.load(sys.stdin); print(repr(rank(sentences(p), words(q) + words(a))))"

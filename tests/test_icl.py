@@ -111,9 +111,9 @@ def test_icl_run_with_scripted_model(tmp_path: Path) -> None:
         out_dir=tmp_path / "runs",
         cache_dir=tmp_path / "cache",
     )
-    from w2sg.data import load_sciq
+    from w2sg.datasets import load
 
-    gold_of = {(e.question, e.answer): e.label for e in load_sciq("test")}
+    gold_of = {(e.question, e.answer): e.label for e in load("sciq", "test")}
 
     def oracle(messages: Sequence[Message], choices: Sequence[str]) -> dict[str, float]:
         # Reads the query off the prompt and answers with its gold label: the run must then score

@@ -19,13 +19,14 @@ from agents.types import GenerateParams, Message
 from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from oversight.judges import collect_transcripts, judge_examples, train_judge
 from oversight.paths import resolve_model_path
-from w2sg.data import load_sciq, split_by_question
+from w2sg.data import split_by_question
+from w2sg.datasets import load
 from w2sg.train import TrainConfig
 
 
 @functools.cache
 def gold_of() -> dict[tuple[str, str], int]:
-    return {(e.question, e.answer): e.label for e in load_sciq("test")}
+    return {(e.question, e.answer): e.label for e in load("sciq", "test")}
 
 
 def honest_debaters(messages: Sequence[Message], params: GenerateParams) -> str:
@@ -40,7 +41,7 @@ def honest_debaters(messages: Sequence[Message], params: GenerateParams) -> str:
 
 @pytest.mark.slow
 def test_trained_judge_reads_the_transcript(tmp_path: Path) -> None:
-    rows = split_by_question(load_sciq("test"), {"judge": 60}, seed=1)["judge"]
+    rows = split_by_question(load("sciq", "test"), {"judge": 60}, seed=1)["judge"]
     cfg = DebateConfig(protocol="simultaneous", rounds=1, judge_kind="trained")
     debater = wrap(ScriptedBackend("scripted/honest", reply_fn=honest_debaters))
     states = asyncio.run(collect_transcripts(cfg, debater, rows))
@@ -56,7 +57,7 @@ def test_trained_judge_reads_the_transcript(tmp_path: Path) -> None:
 
     judge = get_model(f"classifier/{tmp_path / 'judge'}")
     graph = build_debate_graph(cfg, debater=debater, judge=judge)
-    held_out = split_by_question(load_sciq("test"), {"x": 150}, seed=7)["x"][-20:]
+    held_out = split_by_question(load("sciq", "test"), {"x": 150}, seed=7)["x"][-20:]
     verdicts = [
         asyncio.run(run_debate(graph, e.question, e.answer, e.support or ""))["verdict"] for e in held_out
     ]

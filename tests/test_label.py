@@ -210,13 +210,13 @@ def test_other_data_is_never_served_old_labels(tmp_path: Path) -> None:
     import json
     import shutil
 
-    from w2sg.data import sciq_dir
+    from w2sg.datasets import sciq_dir
 
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(sciq_dir() / "test.jsonl", data / "test.jsonl")
     cfg = config(tmp_path, "d.sqlite", questions=3)
-    cfg.write_text(cfg.read_text() + f"data_dir: {data}\n")
+    cfg.write_text(cfg.read_text() + f"dataset: {{name: sciq, path: {data}}}\n")
     first = w2sg("label", str(cfg))
     assert "6 labelled" in first.stdout, first.stderr
     assert "6 already done" in w2sg("label", str(cfg)).stdout

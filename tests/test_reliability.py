@@ -18,13 +18,14 @@ from label_runs import labels, sigkill_midway
 from agents import ConfigError, get_model, load_config
 from agents.testing import FakeServer, p_yes
 from oversight.label import LabelConfig, LabelRun, label, select_rows
-from w2sg.data import SCIQ_TEST, DataError, sciq_dir
+from w2sg.data import DataError
+from w2sg.datasets import sciq_dir
 
 # Transient faults a real API serves; 20 % of requests get one (seeded, so the count is fixed).
 FAULTS = ["429", "500", "timeout", "malformed", "empty"]
 FAULT_RATE = 0.2
 TIMEOUT_S = 1.5  # client timeout; an injected `timeout` holds its reply twice as long
-SCIQ = sciq_dir() / SCIQ_TEST  # the shared file, or W2SG_DATA_DIR's
+SCIQ = sciq_dir() / "test.jsonl"  # the shared file, or W2SG_DATA_DIR's
 
 
 def write_config(
@@ -65,7 +66,7 @@ def write_config(
         },
     }
     if data_dir is not None:
-        cfg["data_dir"] = str(data_dir)
+        cfg["dataset"] = {"name": "sciq", "path": str(data_dir)}
     path = tmp_path / f"{store}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -228,7 +229,10 @@ async def test_bad_rows_and_configs_fail_clearly_and_keep_the_store(
     assert out.returncode == 2 and f"{data / 'test.jsonl'}:4: not valid JSON" in out.stderr, out.stderr
     no_field = '{"question": "Q?", "distractor1": "a", "distractor2": "b", "distractor3": "c"}'
     (data / "test.jsonl").write_text("\n".join([*good[:3], no_field, *good[3:]]) + "\n")
-    with pytest.raises(DataError, match=r"test\.jsonl:4: missing field 'correct_answer'"):
+    with pytest.raises(
+        DataError,
+        match=r"test\.jsonl:4: missing column 'correct_answer' \(columns: distractor1, distractor2, ",
+    ):
         await run(cfg)
     (data / "test.jsonl").write_text("\n".join(good) + "\n")
 

@@ -1,4 +1,4 @@
-"""SciQ loading, binarization, question-level splits and label sources."""
+"""SciQ through the dataset layer, question-level splits and sizes, label sources."""
 
 from __future__ import annotations
 
@@ -7,39 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from w2sg.data import (
-    DataError,
-    label_source,
-    load_sciq,
-    load_sciq_binarized,
-    make_example,
-    split_by_question,
-    with_labels,
-)
+from w2sg.data import DataError, label_source, make_example, split_by_question, with_labels
+from w2sg.datasets import DatasetSpec, load, load_split, sciq_dir
 
 
 @pytest.fixture(scope="module")
 def pool():  # type: ignore[no-untyped-def]
-    return load_sciq("train")
+    return load("sciq", "train")
 
 
 def test_shared_files_load_with_recorded_weak_labels(pool) -> None:  # type: ignore[no-untyped-def]
-    assert len(pool) == 10_000
-    assert sum(e.label for e in pool) == 5_000
-    acc = sum((e.labels["weak_p_true"] > 0.5) == bool(e.label) for e in pool) / len(pool)
+    raw = [json.loads(line) for line in (sciq_dir() / "train_weak_labels.jsonl").read_text().splitlines()]
+    assert len(raw) == 10_000 and sum(r["label"] for r in raw) == 5_000
+    acc = sum((r["weak_p_true"] > 0.5) == bool(r["label"]) for r in raw) / len(raw)
     assert acc == pytest.approx(0.7293, abs=1e-4)  # the figure the data README gives
+    assert all(set(e.labels) == {"weak_p_true", "weak_p_true_with_support"} for e in pool)
 
 
 def test_test_split_is_binarized_two_rows_per_question() -> None:
-    test = load_sciq("test")
+    test = load("sciq", "test")
     assert len(test) == 1000
     by_q: dict[str, list[int]] = {}
     for e in test:
         by_q.setdefault(e.qid, []).append(e.label)
     assert all(sorted(v) == [0, 1] for v in by_q.values())
     assert sum(bool(e.support) for e in test) > 900  # a few SciQ questions have no passage
-    assert [e.answer for e in load_sciq("test", seed=0)] == [e.answer for e in test]  # seeded
-    assert [e.answer for e in load_sciq("test", seed=1)] != [e.answer for e in test]
+    assert [e.answer for e in load("sciq", "test", seed=0)] == [e.answer for e in test]  # seeded
+    assert [e.answer for e in load("sciq", "test", seed=1)] != [e.answer for e in test]
+    assert not any(e.labels for e in test)  # the recorded label columns are optional: test has none
 
 
 def test_splits_never_share_a_question(pool) -> None:  # type: ignore[no-untyped-def]
@@ -61,9 +56,9 @@ def test_too_large_splits_are_refused(pool) -> None:  # type: ignore[no-untyped-
     ("line", "expected"),
     [
         ('{"question": "q", "answer": "a", "label": 1', "not valid JSON"),
-        ('{"question": "q", "answer": "a"}', "missing field 'label'"),
-        ('{"question": "q", "answer": "a", "label": 2}', "should be 0 or 1"),
-        ('{"question": "", "answer": "a", "label": 1}', "'question' should be a non-empty str"),
+        ('{"question": "q", "answer": "a"}', "missing column 'label'"),
+        ('{"question": "q", "answer": "a", "label": 2}', "should be gold 0 or 1"),
+        ('{"question": "", "answer": "a", "label": 1}', "'question' should be a non-empty string"),
         ('{"question": "q", "answer": "a", "label": 1, "weak_p_true": 1.5}', "probability in"),
     ],
 )
@@ -72,12 +67,16 @@ def test_bad_rows_name_file_and_line(tmp_path: Path, line: str, expected: str) -
     path = tmp_path / "rows.jsonl"
     path.write_text(good + "\n" + line + "\n")
     with pytest.raises(DataError, match=rf"rows\.jsonl:2: .*{expected}"):
-        load_sciq_binarized(path, ["weak_p_true"])
+        load_split(DatasetSpec(path=path, format="binarized", label_columns=["weak_p_true"]), "train")
 
 
-def test_missing_data_dir_says_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"datasets|W2SG_DATA_DIR"):
-        load_sciq("train", tmp_path)
+def test_a_folder_without_the_files_is_an_error_not_a_download(tmp_path: Path) -> None:
+    (tmp_path / "other.jsonl").write_text("")
+    with pytest.raises(
+        DataError,
+        match=r"no file for split 'train' \(looked for train_weak_labels\.jsonl; the folder has other\.jsonl",
+    ):
+        load_split(DatasetSpec(name="sciq", path=tmp_path), "train")
 
 
 def test_label_sources() -> None:
@@ -94,8 +93,6 @@ def test_label_sources() -> None:
 def test_repeated_rows_are_merged_and_contradictory_ones_dropped(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     import logging
 
-    from w2sg.data import load_dataset
-
     rows = [
         {"question": "q1", "answer": "a", "label": 1, "weak_p_true": 0.9, "weak_p_true_with_support": 0.8},
         {"question": "q1", "answer": "a", "label": 1, "weak_p_true": 0.1, "weak_p_true_with_support": 0.2},
@@ -105,7 +102,7 @@ def test_repeated_rows_are_merged_and_contradictory_ones_dropped(tmp_path: Path,
     ]
     (tmp_path / "train_weak_labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with caplog.at_level(logging.INFO, logger="w2sg.data"):
-        got = load_dataset("sciq", "train", tmp_path)
+        got = load_split(DatasetSpec(name="sciq", path=tmp_path), "train")
     assert [(e.question, e.answer, e.label, e.labels["weak_p_true"]) for e in got] == [
         ("q1", "a", 1, 0.9),  # the first of two agreeing copies
         ("q1", "b", 0, 0.3),
@@ -115,9 +112,7 @@ def test_repeated_rows_are_merged_and_contradictory_ones_dropped(tmp_path: Path,
 
 
 def test_the_shared_train_file_has_its_repeats_resolved() -> None:
-    from w2sg.data import load_dataset
-
-    rows = load_dataset("sciq", "train")
+    rows = load("sciq", "train")
     assert len({e.id for e in rows}) == len(rows) == 9_979  # 17 repeats merged, 2 ids (4 rows) dropped
 
 
@@ -126,7 +121,6 @@ def test_changed_data_gets_a_new_run_folder(tmp_path: Path) -> None:
     import shutil
 
     from oversight.paths import resolve_model_path
-    from w2sg.data import sciq_dir
     from w2sg.experiment import Sizes, W2SGConfig, prepare_splits, run_experiment
     from w2sg.models import ModelConfig
     from w2sg.train import TrainConfig
@@ -139,7 +133,7 @@ def test_changed_data_gets_a_new_run_folder(tmp_path: Path) -> None:
     fast = TrainConfig(lr=1e-3, epochs=1, batch_size=16, eval_every=4, device="cpu")
     cfg = W2SGConfig(
         sizes=Sizes(weak=10, strong=10, val=5, test=10),
-        data_dir=data,
+        dataset=DatasetSpec(name="sciq", path=data),
         weak=tiny,
         weak_train=fast,
         strong=tiny,

@@ -1,23 +1,20 @@
-"""Datasets as lists of `Example`s. SciQ binarized: each question gives two rows, its correct answer
-(label 1) and one seeded distractor (label 0). Splits are by question, so no question sits in two."""
+"""Rows as `Example`s (question, candidate answer, gold, question id, passage), and what every run
+does with them: resolve repeats, fingerprint, split by question (no question sits in two splits),
+read label sources. Where rows come from is `w2sg.datasets`."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
 import random
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "W2SG_DATA_DIR"
-SCIQ_TRAIN = "train_weak_labels.jsonl"
-SCIQ_TEST = "test.jsonl"
 
 
 class DataError(ValueError):
@@ -46,127 +43,16 @@ def _hash(*parts: str) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:12]
 
 
-def make_example(question: str, answer: str, label: int, **kw: object) -> Example:
+def make_id(question: str, answer: str) -> tuple[str, str]:
+    """(question id, row id): the question's text (case and outer spaces aside) names the question;
+    the answer's text, the row within it."""
     qid = _hash(question.strip().lower())
-    return Example(id=f"{qid}-{_hash(answer)}", qid=qid, question=question, answer=answer, label=label, **kw)
+    return qid, f"{qid}-{_hash(answer)}"
 
 
-def read_jsonl(path: Path) -> list[tuple[int, dict[str, object]]]:
-    """(line number, row) pairs; a bad line is a DataError naming file and line."""
-    if not path.exists():
-        raise DataError(f"{path}: no such data file (set {DATA_DIR_ENV} or `data_dir` to the SciQ folder)")
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}")
-        rows.append((i, row))
-    return rows
-
-
-def _field(path: Path, line: int, row: dict[str, object], name: str, kind: type) -> object:
-    if name not in row:
-        raise DataError(f"{path}:{line}: missing field {name!r}")
-    value = row[name]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is str and not str(value).strip()):
-        raise DataError(f"{path}:{line}: field {name!r} should be a non-empty {kind.__name__}, got {value!r}")
-    return value
-
-
-def load_sciq_binarized(path: Path, label_columns: Sequence[str] = ()) -> list[Example]:
-    """Rows already binarized: question, answer, label, plus optional label-source columns."""
-    out = []
-    for line, row in read_jsonl(path):
-        question = str(_field(path, line, row, "question", str))
-        answer = str(_field(path, line, row, "answer", str))
-        label = _field(path, line, row, "label", int)
-        if label not in (0, 1):
-            raise DataError(f"{path}:{line}: field 'label' should be 0 or 1, got {label!r}")
-        extra = {}
-        for col in label_columns:
-            p = float(_field(path, line, row, col, float))  # type: ignore[arg-type]
-            if not 0.0 <= p <= 1.0:
-                raise DataError(f"{path}:{line}: field {col!r} should be a probability in [0, 1], got {p}")
-            extra[col] = p
-        out.append(make_example(question, answer, int(label), labels=extra))  # type: ignore[call-overload]
-    return out
-
-
-def binarize_sciq(rows: Sequence[tuple[int, dict[str, object]]], path: Path, seed: int) -> list[Example]:
-    """HF schema (question, correct_answer, distractor1..3, support) → two rows per question."""
-    out = []
-    for line, row in rows:
-        q = str(_field(path, line, row, "question", str))
-        correct = str(_field(path, line, row, "correct_answer", str))
-        distractors = [str(_field(path, line, row, f"distractor{k}", str)) for k in (1, 2, 3)]
-        support = row.get("support") or ""
-        # Seeded per question, so the distractor does not depend on file order.
-        wrong = random.Random(f"{seed}|{q}").choice(distractors)
-        out.append(make_example(q, correct, 1, support=str(support)))
-        out.append(make_example(q, wrong, 0, support=str(support)))
-    return out
-
-
-def sciq_dir(data_dir: str | Path | None = None) -> Path:
-    if data_dir is not None:
-        return Path(data_dir)
-    if DATA_DIR_ENV in os.environ:
-        return Path(os.environ[DATA_DIR_ENV])
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "sciq"
-
-
-WEAK_LABEL_COLUMNS = ("weak_p_true", "weak_p_true_with_support")
-
-
-def load_sciq(split: str, data_dir: str | Path | None = None, *, seed: int = 0) -> list[Example]:
-    """`train`: the 10,000 binarized rows with the recorded Qwen-1.8B weak labels as label sources.
-    `test`: the 500 test questions, binarized with a seeded distractor. From the local folder when
-    it exists, else from the HF hub (`allenai/sciq`, needs the `datasets` package and network)."""
-    folder = sciq_dir(data_dir)
-    if split == "train" and (folder / SCIQ_TRAIN).exists():
-        return load_sciq_binarized(folder / SCIQ_TRAIN, WEAK_LABEL_COLUMNS)
-    if split == "test" and (folder / SCIQ_TEST).exists():
-        return binarize_sciq(read_jsonl(folder / SCIQ_TEST), folder / SCIQ_TEST, seed)
-    if split not in ("train", "test", "validation"):
-        raise DataError(f"unknown SciQ split {split!r}; expected train, validation or test")
-    return _sciq_from_hub(split, seed, folder)
-
-
-def _sciq_from_hub(split: str, seed: int, folder: Path) -> list[Example]:
-    try:
-        import datasets  # optional: only for users with network access
-    except ImportError:
-        raise DataError(
-            f"{folder}: no SciQ files there, and the `datasets` package is not installed "
-            "to download allenai/sciq"
-        ) from None
-    try:
-        ds = datasets.load_dataset("allenai/sciq", split=split)
-    except (ConnectionError, OSError, ValueError) as e:  # offline, no such split, hub errors
-        raise DataError(
-            f"{folder}: no SciQ files there, and allenai/sciq could not be loaded from the hub "
-            f"({type(e).__name__}: {e}); point W2SG_DATA_DIR or data_dir at a folder with the files"
-        ) from None
-    return binarize_sciq(list(enumerate(ds, start=1)), Path(f"hf://allenai/sciq/{split}"), seed)
-
-
-DATASETS: dict[str, Callable[..., list[Example]]] = {"sciq": load_sciq}
-
-
-def load_dataset(
-    name: str, split: str, data_dir: str | Path | None = None, *, seed: int = 0
-) -> list[Example]:
-    """A registered dataset's split, with duplicate rows resolved (see `dedupe`)."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; registered: {', '.join(DATASETS)}")
-    return dedupe(DATASETS[name](split, data_dir, seed=seed), f"{name}/{split}")
+def make_example(question: str, answer: str, label: int, **kw: object) -> Example:
+    qid, rid = make_id(question, answer)
+    return Example(id=rid, qid=qid, question=question, answer=answer, label=label, **kw)
 
 
 def dedupe(examples: Sequence[Example], where: str = "data") -> list[Example]:
@@ -210,18 +96,50 @@ def data_info(splits: dict[str, Sequence[Example]], fp: str) -> dict[str, object
     return {"fingerprint": fp, "rows": {k: len(v) for k, v in splits.items()}}
 
 
+def _check_size(v: int | float | str) -> int | float | str:
+    if isinstance(v, bool) or (isinstance(v, int) and v < 1):
+        raise ValueError(f"a count of questions is at least 1, got {v!r}")
+    if isinstance(v, float) and not 0.0 < v <= 1.0:
+        raise ValueError(f"a share of the questions is in (0, 1], got {v!r}")
+    return v
+
+
+#: A split's size: a count of questions, a share of them (0.25), or `rest` (what the others leave).
+Size = Annotated[int | float | Literal["rest"], AfterValidator(_check_size)]
+
+
+def resolve_sizes(sizes: dict[str, Size], n: int) -> dict[str, int]:
+    """Counts of questions from `sizes` over `n`: shares round down, one split may be `rest`."""
+    rest = [k for k, v in sizes.items() if v == "rest"]
+    if len(rest) > 1:
+        raise DataError(f"only one split can be `rest`, got {rest}")
+    out = {k: (int(v * n) if isinstance(v, float) else v) for k, v in sizes.items() if v != "rest"}
+    if rest:
+        out[rest[0]] = n - sum(out.values())  # type: ignore[arg-type]
+    return {k: out[k] for k in sizes}  # type: ignore[misc]
+
+
 def split_by_question(
-    examples: Sequence[Example], sizes: dict[str, int], *, seed: int
+    examples: Sequence[Example], sizes: dict[str, Size], *, seed: int, what: str = "questions"
 ) -> dict[str, list[Example]]:
-    """Disjoint splits of `sizes[name]` questions each (two rows per question on SciQ), seeded."""
+    """Disjoint splits of `sizes[name]` questions each (a count, a share, or `rest`), seeded.
+    `what` says which questions `examples` are, for the message when there are too few (e.g.
+    "questions with a passage in sciq test")."""
     qids = sorted({e.qid for e in examples})
-    need = sum(sizes.values())
-    if need > len(qids):
-        raise DataError(f"asked for {need} questions across splits {sizes}, but the data has {len(qids)}")
+    counts = resolve_sizes(sizes, len(qids))
+    need = sum(counts.values())
+    if need > len(qids) or any(v < 1 for v in counts.values()):
+        asked = ", ".join(
+            f"{k}: {v}" + (f" (= {counts[k]})" if v != counts[k] else "") for k, v in sizes.items()
+        )
+        raise DataError(
+            f"asked for {need} questions across splits ({asked}), but there are {len(qids)} {what}; "
+            "give smaller counts, shares (0.2) or `rest`"
+        )
     random.Random(seed).shuffle(qids)
     owner: dict[str, str] = {}
     start = 0
-    for name, n in sizes.items():
+    for name, n in counts.items():
         for q in qids[start : start + n]:
             owner[q] = name
         start += n

@@ -17,7 +17,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from w2sg.data import Example, label_source, load_dataset, split_by_question
+from w2sg.data import Example, Size, label_source, split_by_question
+from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
 from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
@@ -32,13 +33,14 @@ WEAK = "weak"
 
 
 class Sizes(BaseModel):
-    """Numbers of *questions* per split (SciQ gives two rows per question)."""
+    """Questions per split (a multiple-choice question gives one row per candidate answer): a
+    count, a share of the train file's questions (0.25), or `rest` (what the others leave)."""
 
     model_config = ConfigDict(extra="forbid")
-    weak: int = Field(600, ge=1, description="gold-labelled questions for the weak teacher")
-    strong: int = Field(1000, ge=1, description="questions the student learns from (weak labels)")
-    val: int = Field(200, ge=1, description="questions for model selection")
-    test: int | None = Field(None, ge=1, description="test questions; None = all")
+    weak: Size = Field(600, description="gold-labelled questions for the weak teacher")
+    strong: Size = Field(1000, description="questions the student learns from (weak labels)")
+    val: Size = Field(200, description="questions for model selection")
+    test: Size | None = Field(None, description="test questions (of the test split); None = all")
 
 
 class W2SGCore(BaseModel):
@@ -49,8 +51,7 @@ class W2SGCore(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "w2sg"
     seed: int = 0
-    dataset: str = "sciq"
-    data_dir: Path | None = Field(None, description="None: $W2SG_DATA_DIR or ../shared/data/sciq")
+    dataset: DatasetSpec = dataset_field()
     weak: ModelConfig
     weak_train: TrainConfig = Field(default_factory=TrainConfig)
     strong: ModelConfig
@@ -93,13 +94,22 @@ class W2SGConfig(W2SGCore):
 
 
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
-    pool = load_dataset(cfg.dataset, "train", cfg.data_dir, seed=cfg.seed)
-    test = load_dataset(cfg.dataset, "test", cfg.data_dir, seed=cfg.seed)
+    pool = load_split(cfg.dataset, "train", seed=cfg.seed)
+    test = load_split(cfg.dataset, "test", seed=cfg.seed)
     test_qids = {e.qid for e in test}
     pool = [e for e in pool if e.qid not in test_qids]  # a few SciQ questions repeat across splits
     s = cfg.sizes
-    splits = split_by_question(pool, {"weak": s.weak, "strong": s.strong, "val": s.val}, seed=cfg.seed)
-    splits["test"] = split_by_question(test, {"test": s.test}, seed=cfg.seed)["test"] if s.test else test
+    where = f"{cfg.dataset.title}"
+    sizes = {"weak": s.weak, "strong": s.strong, "val": s.val}
+    splits = split_by_question(
+        pool, sizes, seed=cfg.seed, what=f"questions in {where} train not in its test split"
+    )
+    if s.test:
+        splits["test"] = split_by_question(
+            test, {"test": s.test}, seed=cfg.seed, what=f"questions in {where} test"
+        )["test"]
+    else:
+        splits["test"] = test
     return splits
 
 

@@ -51,7 +51,10 @@ WHERE = frozenset({"out_dir", "cache_dir", "data_dir"})
 def run_id(name: str, cfg: BaseModel, data: str, exclude: frozenset[str] = frozenset()) -> str:
     """`<name>-<hash>` of the config (less the fields in `exclude`, which do not change results, and
     the folders in WHERE) and the fingerprint of the data it ran on (`w2sg.data.fingerprint`)."""
-    blob = cfg.model_dump_json(exclude=set(WHERE | exclude)) + "|data:" + data
+    drop: dict[str, Any] = dict.fromkeys(WHERE | exclude, True)
+    if isinstance(getattr(cfg, "dataset", None), BaseModel):
+        drop["dataset"] = {"path"}  # where the dataset's files are; their content is in `data`
+    blob = cfg.model_dump_json(exclude=drop) + "|data:" + data
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 

@@ -100,8 +100,16 @@ def judge_train_cmd(
     config: DebateConfigArg,
     out: Annotated[Path, typer.Option(help="directory to save the judge in (load it as classifier/<out>)")],
     questions: Annotated[int, typer.Option(help="judge-training questions (two rows each)")] = 300,
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="a registered dataset (sciq, boolq, ...), a data file or folder, or a YAML mapping of "
+            "dataset fields, e.g. '{path: qa.csv, format: choices_index}'"
+        ),
+    ] = "sciq",
     split: Annotated[
-        str, typer.Option(help="SciQ split; offline only `test` has support passages for the debaters")
+        str,
+        typer.Option(help="the dataset's split (SciQ offline: only `test` has passages for the debaters)"),
     ] = "test",
     base: Annotated[str, typer.Option(help="classifier to fine-tune")] = "embedded/minilm",
     epochs: Annotated[float, typer.Option(help="training epochs")] = 3.0,
@@ -112,10 +120,11 @@ def judge_train_cmd(
     ] = 0.2,
     set_: SetOpt = None,
 ) -> None:
-    """Debate `questions` SciQ questions under CONFIG's protocol, then fine-tune a judge on gold:
+    """Debate `questions` questions of a dataset under CONFIG's protocol, then fine-tune a judge on gold:
     trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
     from oversight.judges import collect_transcripts, train_judge
-    from w2sg.data import load_dataset, split_by_question
+    from w2sg.data import split_by_question
+    from w2sg.datasets import load_split, parse_spec
     from w2sg.train import TrainConfig
 
     # The config's judge is what this trains, so it need not exist yet.
@@ -124,7 +133,10 @@ def judge_train_cmd(
         raise ValueError(f"--base: {problem}")
     if not 0.0 <= holdout < 0.8:
         raise ValueError(f"--holdout: a share in [0, 0.8), got {holdout}")
-    rows = split_by_question(load_dataset("sciq", split), {"judge": questions}, seed=seed)["judge"]
+    data = load_split(parse_spec(dataset), split, seed=seed)
+    rows = split_by_question(data, {"judge": questions}, seed=seed, what=f"questions in {dataset} {split}")[
+        "judge"
+    ]
 
     async def debates() -> list:
         debater = get_model(cfg.speaker_model) if cfg.speaker_model else None

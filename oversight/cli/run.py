@@ -18,7 +18,7 @@ def run_cmd(
     force: ForceOpt = False,
     set_: SetOpt = None,
 ) -> None:
-    """End to end: weak teachers and oversight graphs label SciQ, a strong student learns from
+    """End to end: weak teachers and oversight graphs label a dataset, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
     from oversight.run.config import RunConfig
     from oversight.run.runner import run_pipeline

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from w2sg.data import DATASETS, Example, load_dataset, split_by_question
+from w2sg.data import Example, split_by_question
+from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.models import ModelConfig
 from w2sg.run_folder import run_id
 from w2sg.synthetic import SyntheticModel, synthetic_rows
@@ -44,8 +45,8 @@ class LadderConfig(BaseModel):
 
     name: str = "ladder"
     seed: int = 0
-    dataset: str = Field("sciq", description="a registered dataset (sciq) or `synthetic` (tests)")
-    data_dir: Path | None = Field(None, description="None: $W2SG_DATA_DIR or ../shared/data/sciq")
+    # `synthetic`: generated rows whose models are views of one hidden variable (tests, benchmarks).
+    dataset: Literal["synthetic"] | DatasetSpec = dataset_field()
     val: int = Field(200, ge=1, description="questions for model selection")
     test: int | None = Field(None, ge=1, description="test questions; None = all")
     rungs: list[Rung] = Field(min_length=2, description="weakest first")
@@ -54,13 +55,6 @@ class LadderConfig(BaseModel):
     n_boot: int = Field(1000, ge=100)
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, v: str) -> str:
-        if v != SYNTHETIC and v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; choose one of {[*DATASETS, SYNTHETIC]}")
-        return v
 
     @model_validator(mode="after")
     def _rungs(self) -> LadderConfig:
@@ -94,8 +88,8 @@ def ladder_splits(cfg: LadderConfig) -> dict[str, list[Example]]:
         pool = synthetic_rows(sum(sizes.values()), cfg.seed, "pool")
         test = synthetic_rows(cfg.test or SYNTHETIC_TEST, cfg.seed, "test")
     else:
-        pool = load_dataset(cfg.dataset, "train", cfg.data_dir, seed=cfg.seed)
-        test = load_dataset(cfg.dataset, "test", cfg.data_dir, seed=cfg.seed)
+        pool = load_split(cfg.dataset, "train", seed=cfg.seed)
+        test = load_split(cfg.dataset, "test", seed=cfg.seed)
         test_qids = {e.qid for e in test}
         pool = [e for e in pool if e.qid not in test_qids]  # a few SciQ questions repeat across splits
     splits = split_by_question(pool, sizes, seed=cfg.seed)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agents import ModelSpec
 from graphs.kinds import AnyGraph
 from oversight.label import check_model_names, graph_models
+from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore
 from w2sg.run_folder import run_id
 from w2sg.train import TrainConfig
@@ -22,17 +23,15 @@ class Config(BaseModel):
 
 
 class RunSizes(Config):
-    """Questions per split (two rows each). judge, calib, strong and val need support passages."""
+    """Questions per split: a count, a share (0.25), or `rest` (what the others leave). judge,
+    calib, strong and val are drawn from the test split's questions with a passage; test from the
+    train split's other questions (no passage needed)."""
 
-    judge: int = Field(
-        150, ge=2, description="gold for every weak supervisor: trained judges and weak teachers"
-    )
-    calib: int = Field(50, ge=2, description="gold for calibrating and weighting label sources")
-    strong: int = Field(200, ge=1, description="labelled by every source; the students learn from it")
-    val: int = Field(50, ge=1, description="labelled by every source; student selection")
-    test: int = Field(
-        500, ge=1, description="student test questions (from the train file: no passage needed)"
-    )
+    judge: Size = Field(150, description="gold for every weak supervisor: trained judges and weak teachers")
+    calib: Size = Field(50, description="gold for calibrating and weighting label sources")
+    strong: Size = Field(200, description="labelled by every source; the students learn from it")
+    val: Size = Field(50, description="labelled by every source; student selection")
+    test: Size = Field(500, description="student test questions (from the train split: no passage needed)")
 
 
 class JudgeTraining(Config):

@@ -33,7 +33,8 @@ from oversight.run.report import write_pipeline_report
 from oversight.run.results import PipelineResult, SourceReport
 from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
 from oversight.store import LabelStore
-from w2sg.data import Example, load_dataset, split_by_question
+from w2sg.data import Example, split_by_question
+from w2sg.datasets import load_split
 from w2sg.experiment import (
     ExperimentResult,
     Fitter,
@@ -49,14 +50,24 @@ log = logging.getLogger(__name__)
 
 
 def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
-    with_support = [e for e in load_dataset(cfg.dataset, "test", cfg.data_dir, seed=cfg.seed) if e.support]
+    """The graph splits from the test split's questions with a passage (the speakers' privileged
+    context), the students' test split from the train split's other questions."""
+    where = cfg.dataset.title
+    test_rows = load_split(cfg.dataset, "test", seed=cfg.seed)
+    with_passage = [e for e in test_rows if e.support]
     s = cfg.sizes
+    n_all = len({e.qid for e in test_rows})
     sp = split_by_question(
-        with_support, {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val}, seed=cfg.seed
+        with_passage,
+        {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val},
+        seed=cfg.seed,
+        what=f"questions with a passage in {where} test (of its {n_all} questions)",
     )
-    used = {e.qid for e in with_support}
-    pool = [e for e in load_dataset(cfg.dataset, "train", cfg.data_dir, seed=cfg.seed) if e.qid not in used]
-    sp["test"] = split_by_question(pool, {"test": s.test}, seed=cfg.seed)["test"]
+    used = {e.qid for e in with_passage}
+    pool = [e for e in load_split(cfg.dataset, "train", seed=cfg.seed) if e.qid not in used]
+    sp["test"] = split_by_question(
+        pool, {"test": s.test}, seed=cfg.seed, what=f"questions in {where} train not in its test split"
+    )["test"]
     return sp
 
 
@@ -102,7 +113,6 @@ def oversight_labels(
         name=name,
         dataset=cfg.dataset,
         seed=cfg.seed,
-        data_dir=cfg.data_dir,
         models=cfg.models,
         concurrency=cfg.concurrency,
         store=run_dir / "labels.sqlite",
