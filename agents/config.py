@@ -92,7 +92,12 @@ class ExtractiveOptions(Config):
 
     question_pattern: str = r"Question: (.*)$"
     answer_pattern: str = r"Proposed answer: (.*)$"
-    passage_pattern: str = r"passage[^:\n]*: (.*)$"
+    # The passage runs to the next section of the default templates, so one of several paragraphs
+    # (QuALITY-style passages) is all read.
+    passage_pattern: str = (
+        r"passage[^:\n]*: ((?:.|\n(?!Debate so far:|Conversation so far:|Answers so far:|In at most "
+        r"|The judge asks:|\[… passage truncated\]))*)"
+    )
     side_pattern: str = Field(
         r"(?:argue|judge) that the proposed answer is (correct|incorrect)\b",
         description="the side to argue; no match: an assistant, which states its own stance",

@@ -98,3 +98,23 @@ def test_ranking_does_not_depend_on_the_hash_seed() -> None:
         for seed in range(6)
     }
     assert len(outs) == 1, outs
+
+
+def test_the_reader_reads_every_paragraph_of_a_long_passage() -> None:
+    """A passage of several paragraphs (QuALITY-style) is read to its end, not to its first line
+    break, and the transcript that follows it is not taken for passage text."""
+
+    cfg = DebateConfig(protocol="sequential", debater="extractive")
+    passage = "Paris is big. It has a river.\n\nThe capital of Zed is Quux. Quux lies on a hill."
+    prompt = cfg.prompts.debater.format(
+        question="What is the capital of Zed?",
+        answer="Quux",
+        side_claim="correct",
+        context_block=f"\nSource passage (hidden from the judge): {passage}",
+        transcript="debater (argues the answer is incorrect): Zed has no capital at all.",
+        round=1,
+        rounds=1,
+        word_limit=40,
+    )
+    reply = asyncio.run(get_model("extractive").generate(prompt)).text
+    assert "<quote>The capital of Zed is Quux.</quote>" in reply and "no capital" not in reply
