@@ -401,7 +401,11 @@ def test_w2sg_label_and_run_on_a_dataset_with_passages(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg))
     out = w2sg("run", str(path))
     assert out.returncode == 0, out.stderr
+    # The console and the report say the regime in words, for every supervisor.
+    assert "the ceiling (" in out.stdout and ("Weak-to-strong gap for" in out.stdout or "No " in out.stdout)
     run = next((tmp_path / "runs").glob("e2e-*"))
+    report = (run / "results.md").read_text()
+    assert any(w in report for w in ("Weak-to-strong gap for", "No gap beyond", "No weak-to-strong regime"))
     result = json.loads((run / "results.json").read_text())
     rows = json.loads((run / "config.json").read_text())["data"]["rows"]
     assert rows == {

@@ -22,7 +22,7 @@ def markdown_table(r: ExperimentResult) -> str:
     for s in r.students:
         f = floors[s.source]
         floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
-        gap = f"{s.pgr}" if pgr_defined(f.floor, r.ceiling) else "n/a ‡"
+        gap = pgr_cell(s.pgr, f.floor, r.ceiling)
         lines.append(
             f"| {s.source} | {f.labels.accuracy} | {f.labels.ece:.3f} | {f.labels.brier:.3f} | {floor} "
             f"| {s.loss} | {s.accuracy} | {r.ceiling} | {gap} |"
@@ -33,12 +33,8 @@ def markdown_table(r: ExperimentResult) -> str:
             "† a supervisor with no test predictions (a recorded column, or an oversight graph: test rows "
             "have no passage): its floor is its accuracy on the strong split.",
         ]
-    if not all(pgr_defined(f.floor, r.ceiling) for f in r.sources):
-        lines += [
-            "",
-            "‡ the supervisor is at least as accurate as the strong ceiling, so there is no gap to "
-            "recover and PGR is not meaningful (results.json keeps the raw value).",
-        ]
+    lines += ["", *regime_lines({f.source: f.floor for f in r.sources}, r.ceiling)]
+    lines += ["(results.json keeps every raw PGR.)"]
     if r.ensembles:
         lines += ["", *ensemble_table(r)]
     return "\n".join(lines) + "\n"
@@ -68,6 +64,50 @@ def pgr_defined(floor: Estimate, ceiling: Estimate) -> bool:
     return ceiling.value > floor.value
 
 
+def regime(floor: Estimate, ceiling: Estimate) -> str:
+    """Is there a weak-to-strong gap for PGR to measure? `gap`: the ceiling's 95% interval lies
+    above the supervisor's; `overlap`: the ceiling is higher but within the intervals, so PGR is
+    mostly noise; `above`: the supervisor is at least as accurate as the ceiling (PGR undefined)."""
+    if not pgr_defined(floor, ceiling):
+        return "above"
+    return "gap" if ceiling.lo > floor.hi else "overlap"
+
+
+def pgr_cell(pgr: Estimate | None, floor: Estimate | None, ceiling: Estimate) -> str:
+    """PGR as a table shows it: the estimate, said to be noise without a gap, n/a above the ceiling."""
+    if pgr is None or floor is None:
+        return "-"
+    return {
+        "gap": str(pgr),
+        "overlap": f"{pgr} (no gap)",
+        "above": "n/a (supervisor ≥ ceiling)",
+    }[regime(floor, ceiling)]
+
+
+def regime_lines(floors: dict[str, Estimate], ceiling: Estimate, what: str = "the ceiling") -> list[str]:
+    """The regime in words, one sentence per case, for every report and the console."""
+    by: dict[str, list[str]] = {"gap": [], "overlap": [], "above": []}
+    for source, floor in floors.items():
+        by[regime(floor, ceiling)].append(source)
+    lines = []
+    if by["gap"]:
+        lines.append(
+            f"Weak-to-strong gap for {', '.join(by['gap'])}: {what} ({ceiling}) is above the "
+            "supervisor beyond the 95% intervals, so PGR measures what the student recovers."
+        )
+    if by["overlap"]:
+        lines.append(
+            f"No gap beyond the intervals for {', '.join(by['overlap'])}: {what} ({ceiling}) is higher "
+            "but within the 95% intervals of the supervisor, so their PGR is mostly noise."
+        )
+    if by["above"]:
+        lines.append(
+            f"No weak-to-strong regime for {', '.join(by['above'])}: the supervisor is at least as "
+            f"accurate as {what} ({ceiling}), so there is no gap to recover and PGR is undefined."
+        )
+    return lines
+
+
 def plot(r: ExperimentResult, path: Path) -> None:
     """One row per student (source, loss): its floor, the student and the ceiling on test, with
     CIs, and its PGR at the right. Rows stack downwards, so many sources stay readable."""
@@ -91,7 +131,11 @@ def plot(r: ExperimentResult, path: Path) -> None:
     dots(-0.2, [r.ceiling for _ in rows], "strong ceiling", "^")
     ax.set_yticks(list(y), [f"{s.source} · {s.loss}" for s in rows], fontsize=8)
     for i, s in zip(y, rows, strict=True):
-        shown = f"PGR {s.pgr.value:.2f}" if pgr_defined(floors[s.source], r.ceiling) else "PGR n/a"
+        shown = {
+            "gap": f"PGR {s.pgr.value:.2f}",
+            "overlap": f"PGR {s.pgr.value:.2f} (no gap)",
+            "above": "PGR n/a",
+        }[regime(floors[s.source], r.ceiling)]
         ax.annotate(shown, (1.01, i), xycoords=("axes fraction", "data"), va="center", fontsize=8)
     ax.set_xlabel("test accuracy (95% CIs over questions)")
     ax.set_ylim(-0.6, len(rows) - 0.4)

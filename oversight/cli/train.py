@@ -36,13 +36,15 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: override
 
 def summary(e: ExperimentResult, run_dir: Path) -> Table:
     """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
-    the student and its PGR (95% CIs), in five narrow columns; the full table is results.md."""
-    from w2sg.report import pgr_defined
+    the student and its PGR (95% CIs), in five narrow columns, then the regime in words; the full
+    table is results.md."""
+    from w2sg.report import pgr_cell, regime_lines
 
     floors = {s.source: s for s in e.sources}
+    regime = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)
     table = Table(
         title=f"ceiling {e.ceiling} · test {e.sizes['test']} rows · 95% CIs over questions",
-        caption=f"n/a: the supervisor is at least as good as the ceiling. All figures: {run_dir}/results.md",
+        caption="\n".join([*regime, f"All figures: {run_dir}/results.md"]),
         title_justify="left",
         caption_justify="left",
         box=box.SIMPLE_HEAD,
@@ -53,7 +55,7 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
         table.add_column(name)
     for s in e.students:
         f = floors[s.source]
-        gap = str(s.pgr) if pgr_defined(f.floor, e.ceiling) else "n/a"
+        gap = pgr_cell(s.pgr, f.floor, e.ceiling)
         table.add_row(s.source, s.loss, str(f.labels.accuracy), str(s.accuracy), gap)
     return table
 

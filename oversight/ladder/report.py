@@ -11,7 +11,7 @@ from oversight.ladder.config import LadderConfig, slice_name
 from oversight.ladder.results import LadderResult, RungResult
 from w2sg.data import Example, label_source
 from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
-from w2sg.report import pgr_defined, save_plot, wrap_label
+from w2sg.report import pgr_cell, regime_lines, save_plot, wrap_label
 
 
 def _acc(ok: np.ndarray, qids: np.ndarray, cfg: LadderConfig) -> Estimate:
@@ -99,7 +99,7 @@ def markdown_table(r: LadderResult) -> str:
             lines.append(f"| 0 | {x.model} | - | gold | - | - | - | {x.student} | {x.ceiling} | - |")
             continue
         floor = f"{x.floor}" + ("" if x.floor_split == "test" else " †")
-        gap = f"{x.pgr}" if x.pgr is not None and pgr_defined(x.floor, x.ceiling) else "n/a ‡"
+        gap = pgr_cell(x.pgr, x.floor, x.ceiling)
         arm = x.arm + (f" (= {x.same_as})" if x.same_as else "")
         lines.append(
             f"| {x.rung} | {x.model} | {arm} | {x.labels_from} | {x.labels.accuracy} "
@@ -110,8 +110,10 @@ def markdown_table(r: LadderResult) -> str:
         notes.append("(= arm): identical labels, so one student was trained and is reported in both arms.")
     if any(x.floor_split not in ("test", "-") for x in r.results):
         notes.append("† the supervisor has no test predictions: its accuracy on the rows it labelled.")
-    if any(x.floor is not None and not pgr_defined(x.floor, x.ceiling) for x in r.results):
-        notes.append("‡ the supervisor is at least as accurate as the ceiling: no gap for PGR to measure.")
+    for x in r.results:  # each rung has its own ceiling
+        if x.floor is not None:
+            where = f"rung {x.rung} ({x.arm})"
+            notes += regime_lines({where: x.floor}, x.ceiling, f"rung {x.rung}'s ceiling")
     if notes:
         lines += ["", *notes]
     return "\n".join([*lines, "", *side_by_side(r)]) + "\n"

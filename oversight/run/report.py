@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oversight.run.results import PipelineResult
-from w2sg.report import pgr_defined, plot, save_plot
+from w2sg.report import pgr_cell, pgr_defined, plot, regime, regime_lines, save_plot
 
 
 def pipeline_table(r: PipelineResult) -> str:
@@ -34,18 +34,18 @@ def pipeline_table(r: PipelineResult) -> str:
         floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
         for loss in losses:
             s = students[(src.source, loss)]
-            gap = f"{s.pgr}" if pgr_defined(f.floor, e.ceiling) else "n/a ‡"
+            gap = pgr_cell(s.pgr, f.floor, e.ceiling)
             lines.append(
                 f"| {src.source} | {src.kind} | {src.raw.accuracy} | {src.raw.ece:.3f} | {src.raw.brier:.3f} "
                 f"| {cal} | {floor} | {loss} | {s.accuracy} | {e.ceiling} | {gap} | {gain} | {tokens} "
                 f"| {secs} |"
             )
     judges = [s for s in r.sources if s.judge is not None]
+    lines += ["", *regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)]
     lines += [
         "",
         "† no test predictions (an oversight graph needs the passage, which test rows lack): the floor "
         "is the label accuracy on the strong split.",
-        "‡ the supervisor is at least as accurate as the ceiling: no gap to recover, PGR not meaningful.",
         "Tokens count every call of the graph (debaters, assistant, judge; words for the extractive "
         "reader); weak teachers are one classifier pass per member.",
     ]
@@ -64,6 +64,10 @@ def pipeline_table(r: PipelineResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The PGR axis: intervals reaching past it are clipped, their ends marked and their value printed.
+PGR_RANGE = (-1.5, 2.5)
+
+
 def plot_pgr(r: PipelineResult, path: Path) -> None:
     """PGR per student where it is defined (the supervisor below the ceiling), one row each with
     its CI; the others are named underneath. With none defined, the figure says so."""
@@ -77,13 +81,27 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
     shown = [s for s in reversed(e.students) if pgr_defined(floors[s.source], e.ceiling)]
     hidden = sorted({s.source for s in e.students} - {s.source for s in shown})
     fig, ax = plt.subplots(figsize=(8, 1.6 + 0.4 * max(1, len(shown))))
+    clipped = False
     if shown:
-        y = list(range(len(shown)))
-        err = [[s.pgr.value - s.pgr.lo for s in shown], [s.pgr.hi - s.pgr.value for s in shown]]
-        ax.errorbar([s.pgr.value for s in shown], y, xerr=err, fmt="o", capsize=3, label="PGR (95% CI)")
+        lo_x, hi_x = PGR_RANGE
+        for i, s in enumerate(shown):
+            gap = regime(floors[s.source], e.ceiling) == "gap"
+            v, lo, hi = (min(max(x, lo_x), hi_x) for x in (s.pgr.value, s.pgr.lo, s.pgr.hi))
+            # Filled: a real gap; hollow: no gap beyond the intervals (PGR mostly noise).
+            color = "C0" if gap else "C1"
+            err = [[v - lo], [hi - v]]
+            ax.errorbar([v], [i], xerr=err, fmt="o", capsize=3, color=color, mfc=color if gap else "white")
+            if (lo, hi) != (s.pgr.lo, s.pgr.hi):  # past the range: the clipped ends marked, the value printed
+                clipped = True
+                for end, x in ((s.pgr.lo, lo), (s.pgr.hi, hi)):
+                    if end != x:
+                        ax.plot([x], [i], marker="<" if x == lo_x else ">", color="black", markersize=7)
+                where = ("axes fraction", "data")
+                ax.annotate(f"{s.pgr}", (1.01, i), xycoords=where, va="center", fontsize=7)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.axvline(1, color="grey", linewidth=0.8, linestyle=":")
-        ax.set_yticks(y, [f"{s.source} · {s.loss}" for s in shown], fontsize=8)
+        ax.set_xlim(lo_x - 0.1, hi_x + 0.1)
+        ax.set_yticks(list(range(len(shown))), [f"{s.source} · {s.loss}" for s in shown], fontsize=8)
         ax.set_ylim(-0.6, len(shown) - 0.4)
     else:
         ax.set_axis_off()
@@ -91,10 +109,14 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
     ax.set_xlabel(
         "PGR = (student − floor) / (ceiling − floor); 0: no gain over the supervisor, 1: the ceiling"
     )
+    notes = ["filled: a gap beyond the 95% intervals; hollow: no gap beyond them (PGR mostly noise)"]
+    if clipped:
+        lo_x, hi_x = PGR_RANGE
+        notes.append(f"◀ ▶ an interval clipped at {lo_x:g} / {hi_x:g}; its full value at the right")
     if hidden:
-        note = "not shown, supervisor ≥ ceiling (PGR undefined): " + ", ".join(hidden)
-        fig.text(0.01, 0.01, note, fontsize=7, wrap=True)
-    save_plot(fig, ax, "", r.run_id, path, legend="", bottom=0.12 if hidden else 0)
+        notes.append("not shown, supervisor ≥ ceiling (PGR undefined): " + ", ".join(hidden))
+    fig.text(0.01, 0.01, "\n".join(notes), fontsize=7, wrap=True)
+    save_plot(fig, ax, "", r.run_id, path, legend="", bottom=0.05 + 0.035 * len(notes))
 
 
 def plot_cost(r: PipelineResult, path: Path) -> None:
