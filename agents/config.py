@@ -218,8 +218,14 @@ def apply_overrides(cfg: C, overrides: Sequence[str], source: str) -> C:
         parts = key.strip().split(".")
         if not sep or not all(parts):
             raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set sizes.weak=300")
-        node = data
+        node, model = data, cfg
         for i, part in enumerate(parts[:-1]):
+            # A section still at its default starts from that default (`--set dataset.path=...` on a
+            # config that does not write `dataset:` keeps the default's other fields).
+            current = getattr(model, part, None) if isinstance(model, BaseModel) else None
+            if part not in node and isinstance(current, BaseModel):
+                node[part] = current.model_dump(mode="json", exclude_unset=True)
+            model = current
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cli import w2sg
+from pydantic import ValidationError
 
 from agents import ConfigError, load_config
 from w2sg.data import DataError, Example, split_by_question
@@ -225,7 +226,8 @@ def test_recorded_label_columns_are_optional_but_whole(tmp_path: Path) -> None:
         ),
         ({"text": "t", "label": 2}, "binary", r"column 'label' should be gold 0 or 1, got 2"),
         ({"text": "", "label": 1}, "binary", r"column 'text' should be a non-empty string"),
-        ({"chosen": "same", "rejected": "same"}, "pairwise", r"should differ"),
+        ({"chosen": "x same", "rejected": "x same "}, "pairwise", r"should differ"),
+        ({"chosen": "yes", "rejected": "no"}, "pairwise", r"share no prompt; give a `prompt` column"),
     ],
 )
 def test_bad_records_name_file_row_and_column(tmp_path: Path, record: dict, fmt: str, message: str) -> None:
@@ -423,3 +425,67 @@ def test_w2sg_label_and_run_on_a_dataset_with_passages(tmp_path: Path) -> None:
     out = w2sg("run", str(path))
     assert out.returncode == 2
     assert f"but there are 60 questions with a passage in {data} test (of its 60 questions)" in out.stderr
+
+
+def test_review_cases(tmp_path: Path) -> None:
+    """Inputs a first review found mishandled: each now reads right or fails naming the file."""
+    # A blank or null distractor is skipped, not a choice called "None".
+    sciq = [
+        {"question": "q?", "correct_answer": "a", "distractor1": "b", "distractor2": None, "distractor3": ""}
+    ]
+    got = rows_of({"path": str(write_jsonl(tmp_path / "s.jsonl", sciq))})
+    assert [(e.answer, e.label) for e in got] == [("a", 1), ("b", 0)]
+    # A wrong choice repeating the correct one is no row; all_choices keeps one row per text.
+    mc = [{"question": "2+2?", "choices": ["4", "4 ", "5", "5"], "answer": 0}]
+    path = write_jsonl(tmp_path / "mc.jsonl", mc)
+    assert [(e.answer, e.label) for e in rows_of({"path": str(path), "strategy": "all_choices"})] == [
+        ("4", 1),
+        ("5", 0),
+    ]
+    # A prompt column that does not begin the dialogue is an error, not two whole dialogues.
+    hh = [{"prompt": "Hi?", "chosen": "Hello? Yes.", "rejected": "Hello? No."}]
+    with pytest.raises(DataError, match=r"`prompt` should begin both chosen and rejected"):
+        rows_of({"path": str(write_jsonl(tmp_path / "hh.jsonl", hh))})
+    # CSV: a byte-order mark is not part of a column; a stray comma is named with its line.
+    (tmp_path / "bom.csv").write_text("\ufefftext,label\nfine,1\n", encoding="utf-8")
+    assert rows_of({"path": str(tmp_path / "bom.csv")})[0].question == "fine"
+    (tmp_path / "comma.csv").write_text("text,label\nfine,1\nWhat is 2,3?,0\n")
+    with pytest.raises(DataError, match=r"comma\.csv:3: 3 cells under a header of 2"):
+        rows_of({"path": str(tmp_path / "comma.csv")})
+    (tmp_path / "latin.csv").write_bytes("text,label\ncaf\xe9,1\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin\.csv: not UTF-8 text"):
+        rows_of({"path": str(tmp_path / "latin.csv")})
+    # A question id must include the question: two questions on one passage are two questions.
+    with pytest.raises(ValidationError, match=r"qid_fields: \[question\] or \[passage, question\]"):
+        DatasetSpec(path=tmp_path, qid_fields=["passage"])
+    # A local copy of the hub's splits is read by the hub's split names (boolq: test = validation).
+    import datasets
+
+    rec = {"question": "is it", "answer": True, "passage": "It is."}
+    datasets.DatasetDict({"validation": datasets.Dataset.from_list([rec])}).save_to_disk(str(tmp_path / "bq"))
+    assert len(rows_of({"name": "boolq", "path": str(tmp_path / "bq")}, "test")) == 2
+
+
+def test_overrides_keep_the_default_dataset_and_bad_splits_fail_early(tmp_path: Path) -> None:
+    from w2sg.experiment import W2SGConfig, prepare_splits
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"weak": TINY, "strong": TINY}))
+    got = load_config(cfg, W2SGConfig, overrides=["dataset.strategy=all_choices"])
+    assert got.dataset.name == "sciq" and got.dataset.strategy == "all_choices"  # the default kept
+    one = write_jsonl(tmp_path / "one.jsonl", mc_records(20, passage=False))
+    same = W2SGConfig.model_validate({"weak": TINY, "strong": TINY, "dataset": {"path": str(one)}})
+    with pytest.raises(DataError, match=r"one\.jsonl: its train and test splits are the same questions"):
+        prepare_splits(same)
+    data = arc_folder(tmp_path)
+    recorded = W2SGConfig.model_validate(
+        {
+            "weak": TINY,
+            "strong": TINY,
+            "dataset": {"path": str(data)},
+            "label_sources": ["weak", "weak_p_true"],
+            "sizes": {"weak": 10, "strong": 20, "val": 10},
+        }
+    )
+    with pytest.raises(DataError, match=r"has no label source 'weak_p_true'"):
+        prepare_splits(recorded)  # before any model is trained

@@ -123,9 +123,8 @@ class DatasetSpec(BaseModel):
             raise ValueError(
                 "give `name:` (a registry entry), `path:` (a file or folder) or `hub:` (a hub id)"
             )
-        unknown = {k for k in self.qid_fields if k not in ("question", "passage")}
-        if unknown:
-            raise ValueError(f"qid_fields: {sorted(unknown)} are not question or passage")
+        if "question" not in self.qid_fields or not set(self.qid_fields) <= {"question", "passage"}:
+            raise ValueError(f"qid_fields: [question] or [passage, question], got {self.qid_fields}")
         return self
 
     def resolved(self) -> DatasetSpec:
@@ -294,10 +293,18 @@ def _choose(
     it does not depend on file order."""
     if len(choices) < 2 or any(not isinstance(c, str) or not c.strip() for c in choices):
         raise rec.fail(f"needs at least two non-empty choices, got {choices!r}")
-    wrong = [c for i, c in enumerate(choices) if i != correct]
+    # A wrong choice that repeats the correct one is not wrong; `all_choices` keeps one row per text.
+    right = choices[correct]
+    key = right.strip().lower()
+    wrong = [c for i, c in enumerate(choices) if i != correct and c.strip().lower() != key]
+    if spec.strategy == "all_choices":
+        seen: set[str] = set()
+        wrong = [c for c in wrong if not (c.strip().lower() in seen or seen.add(c.strip().lower()))]
+    if not wrong:
+        raise rec.fail(f"every choice repeats the correct one ({right!r})")
     if spec.strategy == "one_distractor":
         wrong = [random.Random(f"{seed}|{question}").choice(wrong)]
-    return [_example(rec, question, choices[correct], 1), *(_example(rec, question, w, 0) for w in wrong)]
+    return [_example(rec, question, right, 1), *(_example(rec, question, w, 0) for w in wrong)]
 
 
 def _sciq(rec: Fields, spec: DatasetSpec, seed: int) -> list[Example]:
@@ -305,7 +312,7 @@ def _sciq(rec: Fields, spec: DatasetSpec, seed: int) -> list[Example]:
     names = sorted((k for k in rec.raw if k.startswith("distractor")), key=lambda k: (len(k), k))
     if not names:
         raise rec.fail("no distractor columns (distractor1, distractor2, ...)")
-    distractors = [str(rec.raw[k]) for k in names]
+    distractors = [str(rec.raw[k]) for k in names if rec.raw[k] is not None and str(rec.raw[k]).strip()]
     return _choose(rec, spec, seed, question, [correct, *distractors], 0)
 
 
@@ -356,16 +363,20 @@ def _binary(rec: Fields, spec: DatasetSpec, seed: int) -> list[Example]:
 
 
 def _pairwise(rec: Fields, spec: DatasetSpec, seed: int) -> list[Example]:
-    chosen, rejected = rec.text("chosen"), rec.text("rejected")
-    prompt = rec.text("prompt?", required=False)
+    chosen, rejected = rec.text("chosen").strip(), rec.text("rejected").strip()
+    prompt = rec.text("prompt?", required=False).strip()
     if prompt:
+        if not (chosen.startswith(prompt) and rejected.startswith(prompt)):
+            raise rec.fail("`prompt` should begin both chosen and rejected")
         a, b = chosen.removeprefix(prompt), rejected.removeprefix(prompt)
     else:  # the shared dialogue, cut back to a word boundary; the rest is each side's answer
         n = next((i for i, (x, y) in enumerate(zip(chosen, rejected, strict=False)) if x != y), len(chosen))
         while n and not chosen[n - 1].isspace():
             n -= 1
         prompt, a, b = chosen[:n].strip(), chosen[n:], rejected[n:]
-    if not a.strip() or not b.strip() or a == b:
+    if not prompt:
+        raise rec.fail("chosen and rejected share no prompt; give a `prompt` column")
+    if not a.strip() or not b.strip() or a.strip() == b.strip():
         raise rec.fail("chosen and rejected should differ after their shared prompt")
     return [_example(rec, prompt, a.strip(), 1), _example(rec, prompt, b.strip(), 0)]
 
@@ -420,7 +431,7 @@ def _read_local(path: Path, spec: DatasetSpec, split: str) -> tuple[list[Row], s
     if path.is_file():
         return _read_file(path), str(path)
     if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-        return _read_saved(path, split), f"{path}[{split}]"
+        return _read_saved(path, split, spec.hub_splits.get(split)), f"{path}[{split}]"
     name = spec.files.get(split)
     candidates = [path / name] if name else [path / f"{split}{s}" for s in SUFFIXES]
     found = next((c for c in candidates if c.is_file()), None)
@@ -439,7 +450,7 @@ def _read_file(path: Path) -> list[Row]:
         return _jsonl(path)
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(_text(path))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
         if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
@@ -448,20 +459,44 @@ def _read_file(path: Path) -> list[Row]:
             raise DataError(f"{path}: expected a list of records, got {type(data).__name__}")
         return _records(path, enumerate(data, start=1))
     if suffix == ".csv":
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f)
-            # Row numbers are the file's lines (the header is line 1).
-            return _records(path, ((i, dict(r)) for i, r in enumerate(reader, start=2)))
+        return _csv(path)
     if suffix == ".parquet":
-        import pyarrow.parquet as pq  # an optional dependency, needed only for parquet files
+        try:
+            import pyarrow.parquet as pq  # an optional dependency, needed only for parquet files
+        except ImportError:
+            raise DataError(f"{path}: reading parquet needs the `pyarrow` package") from None
 
         return _records(path, enumerate(pq.read_table(path).to_pylist(), start=1))
     raise DataError(f"{path}: unknown file type {suffix!r}; expected one of {', '.join(SUFFIXES)}")
 
 
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of a column name
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); re-save it as UTF-8") from None
+
+
+def _csv(path: Path) -> list[Row]:
+    """Rows numbered as the file's lines (the header is line 1)."""
+    import io
+
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""), restkey="\x00extra")
+    out = []
+    try:
+        for i, row in enumerate(reader, start=2):
+            if "\x00extra" in row:
+                n, m = len(reader.fieldnames or []) + len(row["\x00extra"]), len(reader.fieldnames or [])
+                raise DataError(f"{path}:{i}: {n} cells under a header of {m} (a comma in an unquoted cell?)")
+            out.append((i, dict(row)))
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({e})") from None
+    return _records(path, out)
+
+
 def _jsonl(path: Path) -> list[Row]:
     rows = []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    for i, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -480,16 +515,17 @@ def _records(path: Path, rows: Iterable[tuple[int, Any]]) -> list[Row]:
     return out
 
 
-def _read_saved(path: Path, split: str) -> list[Row]:
+def _read_saved(path: Path, split: str, hub_split: str | None = None) -> list[Row]:
     try:
         import datasets
     except ImportError:
         raise DataError(f"{path}: a save_to_disk folder needs the `datasets` package") from None
     ds = datasets.load_from_disk(str(path))
     if isinstance(ds, datasets.DatasetDict):
-        if split not in ds:
+        name = split if split in ds else hub_split  # a local copy of the hub's splits, by the hub's names
+        if name not in ds:
             raise DataError(f"{path}: no split {split!r}; it has {', '.join(ds)}")
-        ds = ds[split]
+        ds = ds[name]
     return list(enumerate(ds, start=1))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from w2sg.data import Example, Size, label_source, split_by_question
+from w2sg.data import DataError, Example, Size, label_source, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
@@ -97,9 +97,14 @@ def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
     pool = load_split(cfg.dataset, "train", seed=cfg.seed)
     test = load_split(cfg.dataset, "test", seed=cfg.seed)
     test_qids = {e.qid for e in test}
+    where = f"{cfg.dataset.title}"
+    if pool and all(e.qid in test_qids for e in pool):
+        raise DataError(
+            f"{where}: its train and test splits are the same questions (one file serves every split); "
+            "give a folder with a train and a test file, or `files: {train: ..., test: ...}`"
+        )
     pool = [e for e in pool if e.qid not in test_qids]  # a few SciQ questions repeat across splits
     s = cfg.sizes
-    where = f"{cfg.dataset.title}"
     sizes = {"weak": s.weak, "strong": s.strong, "val": s.val}
     splits = split_by_question(
         pool, sizes, seed=cfg.seed, what=f"questions in {where} train not in its test split"
@@ -110,6 +115,10 @@ def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
         )["test"]
     else:
         splits["test"] = test
+    # A recorded label source must be in the data: say so now, before any model is trained.
+    recorded = [x for x in cfg.label_sources if x != WEAK and x not in {e.source for e in cfg.ensembles}]
+    for src in recorded:
+        label_source(splits["strong"], src)
     return splits
 
 

@@ -112,7 +112,10 @@ def fail(e: Exception) -> typer.Exit:
     status 2 to raise. The message is printed as is (no markup, no wrapping); a `KeyError`'s
     without the quotes `str()` adds."""
     message = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 and isinstance(e.args[0], str) else e
-    err_console.print(f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True)
+    # Our own errors name the file, field or row; anything else may be a bug: say what it was.
+    ours = isinstance(e, ValueError | ModelError | OSError)  # config, data, model, file problems
+    hint = "" if ours else f" ({type(e).__name__}; `w2sg --debug ...` shows the traceback)"
+    err_console.print(f"[red]error:[/red] {escape(str(message))}{hint}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 

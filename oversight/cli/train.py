@@ -141,7 +141,7 @@ def compare_cmd(
     for col in (a, b):
         if col not in z.files:
             cols = ", ".join(f for f in z.files if f not in ("ids", "qids", "gold"))
-            raise KeyError(f"{path}: no column {col!r}; columns: {cols}")
+            raise ValueError(f"{path}: no column {col!r}; columns: {cols}")
     ok_a, ok_b = correct(z[a], z["gold"]), correct(z[b], z["gold"])
     # Folders written before question ids were saved resample rows (and say so).
     qids = z["qids"] if "qids" in z.files else None
