@@ -47,12 +47,10 @@ def transcript_for_judge(
     return "\n".join(lines) or "(no arguments)"
 
 
-def shown_block(template: str, context: str, shown: bool, spec: GraphSpec | None = None) -> str:
-    """The privileged passage rendered with `template`, only for an audience allowed to see it;
-    within `spec`'s prompt budget (`GraphSpec.shown_passage`) when given."""
-    if not (shown and context):
-        return ""
-    return template.format(context=spec.shown_passage(context) if spec is not None else context)
+def shown_block(template: str, context: str, shown: bool, spec: GraphSpec) -> str:
+    """The privileged passage rendered with `template`, only for an audience allowed to see it,
+    within `spec`'s prompt budget (`GraphSpec.shown_passage`)."""
+    return template.format(context=spec.shown_passage(context)) if shown and context else ""
 
 
 def context_block(cfg: DebateSettings, context: str, for_judge: bool) -> str:

@@ -171,15 +171,14 @@ def load_split(spec: DatasetSpec, split: str, *, seed: int = 0) -> list[Example]
     labels_seen: set[str] = set()
     for line, raw in rows:
         rec = Fields(raw, full, fmt, where, line)
-        for e in parse(rec, full, seed):
-            extra = rec.labels()
-            labels_seen |= set(extra)
-            out.append(e.model_copy(update={"labels": extra}) if extra else e)
+        extra = rec.labels()  # a record's recorded labels, on each of its rows
+        labels_seen |= set(extra)
+        out += [e.model_copy(update={"labels": extra}) if extra else e for e in parse(rec, full, seed)]
     if labels_seen:  # a recorded label column is optional, but a file has it on every row or none
-        gap = next(((i, e) for i, e in enumerate(out) if set(e.labels) != labels_seen), None)
+        gap = next((e for e in out if set(e.labels) != labels_seen), None)
         if gap is not None:
-            missing = sorted(labels_seen - set(gap[1].labels))
-            raise DataError(f"{where}: row for {gap[1].question[:40]!r} lacks label column(s) {missing}")
+            missing = sorted(labels_seen - set(gap.labels))
+            raise DataError(f"{where}: row for {gap.question[:40]!r} lacks label column(s) {missing}")
     if full.duplicates == "error":
         _no_contradictions(out, where)
     return dedupe(out, where)
@@ -222,7 +221,7 @@ class Fields:
         return self.get_column(col)
 
     def get_column(self, col: str) -> Any:
-        if col not in self.raw:
+        if not isinstance(col, str) or col not in self.raw:
             raise self.fail(f"missing column {col!r}")
         return self.raw[col]
 
@@ -239,14 +238,12 @@ class Fields:
 
     def gold(self, field: str) -> int:
         col = self.col(field)
-        if not isinstance(col, str) or col not in self.raw:
-            raise self.fail(f"missing column {col!r}")
-        value = self.raw[col]
+        value = self.get_column(col)
         if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false"):
             value = value.strip().lower() in ("1", "true")
         if isinstance(value, float) and value in (0.0, 1.0):
             value = int(value)
-        if value not in (0, 1) or value is None:
+        if value not in (0, 1):
             raise self.fail(f"column {col!r} should be gold 0 or 1, got {value!r}")
         return int(value)
 
