@@ -134,6 +134,20 @@ def test_feature_cache_hits_and_invalidates(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("features-*.pt"))) == 4
 
 
+def test_feature_layers_are_cached_one_file_each_and_concatenated(tmp_path: Path) -> None:
+    path = resolve_model_path("embedded/tiny-gpt2")
+    rows = [make_example(f"question {i}?", "answer", i % 2) for i in range(6)]
+    last = cached_features(path, rows, tmp_path)  # the default: the last layer, as before layers existed
+    both = cached_features(path, rows, tmp_path, layers=[1, -1])  # one pass computes layer 1 only
+    assert len(list(tmp_path.glob("features-*.pt"))) == 2
+    assert both.shape == (6, 2 * last.shape[1])
+    assert torch.equal(both[:, last.shape[1] :], last)  # concatenated in the order given
+    assert not torch.equal(both[:, : last.shape[1]], last)  # layer 1 is another representation
+    assert torch.equal(cached_features(path, rows, tmp_path, layers=[1]), both[:, : last.shape[1]])
+    with pytest.raises(ValueError, match="layer 9 is out of range"):
+        cached_features(path, rows, tmp_path, layers=[9])
+
+
 def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     cfg = W2SGConfig(
         name="e2e",
@@ -171,6 +185,10 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     assert recorded.floor_split == "strong"
     table = (run / "results.md").read_text()
     assert "| weak_p_true |" in table and "PGR" in table
+    # No dev split: nothing is scored on one, and the report has no dev section.
+    assert "dev" not in result.sizes and result.ceiling_dev is None and "Validation (dev" not in table
+    assert all(s.floor_dev is None for s in result.sources)
+    assert all(s.accuracy_dev is None and s.pgr_dev is None for s in result.students)
     # Every interval resamples questions: recomputed from the saved per-row predictions and
     # question ids, the ceiling's and each student's figures are the question-level bootstrap's.
     from w2sg.metrics import correct, mean_ci, pgr_ci
@@ -189,6 +207,89 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     (run / "results.md").write_text("sentinel")
     assert run_experiment(cfg, resolve=resolve_model_path).model_dump_json() == result.model_dump_json()
     assert (run / "results.md").read_text() == "sentinel"
+
+
+def test_dev_split_scores_every_model_without_training_or_selecting_on_it(tmp_path: Path) -> None:
+    from w2sg.ensembles import EnsembleConfig
+    from w2sg.experiment import prepare_splits
+    from w2sg.metrics import correct, mean_ci
+
+    tiny = ModelConfig(kind="features", path="embedded/tiny-gpt2", max_length=48)
+    tcfg = TrainConfig(lr=1e-3, epochs=1, batch_size=16, eval_every=4, device="cpu")
+    cfg = W2SGConfig(
+        name="dev",
+        sizes=Sizes(weak=20, strong=30, val=10, test=20, dev=15),
+        weak=tiny,
+        weak_train=tcfg,
+        strong=tiny.model_copy(update={"pooling": "mean"}),
+        strong_train=tcfg,
+        label_sources=["weak", "weak_p_true", "bagging"],
+        ensembles=[EnsembleConfig(method="bagging", n=2)],
+        n_boot=100,
+        out_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+    )
+    sp = prepare_splits(cfg)
+    qids = {k: {e.qid for e in v} for k, v in sp.items()}
+    assert len(qids["dev"]) == 15
+    for k in ("weak", "strong", "val", "test"):
+        assert not qids["dev"] & qids[k], k
+    # Drawn last: with counts, the other splits keep the questions they have without a dev split.
+    plain = prepare_splits(cfg.model_copy(update={"sizes": cfg.sizes.model_copy(update={"dev": None})}))
+    assert "dev" not in plain
+    assert all([e.id for e in plain[k]] == [e.id for e in sp[k]] for k in plain)
+
+    result = run_experiment(cfg, resolve=resolve_model_path)
+    assert result.sizes["dev"] == len(sp["dev"])
+    assert result.ceiling_dev is not None and result.ceiling_dev.n == len(sp["dev"])
+    assert all(s.floor_dev is not None and s.floor_dev.n == len(sp["dev"]) for s in result.sources)
+    assert all(s.accuracy_dev is not None and s.pgr_dev is not None for s in result.students)
+    # Each floor on dev is its supervisor's accuracy there: the recorded column, the weak teacher's
+    # and the ensemble's saved dev p(true), with the question-level bootstrap of the test figures.
+    run = tmp_path / "runs" / result.run_id
+    sup = np.load(run / "supervisors.npz")
+    assert sup["dev__ids"].tolist() == [e.id for e in sp["dev"]]
+    gold, dev_qids = np.array(label_source(sp["dev"], "gold")), np.array([e.qid for e in sp["dev"]])
+    probs = {
+        "weak_p_true": np.array(label_source(sp["dev"], "weak_p_true")),
+        "weak": sup["weak__dev"],
+        "bagging": sup["bagging__dev"],
+    }
+    for s in result.sources:
+        assert s.floor_dev == mean_ci(correct(probs[s.source], gold), dev_qids, n_boot=100, seed=0)
+    table = (run / "results.md").read_text()
+    head = f"Validation (dev split, {len(sp['dev'])} rows: choose settings here, not on test)"
+    assert head in table and table.index(head) < table.index("Ensembles")
+    dev_part = table[table.index(head) :]
+    assert "| label source | floor (dev) | loss | student (dev) | ceiling (dev) | PGR (dev) |" in dev_part
+    recorded = next(s for s in result.sources if s.source == "weak_p_true")
+    assert f"| weak_p_true | {recorded.floor_dev} | xent |" in dev_part
+    assert "the ceiling on dev" in dev_part  # the regime line of the dev floors
+    assert run_experiment(cfg, resolve=resolve_model_path).model_dump_json() == result.model_dump_json()
+
+
+def test_run_id_of_a_config_without_dev_is_the_one_before_dev_existed() -> None:
+    from pydantic import BaseModel, ConfigDict, Field, create_model
+
+    from w2sg.data import Size
+    from w2sg.run_folder import run_id
+
+    class OldSizes(BaseModel):  # Sizes as it was before `dev`
+        model_config = ConfigDict(extra="forbid")
+        weak: Size = 600
+        strong: Size = 1000
+        val: Size = 200
+        test: Size | None = None
+
+    old_config = create_model(
+        "W2SGConfig", __base__=W2SGConfig, sizes=(OldSizes, Field(default_factory=OldSizes))
+    )
+    tiny = ModelConfig(kind="features", path="embedded/tiny-gpt2")
+    cfg = W2SGConfig(name="rid", sizes=Sizes(weak=0.2, strong="rest", val=50), weak=tiny, strong=tiny)
+    old = old_config.model_validate(cfg.model_dump(exclude_unset=True))  # no sizes.dev in it
+    assert cfg.run_id("fp") == run_id("rid", old, "fp", exclude=frozenset({"icl"}))
+    with_dev = cfg.model_copy(update={"sizes": cfg.sizes.model_copy(update={"dev": 50})})
+    assert with_dev.run_id("fp") != cfg.run_id("fp")
 
 
 DDP_SCRIPT = """

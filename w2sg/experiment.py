@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -41,6 +42,11 @@ class Sizes(BaseModel):
     strong: Size = Field(1000, description="questions the student learns from (weak labels)")
     val: Size = Field(200, description="questions for model selection")
     test: Size | None = Field(None, description="test questions (of the test split); None = all")
+    dev: Size | None = Field(
+        None,
+        description="held-out questions of the train file that no model trains or selects on: every "
+        "model is scored on them too, to choose settings without the test split",
+    )
 
 
 class W2SGCore(BaseModel):
@@ -90,7 +96,11 @@ class W2SGConfig(W2SGCore):
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
         # icl is a later stage with its own folder inside this run's; it does not change training.
-        return run_id(self.name, self, data, exclude=frozenset({"icl"}))
+        # An unset sizes.dev is left out, so configs without one keep the ids they had before it.
+        drop: dict[str, Any] = {"icl": True}
+        if self.sizes.dev is None:
+            drop["sizes"] = {"dev"}
+        return run_id(self.name, self, data, exclude=drop)
 
 
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
@@ -106,6 +116,8 @@ def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
     pool = [e for e in pool if e.qid not in test_qids]  # a few SciQ questions repeat across splits
     s = cfg.sizes
     sizes = {"weak": s.weak, "strong": s.strong, "val": s.val}
+    if s.dev is not None:  # drawn last: without `rest`, the others keep their questions
+        sizes["dev"] = s.dev
     splits = split_by_question(
         pool, sizes, seed=cfg.seed, what=f"questions in {where} train not in its test split"
     )
@@ -118,7 +130,9 @@ def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
     # A recorded label source must be in the data: say so now, before any model is trained.
     recorded = [x for x in cfg.label_sources if x != WEAK and x not in {e.source for e in cfg.ensembles}]
     for src in recorded:
-        label_source(splits["strong"], src)
+        for k in ("strong", "dev"):
+            if k in splits:
+                label_source(splits[k], src)
     return splits
 
 
@@ -139,10 +153,11 @@ class Fitter:
         self.gold = {k: np.asarray(label_source(v, "gold")) for k, v in sp.items()}
         # Each row's question: every interval resamples questions (a question's rows correlate).
         self.qids = {k: np.array([e.qid for e in v]) for k, v in sp.items()}
-        # Any further split (e.g. a calibration split) is one the weak teachers label.
+        # Any further split (e.g. a calibration split) is one the weak teachers label. The list
+        # keys the feature cache: dev rows go last, so runs without a dev split keep their caches.
         self.seen = {
             "weak": [e for rows in sp.values() for e in rows],
-            "strong": [*sp["strong"], *sp["val"], *sp["test"]],
+            "strong": [*sp["strong"], *sp["val"], *sp["test"], *sp.get("dev", [])],
         }
 
     def fit(
@@ -185,10 +200,13 @@ class Fitter:
 
 
 def supervise(
-    fitter: Fitter, sources: Sequence[str], targets: Sequence[str] = ("strong", "val", "test")
+    fitter: Fitter, sources: Sequence[str], targets: Sequence[str] | None = None
 ) -> tuple[dict[str, dict[str, np.ndarray]], list[EnsembleResult]]:
-    """p(true) on the `targets` splits of the weak teacher and of each ensemble among `sources`."""
+    """p(true) on the `targets` splits of the weak teacher and of each ensemble among `sources`
+    (default: strong, val, test, and dev when there is one)."""
     cfg, sp, gold, w = fitter.cfg, fitter.sp, fitter.gold, fitter.weak_split
+    if targets is None:
+        targets = ("strong", "val", "test", *(["dev"] if "dev" in sp else []))
     log.info("weak teacher on %d gold rows", len(sp[w]))
     weak, _ = fitter.fit("weak", sp[w], list(gold[w]), list(gold["val"]), what="weak teacher")
     computed = {WEAK: {k: predict(weak, sp[k]) for k in targets}}
@@ -211,14 +229,35 @@ def supervise(
     return computed, ensembles
 
 
+@dataclass
+class Scores:
+    """What `score_models` measures: the ceiling on test (and on dev, when there is a dev split),
+    each supervisor's floor, each student, and the per-row test p(true) of every model."""
+
+    ceiling: Estimate
+    ceiling_dev: Estimate | None
+    sources: list[SourceResult]
+    students: list[StudentResult]
+    preds: dict[str, np.ndarray]
+
+
 def students_and_ceiling(
     fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]
 ) -> tuple[Estimate, list[SourceResult], list[StudentResult], dict[str, np.ndarray]]:
+    """`score_models` as a tuple (test ceiling, sources, students, per-row test p(true))."""
+    s = score_models(fitter, supervisors)
+    return s.ceiling, s.sources, s.students, s.preds
+
+
+def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) -> Scores:
     """The strong ceiling on gold, then a student per (label source, loss) on each supervisor's
     p(true) over `strong` (selected on its `val`). A supervisor with `test` p(true) is floored on
     the test rows (paired with the students); without, it is floored on the strong split it
-    labelled, which no student is tested on. Returns per-row test p(true) of every model too."""
+    labelled, which no student is tested on. With a `dev` split, the ceiling, every student and
+    each supervisor with `dev` p(true) are scored on it too (PGR paired there); no model trains or
+    selects on it. Per-row test p(true) of every model come back too."""
     cfg, sp, gold, qids = fitter.cfg, fitter.sp, fitter.gold, fitter.qids
+    dev = "dev" in sp
 
     def ok(probs: np.ndarray, split: str) -> np.ndarray:
         return correct(probs, gold[split])
@@ -228,6 +267,7 @@ def students_and_ceiling(
     preds = {"gold": gold["test"], "ceiling": predict(ceiling, sp["test"])}
     preds.update({f"floor__{k}": v["test"] for k, v in supervisors.items() if "test" in v})
     ceiling_ok = ok(preds["ceiling"], "test")
+    ceiling_dev_ok = ok(predict(ceiling, sp["dev"]), "dev") if dev else None
     del ceiling
 
     sources, students = [], []
@@ -235,6 +275,7 @@ def students_and_ceiling(
         train_labels, val_labels = labels["strong"], labels["val"]
         floor_split = "test" if "test" in labels else "strong"
         floor_ok, paired = ok(labels[floor_split], floor_split), floor_split == "test"
+        floor_dev_ok = ok(labels["dev"], "dev") if dev and "dev" in labels else None
         sources.append(
             SourceResult(
                 source=src,
@@ -243,6 +284,7 @@ def students_and_ceiling(
                 labels=label_quality(
                     train_labels, gold["strong"], qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed
                 ),
+                floor_dev=None if floor_dev_ok is None else accuracy_estimate(floor_dev_ok, qids["dev"], cfg),
             )
         )
         for loss in cfg.losses:
@@ -253,6 +295,20 @@ def students_and_ceiling(
             )
             preds[f"student__{src}__{loss}"] = predict(student, sp["test"])
             student_ok = ok(preds[f"student__{src}__{loss}"], "test")
+            on_dev: dict[str, Estimate] = {}
+            if ceiling_dev_ok is not None:
+                student_dev_ok = ok(predict(student, sp["dev"]), "dev")
+                on_dev["accuracy_dev"] = accuracy_estimate(student_dev_ok, qids["dev"], cfg)
+                if floor_dev_ok is not None:
+                    on_dev["pgr_dev"] = pgr_ci(
+                        floor_dev_ok,
+                        student_dev_ok,
+                        ceiling_dev_ok,
+                        qids["dev"],
+                        paired=True,
+                        n_boot=cfg.n_boot,
+                        seed=cfg.seed,
+                    )
             students.append(
                 StudentResult(
                     source=src,
@@ -269,9 +325,16 @@ def students_and_ceiling(
                         n_boot=cfg.n_boot,
                         seed=cfg.seed,
                     ),
+                    **on_dev,
                 )
             )
-    return accuracy_estimate(ceiling_ok, qids["test"], cfg), sources, students, preds
+    return Scores(
+        ceiling=accuracy_estimate(ceiling_ok, qids["test"], cfg),
+        ceiling_dev=None if ceiling_dev_ok is None else accuracy_estimate(ceiling_dev_ok, qids["dev"], cfg),
+        sources=sources,
+        students=students,
+        preds=preds,
+    )
 
 
 def run_experiment(
@@ -288,28 +351,30 @@ def run_experiment(
     # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.
     np.savez(
         run_dir / "supervisors.npz",
-        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in ("strong", "val", "test")},
+        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in ("strong", "val", "test", "dev") if k in sp},
         **{f"{src}__{k}": v for src, d in computed.items() for k, v in d.items()},
     )
     supervisors = {}
     for src in cfg.label_sources:
         # A recorded column is a zero-shot supervisor: its labels on `strong` are held out for it.
+        # On dev (no model trains on it), its column is its floor there.
         supervisors[src] = computed.get(src) or {
-            k: np.asarray(label_source(sp[k], src)) for k in ("strong", "val")
+            k: np.asarray(label_source(sp[k], src)) for k in ("strong", "val", "dev") if k in sp
         }
-    ceiling, sources, students, preds = students_and_ceiling(fitter, supervisors)
+    scores = score_models(fitter, supervisors)
     result = ExperimentResult(
         run_id=rid,
-        ceiling=ceiling,
-        sources=sources,
-        students=students,
+        ceiling=scores.ceiling,
+        ceiling_dev=scores.ceiling_dev,
+        sources=scores.sources,
+        students=scores.students,
         ensembles=ensembles,
         sizes={k: len(v) for k, v in sp.items()},
         seconds=time.perf_counter() - t0,
     )
     write_report(result, run_dir)
     # Per-row test p(true) of every model, for paired comparisons the table does not make.
-    save_predictions(run_dir, sp["test"], preds)
+    save_predictions(run_dir, sp["test"], scores.preds)
     mark_complete(run_dir, result)
     return result
 

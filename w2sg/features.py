@@ -1,7 +1,9 @@
 """Frozen features of a strong model, computed once and cached on disk.
 
-Key = model identity (its config.json and weight file sizes), pooling, max_length, prompt template
-and the exact texts, so a change to any of them recomputes and nothing stale is ever read.
+Key = model identity (its config.json and weight file sizes), pooling, max_length, prompt template,
+hidden layer and the exact texts, so a change to any of them recomputes and nothing stale is ever
+read. Each layer is its own file: one forward pass fills every layer a config (or a sweep over
+layers) asks for, and a config of several layers concatenates their files.
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ def model_fingerprint(model_dir: str | Path) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def features_key(model_dir: str | Path, texts: Sequence[str], pooling: str, max_length: int) -> str:
+def features_key(
+    model_dir: str | Path, texts: Sequence[str], pooling: str, max_length: int, layer: int = -1
+) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([model_fingerprint(model_dir), pooling, max_length, LM_TEMPLATE]).encode())
+    ident = [model_fingerprint(model_dir), pooling, max_length, LM_TEMPLATE]
+    # The last layer keeps the key it had before layers could be chosen: existing caches stay valid.
+    h.update(json.dumps(ident if layer == -1 else [*ident, layer]).encode())
     for t in texts:
         h.update(t.encode())
         h.update(b"\x1e")
@@ -66,8 +72,10 @@ def compute_features(
     max_length: int = 128,
     batch_size: int = 16,
     device: str = "cpu",
-    layer: int = -1,
-) -> torch.Tensor:
+    layers: Sequence[int] = (-1,),
+) -> dict[int, torch.Tensor]:
+    """Pooled hidden states of each of `layers` (indices into `hidden_states`: 0 = embeddings,
+    -1 = the last layer), from one forward pass."""
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -77,7 +85,14 @@ def compute_features(
     model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
     # Shortest first: less padding per batch; the order is restored below.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = torch.empty((len(texts), model.config.hidden_size))
+    n_hidden = model.config.num_hidden_layers + 1  # hidden_states: the embeddings, then each layer
+    for layer in layers:
+        if not -n_hidden <= layer < n_hidden:
+            raise ValueError(
+                f"layer {layer} is out of range for {model_dir}: it has {n_hidden} hidden states "
+                f"(0 = embeddings … {n_hidden - 1} = last, or -1)"
+            )
+    out = {layer: torch.empty((len(texts), model.config.hidden_size)) for layer in layers}
     stage = f"features {Path(str(model_dir)).name} ({len(texts)} rows)"
     # The bar only on a terminal (disable=None); the progress lines serve a log file.
     batches = tqdm(range(0, len(texts), batch_size), desc="features", unit="batch", leave=False, disable=None)
@@ -91,8 +106,9 @@ def compute_features(
                 truncation=True,
                 max_length=max_length,
             ).to(device)
-            hs = model(**enc, output_hidden_states=True).hidden_states[layer]
-            out[idx] = pool(hs.float(), enc["attention_mask"], pooling).cpu()
+            hidden = model(**enc, output_hidden_states=True).hidden_states
+            for layer, feats in out.items():
+                feats[idx] = pool(hidden[layer].float(), enc["attention_mask"], pooling).cpu()
             progress.advance(len(idx))
     return out
 
@@ -106,19 +122,31 @@ def cached_features(
     max_length: int = 128,
     batch_size: int = 16,
     device: str = "cpu",
+    layers: Sequence[int] = (-1,),
 ) -> torch.Tensor:
-    """(N, H) float32 features for `examples`, from the cache when the key matches."""
+    """(N, H · len(layers)) float32 features for `examples`: each layer's pooled hidden state,
+    concatenated in the order given; each layer from the cache when its key matches."""
     texts = [lm_text(e) for e in examples]
-    key = features_key(model_dir, texts, pooling, max_length)
-    path = Path(cache_dir) / f"features-{key}.pt"
-    if path.exists():
-        return torch.load(path)
-    log.info("computing %d features from %s (cached at %s)", len(texts), model_dir, path)
-    feats = compute_features(
-        model_dir, texts, pooling=pooling, max_length=max_length, batch_size=batch_size, device=device
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(feats, tmp)
-    tmp.rename(path)  # atomic: a killed run never leaves half a file under the real name
-    return feats
+    paths = {
+        layer: Path(cache_dir) / f"features-{features_key(model_dir, texts, pooling, max_length, layer)}.pt"
+        for layer in layers
+    }
+    missing = [layer for layer, path in paths.items() if not path.exists()]
+    if missing:
+        log.info("computing %d features (layers %s) from %s", len(texts), missing, model_dir)
+        computed = compute_features(
+            model_dir,
+            texts,
+            pooling=pooling,
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+            layers=missing,
+        )
+        for layer, feats in computed.items():
+            path = paths[layer]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(feats, tmp)
+            tmp.rename(path)  # atomic: a killed run never leaves half a file under the real name
+    return torch.cat([torch.load(paths[layer]) for layer in layers], dim=1)

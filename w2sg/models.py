@@ -44,6 +44,12 @@ class ModelConfig(Config):
     lora: LoraConfig | None = Field(None, description="lm_head only: LoRA adapters (needs peft)")
     with_support: bool = Field(False, description="seq_cls: append the support passage to the answer")
     hidden: int = Field(0, ge=0, description="features only: 0 = linear head, else an MLP of this width")
+    layers: list[int] = Field(
+        default_factory=lambda: [-1],
+        min_length=1,
+        description="features only: hidden states to pool (0 = embeddings, -1 = the last layer); "
+        "several are concatenated. A linear probe often reads a task better from a middle layer.",
+    )
 
     def model_refs(self) -> dict[str, tuple[str, str]]:
         """field → (name, "path"): what `oversight.paths.check_config_models` resolves."""
@@ -174,6 +180,12 @@ def build_classifier(
     # all_examples first: the cache key then does not depend on which subset is trained on (bags).
     rows = list({e.id: e for e in [*all_examples, *train]}.values())
     feats = cached_features(
-        path, rows, cache_dir, pooling=cfg.pooling, max_length=cfg.max_length, device=device
+        path,
+        rows,
+        cache_dir,
+        pooling=cfg.pooling,
+        max_length=cfg.max_length,
+        device=device,
+        layers=cfg.layers,
     )
     return FeatureHead({e.id: f for e, f in zip(rows, feats, strict=True)}, [e.id for e in train], cfg.hidden)

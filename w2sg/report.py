@@ -35,9 +35,32 @@ def markdown_table(r: ExperimentResult) -> str:
         ]
     lines += ["", *regime_lines({f.source: f.floor for f in r.sources}, r.ceiling)]
     lines += ["(results.json keeps every raw PGR.)"]
+    if r.ceiling_dev is not None:
+        lines += ["", *dev_table(r)]
     if r.ensembles:
         lines += ["", *ensemble_table(r)]
     return "\n".join(lines) + "\n"
+
+
+def dev_table(r: ExperimentResult) -> list[str]:
+    """Every model on the dev split (no model trains or selects on it): where settings are chosen."""
+    ceiling = r.ceiling_dev
+    if ceiling is None:
+        return []
+    floors = {s.source: s.floor_dev for s in r.sources}
+    lines = [
+        f"Validation (dev split, {r.sizes.get('dev', 0)} rows: choose settings here, not on test)",
+        "",
+        "| label source | floor (dev) | loss | student (dev) | ceiling (dev) | PGR (dev) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in r.students:
+        floor = floors.get(s.source)
+        gap = pgr_cell(s.pgr_dev, floor, ceiling)
+        cells = ["-" if x is None else str(x) for x in (floor, s.accuracy_dev)]
+        lines.append(f"| {s.source} | {cells[0]} | {s.loss} | {cells[1]} | {ceiling} | {gap} |")
+    dev_floors = {k: v for k, v in floors.items() if v is not None}
+    return [*lines, "", *regime_lines(dev_floors, ceiling, what="the ceiling on dev")]
 
 
 def ensemble_table(r: ExperimentResult) -> list[str]:

@@ -15,6 +15,8 @@ class StudentResult(BaseModel):
     accuracy: Estimate
     pgr: Estimate
     best_step: int
+    accuracy_dev: Estimate | None = Field(None, description="accuracy on the dev split, when there is one")
+    pgr_dev: Estimate | None = Field(None, description="PGR on the dev split (all three paired)")
 
 
 class SourceResult(BaseModel):
@@ -22,11 +24,13 @@ class SourceResult(BaseModel):
     floor: Estimate = Field(description="the supervisor's own accuracy (see floor_split)")
     floor_split: str
     labels: LabelQuality = Field(description="quality of the labels on the strong split")
+    floor_dev: Estimate | None = Field(None, description="the supervisor's accuracy on the dev split")
 
 
 class ExperimentResult(BaseModel):
     run_id: str
     ceiling: Estimate
+    ceiling_dev: Estimate | None = Field(None, description="the ceiling on the dev split, when there is one")
     sources: list[SourceResult]
     students: list[StudentResult]
     ensembles: list[EnsembleResult] = Field(default_factory=list)

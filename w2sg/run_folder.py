@@ -48,10 +48,14 @@ def load_complete(run_dir: Path, cls: type[R], force: bool = False) -> R | None:
 WHERE = frozenset({"out_dir", "cache_dir", "data_dir"})
 
 
-def run_id(name: str, cfg: BaseModel, data: str, exclude: frozenset[str] = frozenset()) -> str:
+def run_id(
+    name: str, cfg: BaseModel, data: str, exclude: frozenset[str] | dict[str, Any] = frozenset()
+) -> str:
     """`<name>-<hash>` of the config (less the fields in `exclude`, which do not change results, and
-    the folders in WHERE) and the fingerprint of the data it ran on (`w2sg.data.fingerprint`)."""
-    drop: dict[str, Any] = dict.fromkeys(WHERE | exclude, True)
+    the folders in WHERE) and the fingerprint of the data it ran on (`w2sg.data.fingerprint`).
+    `exclude` may be pydantic's nested form too: {"sizes": {"dev"}} leaves out one field of a section."""
+    drop: dict[str, Any] = dict.fromkeys(WHERE, True)
+    drop.update(exclude if isinstance(exclude, dict) else dict.fromkeys(exclude, True))
     if isinstance(getattr(cfg, "dataset", None), BaseModel):
         drop["dataset"] = {"path"}  # where the dataset's files are; their content is in `data`
     blob = cfg.model_dump_json(exclude=drop) + "|data:" + data

@@ -36,14 +36,20 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: override
 
 def summary(e: ExperimentResult, run_dir: Path) -> Table:
     """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
-    the student and its PGR (95% CIs), in five narrow columns, then the regime in words; the full
-    table is results.md."""
+    the student and its PGR (95% CIs), in five narrow columns (two more, student and PGR on dev,
+    when there is a dev split), then the regime in words; the full table is results.md."""
     from w2sg.report import pgr_cell, regime_lines
 
     floors = {s.source: s for s in e.sources}
     regime = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)
+    title = f"ceiling {e.ceiling} · test {e.sizes['test']} rows · 95% CIs over questions"
+    dev = e.ceiling_dev
+    if dev is not None:  # choose settings on these columns, not on test
+        title += f"\ndev ceiling {dev} · dev {e.sizes.get('dev', 0)} rows (choose settings on dev)"
+        dev_floors = {f.source: f.floor_dev for f in e.sources if f.floor_dev is not None}
+        regime += regime_lines(dev_floors, dev, what="the ceiling on dev")
     table = Table(
-        title=f"ceiling {e.ceiling} · test {e.sizes['test']} rows · 95% CIs over questions",
+        title=title,
         caption="\n".join([*regime, f"All figures: {run_dir}/results.md"]),
         title_justify="left",
         caption_justify="left",
@@ -51,12 +57,17 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
     )
     # Cells wrap inside their column on a narrow terminal, so the table stays aligned.
     table.add_column("label source", min_width=12, overflow="fold")
-    for name in ("loss", "label acc", "student", "PGR"):
+    dev_cols = ("dev student", "dev PGR") if dev is not None else ()
+    for name in ("loss", "label acc", "student", "PGR", *dev_cols):
         table.add_column(name)
     for s in e.students:
         f = floors[s.source]
         gap = pgr_cell(s.pgr, f.floor, e.ceiling)
-        table.add_row(s.source, s.loss, str(f.labels.accuracy), str(s.accuracy), gap)
+        on_dev: list[str] = []
+        if dev is not None:
+            acc_dev = "-" if s.accuracy_dev is None else str(s.accuracy_dev)
+            on_dev = [acc_dev, pgr_cell(s.pgr_dev, f.floor_dev, dev)]
+        table.add_row(s.source, s.loss, str(f.labels.accuracy), str(s.accuracy), gap, *on_dev)
     return table
 
 
