@@ -119,6 +119,20 @@ def test_capability_order_shows_in_ceilings(ladder: Ladder) -> None:
     # Φ(0.4), Φ(1.0), Φ(1.8) = 0.66, 0.84, 0.96: each ceiling clears the one below by its CI.
     assert ceilings[0].value < ceilings[1].lo and ceilings[1].value < ceilings[2].lo
     assert 0.58 < ceilings[0].value < 0.74 and ceilings[2].value > 0.9
+    report = (ladder.run_dir / "results.md").read_text()
+    assert "Capability step at rung 1" in report and "Capability step at rung 2" in report
+
+
+def test_report_says_when_a_rung_is_no_stronger(ladder: Ladder) -> None:
+    from oversight.ladder.report import capability_lines
+
+    r = ladder.result.model_copy(deep=True)
+    rung2 = [x for x in r.results if x.rung == 2]
+    for x in rung2:  # rung 2's ceiling made rung 1's: no step
+        x.ceiling = next(y for y in r.results if y.rung == 1).ceiling
+    lines = capability_lines(r)
+    assert lines[0].startswith("Capability step at rung 1")
+    assert lines[1].startswith("No capability step at rung 2") and "not above" in lines[1]
 
 
 def test_each_rung_learns_from_the_previous_rungs_student(ladder: Ladder) -> None:

@@ -154,6 +154,11 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     table = (run / "results.md").read_text()
     assert "| debate | oversight |" in table and "tokens / label" in table
     assert "calib rows (never used to train or select it)" in table
+    # No dev split: nothing is scored on one, and the report has no dev section.
+    e = result.experiment
+    assert "dev" not in sp and "dev" not in e.sizes and e.ceiling_dev is None and "dev__ids" not in labels
+    assert all(s.floor_dev is None for s in e.sources) and "Validation (dev" not in table
+    assert all(s.accuracy_dev is None and s.pgr_dev is None for s in e.students)
     # A complete run is loaded, not recomputed; the judges and the store are reused by a forced one.
     (run / "results.md").write_text("sentinel")
     assert run_pipeline(cfg, resolve=resolve_model_path).model_dump_json() == result.model_dump_json()
@@ -161,6 +166,70 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     again = run_pipeline(cfg, resolve=resolve_model_path, force=True)
     assert (run / "judges" / "debate" / "judge.json").stat().st_mtime_ns == stamp
     assert [s.raw for s in again.sources] == [s.raw for s in result.sources]
+
+
+def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from oversight.cli.train import summary
+    from w2sg.metrics import correct, mean_ci
+
+    plain_over = small(tmp_path)
+    plain_over["protocols"] = {"blind": plain_over["protocols"]["blind"]}  # scripted: no judge to train
+    plain_over["aggregate"] = ["average"]
+    cfg = RunConfig.model_validate({**plain_over, "sizes": {**plain_over["sizes"], "dev": 15}})
+    sp = prepare_run_splits(cfg)
+    qids = {k: {e.qid for e in v} for k, v in sp.items()}
+    assert len(qids["dev"]) == 15
+    for k in ("judge", "calib", "strong", "val", "test"):  # from the train file, beside test
+        assert not qids["dev"] & qids[k], k
+    # Drawn after test: without dev every split keeps its questions, and the run keeps its id.
+    plain_cfg = RunConfig.model_validate(plain_over)
+    plain = prepare_run_splits(plain_cfg)
+    assert list(plain) == [k for k in sp if k != "dev"]
+    assert all([e.id for e in plain[k]] == [e.id for e in sp[k]] for k in plain)
+    from pydantic import Field, create_model
+
+    from oversight.run.config import RunSizes
+    from w2sg.run_folder import run_id
+
+    fields = {k: (f.annotation, f) for k, f in RunSizes.model_fields.items() if k != "dev"}
+    old_sizes = create_model("RunSizes", __base__=RunSizes.__base__, **fields)  # RunSizes before `dev`
+    old_config = create_model(
+        "RunConfig", __base__=RunConfig, sizes=(old_sizes, Field(default_factory=old_sizes))
+    )
+    old = old_config.model_validate(plain_over)
+    assert plain_cfg.run_id("fp") == run_id("e2e", old, "fp", exclude=frozenset({"concurrency"}))
+    assert cfg.run_id("fp") != plain_cfg.run_id("fp")
+
+    result = run_pipeline(cfg, resolve=resolve_model_path)
+    e, run = result.experiment, tmp_path / "runs" / result.run_id
+    n_dev = len(sp["dev"])
+    assert e.sizes["dev"] == n_dev and e.ceiling_dev is not None and e.ceiling_dev.n == n_dev
+    # The weak teachers are floored on dev from the p(true) they saved there; the graph (its rows
+    # need a passage) and the aggregate over it have no dev floor. Every student is scored on dev.
+    labels = np.load(run / "labels.npz")
+    assert labels["dev__ids"].tolist() == [e.id for e in sp["dev"]]
+    gold, dev_q = np.array([x.label for x in sp["dev"]]), np.array([x.qid for x in sp["dev"]])
+    floors = {s.source: s.floor_dev for s in e.sources}
+    assert {k for k, v in floors.items() if v is None} == {"blind", "agg_average"}
+    for src in ("weak", "bagging"):
+        assert floors[src] == mean_ci(correct(labels[f"{src}__dev"], gold), dev_q, n_boot=200, seed=0)
+        assert "blind__dev" not in labels and f"{src}__dev__cal" in labels
+    for s in e.students:
+        assert s.accuracy_dev is not None and s.accuracy_dev.n == n_dev
+        assert (s.pgr_dev is None) == (floors[s.source] is None)
+    table = (run / "results.md").read_text()
+    head = f"Validation (dev split, {n_dev} rows: choose settings here, not on test)"
+    assert head in table and "| floor (dev) |" in table and "the ceiling on dev" in table
+    assert "No dev predictions for blind, agg_average" in table
+    blind = next(s for s in e.students if s.source == "blind")
+    assert f"| blind | - | xent | {blind.accuracy_dev} |" in table
+    # The console shows the dev ceiling and the students on dev.
+    console = Console(record=True, width=300)
+    console.print(summary(e, run))
+    shown = console.export_text()
+    assert f"dev ceiling {e.ceiling_dev}" in shown and "dev student" in shown
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:

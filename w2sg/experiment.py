@@ -52,7 +52,7 @@ class Sizes(BaseModel):
 class W2SGCore(BaseModel):
     """The W2SG section every experiment config shares (`w2sg train`, `w2sg run`): the data, the
     weak teacher(s), the strong student and ceiling, how students learn and are selected, where
-    runs go. `Fitter`, `supervise` and `students_and_ceiling` read only this."""
+    runs go. `Fitter`, `supervise` and `score_models` read only this."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = "w2sg"
@@ -239,14 +239,6 @@ class Scores:
     sources: list[SourceResult]
     students: list[StudentResult]
     preds: dict[str, np.ndarray]
-
-
-def students_and_ceiling(
-    fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]
-) -> tuple[Estimate, list[SourceResult], list[StudentResult], dict[str, np.ndarray]]:
-    """`score_models` as a tuple (test ceiling, sources, students, per-row test p(true))."""
-    s = score_models(fitter, supervisors)
-    return s.ceiling, s.sources, s.students, s.preds
 
 
 def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) -> Scores:

@@ -110,6 +110,7 @@ def markdown_table(r: LadderResult) -> str:
         notes.append("(= arm): identical labels, so one student was trained and is reported in both arms.")
     if any(x.floor_split not in ("test", "-") for x in r.results):
         notes.append("† the supervisor has no test predictions: its accuracy on the rows it labelled.")
+    notes += capability_lines(r)
     for x in r.results:  # each rung has its own ceiling
         if x.floor is not None:
             where = f"rung {x.rung} ({x.arm})"
@@ -117,6 +118,23 @@ def markdown_table(r: LadderResult) -> str:
     if notes:
         lines += ["", *notes]
     return "\n".join([*lines, "", *side_by_side(r)]) + "\n"
+
+
+def capability_lines(r: LadderResult) -> list[str]:
+    """Whether each rung is stronger than the one below: its ceiling (gold of its own questions)
+    above the previous rung's beyond both 95% intervals. Without a step, the rung's student has
+    nothing to gain over its supervisor that the ladder could show."""
+    ceilings = [next(x for x in r.results if x.rung == k).ceiling for k in range(len(r.rungs))]
+    lines = []
+    for k in range(1, len(ceilings)):
+        now, before = ceilings[k], ceilings[k - 1]
+        step = now.lo > before.hi
+        lines.append(
+            f"{'Capability step' if step else 'No capability step'} at rung {k} ({r.rungs[k]}): its "
+            f"ceiling {now} is {'above' if step else 'not above'} rung {k - 1}'s {before} beyond the "
+            "95% intervals."
+        )
+    return lines
 
 
 def side_by_side(r: LadderResult) -> list[str]:

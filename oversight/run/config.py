@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,14 +24,20 @@ class Config(BaseModel):
 
 class RunSizes(Config):
     """Questions per split: a count, a share (0.25), or `rest` (what the others leave). judge,
-    calib, strong and val are drawn from the test split's questions with a passage; test from the
-    train split's other questions (no passage needed)."""
+    calib, strong and val are drawn from the test split's questions with a passage; test (and dev,
+    drawn after it) from the train split's other questions (no passage needed)."""
 
     judge: Size = Field(150, description="gold for every weak supervisor: trained judges and weak teachers")
     calib: Size = Field(50, description="gold for calibrating and weighting label sources")
     strong: Size = Field(200, description="labelled by every source; the students learn from it")
     val: Size = Field(50, description="labelled by every source; student selection")
     test: Size = Field(500, description="student test questions (from the train split: no passage needed)")
+    dev: Size | None = Field(
+        None,
+        description="held-out train-file questions, disjoint from test, on which the ceiling, every "
+        "weak teacher and every student are scored too; no model trains or selects on them: choose "
+        "settings here, not on test",
+    )
 
 
 class JudgeTraining(Config):
@@ -112,7 +118,11 @@ class RunConfig(W2SGCore):
 
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        return run_id(self.name, self, data, exclude=frozenset({"concurrency"}))
+        # An unset sizes.dev is left out, so configs without one keep the ids they had before it.
+        drop: dict[str, Any] = {"concurrency": True}
+        if self.sizes.dev is None:
+            drop["sizes"] = {"dev"}
+        return run_id(self.name, self, data, exclude=drop)
 
 
 def _first_error(e: ValueError) -> str:

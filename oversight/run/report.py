@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oversight.run.results import PipelineResult
-from w2sg.report import pgr_cell, pgr_defined, plot, regime, regime_lines, save_plot
+from w2sg.report import dev_table, pgr_cell, pgr_defined, plot, regime, regime_lines, save_plot
 
 
 def pipeline_table(r: PipelineResult) -> str:
@@ -49,6 +49,15 @@ def pipeline_table(r: PipelineResult) -> str:
         "Tokens count every call of the graph (debaters, assistant, judge; words for the extractive "
         "reader); weak teachers are one classifier pass per member.",
     ]
+    if e.ceiling_dev is not None:
+        lines += ["", *dev_table(e)]
+        if no_dev := [s.source for s in e.sources if s.floor_dev is None]:
+            lines += [
+                "",
+                f"No dev predictions for {', '.join(no_dev)} (an oversight graph needs the passage, "
+                "which dev rows lack; an aggregate is built on the graph splits only): no floor or PGR "
+                "on dev.",
+            ]
     if judges:
         lines += ["", "Trained judges (same gold questions for each):", ""]
         lines += [

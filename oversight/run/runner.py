@@ -39,7 +39,7 @@ from w2sg.experiment import (
     ExperimentResult,
     Fitter,
     save_predictions,
-    students_and_ceiling,
+    score_models,
     supervise,
 )
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     """The graph splits from the test split's questions with a passage (the speakers' privileged
-    context), the students' test split from the train split's other questions."""
+    context), the students' test split from the train split's other questions, and the dev split
+    (when `sizes.dev` is set) from what test leaves of them."""
     where = cfg.dataset.title
     test_rows = load_split(cfg.dataset, "test", seed=cfg.seed)
     with_passage = [e for e in test_rows if e.support]
@@ -65,9 +66,11 @@ def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     )
     used = {e.qid for e in with_passage}
     pool = [e for e in load_split(cfg.dataset, "train", seed=cfg.seed) if e.qid not in used]
-    sp["test"] = split_by_question(
-        pool, {"test": s.test}, seed=cfg.seed, what=f"questions in {where} train not in its test split"
-    )["test"]
+    # dev is drawn after test in one shuffle: with a count, test keeps its questions without dev.
+    held = {"test": s.test, **({"dev": s.dev} if s.dev is not None else {})}
+    sp |= split_by_question(
+        pool, held, seed=cfg.seed, what=f"questions in {where} train not in its test split"
+    )
     return sp
 
 
@@ -169,7 +172,9 @@ def run_pipeline(
 
     labels: dict[str, dict[str, np.ndarray]] = {}
     reports: dict[str, SourceReport] = {}
-    teachers, _ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", "test"))
+    # The weak teachers label dev too (its rows need no passage); the graphs cannot (no floor on dev).
+    scored = ("test", "dev") if "dev" in sp else ("test",)
+    teachers, _ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", *scored))
     stage_done("weak teachers", t0)
     for src, p in teachers.items():
         labels[src] = p
@@ -242,15 +247,16 @@ def run_pipeline(
     t = time.perf_counter()
     chosen = calibrated if cfg.student_labels == "calibrated" else labels
     supervisors = {
-        src: {k: v for k, v in chosen[src].items() if k in ("strong", "val", "test")} for src in reports
+        src: {k: v for k, v in chosen[src].items() if k in ("strong", "val", *scored)} for src in reports
     }
-    ceiling, sources, students, preds = students_and_ceiling(fitter, supervisors)
+    scores = score_models(fitter, supervisors)
     stage_done("students and ceiling", t)
     experiment = ExperimentResult(
         run_id=rid,
-        ceiling=ceiling,
-        sources=sources,
-        students=students,
+        ceiling=scores.ceiling,
+        ceiling_dev=scores.ceiling_dev,
+        sources=scores.sources,
+        students=scores.students,
         ensembles=_ensembles,
         sizes={k: len(v) for k, v in sp.items()},
         seconds=time.perf_counter() - t0,
@@ -258,10 +264,10 @@ def run_pipeline(
     result = PipelineResult(
         run_id=rid, experiment=experiment, sources=list(reports.values()), stage_seconds=stages
     )
-    save_predictions(run_dir, sp["test"], preds)
+    save_predictions(run_dir, sp["test"], scores.preds)
     np.savez(
         run_dir / "labels.npz",
-        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in (*GRAPH_SPLITS, "test")},
+        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in (*GRAPH_SPLITS, *scored)},
         **{f"{src}__{k}": v for src, d in labels.items() for k, v in d.items()},
         **{
             f"{src}__{k}__cal": v
