@@ -16,6 +16,7 @@ from agents import ConfigError, load_config
 from oversight.paths import resolve_model_path
 from oversight.run.config import RunConfig
 from oversight.run.runner import prepare_run_splits, run_pipeline
+from w2sg.datasets import load_split
 
 TINY = {"kind": "features", "path": "embedded/tiny-gpt2", "max_length": 48}
 FAST = {"lr": 1.0e-3, "epochs": 2, "batch_size": 16, "eval_every": 4, "device": "cpu"}
@@ -154,6 +155,10 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     table = (run / "results.md").read_text()
     assert "| debate | oversight |" in table and "tokens / label" in table
     assert "calib rows (never used to train or select it)" in table
+    # The report names what caps the students' split: the test file's questions with a passage.
+    n_passage = len({e.qid for e in load_split(cfg.dataset, "test", seed=cfg.seed) if e.support})
+    assert result.passage_questions == n_passage
+    assert f"draw from the {n_passage} test-file questions with a passage" in table
     # No dev split: nothing is scored on one, and the report has no dev section.
     e = result.experiment
     assert "dev" not in sp and "dev" not in e.sizes and e.ceiling_dev is None and "dev__ids" not in labels

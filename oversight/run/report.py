@@ -42,6 +42,14 @@ def pipeline_table(r: PipelineResult) -> str:
             )
     judges = [s for s in r.sources if s.judge is not None]
     lines += ["", *regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)]
+    if r.passage_questions is not None:
+        graph_rows = sum(e.sizes.get(k, 0) for k in ("judge", "calib", "strong", "val"))
+        lines += [
+            "",
+            f"What limits the students: the graph splits ({graph_rows} rows) draw from the "
+            f"{r.passage_questions} test-file questions with a passage, so the students learn from "
+            f"{e.sizes['strong']} rows; more passage-bearing questions would allow more.",
+        ]
     lines += [
         "",
         "† no test predictions (an oversight graph needs the passage, which test rows lack): the floor "

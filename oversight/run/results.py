@@ -33,3 +33,6 @@ class PipelineResult(BaseModel):
     experiment: ExperimentResult
     sources: list[SourceReport]
     stage_seconds: dict[str, float]
+    passage_questions: int | None = Field(
+        None, description="questions with a passage in the test file: what the graph splits draw from"
+    )

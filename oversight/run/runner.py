@@ -49,13 +49,18 @@ from w2sg.run_folder import mark_complete, open_run
 log = logging.getLogger(__name__)
 
 
+def passage_rows(rows: list[Example]) -> list[Example]:
+    """The rows a graph can run on: those whose question carries a passage."""
+    return [e for e in rows if e.support]
+
+
 def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     """The graph splits from the test split's questions with a passage (the speakers' privileged
     context), the students' test split from the train split's other questions, and the dev split
     (when `sizes.dev` is set) from what test leaves of them."""
     where = cfg.dataset.title
     test_rows = load_split(cfg.dataset, "test", seed=cfg.seed)
-    with_passage = [e for e in test_rows if e.support]
+    with_passage = passage_rows(test_rows)
     s = cfg.sizes
     n_all = len({e.qid for e in test_rows})
     sp = split_by_question(
@@ -262,7 +267,11 @@ def run_pipeline(
         seconds=time.perf_counter() - t0,
     )
     result = PipelineResult(
-        run_id=rid, experiment=experiment, sources=list(reports.values()), stage_seconds=stages
+        run_id=rid,
+        experiment=experiment,
+        sources=list(reports.values()),
+        stage_seconds=stages,
+        passage_questions=len({e.qid for e in passage_rows(load_split(cfg.dataset, "test", seed=cfg.seed))}),
     )
     save_predictions(run_dir, sp["test"], scores.preds)
     np.savez(
