@@ -3,6 +3,8 @@
 (a) step time of `w2sg.train.train` vs a bare torch loop (same model, batches, optimizer, loss).
     Goal: ours / bare <= 1.05.
 (b) strong features: cached (loaded from disk) vs uncached (computed) for the same rows.
+(c) what fine-tuning the strong model would cost: seconds per step of `lm_head` with LoRA and end
+    to end, against a linear head on its frozen features (the default), same rows and batch.
 
     python benchmarks/bench_train.py           # MiniLM-L6 steps; SmolLM2 features on 256 rows
     python benchmarks/bench_train.py --quick   # tiny GPT-2 everywhere (seconds)
@@ -84,6 +86,41 @@ def bench_features(model: str, n: int) -> float:
     return uncached / cached
 
 
+def bench_finetune(model: str, steps: int, batch_size: int, max_length: int) -> None:
+    rows = load("sciq", "train")[: steps * batch_size]
+    y = torch.tensor([round(x) for x in label_source(rows, "gold")])
+    path = resolve_model_path(model)
+
+    def step_time(cfg: ModelConfig) -> float:
+        seed_everything(0)
+        m = build_classifier(cfg, path, train=rows, all_examples=rows, cache_dir=cache)
+        opt = torch.optim.AdamW([q for q in m.parameters() if q.requires_grad], lr=1e-4)
+        times = []
+        for s in range(steps):
+            t0 = time.perf_counter()
+            sl = slice(s * batch_size, (s + 1) * batch_size)
+            loss = torch.nn.functional.cross_entropy(m(**m.encode(rows[sl])), y[sl])
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - t0)
+        return sorted(times)[len(times) // 2]  # median: the first steps warm up allocators
+
+    with tempfile.TemporaryDirectory() as cache:
+        head = step_time(ModelConfig(kind="features", path=model, max_length=max_length))
+        lora = step_time(
+            ModelConfig(kind="lm_head", path=model, max_length=max_length, lora={"r": 8, "alpha": 16})
+        )
+        full = step_time(ModelConfig(kind="lm_head", path=model, max_length=max_length))
+    print(
+        f"(c) {model}, {batch_size} rows a step (median of {steps}): feature head {head * 1000:.1f} ms, "
+        f"LoRA {lora:.2f} s, end to end {full:.2f} s"
+    )
+    print(
+        f"    ratio LoRA / feature head = {lora / head:.0f}x   end to end / feature head = {full / head:.0f}x"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -92,9 +129,11 @@ def main() -> None:
     if args.quick:
         bench_steps(ModelConfig(kind="lm_head", path="embedded/tiny-gpt2", max_length=64), 10, 16, 1)
         bench_features("embedded/tiny-gpt2", 64)
+        bench_finetune("embedded/tiny-gpt2", 3, 8, 64)
     else:
         bench_steps(ModelConfig(kind="seq_cls", path="embedded/minilm", max_length=64), 20, 32, args.rounds)
         bench_features("embedded/smollm2", 256)
+        bench_finetune("embedded/smollm2", 6, 32, 128)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ def test_bench_train_quick() -> None:
     assert re.search(r"ratio ours/bare step time = [0-9.]+x", stdout), stdout
     speedup = float(re.search(r"speed-up = ([0-9.]+)x", stdout).group(1))  # type: ignore[union-attr]
     assert speedup > 1, "loading cached features should beat computing them"
+    lora = float(re.search(r"ratio LoRA / feature head = ([0-9.]+)x", stdout).group(1))  # type: ignore[union-attr]
+    assert lora >= 1, "a backbone step cannot be cheaper than a head on cached features"
 
 
 def test_bench_ensemble_quick() -> None:
