@@ -358,7 +358,8 @@ graph: {{kind: debate, protocol: blind, judge: judge}}
     typo = w2sg("train", "configs/w2sg-sciq.yaml", "--set", "sizes.weakk=3", "--set", f"out_dir={tmp_path}")
     assert typo.returncode == 2
     assert (
-        "sizes.weakk: Extra inputs are not permitted (allowed here: strong, test, val, weak)" in typo.stderr
+        "sizes.weakk: Extra inputs are not permitted (allowed here: dev, strong, test, val, weak)"
+        in typo.stderr
     )
     assert "Traceback" not in typo.stderr and not list(tmp_path.glob("sciq-*"))
     shape = w2sg("label", str(label), "--set", "questions")
