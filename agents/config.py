@@ -62,6 +62,9 @@ class OpenAIOptions(Config):
         "sample", description="what to do when the server returns no logprobs"
     )
     fallback_samples: int = Field(16, ge=1, description="samples per call for the sampled fallback")
+    fallback_max_tokens: int = Field(
+        16, ge=1, description="tokens per sampled reply: the first choice word anywhere in it counts"
+    )
 
 
 class ScriptedRule(Config):

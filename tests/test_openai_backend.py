@@ -113,6 +113,40 @@ async def test_missing_logprobs_fall_back_to_sampling_and_say_so(
     assert len(warnings) == 1, "warn once per model, not per call"
 
 
+async def test_sampled_fallback_reads_the_verdict_anywhere_in_the_reply(server: FakeServer) -> None:
+    # Chat models seldom begin with the word: "Well, I would say yes, ..." still counts.
+    server.control(logprobs=False, reply_prefix="Well, I would say ")
+    n = 200
+    model = make(server, openai={"fallback_samples": n})
+    prompt = "Is copper a metal?"
+    cp = await model.choice_probs(prompt, ["Yes", "No"])
+    p = p_yes(prompt)
+    assert cp.method == "sampled" and cp.mass == 1.0
+    assert abs(cp["Yes"] - p) < 4 * math.sqrt(p * (1 - p) / n)
+
+
+def test_first_choice_is_a_whole_word_in_any_case_longest_first() -> None:
+    from agents.backends.openai_compat import first_choice
+
+    assert first_choice("Hmm. NO, not at all", ["Yes", "No"]) == "No"
+    assert first_choice("Nothing to add; yes.", ["Yes", "No"]) == "Yes"  # "Nothing" is not "No"
+    assert first_choice("not sure, no", ["No", "Not sure"]) == "Not sure"
+    assert first_choice("Yesterday, maybe", ["Yes", "No"]) is None
+
+
+async def test_a_server_that_ignores_temperature_is_named(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.control(logprobs=False, ignore_sampling=True)
+    model = make(server, openai={"fallback_samples": 6})
+    with caplog.at_level(logging.WARNING):
+        cp = await model.choice_probs("Is copper a metal?", ["Yes", "No"])
+        await model.choice_probs("another prompt", ["Yes", "No"])
+    assert cp.method == "sampled" and cp["Yes"] in (0.0, 1.0)
+    same = [r for r in caplog.records if "ignore temperature and seed" in r.getMessage()]
+    assert len(same) == 1, "warn once per model"
+
+
 async def test_missing_logprobs_can_be_an_error(server: FakeServer) -> None:
     server.control(logprobs=False)
     model = make(server, openai={"choice_probs_fallback": "error"})

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import weakref
 from collections.abc import Sequence
@@ -69,6 +70,17 @@ def parse_retry_after(headers: Any) -> float | None:
         return None
 
 
+def first_choice(text: str, choices: Sequence[str]) -> str | None:
+    """The choice a free-text reply names first, as a whole word, any case ("Well, yes." → "Yes");
+    at the same place the longer choice wins ("Not sure" over "No"). None if it names none."""
+    best: tuple[int, int, str] | None = None
+    for c in choices:
+        m = re.search(rf"(?<!\w){re.escape(c)}(?!\w)", text, flags=re.IGNORECASE)
+        if m and (best is None or (m.start(), -len(c)) < best[:2]):
+            best = (m.start(), -len(c), c)
+    return None if best is None else best[2]
+
+
 class OpenAIBackend:
     def __init__(self, name: str, model: str, options: OpenAIOptions):
         self.name = name
@@ -97,6 +109,7 @@ class OpenAIBackend:
         self.in_flight = [0] * len(urls)
         self.sent = [0] * len(urls)
         self._warned_no_logprobs = False
+        self._warned_same_samples = False
 
     def clients(self) -> list[AsyncOpenAI]:
         loop = asyncio.get_running_loop()
@@ -210,21 +223,30 @@ class OpenAIBackend:
                 n,
             )
             self._warned_no_logprobs = True
-        replies = await asyncio.gather(
-            *[
-                self.generate(messages, GenerateParams(max_tokens=4, temperature=1.0, seed=i))
-                for i in range(n)
-            ]
-        )
-        by_length = sorted(choices, key=len, reverse=True)  # "No" must not claim "Not sure"
+        params = [
+            GenerateParams(max_tokens=self.options.fallback_max_tokens, temperature=1.0, seed=i)
+            for i in range(n)
+        ]
+        replies = await asyncio.gather(*[self.generate(messages, q) for q in params])
         counts = dict.fromkeys(choices, 0.0)
         for r in replies:
             usage = usage + r.usage
-            hit = next((c for c in by_length if r.text.strip().startswith(c)), None)
+            hit = first_choice(r.text, choices)
             if hit is not None:
                 counts[hit] += 1
+        if n > 1 and len({r.text for r in replies}) == 1 and not self._warned_same_samples:
+            # A server that ignores temperature and seed gives every sample the same reply, so the
+            # "probabilities" can only be 0 or 1: say so once, the numbers are not frequencies.
+            log.warning(
+                "%s: %d sampled replies at temperature 1.0 with seeds 0-%d were identical: the server "
+                "seems to ignore temperature and seed, so sampled choice probabilities are 0 or 1",
+                self.name,
+                n,
+                n - 1,
+            )
+            self._warned_same_samples = True
         if not any(counts.values()):
-            raise NoChoiceProbsError(f"{self.name}: no sampled answer began with any of {list(choices)}")
+            raise NoChoiceProbsError(f"{self.name}: no sampled reply named any of {list(choices)}")
         probs, _ = normalise(counts, choices)
         return ChoiceProbs(
             probs=probs,

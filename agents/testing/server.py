@@ -6,8 +6,9 @@ and logprobs put 0.9·p_yes on "Yes", 0.9·(1−p_yes) on "No", 0.1 on "Maybe". 
 (temperature > 0) draw Yes/No with probability p_yes from a seeded RNG.
 
 Control endpoints (JSON): POST /control {latency_s, faults: [...], fault_rate, fault_kinds, seed,
-retry_after, logprobs, require_key}; GET /control/stats (`injected` counts the faults served, by
-kind); POST /control/reset.
+retry_after, logprobs, reply_prefix (words before the verdict), ignore_sampling (greedy whatever
+the temperature and seed), require_key}; GET /control/stats (`injected` counts the faults served,
+by kind); POST /control/reset.
 Fault kinds: 429, 500, 503, 400, 401, timeout, malformed, empty, and no_choice: a well-formed 200
 whose reply and top logprobs hold neither "Yes" nor "No" (a malformed verdict).
 """
@@ -38,14 +39,14 @@ def p_yes(prompt: str) -> float:
     return 0.05 + 0.9 * h / 2**32
 
 
-def _reply(prompt: str, body: dict[str, Any]) -> str:
+def _reply(prompt: str, body: dict[str, Any], prefix: str = "", ignore_sampling: bool = False) -> str:
     p = p_yes(prompt)
-    if (body.get("temperature") or 0) > 0:
+    if (body.get("temperature") or 0) > 0 and not ignore_sampling:
         rng = random.Random(f"{body.get('seed')}|{prompt}")
         first = "Yes" if rng.random() < p else "No"
     else:
         first = "Yes" if p >= 0.5 else "No"
-    text = f"{first}, echo: {prompt}"
+    text = f"{prefix}{first}, echo: {prompt}"
     limit = body.get("max_tokens") or body.get("max_completion_tokens") or 10**6
     text = " ".join(text.split(" ")[:limit])
     for s in body.get("stop") or []:
@@ -66,6 +67,8 @@ class State:
         self.rng = random.Random(0)
         self.retry_after: str | None = None
         self.logprobs = True
+        self.reply_prefix = ""  # words before the verdict, as chat models often begin
+        self.ignore_sampling = False  # answer greedily whatever temperature and seed say
         self.require_key: str | None = None
         self.timeout_sleep_s = 30.0
         self.in_flight = 0
@@ -152,7 +155,10 @@ def build_app(state: State) -> Any:
             )
         messages = body.get("messages") or []
         prompt = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-        text = _reply(prompt, body) if fault != "no_choice" else f"{NO_CHOICE_TOP[0][0]}."
+        if fault == "no_choice":
+            text = f"{NO_CHOICE_TOP[0][0]}."
+        else:
+            text = _reply(prompt, body, state.reply_prefix, state.ignore_sampling)
         logprobs = None
         if body.get("logprobs") and state.logprobs:
             p = p_yes(prompt)
@@ -209,6 +215,8 @@ def build_app(state: State) -> Any:
                 "fault_kinds",
                 "retry_after",
                 "logprobs",
+                "reply_prefix",
+                "ignore_sampling",
                 "require_key",
                 "timeout_sleep_s",
             }:
