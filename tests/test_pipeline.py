@@ -65,7 +65,7 @@ def small(tmp_path: Path, **over: object) -> dict:
 
 def test_run_end_to_end(tmp_path: Path) -> None:
     cfg = RunConfig.model_validate(small(tmp_path))
-    sp = prepare_run_splits(cfg)
+    sp, _ = prepare_run_splits(cfg)
     qids = {k: {e.qid for e in v} for k, v in sp.items()}
     names = list(qids)
     for i, a in enumerate(names):  # splits are disjoint by question
@@ -183,14 +183,14 @@ def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> N
     plain_over["protocols"] = {"blind": plain_over["protocols"]["blind"]}  # scripted: no judge to train
     plain_over["aggregate"] = ["average"]
     cfg = RunConfig.model_validate({**plain_over, "sizes": {**plain_over["sizes"], "dev": 15}})
-    sp = prepare_run_splits(cfg)
+    sp, _ = prepare_run_splits(cfg)
     qids = {k: {e.qid for e in v} for k, v in sp.items()}
     assert len(qids["dev"]) == 15
     for k in ("judge", "calib", "strong", "val", "test"):  # from the train file, beside test
         assert not qids["dev"] & qids[k], k
     # Drawn after test: without dev every split keeps its questions, and the run keeps its id.
     plain_cfg = RunConfig.model_validate(plain_over)
-    plain = prepare_run_splits(plain_cfg)
+    plain, _ = prepare_run_splits(plain_cfg)
     assert list(plain) == [k for k in sp if k != "dev"]
     assert all([e.id for e in plain[k]] == [e.id for e in sp[k]] for k in plain)
     from pydantic import Field, create_model

@@ -96,11 +96,15 @@ class W2SGConfig(W2SGCore):
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
         # icl is a later stage with its own folder inside this run's; it does not change training.
-        # An unset sizes.dev is left out, so configs without one keep the ids they had before it.
-        drop: dict[str, Any] = {"icl": True}
-        if self.sizes.dev is None:
-            drop["sizes"] = {"dev"}
-        return run_id(self.name, self, data, exclude=drop)
+        return run_id(self.name, self, data, exclude=id_exclude(self.sizes, icl=True))
+
+
+def id_exclude(sizes: BaseModel, **drop: Any) -> dict[str, Any]:
+    """`drop` (fields that change no result) for `run_id`, plus `sizes.dev` when it is unset: configs
+    without a dev split keep the run ids they had before the field existed."""
+    if getattr(sizes, "dev", None) is None:
+        drop["sizes"] = {"dev"}
+    return drop
 
 
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:

@@ -59,8 +59,15 @@ def dev_table(r: ExperimentResult) -> list[str]:
         gap = pgr_cell(s.pgr_dev, floor, ceiling)
         cells = ["-" if x is None else str(x) for x in (floor, s.accuracy_dev)]
         lines.append(f"| {s.source} | {cells[0]} | {s.loss} | {cells[1]} | {ceiling} | {gap} |")
-    dev_floors = {k: v for k, v in floors.items() if v is not None}
-    return [*lines, "", *regime_lines(dev_floors, ceiling, what="the ceiling on dev")]
+    return [*lines, "", *dev_regime_lines(r)]
+
+
+def dev_regime_lines(r: ExperimentResult) -> list[str]:
+    """The regime of each supervisor with a dev floor, in words, against the dev ceiling."""
+    if r.ceiling_dev is None:
+        return []
+    floors = {s.source: s.floor_dev for s in r.sources if s.floor_dev is not None}
+    return regime_lines(floors, r.ceiling_dev, what="the ceiling on dev")
 
 
 def ensemble_table(r: ExperimentResult) -> list[str]:

@@ -38,7 +38,7 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
     """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
     the student and its PGR (95% CIs), in five narrow columns (two more, student and PGR on dev,
     when there is a dev split), then the regime in words; the full table is results.md."""
-    from w2sg.report import pgr_cell, regime_lines
+    from w2sg.report import dev_regime_lines, pgr_cell, regime_lines
 
     floors = {s.source: s for s in e.sources}
     regime = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)
@@ -46,8 +46,7 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
     dev = e.ceiling_dev
     if dev is not None:  # choose settings on these columns, not on test
         title += f"\ndev ceiling {dev} · dev {e.sizes.get('dev', 0)} rows (choose settings on dev)"
-        dev_floors = {f.source: f.floor_dev for f in e.sources if f.floor_dev is not None}
-        regime += regime_lines(dev_floors, dev, what="the ceiling on dev")
+        regime += dev_regime_lines(e)
     table = Table(
         title=title,
         caption="\n".join([*regime, f"All figures: {run_dir}/results.md"]),

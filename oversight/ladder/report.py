@@ -120,11 +120,16 @@ def markdown_table(r: LadderResult) -> str:
     return "\n".join([*lines, "", *side_by_side(r)]) + "\n"
 
 
+def rung_ceilings(r: LadderResult) -> list[Estimate]:
+    """Each rung's ceiling (its model on gold of its own questions; every arm shares it)."""
+    return [next(x for x in r.results if x.rung == k).ceiling for k in range(len(r.rungs))]
+
+
 def capability_lines(r: LadderResult) -> list[str]:
     """Whether each rung is stronger than the one below: its ceiling (gold of its own questions)
     above the previous rung's beyond both 95% intervals. Without a step, the rung's student has
     nothing to gain over its supervisor that the ladder could show."""
-    ceilings = [next(x for x in r.results if x.rung == k).ceiling for k in range(len(r.rungs))]
+    ceilings = rung_ceilings(r)
     lines = []
     for k in range(1, len(ceilings)):
         now, before = ceilings[k], ceilings[k - 1]
@@ -172,7 +177,7 @@ def plot(r: LadderResult, path: Path) -> None:
         xs = [i + shift for i in x[-len(ests) :]]  # arms side by side, so equal values stay visible
         ax.errorbar(xs, [e.value for e in ests], yerr=err, capsize=3, label=label, **kw)
 
-    ceilings = [next(a for a in r.results if a.rung == k).ceiling for k in x]
+    ceilings = rung_ceilings(r)
     line(ceilings, "ceiling (gold)", color="black", ls="--")
     rung0 = next(a for a in r.results if a.rung == 0)
     for i, arm in enumerate(r.arms):

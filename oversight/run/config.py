@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -10,7 +10,7 @@ from agents import ModelSpec
 from graphs.kinds import AnyGraph
 from oversight.label import check_model_names, graph_models
 from w2sg.data import Size
-from w2sg.experiment import WEAK, W2SGCore
+from w2sg.experiment import WEAK, W2SGCore, id_exclude
 from w2sg.run_folder import run_id
 from w2sg.train import TrainConfig
 
@@ -118,11 +118,7 @@ class RunConfig(W2SGCore):
 
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        # An unset sizes.dev is left out, so configs without one keep the ids they had before it.
-        drop: dict[str, Any] = {"concurrency": True}
-        if self.sizes.dev is None:
-            drop["sizes"] = {"dev"}
-        return run_id(self.name, self, data, exclude=drop)
+        return run_id(self.name, self, data, exclude=id_exclude(self.sizes, concurrency=True))
 
 
 def _first_error(e: ValueError) -> str:

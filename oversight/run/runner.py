@@ -49,18 +49,14 @@ from w2sg.run_folder import mark_complete, open_run
 log = logging.getLogger(__name__)
 
 
-def passage_rows(rows: list[Example]) -> list[Example]:
-    """The rows a graph can run on: those whose question carries a passage."""
-    return [e for e in rows if e.support]
-
-
-def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
+def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int]:
     """The graph splits from the test split's questions with a passage (the speakers' privileged
     context), the students' test split from the train split's other questions, and the dev split
-    (when `sizes.dev` is set) from what test leaves of them."""
+    (when `sizes.dev` is set) from what test leaves of them; and how many questions have a passage
+    (what caps the graph splits, named in the report)."""
     where = cfg.dataset.title
     test_rows = load_split(cfg.dataset, "test", seed=cfg.seed)
-    with_passage = passage_rows(test_rows)
+    with_passage = [e for e in test_rows if e.support]
     s = cfg.sizes
     n_all = len({e.qid for e in test_rows})
     sp = split_by_question(
@@ -76,7 +72,7 @@ def prepare_run_splits(cfg: RunConfig) -> dict[str, list[Example]]:
     sp |= split_by_question(
         pool, held, seed=cfg.seed, what=f"questions in {where} train not in its test split"
     )
-    return sp
+    return sp, len(used)
 
 
 def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run_dir: Path) -> JudgeInfo:
@@ -154,7 +150,7 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run (or load, when complete and not `force`) the end-to-end experiment."""
     t0 = time.perf_counter()
-    sp = prepare_run_splits(cfg)
+    sp, passage_questions = prepare_run_splits(cfg)
     rid, run_dir, finished = open_run(cfg, sp, PipelineResult, force)
     if finished is not None:
         return finished
@@ -271,7 +267,7 @@ def run_pipeline(
         experiment=experiment,
         sources=list(reports.values()),
         stage_seconds=stages,
-        passage_questions=len({e.qid for e in passage_rows(load_split(cfg.dataset, "test", seed=cfg.seed))}),
+        passage_questions=passage_questions,
     )
     save_predictions(run_dir, sp["test"], scores.preds)
     np.savez(
