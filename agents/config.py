@@ -50,18 +50,43 @@ class HFOptions(Config):
     chat_template: str | None = Field(None, description="Jinja template when the tokenizer has none")
 
 
+ChoiceMethodOption = Literal["auto", "logprobs", "echo", "completion_logprobs", "systemone", "sampled"]
+
+
 class OpenAIOptions(Config):
+    model: str | None = Field(
+        None,
+        description="the model id the server serves (`w2sg models list URL` prints them), read "
+        "plainly: slashes, paths and '@' included; set, the name after `openai/` is only a label",
+    )
     base_urls: list[str] = Field(
         default_factory=list, description="one or more OpenAI-compatible endpoints; load is spread"
     )
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key")
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0, description="per request, plus timeout_per_token_s per max_tokens")
+    timeout_per_token_s: float = Field(
+        0.5, ge=0, description="added to timeout_s for each token a request may generate"
+    )
     top_logprobs: int = Field(20, ge=1, le=20)
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
-    choice_probs_fallback: Literal["sample", "error"] = Field(
-        "sample", description="what to do when the server returns no logprobs"
+    choice_method: ChoiceMethodOption = Field(
+        "auto",
+        description="how choice_probs scores: logprobs (chat top-logprobs of the first token), echo "
+        "(/v1/completions prompt logprobs of each choice appended), completion_logprobs (top-logprobs of "
+        "a one-token /v1/completions), systemone (transformers serve's label logits after the prompt and "
+        "its 'Answer Yes or No only.'), sampled (choice frequency over sampled replies); auto: the "
+        "first of these the server supports, in that order (the completions ones need chat_template)",
     )
-    fallback_samples: int = Field(16, ge=1, description="samples per call for the sampled fallback")
+    chat_template: Path | None = Field(
+        None,
+        description="for echo and completion_logprobs: the model's chat template, a Jinja file or a "
+        "model folder (chat_template.jinja or tokenizer_config.json), rendered here because "
+        "/v1/completions takes raw text",
+    )
+    choice_probs_fallback: Literal["sample", "error"] = Field(
+        "sample", description="auto: what to do when the server gives no logprobs by any method"
+    )
+    fallback_samples: int = Field(16, ge=1, description="samples per call for the sampled method")
     fallback_max_tokens: int = Field(
         16, ge=1, description="tokens per sampled reply: the first choice word anywhere in it counts"
     )
@@ -117,6 +142,11 @@ class ModelSpec(Config):
     max_concurrency: int | None = Field(
         None, ge=1, description="calls in flight at once; default: the backend's (hf: 2 batches, API: 32)"
     )
+    adaptive_concurrency: bool = Field(
+        True,
+        description="halve the calls in flight on a timeout, 429 or 503 and grow back by one per "
+        "`limit` successes (never above max_concurrency); false: always max_concurrency",
+    )
     rpm: float | None = Field(None, gt=0, description="requests per minute limit")
     tpm: float | None = Field(None, gt=0, description="tokens per minute limit (prompt + completion)")
     retry: RetryConfig = Field(default_factory=RetryConfig)
@@ -143,6 +173,38 @@ class ModelSpec(Config):
             if getattr(self, field) is not None and field != known.options:
                 raise ValueError(f"options `{field}` do not apply to a {self.provider} model ({self.name})")
         return self
+
+
+#: A model where a config names one: a model string, a key of the config's `models:`, or an
+#: inline spec (`{name: openai/x, openai: {timeout_s: 300}, retry: {...}}`).
+ModelRef = str | ModelSpec
+
+#: What only says how a model is called (not what it answers): a store keeps its labels when these
+#: change (a run resumed with more retries, a longer timeout, another server of the same model).
+HOW_FIELDS: dict[str, Any] = {
+    **dict.fromkeys(
+        ["cache", "retry", "max_concurrency", "adaptive_concurrency", "rpm", "tpm", "price"], True
+    ),
+    "openai": {"base_urls", "api_key_env", "timeout_s", "timeout_per_token_s", "max_tokens_field"},
+}
+
+
+def resolve_spec(ref: ModelRef, models: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    """The spec a reference means: an inline spec, the `models:` entry of that name, or a plain
+    model string with default settings."""
+    if isinstance(ref, ModelSpec):
+        return ref
+    return (models or {}).get(ref) or ModelSpec(name=ref)
+
+
+def model_name(ref: ModelRef) -> str:
+    """What a reference is called in logs, stores and checks (a key of `models:` stays a key)."""
+    return ref.name if isinstance(ref, ModelSpec) else ref
+
+
+def spec_identity(spec: ModelSpec) -> dict[str, Any]:
+    """What of a spec changes its answers: everything but `HOW_FIELDS` (and unset sections)."""
+    return spec.model_dump(mode="json", exclude=HOW_FIELDS, exclude_none=True)
 
 
 class ModelsConfig(Config):

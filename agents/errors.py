@@ -18,6 +18,19 @@ class RetryableError(ModelError):
         self.retry_after = retry_after
         self.status = status
 
+    @property
+    def overloaded(self) -> bool:
+        """The server says it has too much to do (429, 503) or did not answer in time: send less."""
+        return self.status in (429, 503)
+
+
+class ModelTimeoutError(RetryableError):
+    """The call got no answer within its timeout (a slow or overloaded server)."""
+
+    @property
+    def overloaded(self) -> bool:
+        return True
+
 
 class FatalModelError(ModelError):
     """Retrying cannot help: bad credentials, bad request, unknown model, misconfiguration."""

@@ -15,8 +15,8 @@ from tenacity.wait import wait_random_exponential
 
 from agents.cache import ResponseCache, cache_key
 from agents.config import ModelSpec
-from agents.errors import ModelError, NoChoiceProbsError, RetryableError
-from agents.limits import RateLimiter
+from agents.errors import ModelError, ModelTimeoutError, NoChoiceProbsError, RetryableError
+from agents.limits import AdaptiveLimit, RateLimiter
 from agents.protocol import ModelAPI
 from agents.types import (
     ChoiceProbs,
@@ -38,12 +38,18 @@ class RetriesExhaustedError(ModelError):
 
 @dataclass
 class UsageStats:
-    """Running totals for one Model. Tokens, seconds and cost count live backend calls only."""
+    """Running totals for one Model. Tokens, seconds and cost count live backend calls only;
+    `timeouts` and `overloaded` (429 / 503 answers) count attempts, `failures` calls that gave up;
+    `concurrency_cuts` and `lowest_concurrency` say how far the adaptive limit backed off."""
 
     calls: int = 0
     cache_hits: int = 0
     retries: int = 0
     failures: int = 0
+    timeouts: int = 0
+    overloaded: int = 0
+    concurrency_cuts: int = 0
+    lowest_concurrency: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     seconds: float = 0.0
@@ -84,6 +90,8 @@ class Model:
         self.usage = UsageStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.max_concurrency = spec.max_concurrency or getattr(api, "default_concurrency", 16)
+        self.concurrency = AdaptiveLimit(self.max_concurrency, adaptive=spec.adaptive_concurrency)
+        self.usage.lowest_concurrency = self.max_concurrency
 
     def __repr__(self) -> str:
         return f"Model({self.name!r})"
@@ -94,7 +102,6 @@ class Model:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._loop = loop
-            self._sem = asyncio.Semaphore(self.max_concurrency)
             self._limiter = RateLimiter(self.spec.rpm, self.spec.tpm)
 
     async def generate(
@@ -154,11 +161,25 @@ class Model:
         return result
 
     async def _attempt(self, est: int, call: Callable[[], Awaitable[R]]) -> R:
-        async with self._sem:
+        generation = await self.concurrency.acquire()
+        ok = overloaded = False
+        try:
             await self._limiter.acquire(est)
             result = await call()
             self._limiter.settle(est, result.usage.input_tokens + result.usage.output_tokens)
+            ok = True
             return result
+        except RetryableError as e:
+            overloaded = e.overloaded
+            if isinstance(e, ModelTimeoutError):
+                self.usage.timeouts += 1
+            elif overloaded:
+                self.usage.overloaded += 1
+            raise
+        finally:
+            self.concurrency.release(generation, ok=ok, overloaded=overloaded)
+            self.usage.concurrency_cuts = self.concurrency.cuts
+            self.usage.lowest_concurrency = self.concurrency.lowest
 
     async def _with_retries(self, kind: str, est: int, call: Callable[[], Awaitable[R]]) -> R:
         retry = self.spec.retry

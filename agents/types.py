@@ -62,14 +62,18 @@ class Completion(Record):
     cached: bool = False
 
 
-ChoiceMethod = Literal["logits", "logprobs", "sampled", "scripted", "classifier"]
+ChoiceMethod = Literal[
+    "logits", "logprobs", "echo", "completion_logprobs", "systemone", "sampled", "scripted", "classifier"
+]
 
 
 class ChoiceProbs(Record):
     """Normalised probabilities over a fixed set of choices, e.g. {"Yes": 0.7, "No": 0.3}.
 
-    `method` says where the numbers came from: model logits, API logprobs, or (when a server
-    returns no logprobs) the frequency of each choice over `samples` sampled answers.
+    `method` says where the numbers came from: model logits; API logprobs of the first reply token
+    (`logprobs` from chat completions, `completion_logprobs` from /v1/completions); `echo`, the
+    prompt logprobs of each choice appended to the prompt; or `sampled`, the frequency of each
+    choice over `samples` sampled answers (a server that offers no logprobs).
     `mass` is the unnormalised probability the model put on the choices together (1.0 when unknown).
     """
 

@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from agents.config import ModelRef
 from graphs.spec import Config, GraphSpec
 
 Protocol = Literal["simultaneous", "sequential", "consultancy", "blind", "n_agent"]
@@ -69,9 +70,13 @@ class DebateSettings(GraphSpec):
     protocol: Protocol = "sequential"
     rounds: int = Field(2, ge=1, description="rounds of arguments (consultancy: consultant turns)")
     n_agents: int = Field(3, ge=2, description="n_agent: number of agents")
-    debater: str = Field("embedded/smollm2", description="model string of the debaters / consultant / agents")
-    judge: str = Field(
-        "embedded/smollm2", description="model string of the judge (classifier/<dir>: trained)"
+    debater: ModelRef = Field(
+        "embedded/smollm2",
+        description="the debaters' / consultant's / agents' model: a model string, a key of `models:`, "
+        "or an inline spec ({name: ..., openai: {...}, retry: {...}})",
+    )
+    judge: ModelRef = Field(
+        "embedded/smollm2", description="the judge's model, likewise (classifier/<dir>: trained)"
     )
     max_tokens: int = Field(96, ge=1, description="tokens per turn")
     word_limit: int = Field(60, ge=1, description="words per turn, as told to the speakers")
@@ -103,6 +108,6 @@ class DebateSettings(GraphSpec):
     def protocol_name(self) -> str:
         return self.protocol
 
-    def roles(self) -> dict[str, str]:
+    def roles(self) -> dict[str, ModelRef]:
         speaker = {} if self.protocol == "blind" else {"debater": self.debater}  # hears no debater
         return {**speaker, "judge": self.judge}

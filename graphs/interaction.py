@@ -19,6 +19,7 @@ from langgraph.types import interrupt
 from pydantic import Field, model_validator
 
 from agents.backends.classifier import PAIR_SEP
+from agents.config import ModelRef
 from agents.model import Model
 from graphs.batch import BatchGraph
 from graphs.debate import call_seed, invoke_once
@@ -64,10 +65,13 @@ class InteractionConfig(GraphSpec):
     """The interaction kind's spec (`graphs.spec.GraphSpec`)."""
 
     kind: Literal["interaction"] = "interaction"
-    assistant: str = Field("embedded/smollm2", description="model string of the strong assistant")
+    assistant: ModelRef = Field(
+        "embedded/smollm2",
+        description="the strong assistant's model: a model string, a key of `models:`, or an inline spec",
+    )
     overseer: Literal["model", "simulated", "human"] = "model"
-    overseer_model: str = Field(
-        "embedded/smollm2", description="overseer: model; classifier/<dir> if trained"
+    overseer_model: ModelRef = Field(
+        "embedded/smollm2", description="overseer: model (likewise); classifier/<dir> if trained"
     )
     max_followups: int = Field(0, ge=0, description="follow-up questions the overseer may ask")
     max_tokens: int = Field(96, ge=1, description="tokens per assistant or overseer turn")
@@ -88,7 +92,7 @@ class InteractionConfig(GraphSpec):
     SPEAKER: ClassVar[str] = "assistant"
     JUDGE: ClassVar[str] = "overseer"
 
-    def roles(self) -> dict[str, str]:
+    def roles(self) -> dict[str, ModelRef]:
         overseer = {"overseer": self.overseer_model} if self.overseer == "model" else {}
         return {"assistant": self.assistant, **overseer}
 

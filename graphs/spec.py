@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.config import ModelRef, ModelSpec, resolve_spec
 from graphs.passage import OnLong, fit, shown
 
 if TYPE_CHECKING:
@@ -69,22 +70,31 @@ class GraphSpec(Config):
         """The name its labels are stored under."""
         return self.kind
 
-    def roles(self) -> dict[str, str]:
-        """role → model name, for the roles this config calls (a blind judge hears no debater; a
-        simulated or human overseer is no model)."""
+    def roles(self) -> dict[str, ModelRef]:
+        """role → model (a name or an inline spec), for the roles this config calls (a blind judge
+        hears no debater; a simulated or human overseer is no model)."""
         return {role: getattr(self, field) for role, field in self.ROLE_FIELDS.items()}
 
+    def specs(self, models: dict[str, ModelSpec] | None = None) -> dict[str, ModelSpec]:
+        """role → the spec each role's model is built from (`models:` resolves names)."""
+        return {role: resolve_spec(ref, models) for role, ref in self.roles().items()}
+
     def model_refs(self) -> dict[str, tuple[str, str]]:
-        """field → (model name, "name"): what `oversight.paths.check_config_models` resolves."""
-        return {self.ROLE_FIELDS[role]: (name, "name") for role, name in self.roles().items()}
+        """field → (model name, "name"): what `oversight.paths.check_config_models` resolves (an
+        inline spec is a `ModelSpec` there, checked as one)."""
+        return {
+            self.ROLE_FIELDS[role]: (ref, "name")
+            for role, ref in self.roles().items()
+            if isinstance(ref, str)
+        }
 
     @property
-    def judge_model(self) -> str | None:
-        """The verdict's model name, or None when no model gives it."""
+    def judge_model(self) -> ModelRef | None:
+        """The verdict's model, or None when no model gives it."""
         return self.roles().get(self.JUDGE)
 
     @property
-    def speaker_model(self) -> str | None:
+    def speaker_model(self) -> ModelRef | None:
         return self.roles().get(self.SPEAKER)
 
     @property

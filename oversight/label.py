@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import Model, ModelSpec, get_model
-from agents.config import CacheConfig
+from agents.config import CacheConfig, spec_identity
 from agents.providers import PROVIDERS
 from graphs.batch import ROW_ERRORS
 from graphs.debate import invoke_once
@@ -31,8 +31,9 @@ from w2sg.progress import track
 
 
 def graph_models(graph: GraphSpec, where: str = "") -> dict[str, str]:
-    """The model names a graph calls, by config path (`where` is the graph's own path)."""
-    return {f"{where}{graph.ROLE_FIELDS[role]}": name for role, name in graph.roles().items()}
+    """The model names a graph calls, by config path (`where` is the graph's own path); inline
+    specs are validated as specs and not listed."""
+    return {f"{where}{field}": name for field, (name, _) in graph.model_refs().items()}
 
 
 def check_model_names(
@@ -101,15 +102,14 @@ class LabelConfig(BaseModel):
     def config_hash(self, data: str) -> str:
         """What changes a label: the graph config, the specs of the models it names, and the rows
         it labels (`data`, their `w2sg.data.fingerprint`): other data is never served old labels."""
-        graph = self.graph.model_dump_json()
         # How a model is called (retries, limits, cache, price) does not change its labels: a run
-        # resumed with more retries keeps its store.
-        how = {"cache", "retry", "max_concurrency", "rpm", "tpm", "price"}
-        specs = {
-            k: v.model_dump(mode="json", exclude=how, exclude_none=True)
-            for k, v in sorted(self.models.items())
-        }
-        return hashlib.sha256(f"{graph}|{specs}|{data}".encode()).hexdigest()[:12]
+        # resumed with more retries keeps its store. An inline spec enters as its identity too.
+        fields = self.graph.ROLE_FIELDS.values()
+        inline = {f: spec_identity(r) for f in fields if isinstance(r := getattr(self.graph, f), ModelSpec)}
+        graph = self.graph.model_copy(update=dict.fromkeys(inline, "")).model_dump_json()
+        specs = {k: spec_identity(v) for k, v in sorted(self.models.items())}
+        tail = f"|{inline}" if inline else ""  # configs without inline specs keep their hashes
+        return hashlib.sha256(f"{graph}|{specs}|{data}{tail}".encode()).hexdigest()[:12]
 
 
 class LabelRun(BaseModel):
@@ -129,8 +129,8 @@ def judge_questions(cfg: LabelConfig) -> set[str]:
     """Questions a trained judge of this graph saw in training (its judge.json): labelling them
     would score the judge on its own training data."""
     out: set[str] = set()
-    for name in filter(None, [cfg.graph.judge_model]):
-        model = cfg.models[name].name if name in cfg.models else name
+    if (judge := cfg.graph.specs(cfg.models).get(cfg.graph.JUDGE)) is not None:
+        model = judge.name
         meta = Path(model.split("/", 1)[1]) / "judge.json" if model.startswith("classifier/") else None
         if meta is not None and meta.exists():
             out |= set(json.loads(meta.read_text()).get("qids", []))
@@ -148,11 +148,10 @@ def select_rows(cfg: LabelConfig) -> tuple[list[Example], int]:
     return kept, excluded
 
 
-def _model(name: str, cfg: LabelConfig, replay: bool) -> Model:
-    spec = cfg.models.get(name) or ModelSpec(name=name)
+def _model(spec: ModelSpec, replay: bool) -> Model:
     if replay:
         if spec.cache is None:
-            raise ValueError(f"--replay needs a record cache on model {name!r} (models.{name}.cache)")
+            raise ValueError(f"--replay needs a record cache on model {spec.name!r} (its `cache:`)")
         spec = spec.model_copy(update={"cache": CacheConfig(path=spec.cache.path, mode="replay")})
     return get_model(spec)
 
@@ -186,7 +185,7 @@ async def label(
     batched = cfg.rows_per_graph > 1
     spec = cfg.graph
     try:
-        models = {role: _model(name, cfg, replay) for role, name in spec.roles().items()}
+        models = {role: _model(s, replay) for role, s in spec.specs(cfg.models).items()}
         graph = spec.build(models, batched=batched)
         failed = 0
 

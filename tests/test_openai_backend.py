@@ -126,7 +126,7 @@ async def test_sampled_fallback_reads_the_verdict_anywhere_in_the_reply(server: 
 
 
 def test_first_choice_is_a_whole_word_in_any_case_longest_first() -> None:
-    from agents.backends.openai_compat import first_choice
+    from agents.backends.openai_choices import first_choice
 
     assert first_choice("Hmm. NO, not at all", ["Yes", "No"]) == "No"
     assert first_choice("Nothing to add; yes.", ["Yes", "No"]) == "Yes"  # "Nothing" is not "No"

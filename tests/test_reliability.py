@@ -46,7 +46,7 @@ def write_config(
         return {
             "name": f"openai/fake@{server.url}",
             "retry": {"max_attempts": attempts, "initial_s": 0.01, "max_wait_s": 0.05},
-            "openai": {"timeout_s": TIMEOUT_S},
+            "openai": {"timeout_s": TIMEOUT_S, "timeout_per_token_s": 0},
         }
 
     cfg: dict[str, Any] = {

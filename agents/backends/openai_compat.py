@@ -3,6 +3,8 @@
 It only translates: openai's exceptions become RetryableError / FatalModelError, and the `Model`
 wrapper does the retrying. The SDK's own retries are off (max_retries=0) so backoff happens once.
 Several base_urls spread load: each call goes to the endpoint with the fewest calls in flight.
+
+Choice probabilities come from the best method the server offers (`agents.backends.openai_choices`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import email.utils
 import ipaddress
 import json
 import logging
-import math
 import os
-import re
 import time
 import weakref
 from collections.abc import Sequence
@@ -24,9 +24,11 @@ from urllib.parse import urlsplit
 import openai
 from openai import AsyncOpenAI
 
+from agents.backends.openai_choices import ChoiceScoring, response_usage
+from agents.chat_template import ChatTemplate
 from agents.config import ModelSpec, OpenAIOptions
-from agents.errors import FatalModelError, NoChoiceProbsError, RetryableError
-from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage, normalise
+from agents.errors import FatalModelError, ModelTimeoutError, RetryableError
+from agents.types import Completion, GenerateParams, Message
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +72,7 @@ def parse_retry_after(headers: Any) -> float | None:
         return None
 
 
-def first_choice(text: str, choices: Sequence[str]) -> str | None:
-    """The choice a free-text reply names first, as a whole word, any case ("Well, yes." → "Yes");
-    at the same place the longer choice wins ("Not sure" over "No"). None if it names none."""
-    best: tuple[int, int, str] | None = None
-    for c in choices:
-        m = re.search(rf"(?<!\w){re.escape(c)}(?!\w)", text, flags=re.IGNORECASE)
-        if m and (best is None or (m.start(), -len(c)) < best[:2]):
-            best = (m.start(), -len(c), c)
-    return None if best is None else best[2]
-
-
-class OpenAIBackend:
+class OpenAIBackend(ChoiceScoring):
     def __init__(self, name: str, model: str, options: OpenAIOptions):
         self.name = name
         self.model = model
@@ -108,7 +99,8 @@ class OpenAIBackend:
         self.default_concurrency = 32 * len(urls)
         self.in_flight = [0] * len(urls)
         self.sent = [0] * len(urls)
-        self._warned_no_logprobs = False
+        self.template = ChatTemplate.load(options.chat_template) if options.chat_template else None
+        self.method: str | None = None if options.choice_method == "auto" else options.choice_method
         self._warned_same_samples = False
 
     def clients(self) -> list[AsyncOpenAI]:
@@ -123,22 +115,38 @@ class OpenAIBackend:
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key != "EMPTY" else text
 
-    async def _create(self, **kw: Any) -> Any:
+    def timeout(self, max_tokens: int) -> float:
+        """A request's timeout: longer replies take longer, most of all on a busy server."""
+        return self.options.timeout_s + self.options.timeout_per_token_s * max_tokens
+
+    async def _create(self, endpoint: str = "chat", *, max_tokens: int, **kw: Any) -> Any:
+        """One request to `chat` (/v1/chat/completions), `completions` (/v1/completions) or
+        `systemone` (transformers serve's /v1/systemone: a JSON dict back)."""
         i = min(range(len(self.urls)), key=lambda j: (self.in_flight[j], self.sent[j]))
         self.in_flight[i] += 1
         self.sent[i] += 1
         where = self.name if self.urls[i] in self.name else f"{self.name} at {self.urls[i]}"
+        client = self.clients()[i]
+        timeout = self.timeout(max_tokens)
         try:
-            resp = await self.clients()[i].chat.completions.create(model=self.model, **kw)
+            if endpoint == "systemone":
+                body = {"model": self.model, **kw}
+                resp = await client.post(
+                    "/systemone", cast_to=object, body=body, options={"timeout": timeout}
+                )
+            else:
+                api = client.chat.completions if endpoint == "chat" else client.completions
+                kw[self.options.max_tokens_field if endpoint == "chat" else "max_tokens"] = max_tokens
+                resp = await api.create(model=self.model, timeout=timeout, **kw)
         except openai.APITimeoutError:
-            raise RetryableError(f"{where}: timed out after {self.options.timeout_s}s") from None
+            raise ModelTimeoutError(f"{where}: timed out after {timeout:g}s") from None
         except openai.APIConnectionError as e:
             raise RetryableError(
                 f"{where}: connection failed ({self._redact(str(e.__cause__ or e))})"
             ) from None
         except openai.APIStatusError as e:
             msg = self._redact(f"{where}: HTTP {e.status_code}: {_server_message(e)}")
-            if e.status_code == 429 or e.status_code >= 500 or e.status_code == 408:
+            if e.status_code in (408, 429) or (e.status_code >= 500 and e.status_code != 501):
                 raise RetryableError(
                     msg, retry_after=parse_retry_after(e.response.headers), status=e.status_code
                 ) from None
@@ -149,7 +157,7 @@ class OpenAIBackend:
             raise RetryableError(f"{where}: malformed response ({type(e).__name__})") from None
         finally:
             self.in_flight[i] -= 1
-        if not getattr(resp, "choices", None):
+        if endpoint != "systemone" and not getattr(resp, "choices", None):
             raise RetryableError(f"{where}: malformed response (no choices)")
         return resp
 
@@ -158,7 +166,7 @@ class OpenAIBackend:
         kw: dict[str, Any] = {
             "messages": [m.model_dump() for m in messages],
             "temperature": params.temperature,
-            self.options.max_tokens_field: params.max_tokens,
+            "max_tokens": params.max_tokens,
         }
         if params.top_p < 1.0:  # 1.0 is every server's default; not sending it saves SDK work
             kw["top_p"] = params.top_p
@@ -171,103 +179,15 @@ class OpenAIBackend:
         finish = choice.finish_reason if choice.finish_reason in ("stop", "length") else "stop"
         return Completion(
             text=choice.message.content or "",
-            usage=_usage(resp),
+            usage=response_usage(resp),
             seconds=time.perf_counter() - t0,
             model=self.name,
             finish_reason=finish,
         )
 
-    async def choice_probs(self, messages: Sequence[Message], choices: Sequence[str]) -> ChoiceProbs:
-        t0 = time.perf_counter()
-        resp = await self._create(
-            messages=[m.model_dump() for m in messages],
-            temperature=0.0,
-            logprobs=True,
-            top_logprobs=self.options.top_logprobs,
-            **{self.options.max_tokens_field: 1},
-        )
-        lp = resp.choices[0].logprobs
-        if lp is None or not lp.content or not lp.content[0].top_logprobs:
-            return await self._sampled_probs(messages, choices, t0, _usage(resp))
-        top = lp.content[0].top_logprobs
-        # " Yes" and "Yes" are the same answer; sum every top token that strips to the choice.
-        raw = {c: sum(math.exp(t.logprob) for t in top if t.token.strip() == c) for c in choices}
-        if not any(raw.values()):
-            seen = [t.token for t in top]
-            raise NoChoiceProbsError(
-                f"{self.name}: none of {list(choices)} among the top-{len(top)} first tokens {seen}"
-            )
-        probs, mass = normalise(raw, choices)
-        return ChoiceProbs(
-            probs=probs,
-            method="logprobs",
-            mass=mass,
-            usage=_usage(resp),
-            seconds=time.perf_counter() - t0,
-            model=self.name,
-        )
-
-    async def _sampled_probs(
-        self, messages: Sequence[Message], choices: Sequence[str], t0: float, usage: Usage
-    ) -> ChoiceProbs:
-        n = self.options.fallback_samples
-        if self.options.choice_probs_fallback == "error":
-            raise FatalModelError(
-                f"{self.name}: the server returned no logprobs (choice_probs_fallback=error)"
-            )
-        if not self._warned_no_logprobs:
-            log.warning(
-                "%s: the server returned no logprobs; choice_probs falls back to the "
-                "frequency of each choice over %d sampled answers",
-                self.name,
-                n,
-            )
-            self._warned_no_logprobs = True
-        params = [
-            GenerateParams(max_tokens=self.options.fallback_max_tokens, temperature=1.0, seed=i)
-            for i in range(n)
-        ]
-        replies = await asyncio.gather(*[self.generate(messages, q) for q in params])
-        counts = dict.fromkeys(choices, 0.0)
-        for r in replies:
-            usage = usage + r.usage
-            hit = first_choice(r.text, choices)
-            if hit is not None:
-                counts[hit] += 1
-        if n > 1 and len({r.text for r in replies}) == 1 and not self._warned_same_samples:
-            # A server that ignores temperature and seed gives every sample the same reply, so the
-            # "probabilities" can only be 0 or 1: say so once, the numbers are not frequencies.
-            log.warning(
-                "%s: %d sampled replies at temperature 1.0 with seeds 0-%d were identical: the server "
-                "seems to ignore temperature and seed, so sampled choice probabilities are 0 or 1",
-                self.name,
-                n,
-                n - 1,
-            )
-            self._warned_same_samples = True
-        if not any(counts.values()):
-            raise NoChoiceProbsError(f"{self.name}: no sampled reply named any of {list(choices)}")
-        probs, _ = normalise(counts, choices)
-        return ChoiceProbs(
-            probs=probs,
-            method="sampled",
-            mass=sum(counts.values()) / n,
-            samples=n,
-            usage=usage,
-            seconds=time.perf_counter() - t0,
-            model=self.name,
-        )
-
     async def aclose(self) -> None:
         for c in self._clients.pop(asyncio.get_running_loop(), []):
             await c.close()
-
-
-def _usage(resp: Any) -> Usage:
-    u = getattr(resp, "usage", None)
-    if u is None:
-        return Usage()
-    return Usage(input_tokens=u.prompt_tokens or 0, output_tokens=u.completion_tokens or 0)
 
 
 def _server_message(e: openai.APIStatusError) -> str:
@@ -280,14 +200,40 @@ def _server_message(e: openai.APIStatusError) -> str:
 
 
 def load_openai(name: str, options: OpenAIOptions | None = None) -> OpenAIBackend:
-    """`openai/<model>` or `openai/<model>@<base_url>`; `options.base_urls` adds more endpoints."""
-    rest = name.split("/", 1)[1] if "/" in name else ""
-    model, _, url = rest.partition("@")
-    if not model:
-        raise FatalModelError(f"model name {name!r} needs a model after 'openai/'")
+    """`openai/<model>[@<base_url>]`, or `openai[/<label>][@<base_url>]` with `openai.model` the
+    served id, read plainly (slashes, paths, '@'); `options.base_urls` adds more endpoints."""
     options = options or OpenAIOptions()
+    rest = name.split("/", 1)[1] if "/" in name else ""
+    head, sep, tail = rest.rpartition("@")
+    url = tail if sep and "://" in tail else ""
+    model = options.model or (head if url else rest)
+    if not model:
+        raise FatalModelError(
+            f"model name {name!r} needs a model: openai/<model>, or the served id in `openai: {{model: ...}}`"
+        )
     urls = ([url] if url else []) + [u for u in options.base_urls if u != url]
     return OpenAIBackend(name, model, options.model_copy(update={"base_urls": urls}))
+
+
+async def served_models(base_url: str, api_key_env: str = "OPENAI_API_KEY") -> list[str]:
+    """The model ids a server lists at GET /models (what `openai.model` takes)."""
+    backend = OpenAIBackend(
+        f"openai@{safe_url(base_url)}", "", OpenAIOptions(base_urls=[base_url], api_key_env=api_key_env)
+    )
+    where = backend.urls[0]
+    try:
+        page = await backend.clients()[0].models.list(timeout=backend.options.timeout_s)
+        return [m.id for m in page.data]
+    except openai.APIConnectionError as e:
+        raise FatalModelError(
+            f"{where}: connection failed ({backend._redact(str(e.__cause__ or e))})"
+        ) from None
+    except openai.APIStatusError as e:
+        raise FatalModelError(
+            backend._redact(f"{where}: HTTP {e.status_code}: {_server_message(e)}")
+        ) from None
+    finally:
+        await backend.aclose()
 
 
 def from_spec(spec: ModelSpec) -> OpenAIBackend:

@@ -5,10 +5,17 @@ Answers are deterministic functions of the prompt: the reply starts "Yes" or "No
 and logprobs put 0.9·p_yes on "Yes", 0.9·(1−p_yes) on "No", 0.1 on "Maybe". Sampled replies
 (temperature > 0) draw Yes/No with probability p_yes from a seeded RNG.
 
+/v1/completions takes a prompt rendered with `CHAT_TEMPLATE` (the last user message is read back
+out of it), with `echo` (the logprob of every prompt token: the choice after the assistant marker
+gets log 0.9·p_yes for "Yes", as above) and `logprobs: k` (top-k of the one generated token).
+
 Control endpoints (JSON): POST /control {latency_s, faults: [...], fault_rate, fault_kinds, seed,
-retry_after, logprobs, reply_prefix (words before the verdict), ignore_sampling (greedy whatever
-the temperature and seed), require_key}; GET /control/stats (`injected` counts the faults served,
-by kind); POST /control/reset.
+retry_after, logprobs (chat logprobs), completions (serve /v1/completions at all), echo (honour
+`echo`; off: only the generated token comes back, as servers that ignore it do),
+completion_logprobs (top logprobs in /v1/completions), reply_prefix (words before the verdict),
+ignore_sampling (greedy whatever the temperature and seed), require_key}; GET /control/stats
+(`injected` counts the faults served, by kind; `endpoints` the requests per endpoint);
+POST /control/reset.
 Fault kinds: 429, 500, 503, 400, 401, timeout, malformed, empty, and no_choice: a well-formed 200
 whose reply and top logprobs hold neither "Yes" nor "No" (a malformed verdict).
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -31,6 +39,46 @@ from typing import Any
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 FAULT_KINDS = ("429", "500", "503", "400", "401", "timeout", "malformed", "empty", "no_choice")
 NO_CHOICE_TOP = (("Maybe", 0.6), ("Perhaps", 0.4))  # what a no_choice fault answers
+#: The chat template a client renders for this server's /v1/completions (`openai.chat_template`).
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+ASSISTANT = "<|assistant|>\n"
+
+
+def first_tokens(p: float) -> list[tuple[str, float]]:
+    """The first reply token's distribution, most likely first."""
+    return sorted([("Yes", 0.9 * p), ("No", 0.9 * (1 - p)), ("Maybe", 0.1)], key=lambda t: -t[1])
+
+
+def read_prompt(text: str) -> tuple[str, str]:
+    """A rendered /v1/completions prompt → (the last user message, what follows the assistant marker)."""
+    head, _, tail = text.rpartition(ASSISTANT)
+    user = head.rpartition("<|user|>\n")[2].partition("<|end|>")[0]
+    return user, tail
+
+
+def completion_logprobs(text: str, body: dict[str, Any], echo: bool, generated: str) -> dict[str, Any]:
+    """Legacy-completions logprobs: the prompt's tokens (template pieces, the prompt as one token, the
+    continuation as one token) when echoed, then the generated token with its top-k."""
+    user, tail = read_prompt(text)
+    p = p_yes(user)
+    dist = dict(first_tokens(p))
+    k = int(body.get("logprobs") or 0)
+    tokens: list[str] = []
+    values: list[float | None] = []
+    tops: list[dict[str, float] | None] = []
+    if echo:
+        head = text[: len(text) - len(tail)]
+        tokens = [head, tail] if tail else [head]
+        values = [None, *([math.log(dist.get(tail, 0.001))] if tail else [])]
+        tops = [None] * len(tokens)
+    tokens.append(generated)
+    values.append(math.log(dist.get(generated, 0.001)))
+    tops.append({t: math.log(q) for t, q in first_tokens(p)[:k]} if k else None)
+    offsets = list(itertools.accumulate([0, *map(len, tokens)]))[:-1]
+    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
 
 
 def p_yes(prompt: str) -> float:
@@ -67,6 +115,9 @@ class State:
         self.rng = random.Random(0)
         self.retry_after: str | None = None
         self.logprobs = True
+        self.completions = True
+        self.echo = True
+        self.completion_logprobs = True
         self.reply_prefix = ""  # words before the verdict, as chat models often begin
         self.ignore_sampling = False  # answer greedily whatever temperature and seed say
         self.require_key: str | None = None
@@ -78,6 +129,7 @@ class State:
         self.statuses: dict[str, int] = {}
         self.models: dict[str, int] = {}
         self.injected: dict[str, int] = {}
+        self.endpoints: dict[str, int] = {}
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -88,6 +140,7 @@ class State:
             "statuses": self.statuses,
             "models": self.models,
             "injected": self.injected,
+            "endpoints": self.endpoints,
         }
 
     def next_fault(self) -> str | None:
@@ -115,21 +168,29 @@ def build_app(state: State) -> Any:
             headers=headers,
         )
 
-    async def chat(request: Request) -> Response:
-        state.requests += 1
-        state.arrivals.append(time.monotonic())
-        state.in_flight += 1
-        state.max_in_flight = max(state.max_in_flight, state.in_flight)
-        try:
-            return await _chat(request)
-        finally:
-            state.in_flight -= 1
+    def serving(handler: Any, kind: str) -> Any:
+        """An endpoint with the shared bookkeeping, key check, latency and injected faults."""
 
-    async def _chat(request: Request) -> Response:
+        async def endpoint(request: Request) -> Response:
+            state.requests += 1
+            state.endpoints[kind] = state.endpoints.get(kind, 0) + 1
+            state.arrivals.append(time.monotonic())
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            try:
+                return await faulty(request, handler, kind)
+            finally:
+                state.in_flight -= 1
+
+        return endpoint
+
+    async def faulty(request: Request, handler: Any, kind: str) -> Response:
         if state.require_key and request.headers.get("authorization") != f"Bearer {state.require_key}":
             return error(401, "Incorrect API key provided")
         body = await request.json()
         state.models[body.get("model", "")] = state.models.get(body.get("model", ""), 0) + 1
+        if kind == "completions" and not state.completions:
+            return error(404, "Not Found")
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
         fault = state.next_fault()
@@ -153,6 +214,39 @@ def build_app(state: State) -> Any:
                     "choices": [],
                 }
             )
+        state.statuses["200"] = state.statuses.get("200", 0) + 1
+        return await handler(body, fault)
+
+    async def completions(body: dict[str, Any], fault: str | None) -> Response:
+        text = str(body.get("prompt", ""))
+        user, _ = read_prompt(text)
+        generated = _reply(user, body, state.reply_prefix, state.ignore_sampling).split(",")[0].split()[0]
+        want = body.get("logprobs") is not None and state.completion_logprobs
+        logprobs = completion_logprobs(text, body, bool(body.get("echo")) and state.echo, generated)
+        prompt_tokens = len(text.split())
+        return JSONResponse(
+            {
+                "id": f"cmpl-{state.requests}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "text": (text if body.get("echo") and state.echo else "") + generated,
+                        "logprobs": logprobs if want else None,
+                        "finish_reason": "length",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": 1,
+                    "total_tokens": prompt_tokens + 1,
+                },
+            }
+        )
+
+    async def chat(body: dict[str, Any], fault: str | None) -> Response:
         messages = body.get("messages") or []
         prompt = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         if fault == "no_choice":
@@ -161,8 +255,7 @@ def build_app(state: State) -> Any:
             text = _reply(prompt, body, state.reply_prefix, state.ignore_sampling)
         logprobs = None
         if body.get("logprobs") and state.logprobs:
-            p = p_yes(prompt)
-            top = sorted([("Yes", 0.9 * p), ("No", 0.9 * (1 - p)), ("Maybe", 0.1)], key=lambda t: -t[1])
+            top = first_tokens(p_yes(prompt))
             top = list(NO_CHOICE_TOP) if fault == "no_choice" else top
             top = top[: body.get("top_logprobs") or 1]
             logprobs = {
@@ -175,7 +268,6 @@ def build_app(state: State) -> Any:
                     }
                 ]
             }
-        state.statuses["200"] = state.statuses.get("200", 0) + 1
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         return JSONResponse(
             {
@@ -215,6 +307,9 @@ def build_app(state: State) -> Any:
                 "fault_kinds",
                 "retry_after",
                 "logprobs",
+                "completions",
+                "echo",
+                "completion_logprobs",
                 "reply_prefix",
                 "ignore_sampling",
                 "require_key",
@@ -234,7 +329,8 @@ def build_app(state: State) -> Any:
 
     return Starlette(
         routes=[
-            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/chat/completions", serving(chat, "chat"), methods=["POST"]),
+            Route("/v1/completions", serving(completions, "completions"), methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/control", control, methods=["POST"]),
             Route("/control/stats", stats, methods=["GET"]),

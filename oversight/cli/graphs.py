@@ -45,7 +45,7 @@ def debate_cmd(
     check_models(cfg, config)  # after --protocol: it decides whether the debater is called
 
     async def go() -> dict:
-        models = {role: get_model(name) for role, name in cfg.roles().items()}
+        models = {role: get_model(spec) for role, spec in cfg.specs().items()}
         try:
             return await run_debate(cfg.build(models), question, answer, context)
         finally:
@@ -139,7 +139,8 @@ def judge_train_cmd(
     ]
 
     async def debates() -> list:
-        debater = get_model(cfg.speaker_model) if cfg.speaker_model else None
+        speaker = cfg.specs().get(cfg.SPEAKER)
+        debater = get_model(speaker) if speaker is not None else None
         try:
             return await collect_transcripts(cfg, debater, rows, concurrency=concurrency)
         finally:
@@ -214,7 +215,7 @@ def interact_cmd(
         raise ValueError("a simulated overseer needs --gold or --no-gold")
 
     async def go() -> dict:
-        models = {role: get_model(name) for role, name in cfg.roles().items()}
+        models = {role: get_model(spec) for role, spec in cfg.specs().items()}
         try:
             return await run_interaction(cfg.build(models), question, answer, context, gold=gold)
         finally:

@@ -80,10 +80,10 @@ def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run
     out = run_dir / "judges" / name
     if (out / "judge.json").exists():
         return JudgeInfo.model_validate_json((out / "judge.json").read_text())
-    speaker_name = graph.speaker_model
+    speaker_spec = graph.specs(cfg.models).get(graph.SPEAKER)
 
     async def transcripts() -> list:
-        speaker = get_model(cfg.models.get(speaker_name) or speaker_name) if speaker_name else None
+        speaker = get_model(speaker_spec) if speaker_spec is not None else None
         try:
             return await collect_transcripts(graph, speaker, rows, concurrency=cfg.concurrency)
         finally:
