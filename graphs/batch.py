@@ -8,9 +8,10 @@ must send all rows the same way, so B rows cost one run. Rows move in lockstep, 
 waits for its slowest call: worth it where calls are fast and alike (a local server), not where
 latency varies widely.
 
-A row whose call fails (one of `errors`) gets an "error" entry and is skipped from then on; the
-other rows go on. Node functions and reducers are the unbatched graph's own, so a row's final
-state is the state a one-row run would give (per-call seeds depend on the row, not on timing).
+A row whose call fails (one of `errors`) gets an "error" entry and is skipped from then on, keeping
+what it had (its transcript so far); the other rows go on, and a batch whose every row failed ends.
+Node functions and reducers are the unbatched graph's own, so a row's final state is the state a
+one-row run would give (per-call seeds depend on the row, not on timing).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 from collections.abc import Callable, Hashable, Sequence
 from typing import Annotated, Any, TypedDict, get_args, get_origin, get_type_hints
 
-from langgraph.graph import StateGraph
+from langgraph.graph import END, StateGraph
 
 from agents.errors import ModelError
 
@@ -77,6 +78,12 @@ class BatchGraph(StateGraph):
         return super().add_node(node, self._lift(action), **kwargs)
 
     def add_conditional_edges(self, source: str, path: Any, path_map: Any = None) -> BatchGraph:  # type: ignore[override]
+        # A batch whose every row failed ends there: its routers could otherwise loop for ever (no
+        # row's round counter moves once its nodes are skipped).
+        if isinstance(path_map, list):
+            path_map = [*path_map, END]
+        elif isinstance(path_map, dict):
+            path_map = {**path_map, END: END}
         return super().add_conditional_edges(source, _lift_router(source, path), path_map)
 
     def _lift(self, fn: Callable[[Row], Any]) -> Callable[[Row], Any]:
@@ -99,7 +106,9 @@ class BatchGraph(StateGraph):
 
 def _lift_router(source: str, route: Callable[[Row], Any]) -> Callable[[Row], Any]:
     def router(state: Row) -> Any:
-        live = [r for r in state["rows"] if "error" not in r] or state["rows"][:1]
+        live = [r for r in state["rows"] if "error" not in r]
+        if not live:
+            return END
         ways = {_key(route(r)) for r in live}
         if len(ways) > 1:
             raise RuntimeError(

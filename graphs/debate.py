@@ -17,7 +17,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
-from graphs.batch import BatchGraph
+from graphs.batch import ROW_ERRORS, BatchGraph
 from graphs.config import DebateSettings
 from graphs.quotes import check_quotes
 from graphs.render import judge_prompt, speaker_prompt, transcript_for_judge
@@ -245,6 +245,19 @@ async def run_debate(
 def debate_input(question: str, answer: str, context: str = "") -> dict[str, Any]:
     """A debate's start state (one row of a batched graph's input)."""
     return {"question": question, "answer": answer, "context": context, "round": 1, "transcript": []}
+
+
+async def invoke_recorded(graph: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Run one row to its end; a failed call (`ROW_ERRORS`) comes back as "error" in the last state
+    reached, so what was said before it is kept (a judge that fails after a whole debate leaves
+    its transcript; the batched graph keeps each row's the same way)."""
+    last: dict[str, Any] = dict(state)
+    try:
+        async for values in graph.astream(state, stream_mode="values"):
+            last = values
+    except ROW_ERRORS as err:
+        return {**last, "error": f"{type(err).__name__}: {err}"}
+    return last
 
 
 async def invoke_once(graph: Any, state: dict[str, Any], thread_id: str | None) -> Any:

@@ -17,10 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import Model, ModelSpec, get_model
-from agents.config import CacheConfig, spec_identity
+from agents.config import CacheConfig, resolve_spec, spec_identity
 from agents.providers import PROVIDERS
-from graphs.batch import ROW_ERRORS
-from graphs.debate import invoke_once
+from graphs.debate import invoke_recorded
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec
 from oversight.store import LabelRow, LabelStore
@@ -125,12 +124,26 @@ class LabelRun(BaseModel):
     quality: LabelQuality | None = Field(None, description="the selected rows' labels against gold")
 
 
+def usage_lines(usage: dict[str, dict[str, float]], where: str = "") -> list[str]:
+    """One line per model role of a labelling run: what its calls went through (`UsageStats`)."""
+    out = []
+    for role, u in usage.items():
+        cut = u.get("concurrency_cuts", 0)
+        backoff = f", backed off {cut:.0f}x to {u.get('lowest_concurrency', 0):.0f} in flight" if cut else ""
+        out.append(
+            f"{where}{role}: {u.get('calls', 0):.0f} calls ({u.get('cache_hits', 0):.0f} cached), "
+            f"{u.get('retries', 0):.0f} retries, {u.get('timeouts', 0):.0f} timeouts, "
+            f"{u.get('overloaded', 0):.0f} 429/503 answers, {u.get('failures', 0):.0f} failed{backoff}"
+        )
+    return out
+
+
 def judge_questions(cfg: LabelConfig) -> set[str]:
     """Questions a trained judge of this graph saw in training (its judge.json): labelling them
     would score the judge on its own training data."""
     out: set[str] = set()
-    if (judge := cfg.graph.specs(cfg.models).get(cfg.graph.JUDGE)) is not None:
-        model = judge.name
+    if (judge := cfg.graph.judge_model) is not None:
+        model = resolve_spec(judge, cfg.models).name
         meta = Path(model.split("/", 1)[1]) / "judge.json" if model.startswith("classifier/") else None
         if meta is not None and meta.exists():
             out |= set(json.loads(meta.read_text()).get("qids", []))
@@ -193,18 +206,16 @@ async def label(
             """Final states of a chunk of rows; a failed row's state holds its "error"."""
             if batched:
                 return (await graph.ainvoke({"rows": [spec.start(e) for e in chunk]}))["rows"]
-            try:
-                return [await invoke_once(graph, spec.start(chunk[0]), None)]
-            except ROW_ERRORS as err:  # recorded, never dropped or guessed
-                return [{"error": f"{type(err).__name__}: {err}"}]
+            return [await invoke_recorded(graph, spec.start(chunk[0]))]  # a failure is recorded
 
         def keep(e: Example, state: dict[str, Any]) -> None:
             """One row's verdict, or its failure, goes to the store."""
             nonlocal failed
             key = {"example_id": e.id, "protocol": protocol, "config_hash": chash}
-            if "error" in state:
+            if "error" in state:  # recorded, never dropped or guessed; what was said before it is kept
                 failed += 1
-                record = {"question": e.question, "answer": e.answer}
+                transcript = [t.model_dump(mode="json") for t in state.get("transcript", [])]
+                record = {"question": e.question, "answer": e.answer, "transcript": transcript}
                 row = LabelRow(**key, status="failed", error=state["error"], record=record)
             else:
                 record = _record(cfg, e, state, models, chash)

@@ -354,7 +354,10 @@ graph: {{kind: debate, protocol: blind, judge: judge}}
     nested = w2sg("label", str(label), "--set", "graph.roundz=2", "--set", "models.judge.nope=1")
     assert nested.returncode == 2
     assert "  graph.roundz: Extra inputs are not permitted (allowed here: consultant_side," in nested.stderr
-    assert "  models.judge.nope: Extra inputs are not permitted (allowed here: adaptive_concurrency, cache," in nested.stderr
+    assert (
+        "  models.judge.nope: Extra inputs are not permitted (allowed here: adaptive_concurrency, cache,"
+        in nested.stderr
+    )
     typo = w2sg("train", "configs/w2sg-sciq.yaml", "--set", "sizes.weakk=3", "--set", f"out_dir={tmp_path}")
     assert typo.returncode == 2
     assert (

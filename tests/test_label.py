@@ -228,3 +228,30 @@ def test_other_data_is_never_served_old_labels(tmp_path: Path) -> None:
     assert "6 labelled, 0 failed, 0 already done" in again.stdout, again.stderr
     with sqlite3.connect(tmp_path / "d.sqlite") as db:
         assert db.execute("SELECT count(DISTINCT config_hash) FROM labels").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("rows_per_graph", [1, 4])
+async def test_a_failed_verdict_keeps_its_transcript(tmp_path: Path, rows_per_graph: int) -> None:
+    """The judge's server is down: every row fails after the debate, and the store keeps what the
+    debaters said. Batched, a batch whose every row failed ends (it used to loop to the recursion
+    limit and sink the run)."""
+    from agents import load_config
+    from oversight.label import LabelConfig, label
+
+    text = config(tmp_path, "dead.sqlite").read_text()
+    text = text.replace(
+        "graph: {kind: debate",
+        "  dead: {name: 'openai/x@http://127.0.0.1:9/v1', retry: {max_attempts: 1}}\ngraph: {kind: debate",
+    ).replace("judge: judge}", "judge: dead}")
+    path = tmp_path / "dead.yaml"
+    path.write_text(text.replace("concurrency: 4", f"concurrency: 4\nrows_per_graph: {rows_per_graph}"))
+    run = await label(load_config(path, LabelConfig))
+    assert run.failed == 20 and run.labelled == 0
+    with sqlite3.connect(tmp_path / "dead.sqlite") as db:
+        rows = db.execute("SELECT status, error, record FROM labels").fetchall()
+    assert len(rows) == 20 and {r[0] for r in rows} == {"failed"}
+    assert all("connection failed" in r[1] for r in rows)
+    import json
+
+    said = [[t["text"] for t in json.loads(r[2])["transcript"]] for r in rows]
+    assert all(s == ["It is right.", "It is wrong."] for s in said)

@@ -195,6 +195,7 @@ def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> N
     assert all([e.id for e in plain[k]] == [e.id for e in sp[k]] for k in plain)
     from pydantic import Field, create_model
 
+    from agents.config import HOW_FIELDS
     from oversight.run.config import RunSizes
     from w2sg.run_folder import run_id
 
@@ -204,7 +205,8 @@ def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> N
         "RunConfig", __base__=RunConfig, sizes=(old_sizes, Field(default_factory=old_sizes))
     )
     old = old_config.model_validate(plain_over)
-    assert plain_cfg.run_id("fp") == run_id("e2e", old, "fp", exclude=frozenset({"concurrency"}))
+    how = {"concurrency": True, "on_failure": True, "models": {"__all__": HOW_FIELDS}}
+    assert plain_cfg.run_id("fp") == run_id("e2e", old, "fp", exclude=how)
     assert cfg.run_id("fp") != plain_cfg.run_id("fp")
 
     result = run_pipeline(cfg, resolve=resolve_model_path)
@@ -267,3 +269,39 @@ def test_shipped_run_configs_load() -> None:
         cfg = load_config(path, RunConfig)
         assert cfg.protocols, path
         json.dumps(cfg.model_dump(mode="json"))
+
+
+def test_a_protocol_that_fails_on_some_rows_fails_the_run_or_is_dropped(tmp_path: Path, server) -> None:  # type: ignore[no-untyped-def]
+    """A prompted judge whose server refuses 10% of requests (HTTP 400, not retried): with
+    `on_failure: fail` the run stops after every graph has labelled, naming the rows; with `drop`
+    (same run folder and store) the questions left unlabelled leave every source, and the report
+    names them with the verdicts' scoring methods and the models' retries and failures."""
+    server.reset(fault_rate=0.1, fault_kinds=["400"], seed=5)
+    over = small(tmp_path)
+    over["models"]["flaky"] = {"name": f"openai/fake@{server.url}", "retry": {"max_attempts": 1}}
+    over["protocols"] = {
+        "blind": {"kind": "debate", "protocol": "blind", "judge": "rule"},
+        "flaky": {"kind": "debate", "protocol": "blind", "judge": "flaky"},
+    }
+    over["aggregate"] = []
+    cfg = RunConfig.model_validate(over)
+    with pytest.raises(RuntimeError, match=r"protocol 'flaky': \d+ of 68 rows have no label after retries"):
+        run_pipeline(cfg, resolve=resolve_model_path)
+    dropping = RunConfig.model_validate({**over, "on_failure": "drop"})
+    sp, _ = prepare_run_splits(cfg)
+    from w2sg.data import fingerprint
+
+    assert dropping.run_id(fingerprint(sp)) == cfg.run_id(fingerprint(sp))  # same folder and store
+    server.control(fault_rate=1.0)  # the rows that failed fail again (the labelled ones are kept)
+    result = run_pipeline(dropping, resolve=resolve_model_path)
+    flaky = next(s for s in result.sources if s.source == "flaky")
+    dropped = set(result.dropped_questions)
+    assert flaky.failed and flaky.methods == {"logprobs": 68 - 2 * len(dropped)}  # both rows of each
+    assert flaky.usage["judge"]["failures"] == len(flaky.failed)
+    qid = {e.id: e.qid for k in ("calib", "strong", "val") for e in sp[k]}
+    assert dropped == {qid[i] for i in flaky.failed}
+    strong = {e.qid for e in sp["strong"]} - dropped
+    assert result.experiment.sizes["strong"] == 2 * len(strong) < 40
+    report = (tmp_path / "runs" / result.run_id / "results.md").read_text()
+    assert f"on_failure: drop: {len(dropped)} questions" in report
+    assert "| flaky | logprobs 100% |" in report

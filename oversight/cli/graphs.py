@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from agents import get_model
+from agents.config import resolve_spec
 from oversight.cli.app import SetOpt, app, check_models, console, load
 from oversight.paths import model_path_problem, resolve_model_path
 
@@ -38,7 +39,7 @@ def debate_cmd(
     set_: SetOpt = None,
 ) -> None:
     """Run one debate (or consultancy, blind judge, N-agent debate) and print transcript and verdict."""
-    from graphs.debate import run_debate
+    from graphs.debate import debate_input, invoke_recorded
 
     # --protocol is `--set protocol=...`; models are checked after it (it decides whether a debater is called)
     cfg = _load_debate(config, [*(set_ or []), *([f"protocol={protocol}"] if protocol else [])], check=False)
@@ -47,7 +48,7 @@ def debate_cmd(
     async def go() -> dict:
         models = {role: get_model(spec) for role, spec in cfg.specs().items()}
         try:
-            return await run_debate(cfg.build(models), question, answer, context)
+            return await invoke_recorded(cfg.build(models), debate_input(question, answer, context))
         finally:
             for m in models.values():
                 await m.aclose()
@@ -59,6 +60,8 @@ def debate_cmd(
         quotes = "".join(f" [{'verified' if q.verified else 'unverified'} quote]" for q in t.quotes)
         console.print(f"[bold]round {t.round} · {who}[/bold]{quotes}", highlight=False)
         console.print(t.text, highlight=False, markup=False)
+    if "error" in state:  # what was said is printed above; the failed call ends the command
+        raise RuntimeError(f"no verdict: {state['error']}")
     v = state["verdict"]
     runs = ", ".join(f"{p:.3f}" for p in v.p_runs)
     console.print(
@@ -139,8 +142,7 @@ def judge_train_cmd(
     ]
 
     async def debates() -> list:
-        speaker = cfg.specs().get(cfg.SPEAKER)
-        debater = get_model(speaker) if speaker is not None else None
+        debater = get_model(resolve_spec(cfg.speaker_model)) if cfg.speaker_model else None
         try:
             return await collect_transcripts(cfg, debater, rows, concurrency=concurrency)
         finally:
@@ -199,7 +201,8 @@ def interact_cmd(
     set_: SetOpt = None,
 ) -> None:
     """A strong assistant helps a weak overseer (model, simulated or human) judge one answer."""
-    from graphs.interaction import InteractionConfig, run_interaction
+    from graphs.debate import invoke_recorded
+    from graphs.interaction import InteractionConfig, interaction_input
     from oversight import human
 
     cfg = load(config, InteractionConfig, overrides=set_)
@@ -217,13 +220,17 @@ def interact_cmd(
     async def go() -> dict:
         models = {role: get_model(spec) for role, spec in cfg.specs().items()}
         try:
-            return await run_interaction(cfg.build(models), question, answer, context, gold=gold)
+            return await invoke_recorded(
+                cfg.build(models), interaction_input(question, answer, context, gold)
+            )
         finally:
             for m in models.values():
                 await m.aclose()
 
     state = asyncio.run(go())
     _show_interaction(state)
+    if "error" in state:
+        raise RuntimeError(f"no verdict: {state['error']}")
 
 
 @human_app.command("queue")

@@ -23,7 +23,7 @@ def label_cmd(
     """Run an oversight graph over a dataset split; verdicts go to a durable SQLite store."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from oversight.label import LabelConfig, label
+    from oversight.label import LabelConfig, label, usage_lines
 
     cfg = load(config, LabelConfig, overrides=set_)
     failed = 0
@@ -58,6 +58,8 @@ def label_cmd(
         highlight=False,
         soft_wrap=True,
     )
+    for line in usage_lines(run.usage):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     if run.quality is not None:
         q = run.quality
         console.print(

@@ -50,9 +50,28 @@ ModelsConfigArg = Annotated[Path, typer.Argument(help="any YAML config; only its
 
 
 @models_app.command("list")
-def models_list(config: ModelsConfigArg, set_: SetOpt = None) -> None:
-    """List the models in a config's `models:` mapping (a config without one: a note, exit 0)."""
-    models = _load_models(config, set_)
+def models_list(
+    config: Annotated[
+        str,
+        typer.Argument(
+            help="any YAML config (its `models:` mapping is listed), or a server's base URL "
+            "(http://127.0.0.1:8000/v1): the model ids it serves, what `openai: {model: ...}` takes"
+        ),
+    ],
+    api_key_env: Annotated[
+        str, typer.Option(help="with a URL: the env var holding its key")
+    ] = "OPENAI_API_KEY",
+    set_: SetOpt = None,
+) -> None:
+    """List the models in a config's `models:` mapping (a config without one: a note, exit 0), or
+    the model ids an OpenAI-compatible server serves."""
+    if config.startswith(("http://", "https://")):
+        from agents.backends.openai_compat import served_models
+
+        for model_id in asyncio.run(served_models(config, api_key_env)):
+            console.print(model_id, highlight=False, markup=False, soft_wrap=True)
+        return
+    models = _load_models(Path(config), set_)
     if not models:
         return
     table = Table("name", "model", "provider", "concurrency")
@@ -150,18 +169,16 @@ def chat(
         async with get_model(spec) as m:
             with console.status(f"{spec.name} is thinking"):
                 c = await m.generate(messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
-                p = (
-                    await m.choice_probs(messages, [s.strip() for s in choices.split(",")])
-                    if choices
-                    else None
-                )
+            # The reply is shown before the choices are scored: a scoring failure must not lose it.
             console.print(f"[bold]user:[/bold] {message}", highlight=False)
-            console.print(f"[bold]{spec.name}:[/bold] {c.text.strip()}", highlight=False)
+            console.print(f"[bold]{spec.name}:[/bold] {c.text.strip()}", highlight=False, markup=False)
             console.print(
                 f"[dim]{c.usage.input_tokens} in / {c.usage.output_tokens} out tokens, "
                 f"{c.seconds:.2f}s, finish={c.finish_reason}[/dim]"
             )
-            if p is not None:
+            if choices:
+                with console.status(f"{spec.name}: scoring {choices}"):
+                    p = await m.choice_probs(messages, [s.strip() for s in choices.split(",")])
                 shown = ", ".join(f"{k}={v:.3f}" for k, v in p.probs.items())
                 console.print(f"[bold]choice probs[/bold] ({p.method}): {shown}", highlight=False)
 

@@ -20,6 +20,7 @@ def run_cmd(
 ) -> None:
     """End to end: weak teachers and oversight graphs label a dataset, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
+    from oversight.label import usage_lines
     from oversight.run.config import RunConfig
     from oversight.run.runner import run_pipeline
 
@@ -28,4 +29,14 @@ def run_cmd(
         result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
     run_dir = cfg.out_dir / result.run_id
     console.print(summary(result.experiment, run_dir), highlight=False)
+    for s in result.sources:  # what each graph's models went through, and the rows they left
+        for line in usage_lines(s.usage, where=f"{s.source} "):
+            console.print(f"[dim]{line}[/dim]", highlight=False, soft_wrap=True)
+        if s.failed:
+            console.print(f"{s.source}: {len(s.failed)} rows without a label after retries", highlight=False)
+    if result.dropped_questions:
+        console.print(
+            f"on_failure: drop: {len(result.dropped_questions)} questions left out of every source",
+            highlight=False,
+        )
     console.print(f"[dim]plots: {run_dir / 'pgr.png'}, {run_dir / 'cost.png'}[/dim]", highlight=False)

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents import ModelSpec
+from agents.config import HOW_FIELDS
 from graphs.kinds import AnyGraph
 from oversight.label import check_model_names, graph_models
 from w2sg.data import Size
@@ -83,6 +84,12 @@ class RunConfig(W2SGCore):
         5, ge=2, description="cross-fitting folds over calib questions for the average's skill weights"
     )
     concurrency: int = Field(32, ge=1, description="graphs in flight while labelling")
+    on_failure: Literal["fail", "drop"] = Field(
+        "fail",
+        description="rows a graph leaves unlabelled after retries: fail the run (after every graph has "
+        "labelled, naming them; a rerun retries them), or drop their questions from every source's "
+        "splits, counted and named in the report",
+    )
 
     #: model names a graph may use besides `models:` keys and model strings.
     MODEL_ALIASES: ClassVar[tuple[str, ...]] = (TRAINED,)
@@ -118,7 +125,10 @@ class RunConfig(W2SGCore):
 
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        return run_id(self.name, self, data, exclude=id_exclude(self.sizes, concurrency=True))
+        # How models are called (retries, timeouts, limits) and the failure policy change no label:
+        # a run resumed with longer timeouts, or with `on_failure: drop`, keeps its folder and store.
+        how = id_exclude(self.sizes, concurrency=True, on_failure=True, models={"__all__": HOW_FIELDS})
+        return run_id(self.name, self, data, exclude=how)
 
 
 def _first_error(e: ValueError) -> str:

@@ -77,8 +77,43 @@ def pipeline_table(r: PipelineResult) -> str:
         ]
     if notes := [f"- {s.source}: {s.note}" for s in r.sources if s.note]:
         lines += ["", "Warnings:", "", *notes]
+    lines += oversight_lines(r)
     lines += ["", "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r.stage_seconds.items())]
     return "\n".join(lines) + "\n"
+
+
+def oversight_lines(r: PipelineResult) -> list[str]:
+    """How each oversight source's verdicts were scored (share per method), the rows it left
+    unlabelled, and what its models went through in this run (retries, timeouts, failures)."""
+    graphs = [s for s in r.sources if s.kind == "oversight"]
+    if not graphs:
+        return []
+    lines = [
+        "",
+        "Oversight sources: verdicts per scoring method (over every graph-split row); per model role, "
+        "calls / retries / timeouts / 429-503 answers / calls that failed / the lowest adaptive "
+        "concurrency (of its cap) in this run.",
+        "",
+        "| source | verdicts by method | rows without a label | models |",
+        "|---|---|---|---|",
+    ]
+    for s in graphs:
+        n = sum(s.methods.values()) or 1
+        methods = ", ".join(f"{m} {c / n:.0%}" for m, c in sorted(s.methods.items(), key=lambda t: -t[1]))
+        failed = f"{len(s.failed)} ({', '.join(s.failed[:3])}{', ...' if len(s.failed) > 3 else ''})"
+        keys = ("calls", "retries", "timeouts", "overloaded", "failures", "lowest_concurrency")
+        models = "; ".join(
+            f"{role}: {' / '.join(f'{u.get(k, 0):.0f}' for k in keys)}" for role, u in s.usage.items()
+        )
+        lines.append(f"| {s.source} | {methods or '-'} | {failed if s.failed else 0} | {models or '-'} |")
+    if r.dropped_questions:
+        shown = ", ".join(r.dropped_questions[:10]) + (", ..." if len(r.dropped_questions) > 10 else "")
+        lines += [
+            "",
+            f"on_failure: drop: {len(r.dropped_questions)} questions some graph left unlabelled were left "
+            f"out of every source's graph splits (both their rows): {shown}.",
+        ]
+    return lines
 
 
 #: The PGR axis: intervals reaching past it are clipped, their ends marked and their value printed.

@@ -26,6 +26,13 @@ class SourceReport(BaseModel):
         None, description="label accuracy minus the blind judge's, paired over the same strong rows"
     )
     note: str | None = Field(None, description="a warning about how this source was made")
+    methods: dict[str, int] = Field(
+        default_factory=dict, description="verdicts per scoring method (logprobs, echo, sampled, ...)"
+    )
+    failed: list[str] = Field(default_factory=list, description="rows left without a label after retries")
+    usage: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="per role: calls, retries, timeouts, failures, ... of this run"
+    )
 
 
 class PipelineResult(BaseModel):
@@ -35,4 +42,7 @@ class PipelineResult(BaseModel):
     stage_seconds: dict[str, float]
     passage_questions: int | None = Field(
         None, description="questions with a passage in the test file: what the graph splits draw from"
+    )
+    dropped_questions: list[str] = Field(
+        default_factory=list, description="on_failure: drop: questions left out of every source"
     )

@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from agents import get_model
+from agents.config import resolve_spec
 from graphs.spec import GraphSpec
 from oversight.judges import JudgeInfo, collect_transcripts, train_judge
 from oversight.label import LabelConfig, label
@@ -32,7 +35,7 @@ from oversight.run.config import GRAPH_SPLITS, TRAINED, RunConfig
 from oversight.run.report import write_pipeline_report
 from oversight.run.results import PipelineResult, SourceReport
 from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
-from oversight.store import LabelStore
+from oversight.store import LabelRow, LabelStore
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split
 from w2sg.experiment import (
@@ -80,7 +83,7 @@ def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run
     out = run_dir / "judges" / name
     if (out / "judge.json").exists():
         return JudgeInfo.model_validate_json((out / "judge.json").read_text())
-    speaker_spec = graph.specs(cfg.models).get(graph.SPEAKER)
+    speaker_spec = resolve_spec(graph.speaker_model, cfg.models) if graph.speaker_model else None
 
     async def transcripts() -> list:
         speaker = get_model(speaker_spec) if speaker_spec is not None else None
@@ -104,11 +107,20 @@ def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run
     )
 
 
+class GraphLabels(NamedTuple):
+    """What one oversight graph gave: its 'ok' labels by example id, the rows left without one
+    after retries, its trained judge, and its models' usage (retries, timeouts, failures)."""
+
+    rows: dict[str, LabelRow]
+    failed: list[str]
+    judge: JudgeInfo | None
+    usage: dict[str, dict[str, float]]
+
+
 def oversight_labels(
     cfg: RunConfig, name: str, graph: GraphSpec, sp: dict[str, list[Example]], run_dir: Path
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray | None, JudgeInfo | None]:
-    """p(true) per graph split, and tokens, seconds and dollars (None: no prices) per strong-split
-    label, from the store."""
+) -> GraphLabels:
+    """Label every graph-split row with one graph (resuming from the run's store)."""
     info = None
     if graph.judge_model == TRAINED:
         info = _judge(cfg, name, graph, sp["judge"], run_dir)
@@ -130,19 +142,43 @@ def oversight_labels(
         got = {r.example_id: r for r in store.rows(lcfg.protocol, run.config_hash) if r.status == "ok"}
     finally:
         store.close()
-    missing = [e.id for e in rows if e.id not in got]
-    if missing:
+    failed = [e.id for e in rows if e.id not in got]
+    if failed and cfg.on_failure == "fail":
         raise RuntimeError(
-            f"protocol {name!r}: {len(missing)} of {len(rows)} rows have no label (e.g. {missing[0]}); "
-            f"the failures are in {lcfg.store}; rerun to retry them"
+            f"protocol {name!r}: {len(failed)} of {len(rows)} rows have no label after retries (e.g. "
+            f"{failed[0]}); the failures and their transcripts are in {lcfg.store}. Rerun to retry them, "
+            "or set `on_failure: drop` to leave their questions out of every source"
         )
+    return GraphLabels(got, failed, info, run.usage)
+
+
+def source_report(
+    name: str, got: dict[str, LabelRow], info: JudgeInfo | None, sp: dict[str, list[Example]]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """p(true) per graph split, and the oversight fields of its `SourceReport` (cost per strong-split
+    label; verdicts per scoring method, over every graph-split row)."""
     p = {k: np.array([got[e.id].p_true for e in sp[k]], dtype=float) for k in GRAPH_SPLITS}
     verdicts = [got[e.id].record["verdict"] for e in sp["strong"]]
     tokens = np.array([v["tokens"] for v in verdicts], dtype=float)
     seconds = np.array([v["seconds"] for v in verdicts], dtype=float)
     usd = [got[e.id].record.get("cost_usd") for e in sp["strong"]]
-    cost = np.array(usd, dtype=float) if all(c is not None for c in usd) else None
-    return p, tokens, seconds, cost, info
+    methods = Counter(got[e.id].record["verdict"]["method"] for k in GRAPH_SPLITS for e in sp[k])
+    fields = {"tokens": tokens, "seconds": seconds, "usd": None, "methods": dict(methods), "judge": info}
+    if all(c is not None for c in usd):
+        fields["usd"] = np.array(usd, dtype=float)
+    return p, fields
+
+
+def drop_failed(
+    sp: dict[str, list[Example]], failed: dict[str, list[str]]
+) -> tuple[dict[str, list[Example]], list[str]]:
+    """`on_failure: drop`: the graph splits without every question some graph left a row of
+    unlabelled (whole questions, so each keeps its correct and its wrong answer), for every source
+    alike; and those questions."""
+    ids = {i for rows in failed.values() for i in rows}
+    qids = sorted({e.qid for k in GRAPH_SPLITS for e in sp[k] if e.id in ids})
+    out = {k: [e for e in v if e.qid not in qids] if k in GRAPH_SPLITS else v for k, v in sp.items()}
+    return out, qids
 
 
 def run_pipeline(
@@ -162,6 +198,19 @@ def run_pipeline(
         progress.advance()
         progress.note(f"{stage} done in {duration(stages[stage])}")
 
+    # The graphs label first: with `on_failure: drop`, the questions any of them left unlabelled
+    # leave every source's splits before a weak teacher or a student sees them.
+    graphs: dict[str, GraphLabels] = {}
+    for name, graph in cfg.protocols.items():
+        t = time.perf_counter()
+        graphs[name] = oversight_labels(cfg, name, graph, sp, run_dir)
+        stage_done(name, t)
+    failed = {name: g.failed for name, g in graphs.items() if g.failed}
+    sp, dropped = drop_failed(sp, failed)
+    if dropped:
+        log.warning("on_failure: drop: %d questions left out of every source (%s)", len(dropped), failed)
+
+    t = time.perf_counter()
     fitter = Fitter(cfg, sp, resolve, weak_split="judge")
     gold, qids = fitter.gold, fitter.qids
 
@@ -176,17 +225,16 @@ def run_pipeline(
     # The weak teachers label dev too (its rows need no passage); the graphs cannot (no floor on dev).
     scored = ("test", "dev") if "dev" in sp else ("test",)
     teachers, _ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", *scored))
-    stage_done("weak teachers", t0)
+    stage_done("weak teachers", t)
     for src, p in teachers.items():
         labels[src] = p
         reports[src] = SourceReport(source=src, kind="teacher", raw=quality(p["strong"]))
     token_rows = []
-    for name, graph in cfg.protocols.items():
-        t = time.perf_counter()
-        p, tokens, seconds, usd, info = oversight_labels(cfg, name, graph, sp, run_dir)
-        stage_done(name, t)
+    for name, g in graphs.items():
+        p, fields = source_report(name, g.rows, g.judge, sp)
         labels[name] = p
-        token_rows.append((tokens, seconds))
+        token_rows.append((fields["tokens"], fields["seconds"]))
+        info = fields["judge"]
         if info is not None:  # the judge picked its checkpoint on judge-split rows: score it on calib
             held = {"heldout_accuracy": accuracy(p["calib"], gold["calib"]), "heldout_rows": len(p["calib"])}
             info = info.model_copy(update=held)
@@ -194,10 +242,13 @@ def run_pipeline(
             source=name,
             kind="oversight",
             raw=quality(p["strong"]),
-            tokens_per_label=per_label(tokens),
-            seconds_per_label=per_label(seconds),
-            usd_per_label=per_label(usd) if usd is not None else None,
+            tokens_per_label=per_label(fields["tokens"]),
+            seconds_per_label=per_label(fields["seconds"]),
+            usd_per_label=per_label(fields["usd"]) if fields["usd"] is not None else None,
             judge=info,
+            methods=fields["methods"],
+            failed=g.failed,
+            usage=g.usage,
         )
 
     calibrated = {src: _calibrate(cfg, p, gold["calib"]) for src, p in labels.items()}
@@ -268,6 +319,7 @@ def run_pipeline(
         sources=list(reports.values()),
         stage_seconds=stages,
         passage_questions=passage_questions,
+        dropped_questions=dropped,
     )
     save_predictions(run_dir, sp["test"], scores.preds)
     np.savez(
