@@ -32,7 +32,11 @@ INSTRUCTION = (
 class ICLConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("embedded/smollm2", description="any model string of the model layer")
+    model: str | dict[str, Any] = Field(
+        "embedded/smollm2",
+        description="any model string of the model layer, or a model spec mapping ({name, openai: "
+        "{model, base_urls, timeout_s}, retry: ..., max_concurrency}), validated when a command loads it",
+    )
     k: int = Field(4, ge=1, description="demos per prompt")
     selectors: list[Selector] = Field(default_factory=lambda: list(SELECTORS))
     label_sources: list[str] = Field(
@@ -54,7 +58,8 @@ class ICLConfig(BaseModel):
 
     def model_refs(self) -> dict[str, tuple[str, str]]:
         """field → (name, kind): what `oversight.paths.check_config_models` resolves."""
-        return {"model": (self.model, "name"), "embedder": (self.embedder, "path")}
+        model = {"model": (self.model, "name")} if isinstance(self.model, str) else {}
+        return {**model, "embedder": (self.embedder, "path")}
 
 
 class ChoiceModel(Protocol):

@@ -150,7 +150,7 @@ def run_icl(
         )
     result = ICLResult(
         run_id=rid,
-        model=icl.model,
+        model=icl.model if isinstance(icl.model, str) else str(icl.model.get("name", "")),
         k=icl.k,
         sizes={"pool": len(pool), "test": len(test)},
         source_accuracy={s: float(np.mean((v > 0.5) == (gold_pool > 0.5))) for s, v in labels.items()},

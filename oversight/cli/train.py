@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich import box
 from rich.table import Table
 
-from agents import ConfigError, get_model
+from agents import ConfigError, ModelSpec, get_model
+from agents.config import format_validation_error
 from oversight.cli.app import SetOpt, app, check_models, console, load
-from oversight.paths import model_name_problem, resolve_model_path
+from oversight.paths import check_config_models, model_name_problem, resolve_model_path
 
 if TYPE_CHECKING:
     from w2sg.experiment import W2SGConfig
@@ -123,13 +125,28 @@ def icl_cmd(
     cfg = cfg.model_copy(update={"icl": icl})
     # Checked once the ICL section is final: its defaults when the file has none, not --model.
     check_models(cfg, config, ignore=("icl.model",) if model is not None else ())
-    llm = get_model(icl.model)
+    llm = get_model(icl_spec(icl.model, config))
     try:
         result = run_icl(cfg, llm, resolve=resolve_model_path, force=force)
     finally:
         asyncio.run(llm.aclose())
     console.print(icl_table(result), highlight=False)
     console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")
+
+
+def icl_spec(model: str | dict, config: Path) -> ModelSpec:
+    """`icl.model` as the model layer's spec: a model string, or a spec mapping validated here (the
+    training core knows nothing of the model layer), its errors naming the file and field."""
+    if isinstance(model, str):
+        return ModelSpec(name=model)
+    try:
+        spec = ModelSpec.model_validate(model)
+    except ValidationError as e:
+        raise ConfigError(
+            format_validation_error(e, f"{config}: icl.model", ModelSpec, "model spec")
+        ) from None
+    check_config_models(spec, f"{config}: icl.model")
+    return spec
 
 
 @app.command("compare", rich_help_panel="Experiments")
