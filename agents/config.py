@@ -197,11 +197,6 @@ def resolve_spec(ref: ModelRef, models: dict[str, ModelSpec] | None = None) -> M
     return (models or {}).get(ref) or ModelSpec(name=ref)
 
 
-def model_name(ref: ModelRef) -> str:
-    """What a reference is called in logs, stores and checks (a key of `models:` stays a key)."""
-    return ref.name if isinstance(ref, ModelSpec) else ref
-
-
 def spec_identity(spec: ModelSpec) -> dict[str, Any]:
     """What of a spec changes its answers: everything but `HOW_FIELDS` (and unset sections)."""
     return spec.model_dump(mode="json", exclude=HOW_FIELDS, exclude_none=True)

@@ -54,6 +54,7 @@ async def test_exact_methods_give_the_servers_probability(
         ({"logprobs": False}, True, "echo"),
         ({"logprobs": False, "echo": False}, True, "completion_logprobs"),
         ({"logprobs": False, "completions": False}, True, "sampled"),
+        ({"logprobs": False, "completions": False, "systemone": True}, True, "systemone"),
         ({"logprobs": False}, False, "sampled"),  # no template: /v1/completions is never tried
     ],
 )
@@ -70,7 +71,7 @@ async def test_auto_finds_the_best_method_once(
     if not with_template:
         assert "completions" not in after
     # The second call goes straight to the method found: no probing of the others again.
-    used = {"logprobs": "chat", "sampled": "chat"}.get(found, "completions")
+    used = {"logprobs": "chat", "sampled": "chat", "systemone": "systemone"}.get(found, "completions")
     assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}.keys() == {used}
     if found != "sampled":
         assert first["Yes"] == pytest.approx(p_yes(PROMPT), abs=1e-9)
@@ -147,3 +148,12 @@ async def test_model_id_is_read_plainly_and_listed(server: FakeServer) -> None:
         await m.generate("hi", max_tokens=2)
     assert server.stats()["models"] == {served: 2}
     assert await served_models(server.url) == ["fake"]
+
+
+async def test_systemone_reads_yes_no_and_other_choices(server: FakeServer) -> None:
+    server.control(systemone=True)
+    async with model(server, None, "systemone") as m:
+        p = await m.choice_probs(PROMPT, ["No", "Yes"])
+        q = await m.choice_probs(PROMPT, ["A", "B", "C"])
+    assert p.method == "systemone" and p["Yes"] == pytest.approx(p_yes(PROMPT))
+    assert q["A"] == pytest.approx(p_yes(PROMPT)) and q["B"] == pytest.approx(q["C"])

@@ -12,7 +12,8 @@ gets log 0.9·p_yes for "Yes", as above) and `logprobs: k` (top-k of the one gen
 Control endpoints (JSON): POST /control {latency_s, faults: [...], fault_rate, fault_kinds, seed,
 retry_after, logprobs (chat logprobs), completions (serve /v1/completions at all), echo (honour
 `echo`; off: only the generated token comes back, as servers that ignore it do),
-completion_logprobs (top logprobs in /v1/completions), reply_prefix (words before the verdict),
+completion_logprobs (top logprobs in /v1/completions), systemone (serve transformers serve's
+/v1/systemone: p_yes of the `state` for a yes/no question), reply_prefix (words before the verdict),
 ignore_sampling (greedy whatever the temperature and seed), require_key}; GET /control/stats
 (`injected` counts the faults served, by kind; `endpoints` the requests per endpoint);
 POST /control/reset.
@@ -118,6 +119,7 @@ class State:
         self.completions = True
         self.echo = True
         self.completion_logprobs = True
+        self.systemone = False  # transformers serve's /v1/systemone (off: 404, as other servers)
         self.reply_prefix = ""  # words before the verdict, as chat models often begin
         self.ignore_sampling = False  # answer greedily whatever temperature and seed say
         self.require_key: str | None = None
@@ -189,7 +191,7 @@ def build_app(state: State) -> Any:
             return error(401, "Incorrect API key provided")
         body = await request.json()
         state.models[body.get("model", "")] = state.models.get(body.get("model", ""), 0) + 1
-        if kind == "completions" and not state.completions:
+        if (kind == "completions" and not state.completions) or (kind == "systemone" and not state.systemone):
             return error(404, "Not Found")
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
@@ -245,6 +247,23 @@ def build_app(state: State) -> Any:
                 },
             }
         )
+
+    async def systemone(body: dict[str, Any], fault: str | None) -> Response:
+        """A yes/no (`noul`) question is p_yes(state); a `choice` one gives its first option p_yes
+        and shares the rest evenly."""
+        state_text = str(body.get("state", ""))
+        p = p_yes(state_text)
+        answers = {}
+        for name, q in (body.get("questions") or {}).items():
+            if q.get("type") == "noul":
+                answers[name] = {"type": "noul", "noul": p}
+            else:
+                options = list(q.get("criteria") or {})
+                rest = (1 - p) / max(1, len(options) - 1)
+                probs = {o: (p if i == 0 else rest) for i, o in enumerate(options)}
+                answers[name] = {"type": "choice", "choice": options[0], "probabilities": probs}
+        usage = {"input_tokens": len(state_text.split()), "output_tokens": 0}
+        return JSONResponse({"model": body.get("model"), "answers": answers, "usage": usage})
 
     async def chat(body: dict[str, Any], fault: str | None) -> Response:
         messages = body.get("messages") or []
@@ -310,6 +329,7 @@ def build_app(state: State) -> Any:
                 "completions",
                 "echo",
                 "completion_logprobs",
+                "systemone",
                 "reply_prefix",
                 "ignore_sampling",
                 "require_key",
@@ -331,6 +351,7 @@ def build_app(state: State) -> Any:
         routes=[
             Route("/v1/chat/completions", serving(chat, "chat"), methods=["POST"]),
             Route("/v1/completions", serving(completions, "completions"), methods=["POST"]),
+            Route("/v1/systemone", serving(systemone, "systemone"), methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/control", control, methods=["POST"]),
             Route("/control/stats", stats, methods=["GET"]),

@@ -123,13 +123,18 @@ def _warm_up(url: str, model: str) -> None:
 
 @contextmanager
 def serve(
-    kind: Kind, *, threads: int = 2, batching: bool = False, start_timeout_s: float = 240.0
+    kind: Kind,
+    *,
+    port: int | None = None,
+    threads: int = 2,
+    batching: bool = False,
+    start_timeout_s: float = 240.0,
 ) -> Iterator[Served]:
     """A real server of `kind` on 127.0.0.1 for the length of the block (`batching`: transformers
     serve's continuous batching, see above)."""
     if (why := missing(kind)) is not None:
         raise RuntimeError(why)
-    port = free_port()
+    port = port or free_port()
     cmd, model, folder = command(kind, port, threads, batching)
     log = Path(tempfile.mkstemp(prefix=f"w2sg-{kind}-", suffix=".log")[1])
     env = {
@@ -158,3 +163,27 @@ def serve(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m agents.testing.servers llama.cpp [--port 8000]`: serve until Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the embedded SmolLM2 on 127.0.0.1.")
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("--port", type=int, default=None, help="default: a free one")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batching", action="store_true", help="transformers serve --continuous-batching")
+    args = parser.parse_args(argv)
+    with serve(args.kind, port=args.port, threads=args.threads, batching=args.batching) as s:
+        print(f"{s.kind} serves {s.model!r} at {s.url} (log: {s.log}); Ctrl-C stops it", flush=True)
+        print(f"  w2sg chat openai/{s.model}@{s.url} -m 'Hello'", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
