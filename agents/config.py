@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from agents.providers import PROVIDERS
 
@@ -175,9 +175,23 @@ class ModelSpec(Config):
         return self
 
 
+def _ref_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "name"
+    return "spec" if isinstance(value, dict | BaseModel) else None
+
+
 #: A model where a config names one: a model string, a key of the config's `models:`, or an
-#: inline spec (`{name: openai/x, openai: {timeout_s: 300}, retry: {...}}`).
-ModelRef = str | ModelSpec
+#: inline spec (`{name: openai/x, openai: {timeout_s: 300}, retry: {...}}`). Tagged, so an error
+#: in an inline spec reads `graph.judge.openai.timeout_s`, not both union members.
+ModelRef = Annotated[
+    Annotated[str, Tag("name")] | Annotated[ModelSpec, Tag("spec")],
+    Discriminator(
+        _ref_kind,
+        custom_error_type="model_ref",
+        custom_error_message="a model string, a key of `models:`, or a model spec ({name: ..., ...})",
+    ),
+]
 
 #: What only says how a model is called (not what it answers): a store keeps its labels when these
 #: change (a run resumed with more retries, a longer timeout, another server of the same model).

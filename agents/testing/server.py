@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import itertools
 import json
 import math
 import random
@@ -37,71 +35,20 @@ import time
 import urllib.request
 from typing import Any
 
+from agents.testing.replies import (
+    CHAT_TEMPLATE,
+    completion_logprobs,
+    first_tokens,
+    p_yes,
+    read_prompt,
+    reply,
+)
+
+__all__ = ["CHAT_TEMPLATE", "FakeServer", "p_yes"]
+
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 FAULT_KINDS = ("429", "500", "503", "400", "401", "timeout", "malformed", "empty", "no_choice")
 NO_CHOICE_TOP = (("Maybe", 0.6), ("Perhaps", 0.4))  # what a no_choice fault answers
-#: The chat template a client renders for this server's /v1/completions (`openai.chat_template`).
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-ASSISTANT = "<|assistant|>\n"
-
-
-def first_tokens(p: float) -> list[tuple[str, float]]:
-    """The first reply token's distribution, most likely first."""
-    return sorted([("Yes", 0.9 * p), ("No", 0.9 * (1 - p)), ("Maybe", 0.1)], key=lambda t: -t[1])
-
-
-def read_prompt(text: str) -> tuple[str, str]:
-    """A rendered /v1/completions prompt → (the last user message, what follows the assistant marker)."""
-    head, _, tail = text.rpartition(ASSISTANT)
-    user = head.rpartition("<|user|>\n")[2].partition("<|end|>")[0]
-    return user, tail
-
-
-def completion_logprobs(text: str, body: dict[str, Any], echo: bool, generated: str) -> dict[str, Any]:
-    """Legacy-completions logprobs: the prompt's tokens (template pieces, the prompt as one token, the
-    continuation as one token) when echoed, then the generated token with its top-k."""
-    user, tail = read_prompt(text)
-    p = p_yes(user)
-    dist = dict(first_tokens(p))
-    k = int(body.get("logprobs") or 0)
-    tokens: list[str] = []
-    values: list[float | None] = []
-    tops: list[dict[str, float] | None] = []
-    if echo:
-        head = text[: len(text) - len(tail)]
-        tokens = [head, tail] if tail else [head]
-        values = [None, *([math.log(dist.get(tail, 0.001))] if tail else [])]
-        tops = [None] * len(tokens)
-    tokens.append(generated)
-    values.append(math.log(dist.get(generated, 0.001)))
-    tops.append({t: math.log(q) for t, q in first_tokens(p)[:k]} if k else None)
-    offsets = list(itertools.accumulate([0, *map(len, tokens)]))[:-1]
-    return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
-
-
-def p_yes(prompt: str) -> float:
-    """The server's probability of "Yes" for a prompt (last user message), in [0.05, 0.95]."""
-    h = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
-    return 0.05 + 0.9 * h / 2**32
-
-
-def _reply(prompt: str, body: dict[str, Any], prefix: str = "", ignore_sampling: bool = False) -> str:
-    p = p_yes(prompt)
-    if (body.get("temperature") or 0) > 0 and not ignore_sampling:
-        rng = random.Random(f"{body.get('seed')}|{prompt}")
-        first = "Yes" if rng.random() < p else "No"
-    else:
-        first = "Yes" if p >= 0.5 else "No"
-    text = f"{prefix}{first}, echo: {prompt}"
-    limit = body.get("max_tokens") or body.get("max_completion_tokens") or 10**6
-    text = " ".join(text.split(" ")[:limit])
-    for s in body.get("stop") or []:
-        if s in text:
-            text = text[: text.index(s)]
-    return text
 
 
 class State:
@@ -170,6 +117,26 @@ def build_app(state: State) -> Any:
             headers=headers,
         )
 
+    def envelope(
+        obj: str, body: dict[str, Any], choice: dict[str, Any], prompt: int, completion: int
+    ) -> Response:
+        """A chat or text completion response around its one choice."""
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        return JSONResponse(
+            {
+                "id": f"{'chatcmpl' if obj.startswith('chat') else 'cmpl'}-{state.requests}",
+                "object": obj,
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
+
     def serving(handler: Any, kind: str) -> Any:
         """An endpoint with the shared bookkeeping, key check, latency and injected faults."""
 
@@ -222,31 +189,16 @@ def build_app(state: State) -> Any:
     async def completions(body: dict[str, Any], fault: str | None) -> Response:
         text = str(body.get("prompt", ""))
         user, _ = read_prompt(text)
-        generated = _reply(user, body, state.reply_prefix, state.ignore_sampling).split(",")[0].split()[0]
+        generated = reply(user, body, state.reply_prefix, state.ignore_sampling).split(",")[0].split()[0]
         want = body.get("logprobs") is not None and state.completion_logprobs
         logprobs = completion_logprobs(text, body, bool(body.get("echo")) and state.echo, generated)
-        prompt_tokens = len(text.split())
-        return JSONResponse(
-            {
-                "id": f"cmpl-{state.requests}",
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": body.get("model"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "text": (text if body.get("echo") and state.echo else "") + generated,
-                        "logprobs": logprobs if want else None,
-                        "finish_reason": "length",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": 1,
-                    "total_tokens": prompt_tokens + 1,
-                },
-            }
-        )
+        choice = {
+            "index": 0,
+            "text": (text if body.get("echo") and state.echo else "") + generated,
+            "logprobs": logprobs if want else None,
+            "finish_reason": "length",
+        }
+        return envelope("text_completion", body, choice, len(text.split()), 1)
 
     async def systemone(body: dict[str, Any], fault: str | None) -> Response:
         """A yes/no (`noul`) question is p_yes(state); a `choice` one gives its first option p_yes
@@ -271,7 +223,7 @@ def build_app(state: State) -> Any:
         if fault == "no_choice":
             text = f"{NO_CHOICE_TOP[0][0]}."
         else:
-            text = _reply(prompt, body, state.reply_prefix, state.ignore_sampling)
+            text = reply(prompt, body, state.reply_prefix, state.ignore_sampling)
         logprobs = None
         if body.get("logprobs") and state.logprobs:
             top = first_tokens(p_yes(prompt))
@@ -288,27 +240,13 @@ def build_app(state: State) -> Any:
                 ]
             }
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
-        return JSONResponse(
-            {
-                "id": f"chatcmpl-{state.requests}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "logprobs": logprobs,
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": len(text.split()),
-                    "total_tokens": prompt_tokens + len(text.split()),
-                },
-            }
-        )
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": logprobs,
+            "finish_reason": "stop",
+        }
+        return envelope("chat.completion", body, choice, prompt_tokens, len(text.split()))
 
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
