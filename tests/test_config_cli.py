@@ -114,6 +114,14 @@ def test_cli_chat_with_choices() -> None:
     assert "scripted: OK" in out.stdout and "OK=1.000" in out.stdout
 
 
+def test_cli_chat_shows_model_text_as_written(tmp_path: Path) -> None:
+    # Rich markup in a reply or a message is text, not styling (nor an error for a stray tag).
+    cfg = write(tmp_path, "models: {m: {name: scripted, scripted: {default_reply: '[bold]x[/bold] [/red]'}}}")
+    out = w2sg("chat", "m", "--config", str(cfg), "-m", "[i]hi")
+    assert out.returncode == 0, out.stderr
+    assert "scripted: [bold]x[/bold] [/red]" in out.stdout and "user: [i]hi" in out.stdout
+
+
 def test_import_agents_does_not_import_torch() -> None:
     code = (
         "import sys, agents, graphs, oversight.cli; "

@@ -218,7 +218,8 @@ def test_the_icl_model_example_runs_against_a_local_server(served: Served, tmp_p
         "weak_train": FAST,
         "strong": {**TINY, "pooling": "mean"},
         "strong_train": FAST,
-        "ensembles": [],
+        "ensembles": [],  # no bagging or boosting here, so the sources they make go too
+        "label_sources": ["weak"],
         "icl": {
             "k": 2,
             "selectors": ["random"],

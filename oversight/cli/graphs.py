@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agents import get_model
@@ -58,7 +59,7 @@ def debate_cmd(
     for t in state.get("transcript", []):
         who = t.speaker + (f" ({t.side})" if t.side else "")
         quotes = "".join(f" [{'verified' if q.verified else 'unverified'} quote]" for q in t.quotes)
-        console.print(f"[bold]round {t.round} · {who}[/bold]{quotes}", highlight=False)
+        console.print(f"[bold]round {t.round} · {escape(who)}[/bold]{escape(quotes)}", highlight=False)
         console.print(t.text, highlight=False, markup=False)
     if "error" in state:  # what was said is printed above; the failed call ends the command
         raise RuntimeError(f"no verdict: {state['error']}")
@@ -183,7 +184,7 @@ app.add_typer(human_app, name="human", rich_help_panel="Oversight graphs")
 
 def _show_interaction(state: dict) -> None:
     for t in state.get("transcript", []):
-        console.print(f"[bold]{t.speaker} ({t.kind})[/bold]", highlight=False)
+        console.print(f"[bold]{escape(t.speaker)} ({t.kind})[/bold]", highlight=False)
         console.print(t.text, highlight=False, markup=False)
     if "verdict" in state:
         v = state["verdict"]
@@ -263,9 +264,12 @@ def human_answer_cmd(
     item = next((p for p in waiting if p.thread_id == thread), None) if thread else waiting[0]
     if item is None:
         raise ValueError(f"{db}: thread {thread!r} is not waiting for a person")
-    console.print(f"[bold]Question:[/bold] {item.question}\n[bold]Proposed answer:[/bold] {item.answer}")
+    console.print(
+        f"[bold]Question:[/bold] {escape(item.question)}\n[bold]Proposed answer:[/bold] {escape(item.answer)}",
+        highlight=False,
+    )
     if item.context:
-        console.print(f"[bold]Reference passage:[/bold] {item.context}")
+        console.print(f"[bold]Reference passage:[/bold] {escape(item.context)}", highlight=False)
     console.print(item.transcript, highlight=False, markup=False)
     reply: dict | None = None
     if item.stalled:

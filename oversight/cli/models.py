@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from pydantic import Field
+from rich.markup import escape
 from rich.table import Table
 
 from agents import ModelSpec, get_model, load_config
@@ -108,9 +109,9 @@ def models_check(
                 if isinstance(e, BUGS):
                     raise
                 failed = True
-                err_console.print(f"[red]{name}: {e}[/red]", highlight=False)
+                err_console.print(f"[red]{escape(name)}: {escape(str(e))}[/red]", highlight=False)
                 continue
-        replies.append(f"[bold]{name}:[/bold] {row.pop()}")
+        replies.append(f"[bold]{escape(name)}:[/bold] {escape(row.pop())}")
         table.add_row(name, *row)
     console.print(table)
     for line in replies:
@@ -170,8 +171,9 @@ def chat(
             with console.status(f"{spec.name} is thinking"):
                 c = await m.generate(messages, max_tokens=max_tokens, temperature=temperature, seed=seed)
             # The reply is shown before the choices are scored: a scoring failure must not lose it.
-            console.print(f"[bold]user:[/bold] {message}", highlight=False)
-            console.print(f"[bold]{spec.name}:[/bold] {c.text.strip()}", highlight=False, markup=False)
+            # Model and user text is escaped: a reply that reads "[bold]" is shown as written.
+            console.print(f"[bold]user:[/bold] {escape(message)}", highlight=False)
+            console.print(f"[bold]{escape(spec.name)}:[/bold] {escape(c.text.strip())}", highlight=False)
             console.print(
                 f"[dim]{c.usage.input_tokens} in / {c.usage.output_tokens} out tokens, "
                 f"{c.seconds:.2f}s, finish={c.finish_reason}[/dim]"
