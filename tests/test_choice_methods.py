@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agents import FatalModelError, ModelSpec, get_model
+from agents import FatalModelError, ModelSpec, NoChoiceProbsError, get_model
 from agents.backends.openai_choices import Unsupported, echoed_logprob
 from agents.backends.openai_compat import served_models
 from agents.chat_template import ChatTemplate
@@ -75,6 +75,34 @@ async def test_auto_finds_the_best_method_once(
     assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}.keys() == {used}
     if found != "sampled":
         assert first["Yes"] == pytest.approx(p_yes(PROMPT), abs=1e-9)
+
+
+async def test_choices_outside_the_top_logprobs_are_scored_by_echo(
+    server: FakeServer, template: Path
+) -> None:
+    # "No" is this prompt's first token; "Nope" never is: with one top logprob the chat route sees
+    # neither choice's share, so echo scores both exactly (the template renders the prompt here).
+    prompt = "Is ice hot?"
+    async with model(server, template, "logprobs", top_logprobs=1) as m:
+        p = await m.choice_probs(prompt, ["Yes", "Nope"])
+    assert p.method == "echo"
+    q = 0.9 * p_yes(prompt)
+    assert p["Yes"] == pytest.approx(q / (q + 0.001), abs=1e-9)  # the server's 0.001 for unknown tokens
+    assert set(server.stats()["endpoints"]) == {"chat", "completions"}
+    assert p.usage.input_tokens > 0
+
+
+async def test_choices_outside_the_top_logprobs_without_a_template_fail_saying_so(
+    server: FakeServer,
+) -> None:
+    spec = {"base_urls": [server.url], "choice_method": "logprobs", "top_logprobs": 1}
+    m = get_model(
+        ModelSpec.model_validate({"name": "openai/fake", "openai": spec, "retry": {"max_attempts": 1}})
+    )
+    said = r"none of \['Yes', 'Nope'\] among the top-1 first tokens \['No'\]"
+    async with m:
+        with pytest.raises(NoChoiceProbsError, match=said):
+            await m.choice_probs("Is ice hot?", ["Yes", "Nope"])
 
 
 async def test_a_forced_method_the_server_lacks_fails_naming_it(server: FakeServer, template: Path) -> None:

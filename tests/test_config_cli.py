@@ -265,6 +265,16 @@ icl: {{model: scripted, k: 2, selectors: [random, bm25], label_sources: [gold, w
     assert out.returncode == 0, out.stderr
     assert "| bm25 | no |" in out.stdout and "zero-shot" in out.stdout
     assert len(list(run.glob("icl-*/results.json"))) == 1
+    # --model takes a spec mapping in YAML too (a served model's id, URL and template); its errors
+    # name --model and the field.
+    spec = "{name: scripted, scripted: {default_reply: '0'}}"
+    out = w2sg("icl", str(cfg), "--device", "cpu", "--model", spec)
+    assert out.returncode == 0, out.stderr
+    assert len(list(run.glob("icl-*/results.json"))) == 2
+    out = w2sg("icl", str(cfg), "--model", "{name: scripted, colour: red}")
+    assert out.returncode == 2 and "--model" in out.stderr and "colour" in out.stderr, out.stderr
+    out = w2sg("icl", str(cfg), "--model", "{name: [")
+    assert out.returncode == 2 and "--model: not a YAML mapping" in out.stderr, out.stderr
 
     out = w2sg("ensemble", str(cfg))
     assert out.returncode != 0 and "ensembles" in out.stderr

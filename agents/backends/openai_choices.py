@@ -42,6 +42,14 @@ class Unsupported(Exception):
     """The server does not offer this way of scoring choices."""
 
 
+class NotInTop(Exception):
+    """No choice is among the first token's top logprobs (`seen`); `usage` is what asking cost."""
+
+    def __init__(self, seen: list[str], usage: Usage):
+        super().__init__(seen)
+        self.seen, self.usage = seen, usage
+
+
 def first_choice(text: str, choices: Sequence[str]) -> str | None:
     """The choice a free-text reply names first, as a whole word, any case ("Well, yes." → "Yes");
     at the same place the longer choice wins ("Not sure" over "No"). None if it names none."""
@@ -146,6 +154,15 @@ class ChoiceScoring:
                 raw, usage = await self._systemone(messages, choices)
             else:
                 raw, usage = await self._completion_logprobs(messages, choices)
+        except NotInTop as e:
+            if self.template is None:
+                raise NoChoiceProbsError(
+                    f"{self.name}: none of {list(choices)} among the top-{len(e.seen)} first tokens {e.seen}"
+                ) from None
+            # The choices are not among the first token's top-k (a reply that begins "Sure,"): echo
+            # scores each exactly, however unlikely, as the prompt can be rendered here.
+            raw, usage = await self._echo(messages, choices)
+            usage, method = usage + e.usage, "echo"
         except FatalModelError as e:
             if self.method is None and e.status in UNSUPPORTED_STATUS:  # probing: not offered here
                 raise Unsupported(f"HTTP {e.status}") from None
@@ -174,7 +191,7 @@ class ChoiceScoring:
         if lp is None or not lp.content or not lp.content[0].top_logprobs:
             raise Unsupported("chat completions carry no logprobs")
         top = [(t.token, t.logprob) for t in lp.content[0].top_logprobs]
-        return self._top_tokens(top, choices), response_usage(resp)
+        return self._top_tokens(top, choices, response_usage(resp))
 
     def _prompt(self, messages: Sequence[Message]) -> str:
         if self.template is None:
@@ -195,7 +212,7 @@ class ChoiceScoring:
         tops = getattr(lp, "top_logprobs", None) if lp is not None else None
         if not tops or not tops[0]:
             raise Unsupported("/v1/completions carries no top logprobs")
-        return self._top_tokens(list(tops[0].items()), choices), response_usage(resp)
+        return self._top_tokens(list(tops[0].items()), choices, response_usage(resp))
 
     async def _echo(
         self, messages: Sequence[Message], choices: Sequence[str]
@@ -240,15 +257,14 @@ class ChoiceScoring:
         tokens = int(resp.get("usage", {}).get("input_tokens", 0))
         return raw, Usage(input_tokens=tokens)
 
-    def _top_tokens(self, top: list[tuple[str, float]], choices: Sequence[str]) -> dict[str, float]:
+    def _top_tokens(
+        self, top: list[tuple[str, float]], choices: Sequence[str], usage: Usage
+    ) -> tuple[dict[str, float], Usage]:
         """ " Yes" and "Yes" are the same answer: sum every top token that strips to a choice."""
         raw = {c: sum(math.exp(lp) for tok, lp in top if tok.strip() == c) for c in choices}
         if not any(raw.values()):
-            seen = [tok for tok, _ in top]
-            raise NoChoiceProbsError(
-                f"{self.name}: none of {list(choices)} among the top-{len(top)} first tokens {seen}"
-            )
-        return raw
+            raise NotInTop([tok for tok, _ in top], usage)
+        return raw, usage
 
     async def _sampled_probs(
         self, messages: Sequence[Message], choices: Sequence[str], t0: float

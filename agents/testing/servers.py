@@ -17,9 +17,11 @@ never answers raises with the tail of its log.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -84,7 +86,7 @@ def command(kind: Kind, port: int, threads: int, batching: bool = False) -> tupl
                 "serve",
                 str(folder),
                 *where,
-                "--continuous-batching",
+                *(["--continuous-batching"] if batching else []),
                 "--device",
                 "cpu",
             ],
@@ -100,6 +102,13 @@ def command(kind: Kind, port: int, threads: int, batching: bool = False) -> tupl
         "smollm2",
         folder,
     )
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: on Linux the server gets SIGTERM when the process that started
+    it dies, so a killed test run or `kill -9` leaves no server holding a port and 1-10 GB."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def _models(url: str) -> list[str] | None:
@@ -144,7 +153,9 @@ def serve(
         "TOKENIZERS_PARALLELISM": "false",
     }
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+        )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + start_timeout_s
@@ -165,6 +176,10 @@ def serve(
             proc.wait()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m agents.testing.servers llama.cpp [--port 8000]`: serve until Ctrl-C."""
     import argparse
@@ -175,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batching", action="store_true", help="transformers serve --continuous-batching")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the server as Ctrl-C does
     with serve(args.kind, port=args.port, threads=args.threads, batching=args.batching) as s:
         print(f"{s.kind} serves {s.model!r} at {s.url} (log: {s.log}); Ctrl-C stops it", flush=True)
         print(f"  w2sg chat openai/{s.model}@{s.url} -m 'Hello'", flush=True)

@@ -265,7 +265,8 @@ def human_answer_cmd(
     if item is None:
         raise ValueError(f"{db}: thread {thread!r} is not waiting for a person")
     console.print(
-        f"[bold]Question:[/bold] {escape(item.question)}\n[bold]Proposed answer:[/bold] {escape(item.answer)}",
+        f"[bold]Question:[/bold] {escape(item.question)}\n"
+        f"[bold]Proposed answer:[/bold] {escape(item.answer)}",
         highlight=False,
     )
     if item.context:

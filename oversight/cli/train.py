@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+import yaml
 from pydantic import ValidationError
 from rich import box
 from rich.table import Table
@@ -108,7 +109,13 @@ def icl_cmd(
     config: ConfigArg,
     force: ForceOpt = False,
     device: DeviceOpt = None,
-    model: Annotated[str | None, typer.Option(help="override icl.model, e.g. openai/<m>@<url>")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="override icl.model: a model string (openai/<m>@<url>) or a spec mapping in YAML, "
+            "e.g. '{name: openai/m, openai: {model: m, base_urls: [URL], chat_template: DIR}}'"
+        ),
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """In-context-learning W2SG: ICL accuracy per demo selector and label source, vs gold demos."""
@@ -119,13 +126,11 @@ def icl_cmd(
     cfg = _load_w2sg(config, device, set_, check=False)
     icl = cfg.icl or ICLConfig()
     if model is not None:
-        if (problem := model_name_problem(model)) is not None:
-            raise ValueError(f"--model: {problem}")
-        icl = icl.model_copy(update={"model": model})
+        icl = icl.model_copy(update={"model": _model_option(model)})
     cfg = cfg.model_copy(update={"icl": icl})
     # Checked once the ICL section is final: its defaults when the file has none, not --model.
     check_models(cfg, config, ignore=("icl.model",) if model is not None else ())
-    llm = get_model(icl_spec(icl.model, config))
+    llm = get_model(icl_spec(icl.model, "--model" if model is not None else f"{config}: icl.model"))
     try:
         result = run_icl(cfg, llm, resolve=resolve_model_path, force=force)
     finally:
@@ -134,18 +139,31 @@ def icl_cmd(
     console.print(f"[dim]results in {cfg.out_dir / result.run_id}[/dim]")
 
 
-def icl_spec(model: str | dict, config: Path) -> ModelSpec:
+def _model_option(value: str) -> str | dict:
+    """`--model`: a model string, or (starting with "{") a spec mapping written in YAML."""
+    if not value.lstrip().startswith("{"):
+        if (problem := model_name_problem(value)) is not None:
+            raise ValueError(f"--model: {problem}")
+        return value
+    try:
+        spec = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ValueError(f"--model: not a YAML mapping: {e}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"--model: not a YAML mapping: {value!r}")
+    return spec
+
+
+def icl_spec(model: str | dict, where: str) -> ModelSpec:
     """`icl.model` as the model layer's spec: a model string, or a spec mapping validated here (the
-    training core knows nothing of the model layer), its errors naming the file and field."""
+    training core knows nothing of the model layer), its errors naming `where` it was given."""
     if isinstance(model, str):
         return ModelSpec(name=model)
     try:
         spec = ModelSpec.model_validate(model)
     except ValidationError as e:
-        raise ConfigError(
-            format_validation_error(e, f"{config}: icl.model", ModelSpec, "model spec")
-        ) from None
-    check_config_models(spec, f"{config}: icl.model")
+        raise ConfigError(format_validation_error(e, where, ModelSpec, "model spec")) from None
+    check_config_models(spec, where)
     return spec
 
 
