@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def w2sg(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def w2sg(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "oversight.cli", *args],
         capture_output=True,
@@ -18,7 +18,7 @@ def w2sg(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[st
         cwd=ROOT,
         input=stdin,
         env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
+        timeout=timeout,
     )
 
 
