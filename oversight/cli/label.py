@@ -58,6 +58,13 @@ def label_cmd(
         highlight=False,
         soft_wrap=True,
     )
+    if run.pending:
+        console.print(
+            f"{run.pending} waiting for a person: judge them with `w2sg web {cfg.store} --judge NAME` or "
+            f"`w2sg human answer {cfg.store}`, then rerun this command to collect the verdicts",
+            highlight=False,
+            soft_wrap=True,
+        )
     for line in usage_lines(run.usage):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     if run.quality is not None:
