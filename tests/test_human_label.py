@@ -15,14 +15,18 @@ from cli import w2sg
 from oversight import human
 from oversight.human import HumanRules, make_reply, parse_p
 
+# Debater A quotes the passage of the first question (verified there, unverified elsewhere);
+# both try to inject markup, which every page has to show as text.
 DEBATER = """
 models:
   deb:
     name: scripted/deb
     scripted:
       rules:
-        - {match: 'answer is correct', reply: 'It is right. <script>alert(1)</script>'}
-        - {match: '.*', reply: 'It is wrong <img src=x onerror=alert(1)>.'}
+        - match: You argue that the proposed answer is correct
+          reply: 'See <quote>spores develop into female gametophytes</quote> <script>alert(1)</script>'
+        - match: '.*'
+          reply: 'Wrong, since <quote>spores become filaments</quote> <img src=x onerror=alert(1)>.'
 """
 
 

@@ -84,10 +84,12 @@ def create_app(store: Path, *, token: str | None = None, timeout_s: float = 900.
             rounds.setdefault(t["round"], []).append(
                 {"speaker": t["speaker"], "segments": viewer.segments(t["text"])}
             )
+        quotes = any(k != "text" for ts in rounds.values() for t in ts for k, _ in t["segments"])
         return {
             "key": key,
             "item": item,
             "rounds": sorted(rounds.items()),
+            "quotes": quotes,
             "csrf": queue.csrf_token(store, key),
             "error": error or item.error or "",
             "p": p,
