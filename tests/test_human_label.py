@@ -170,3 +170,44 @@ def test_an_interact_queue_exports_its_verdicts(tmp_path: Path) -> None:
     assert (
         row["protocol"] == "interaction" and row["p_true"] == 0.4 and row["human"]["explanation"] == "unsure"
     )
+
+
+def test_an_interactive_human_judge_asks_and_the_debaters_answer(tmp_path: Path) -> None:
+    path = tmp_path / "ask.yaml"
+    path.write_text(
+        f"split: test\nquestions: 1\nstore: {tmp_path / 'a.sqlite'}\n{DEBATER}"
+        "graph: {kind: debate, protocol: sequential, rounds: 1, debater: deb, judge_kind: human,\n"
+        "        interactive_judge: true}\n"
+    )
+    assert w2sg("label", str(path)).returncode == 0
+    store = tmp_path / "a.sqlite"
+    item = asyncio.run(human.pending(store))[0]
+    assert item.can_ask
+    asyncio.run(human.answer(store, item.thread_id, human.make_ask("Which passage line?", judge="d")))
+    item = next(p for p in asyncio.run(human.pending(store)) if p.thread_id == item.thread_id)
+    assert [(t["round"], t["speaker"]) for t in item.turns] == [
+        (1, "Debater A (argues the answer is correct)"),
+        (1, "Debater B (argues the answer is incorrect)"),
+        (2, "Judge (question)"),
+        (2, "Debater A (argues the answer is correct)"),
+        (2, "Debater B (argues the answer is incorrect)"),
+    ]
+    assert not item.can_ask  # up to `rounds` questions
+    with pytest.raises(ValueError, match="no follow-up questions left"):
+        asyncio.run(human.answer(store, item.thread_id, human.make_ask("And?", judge="d")))
+    state = asyncio.run(
+        human.answer(store, item.thread_id, make_reply(0.75, "fine", judge="d", rules=item.rules))
+    )
+    assert state["verdict"].p_true == 0.75
+
+
+def test_a_human_judge_is_configured_sensibly() -> None:
+    from graphs.debate import DebateConfig
+    from graphs.interaction import InteractionConfig
+
+    cfg = DebateConfig(judge_kind="human")
+    assert cfg.needs_person and not cfg.lockstep and "judge" not in cfg.roles()
+    with pytest.raises(ValueError, match="a person judges once"):
+        DebateConfig(judge_kind="human", position_swap=True)
+    with pytest.raises(ValueError, match="overseer: human"):
+        InteractionConfig(judge_kind="human")
