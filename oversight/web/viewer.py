@@ -126,19 +126,15 @@ def select(rows: list[Row], f: Filters) -> list[Row]:
 
 def summary(rows: list[Row]) -> list[dict[str, Any]]:
     """Per protocol: rows, failed, verdicts scored against gold and their accuracy."""
+    groups: dict[str, list[Row]] = {}
+    for r in rows:
+        groups.setdefault(r.protocol, []).append(r)
     out = []
-    for protocol in sorted({r.protocol for r in rows}):
-        mine = [r for r in rows if r.protocol == protocol]
+    for name, mine in sorted(groups.items()):
         scored = [r for r in mine if r.correct is not None]
         acc = sum(bool(r.correct) for r in scored) / len(scored) if scored else None
         failed = sum(r.status == "failed" for r in mine)
         out.append(
-            {
-                "protocol": protocol,
-                "rows": len(mine),
-                "failed": failed,
-                "scored": len(scored),
-                "accuracy": acc,
-            }
+            {"protocol": name, "rows": len(mine), "failed": failed, "scored": len(scored), "accuracy": acc}
         )
     return out
