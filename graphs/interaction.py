@@ -26,7 +26,7 @@ from graphs.human import parse_human_reply as parse_human_reply  # re-exported
 from graphs.human import wait_for_person
 from graphs.overseers import SimulatedOverseer, simulate_verdict
 from graphs.quotes import strip_verifier_tags
-from graphs.render import shown_block
+from graphs.render import shown_block, speaker_label
 from graphs.spec import Config, GraphSpec, Item
 from graphs.types import DebateState, Turn, Verdict
 
@@ -264,7 +264,8 @@ def human_node(cfg: InteractionConfig) -> Node:
             "answer": state["answer"],
             "transcript": render(turns),
             "turns": [
-                {"round": t.round, "speaker": t.speaker, "text": strip_verifier_tags(t.text)} for t in turns
+                {"round": t.round, "speaker": speaker_label(t), "text": strip_verifier_tags(t.text)}
+                for t in turns
             ],
             "can_ask": can_ask,
         }

@@ -134,9 +134,11 @@ def _connect(db: Path) -> sqlite3.Connection:
 
 
 @asynccontextmanager
-async def _graph(db: Path, cfg: GraphSpec, *, models: bool = True) -> AsyncIterator[Any]:
+async def _graph(
+    db: Path, cfg: GraphSpec, *, models: bool = True, usage: dict[str, Any] | None = None
+) -> AsyncIterator[Any]:
     """The thread's graph on the SQLite checkpointer; without `models`, scripted stand-ins for
-    every role (reading the queue loads no model)."""
+    every role (reading the queue loads no model). `usage` receives each role's calls."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from agents import wrap
@@ -151,8 +153,10 @@ async def _graph(db: Path, cfg: GraphSpec, *, models: bool = True) -> AsyncItera
         try:
             yield cfg.build(built, checkpointer=saver)
         finally:
-            for m in built.values():
+            for role, m in built.items():
                 await m.aclose()
+                if usage is not None:
+                    usage[role] = m.usage.as_dict()
 
 
 def _threads(db: Path) -> list[dict[str, Any]]:
@@ -213,9 +217,11 @@ async def queue_rows(
     config_hash: str,
     rules: HumanRules,
     concurrency: int = 4,
+    usage: dict[str, Any] | None = None,
 ) -> int:
     """Queue every row (a `w2sg.data.Example`) not queued yet as its own thread, each run until the
-    person is needed (the speakers have spoken); returns how many were new. `spec`'s roles must be
+    person is needed (the speakers have spoken); returns how many were new (`usage` receives the
+    models' calls). `spec`'s roles must be
     inline specs (resolved from `models:`), since the thread's config is all a later process has."""
     with _connect(db) as con:
         known = {r[0] for r in con.execute("SELECT example_id FROM w2sg_threads WHERE config_hash = ?",
@@ -225,7 +231,7 @@ async def queue_rows(
         return 0
     blob = spec.model_dump_json()
     tids = {e.id: _hash(f"{config_hash}|{e.id}") for e in new}
-    async with _graph(db, spec) as graph:
+    async with _graph(db, spec, usage=usage) as graph:
         slots = asyncio.Semaphore(concurrency)
 
         async def one(e: Any) -> None:

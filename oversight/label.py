@@ -292,8 +292,9 @@ async def _queue_for_people(
     # models go in as inline specs.
     fields = cfg.graph.ROLE_FIELDS
     spec = cfg.graph.model_copy(update={fields[r]: s for r, s in cfg.graph.specs(cfg.models).items()})
+    usage: dict[str, dict[str, float]] = {}
     await human.queue_rows(
-        cfg.store, spec, rows, config_hash=chash, rules=cfg.human, concurrency=cfg.concurrency
+        cfg.store, spec, rows, config_hash=chash, rules=cfg.human, concurrency=cfg.concurrency, usage=usage
     )
     waiting = len(await human.pending(cfg.store, chash))
     store = LabelStore(cfg.store)
@@ -309,7 +310,7 @@ async def _queue_for_people(
         labelled=collected,
         failed=0,
         seconds=time.perf_counter() - t0,
-        usage={},
+        usage=usage,
         quality=label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None,
         pending=waiting,
     )

@@ -63,6 +63,7 @@ def test_label_queues_a_split_for_a_human_judge_collects_and_exports(tmp_path: P
     assert out.returncode == 0, out.stderr
     assert "0 labelled, 0 failed, 0 already done, of 4" in out.stdout
     assert "4 waiting for a person" in out.stdout and "w2sg web" in out.stdout
+    assert "debater: 8 calls (0 cached)" in out.stdout  # the debaters spoke while queueing
     waiting = asyncio.run(human.pending(store))
     assert len(waiting) == 4 and not any(p.can_ask for p in waiting)
     first = waiting[0]
@@ -149,7 +150,8 @@ def test_an_interaction_with_a_human_overseer_in_a_labelling_run(tmp_path: Path)
     state = asyncio.run(human.answer(store, item.thread_id, human.make_ask("Are you sure?", judge="c")))
     assert [t.kind for t in state["transcript"]] == ["argument", "question", "answer"]
     item = next(p for p in asyncio.run(human.pending(store)) if p.thread_id == item.thread_id)
-    assert not item.can_ask and [t["speaker"] for t in item.turns] == ["assistant", "overseer", "assistant"]
+    assert not item.can_ask
+    assert [t["speaker"] for t in item.turns] == ["assistant", "Judge (question)", "assistant"]
     asyncio.run(
         human.answer(store, item.thread_id, make_reply(0.6, "it said so", judge="c", rules=item.rules))
     )
