@@ -94,6 +94,8 @@ class DebateSettings(GraphSpec):
 
     @model_validator(mode="after")
     def _check(self) -> DebateSettings:
+        if self.judge_kind == "human" and self.position_swap:
+            raise ValueError("position_swap averages a model judge's two readings; a person judges once")
         if self.interactive_judge and self.judge_kind == "trained":
             raise ValueError("interactive_judge needs a prompted judge: a trained classifier cannot ask")
         if self.interactive_judge and self.protocol in ("blind", "n_agent"):
@@ -110,4 +112,18 @@ class DebateSettings(GraphSpec):
 
     def roles(self) -> dict[str, ModelRef]:
         speaker = {} if self.protocol == "blind" else {"debater": self.debater}  # hears no debater
-        return {**speaker, "judge": self.judge}
+        judge = {} if self.judge_kind == "human" else {"judge": self.judge}  # a person is no model
+        return {**speaker, **judge}
+
+    @property
+    def lockstep(self) -> bool:
+        return self.judge_kind != "human"
+
+    @property
+    def needs_person(self) -> bool:
+        return self.judge_kind == "human"
+
+    @property
+    def asks(self) -> bool:
+        """An interactive human judge may ask the speakers up to `rounds` questions before deciding."""
+        return self.judge_kind == "human" and self.interactive_judge

@@ -19,8 +19,9 @@ from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
 from graphs.batch import ROW_ERRORS, BatchGraph
 from graphs.config import DebateSettings
+from graphs.human import wait_for_person
 from graphs.quotes import check_quotes
-from graphs.render import judge_prompt, speaker_prompt, transcript_for_judge
+from graphs.render import judge_prompt, judge_turns, speaker_prompt, transcript_for_judge
 from graphs.spec import Item
 from graphs.types import SIDES, DebateState, Side, Turn, Verdict
 
@@ -129,6 +130,36 @@ def judge_node(cfg: DebateSettings, model: Model, order: Sequence[Side]) -> Node
     return node
 
 
+def human_judge_node(cfg: DebateSettings) -> Node:
+    """A person judges (`graphs.human`): shown what a prompted judge is shown (debaters as A and B,
+    quotes marked verified or unverified), never the passage unless `judge_sees_context`. An
+    interactive human judge may ask the speakers a question (up to `rounds`); they answer in one
+    more round, then the person is asked again."""
+
+    def node(state: DebateState) -> dict[str, Any]:
+        turns = state.get("transcript", [])
+        asked = sum(t.kind == "question" for t in turns)
+        can_ask = cfg.asks and cfg.protocol != "blind" and asked < cfg.rounds
+        shown = judge_turns(turns, tag=cfg.verify_quotes)
+        request: dict[str, Any] = {
+            "question": state["question"],
+            "answer": state["answer"],
+            "transcript": transcript_for_judge(turns, tag=cfg.verify_quotes) if turns else "",
+            "turns": [{"round": r, "speaker": who, "text": x} for r, who, x in shown],
+            "can_ask": can_ask,
+        }
+        if cfg.judge_sees_context and state.get("context"):
+            request["context"] = cfg.shown_passage(state["context"])
+        kind, value, who = wait_for_person(request, can_ask)
+        if kind == "ask":
+            turn = Turn(speaker="judge", round=state.get("round", 1), kind="question", text=str(value))
+            return {"transcript": [turn]}
+        verdict = Verdict.of(turns, [float(value)], judge=f"human:{who['judge']}", method="human")
+        return {"verdict": verdict, "human": who}
+
+    return node
+
+
 def verdict_node(judge_name: str) -> Node:
     async def node(state: DebateState) -> dict[str, Any]:
         runs = state.get("judge_runs", [])
@@ -153,7 +184,7 @@ def build_debate_graph(
     cfg: DebateSettings,
     *,
     debater: Model | None = None,
-    judge: Model,
+    judge: Model | None = None,
     checkpointer: Any = None,
     batched: bool = False,
 ) -> Any:
@@ -162,6 +193,9 @@ def build_debate_graph(
     graph over {"rows": [...]} (graphs.batch), several questions per run."""
     if cfg.protocol != "blind" and debater is None:
         raise ValueError(f"protocol {cfg.protocol!r} needs a debater model")
+    human = cfg.judge_kind == "human"
+    if judge is None and not human:
+        raise ValueError("a model judge needs a judge model")
     if cfg.position_swap and cfg.protocol not in ("simultaneous", "sequential"):
         raise ValueError("position_swap applies to two-sided debate (simultaneous or sequential)")
     g = BatchGraph(DebateState) if batched else StateGraph(DebateState)
@@ -185,20 +219,27 @@ def build_debate_graph(
     else:
         speakers = []
 
-    orders: list[tuple[Side, Side]] = [("correct", "incorrect")]
-    if cfg.position_swap:
-        orders.append(("incorrect", "correct"))
-    judges = [f"judge_{'_'.join(o)}" if cfg.position_swap else "judge" for o in orders]
-    for name, order in zip(judges, orders, strict=True):
-        g.add_node(name, judge_node(cfg, judge, order))
-    g.add_node("verdict", verdict_node(judge.name))
-    for name in judges:
-        g.add_edge(name, "verdict")
-    g.add_edge("verdict", END)
+    if human:  # one node: the person's verdict, or a question answered by one more round
+        judges = ["human"]
+        g.add_node("human", human_judge_node(cfg))
+    else:
+        assert judge is not None
+        orders: list[tuple[Side, Side]] = [("correct", "incorrect")]
+        if cfg.position_swap:
+            orders.append(("incorrect", "correct"))
+        judges = [f"judge_{'_'.join(o)}" if cfg.position_swap else "judge" for o in orders]
+        for name, order in zip(judges, orders, strict=True):
+            g.add_node(name, judge_node(cfg, judge, order))
+        g.add_node("verdict", verdict_node(judge.name))
+        for name in judges:
+            g.add_edge(name, "verdict")
+        g.add_edge("verdict", END)
 
     if not speakers:  # blind judge: question and answer only
         for name in judges:
             g.add_edge(START, name)
+        if human:
+            g.add_edge("human", END)
         return g.compile(checkpointer=checkpointer)
 
     g.add_node("end_round", end_round)
@@ -213,13 +254,19 @@ def build_debate_graph(
     def route_round(state: DebateState) -> list[str]:
         if state.get("round", 1) > cfg.rounds:
             return judges
-        if cfg.interactive_judge and state.get("round", 1) > 1:
+        if cfg.interactive_judge and not human and state.get("round", 1) > 1:
             return ["judge_question"]
         return round_start
 
     targets = [*judges, *round_start]
-    if cfg.interactive_judge:
-        g.add_node("judge_question", judge_question_node(cfg, judge))
+    if human:
+
+        def route_human(state: DebateState) -> list[str]:
+            return [END] if "verdict" in state else round_start  # asked: the speakers answer
+
+        g.add_conditional_edges("human", route_human, [END, *round_start])
+    elif cfg.interactive_judge:
+        g.add_node("judge_question", judge_question_node(cfg, judge))  # type: ignore[arg-type]
         for s in round_start:
             g.add_edge("judge_question", s)
         targets.append("judge_question")
@@ -274,7 +321,7 @@ class DebateConfig(DebateSettings):
     """The debate kind's spec (`graphs.spec.GraphSpec`): its settings and how its graph is built."""
 
     def build(self, models: Mapping[str, Model], *, batched: bool = False, checkpointer: Any = None) -> Any:
-        debater, judge = models.get("debater"), models["judge"]
+        debater, judge = models.get("debater"), models.get("judge")
         return build_debate_graph(
             self, debater=debater, judge=judge, batched=batched, checkpointer=checkpointer
         )

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import interrupt
 from pydantic import Field, model_validator
 
 from agents.backends.classifier import PAIR_SEP
@@ -23,9 +22,11 @@ from agents.config import ModelRef
 from agents.model import Model
 from graphs.batch import BatchGraph
 from graphs.debate import call_seed, invoke_once
+from graphs.human import parse_human_reply as parse_human_reply  # re-exported
+from graphs.human import wait_for_person
 from graphs.overseers import SimulatedOverseer, simulate_verdict
 from graphs.quotes import strip_verifier_tags
-from graphs.render import shown_block
+from graphs.render import shown_block, speaker_label
 from graphs.spec import Config, GraphSpec, Item
 from graphs.types import DebateState, Turn, Verdict
 
@@ -84,6 +85,10 @@ class InteractionConfig(GraphSpec):
 
     @model_validator(mode="after")
     def _check(self) -> InteractionConfig:
+        if self.judge_kind == "human":
+            raise ValueError(
+                "judge_kind: human is for debates; a person oversees an interaction with overseer: human"
+            )
         if self.max_followups and self.overseer == "model" and self.judge_kind == "trained":
             raise ValueError("a trained judge cannot ask follow-ups: use max_followups: 0")
         return self
@@ -104,6 +109,11 @@ class InteractionConfig(GraphSpec):
     @property
     def needs_person(self) -> bool:
         return self.overseer == "human"
+
+    @property
+    def asks(self) -> bool:
+        """The person may ask follow-up questions (the web page shows an Ask box)."""
+        return self.max_followups > 0
 
     def build(self, models: Mapping[str, Model], *, batched: bool = False, checkpointer: Any = None) -> Any:
         assistant, overseer = models["assistant"], models.get("overseer")
@@ -243,29 +253,8 @@ def overseer_verdict_node(cfg: InteractionConfig, model: Model | None) -> Node:
     return node
 
 
-def parse_human_reply(reply: object, can_ask: bool) -> tuple[str, float | str]:
-    """("verdict", p) or ("ask", text). Raises ValueError with a message for the person."""
-    if not isinstance(reply, dict) or len(reply) != 1:
-        raise ValueError('expected {"verdict": p(true) in [0, 1]} or {"ask": "a follow-up question"}')
-    ((key, value),) = reply.items()
-    if key == "verdict":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise ValueError(
-                f"verdict must be a number in [0, 1] (p that the answer is correct), got {value!r}"
-            )
-        return "verdict", float(value)
-    if key == "ask":
-        if not can_ask:
-            raise ValueError("no follow-up questions left: give a verdict")
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("ask must be a non-empty question")
-        return "ask", value.strip()
-    raise ValueError(f"unknown reply {key!r}: use 'verdict' or 'ask'")
-
-
 def human_node(cfg: InteractionConfig) -> Node:
-    """Waits for a person: the run stops here (interrupt) until resumed with their reply. A reply
-    that does not parse is answered with the error and another wait; nothing is written."""
+    """Waits for a person (`graphs.human`): the run stops here until resumed with their reply."""
 
     def node(state: InteractionState) -> dict[str, Any]:
         turns = state.get("transcript", [])
@@ -274,22 +263,21 @@ def human_node(cfg: InteractionConfig) -> Node:
             "question": state["question"],
             "answer": state["answer"],
             "transcript": render(turns),
+            "turns": [
+                {"round": t.round, "speaker": speaker_label(t), "text": strip_verifier_tags(t.text)}
+                for t in turns
+            ],
             "can_ask": can_ask,
         }
         if cfg.overseer_sees_context and state.get("context"):
             request["context"] = cfg.shown_passage(state["context"])
-        while True:
-            reply = interrupt(request)
-            try:
-                kind, value = parse_human_reply(reply, can_ask)
-                break
-            except ValueError as e:
-                request = {**request, "error": str(e)}
+        kind, value, who = wait_for_person(request, can_ask)
         if kind == "ask":
             n = state.get("followups", 0) + 1
             turn = Turn(speaker="overseer", round=n, kind="question", text=str(value))
             return {"transcript": [turn], "followups": n, "pending": str(value)}
-        return {"verdict": Verdict.of(turns, [float(value)], judge="human", method="human")}
+        verdict = Verdict.of(turns, [float(value)], judge=f"human:{who['judge']}", method="human")
+        return {"verdict": verdict, "human": who}
 
     return node
 

@@ -28,13 +28,14 @@ def transcript_for_speakers(turns: Sequence[Turn]) -> str:
     return "\n".join(f"[round {t.round}] {speaker_label(t)}: {t.text}" for t in turns) or "(nothing yet)"
 
 
-def transcript_for_judge(
+def judge_turns(
     turns: Sequence[Turn], order: Sequence[Side] = ("correct", "incorrect"), *, tag: bool = True
-) -> str:
-    """The judge sees debaters as A and B in `order` (position swap flips it), turns of a round in
-    that order, and quotes tagged verified / unverified (untagged with `tag=False`; a verifier tag
-    a speaker wrote is stripped either way, since the judge prompt vouches for them). Never the
-    context itself."""
+) -> list[tuple[int, str, str]]:
+    """(round, speaker label, text) as a judge sees them: debaters as A and B in `order`
+    (position swap flips it), turns of a round in that order, quotes tagged verified /
+    unverified (untagged with `tag=False`; a verifier tag a speaker wrote is stripped either way,
+    since the judge prompt vouches for them). Never the context itself. A human judge's page
+    shows the same (`oversight.web`)."""
     names: dict[Side, str] = {side: f"Debater {'AB'[i]}" for i, side in enumerate(order)}
     rank = {side: i for i, side in enumerate(order)}
 
@@ -43,7 +44,14 @@ def transcript_for_judge(
 
     ordered = sorted(turns, key=key) if any(t.side for t in turns) else list(turns)
     shown = [tag_quotes(t.text, t.quotes) if tag else strip_verifier_tags(t.text) for t in ordered]
-    lines = [f"[round {t.round}] {speaker_label(t, names)}: {x}" for t, x in zip(ordered, shown, strict=True)]
+    return [(t.round, speaker_label(t, names), x) for t, x in zip(ordered, shown, strict=True)]
+
+
+def transcript_for_judge(
+    turns: Sequence[Turn], order: Sequence[Side] = ("correct", "incorrect"), *, tag: bool = True
+) -> str:
+    """The judge's transcript (`judge_turns`), one line per turn."""
+    lines = [f"[round {r}] {who}: {x}" for r, who, x in judge_turns(turns, order, tag=tag)]
     return "\n".join(lines) or "(no arguments)"
 
 

@@ -39,10 +39,11 @@ class Item(Protocol):
 
 class GraphSpec(Config):
     kind: str
-    judge_kind: Literal["prompted", "trained"] = Field(
+    judge_kind: Literal["prompted", "trained", "human"] = Field(
         "prompted",
         description="prompted: the judge LLM answers Yes/No; trained: a classifier reads "
-        "question + answer, then what the protocol showed it, as a text pair",
+        "question + answer, then what the protocol showed it, as a text pair; human (debate): a "
+        "person judges, through `w2sg label` + `w2sg web` or `w2sg human answer`",
     )
     seed: int = 0
     max_context_tokens: int | None = Field(
@@ -101,6 +102,11 @@ class GraphSpec(Config):
     def lockstep(self) -> bool:
         """Every row takes the same route, so rows can run batched (`graphs.batch`)."""
         return True
+
+    @property
+    def asks(self) -> bool:
+        """A person judging this graph may ask follow-up questions."""
+        return False
 
     @property
     def needs_person(self) -> bool:

@@ -73,3 +73,4 @@ class DebateState(TypedDict, total=False):
     transcript: Annotated[list[Turn], operator.add]
     judge_runs: Annotated[list[tuple[float, str, int, float]], operator.add]  # (p, method, tokens, s)
     verdict: Verdict
+    human: dict[str, str]  # a person's verdict: who gave it, when, and why (graphs.human)

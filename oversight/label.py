@@ -22,6 +22,8 @@ from agents.providers import PROVIDERS
 from graphs.debate import invoke_recorded
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec
+from oversight import human
+from oversight.human import HumanRules
 from oversight.store import LabelRow, LabelStore
 from w2sg.data import Example, fingerprint, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
@@ -76,13 +78,13 @@ class LabelConfig(BaseModel):
         "in lockstep, so keep 1 where call latency varies widely. Labels do not change.",
     )
     store: Path = Path("runs/labels.sqlite")
+    human: HumanRules = Field(
+        default_factory=HumanRules,
+        description="a graph a person judges: what each verdict must carry (its items wait in `store`)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LabelConfig:
-        if self.graph.needs_person:
-            raise ValueError(
-                "graph: a person gives these verdicts through `w2sg interact --db` and `w2sg human`"
-            )
         check_model_names(graph_models(self.graph, "graph."), self.models)
         if self.rows_per_graph > self.concurrency:
             n, c = self.rows_per_graph, self.concurrency
@@ -122,6 +124,7 @@ class LabelRun(BaseModel):
     seconds: float
     usage: dict[str, dict[str, float]]
     quality: LabelQuality | None = Field(None, description="the selected rows' labels against gold")
+    pending: int = Field(0, description="rows waiting for a person's verdict (a graph a person judges)")
 
 
 def usage_lines(usage: dict[str, dict[str, float]], where: str = "") -> list[str]:
@@ -187,8 +190,12 @@ async def label(
         if leaked := sorted({e.qid for e in rows} & seen):
             raise ValueError(f"{len(leaked)} rows to label trained this graph's judge, e.g. {leaked[0]}")
         excluded = 0
-    store = LabelStore(cfg.store)
     protocol, chash = cfg.protocol, cfg.config_hash(fingerprint({"rows": rows}))
+    if cfg.graph.needs_person:
+        if replay:
+            raise ValueError("--replay rebuilds model labels; a person's verdicts are in the store already")
+        return await _queue_for_people(cfg, rows, excluded, chash, on_start, t0)
+    store = LabelStore(cfg.store)
     done = store.done(protocol, chash)
     todo = [e for e in rows if e.id not in done]
     if on_start is not None:
@@ -264,6 +271,51 @@ async def label(
     )
 
 
+async def _queue_for_people(
+    cfg: LabelConfig,
+    rows: Sequence[Example],
+    excluded: int,
+    chash: str,
+    on_start: Callable[[int, int], None] | None,
+    t0: float,
+) -> LabelRun:
+    """A graph a person judges: store the verdicts that arrived, queue every row not queued yet
+    (its speakers speak now; each row waits as its own thread in the store's file), and count
+    what still waits. Run again to collect later verdicts."""
+    store = LabelStore(cfg.store)
+    before = store.done(cfg.protocol, chash)
+    store.close()
+    if on_start is not None:
+        on_start(len(rows), len(rows) - len(before))
+    collected = await human.collect(cfg.store, chash)
+    # The thread's config is all a later process (`w2sg web`, `w2sg human answer`) has: its
+    # models go in as inline specs.
+    fields = cfg.graph.ROLE_FIELDS
+    spec = cfg.graph.model_copy(update={fields[r]: s for r, s in cfg.graph.specs(cfg.models).items()})
+    usage: dict[str, dict[str, float]] = {}
+    await human.queue_rows(
+        cfg.store, spec, rows, config_hash=chash, rules=cfg.human, concurrency=cfg.concurrency, usage=usage
+    )
+    waiting = len(await human.pending(cfg.store, chash))
+    store = LabelStore(cfg.store)
+    got = store.p_true(cfg.protocol, chash)
+    store.close()
+    scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
+    return LabelRun(
+        protocol=cfg.protocol,
+        config_hash=chash,
+        excluded=excluded,
+        total=len(rows),
+        already_done=len(before),
+        labelled=collected,
+        failed=0,
+        seconds=time.perf_counter() - t0,
+        usage=usage,
+        quality=label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None,
+        pending=waiting,
+    )
+
+
 def _record(
     cfg: LabelConfig, e: Example, state: dict[str, Any], models: dict[str, Model], chash: str
 ) -> dict[str, Any]:
@@ -271,6 +323,7 @@ def _record(
     return {
         "question": e.question,
         "answer": e.answer,
+        "gold": e.label,
         "protocol": cfg.protocol,
         "models": {k: m.name for k, m in models.items()},
         "seed": cfg.graph.seed,

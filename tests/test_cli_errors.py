@@ -206,5 +206,5 @@ def test_help_groups_the_commands_by_area() -> None:
     assert list(panels) == ["Experiments", "Oversight graphs", "Labelling", "Models"]
     assert sorted(panels["Experiments"]) == sorted(["run", "train", "ensemble", "icl", "ladder", "compare"])
     assert sorted(panels["Oversight graphs"]) == sorted(["debate", "graph", "interact", "human", "judge"])
-    assert panels["Labelling"] == ["label", "export"]
+    assert panels["Labelling"] == ["label", "export", "web"]
     assert sorted(panels["Models"]) == ["chat", "models"]

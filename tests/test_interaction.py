@@ -157,7 +157,7 @@ def test_a_real_human_answers_from_other_processes(tmp_path: Path) -> None:
 
     # A bad reply is refused and changes nothing.
     bad = w2sg("human", "answer", str(db), "--verdict", "7")
-    assert bad.returncode != 0 and "verdict must be a number in [0, 1]" in bad.stderr
+    assert bad.returncode != 0 and "p(true) must be a number in [0, 1]" in bad.stderr
     assert "nothing was changed" in bad.stderr
     assert "1 waiting" in w2sg("human", "queue", str(db)).stdout
 
@@ -167,7 +167,7 @@ def test_a_real_human_answers_from_other_processes(tmp_path: Path) -> None:
     assert "waits for your verdict" in asked.stdout and CONTEXT not in asked.stdout
     no_more = w2sg("human", "answer", str(db), "--ask", "And again?")
     assert no_more.returncode != 0 and "no follow-up questions left" in no_more.stderr
-    done = w2sg("human", "answer", str(db), stdin="0.8\n")
+    done = w2sg("human", "answer", str(db), stdin="0.8\nThe brief convinced me\n")
     assert done.returncode == 0, done.stderr
     assert "recorded p(true) = 0.800" in done.stdout
     assert "0 waiting" in w2sg("human", "queue", str(db)).stdout
@@ -229,5 +229,5 @@ def test_a_thread_that_fails_after_a_reply_is_listed_as_stalled_and_resumes(tmp_
     assert [t.kind for t in state["transcript"]] == ["argument", "question", "answer"]
     (item,) = asyncio.run(human.pending(db))
     assert not item.stalled and not item.can_ask
-    state = asyncio.run(human.answer(db, tid, {"verdict": 0.25}))
+    state = asyncio.run(human.answer(db, tid, {"verdict": 0.25, "explanation": "fine"}))
     assert state["verdict"].p_true == 0.25 and asyncio.run(human.pending(db)) == []

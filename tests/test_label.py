@@ -95,7 +95,6 @@ def test_replay_rebuilds_labels_from_the_record_cache(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("graph: {protocol: blind}\n", "needs `kind:`"),
-        ("graph: {kind: interaction, overseer: human}\n", "a person gives these verdicts"),
         ("graph: {kind: debate, protocol: blind}\nconcurrency: 0\n", "concurrency"),
         (
             "graph: {kind: debate, protocol: blind}\nconcurrency: 4\nrows_per_graph: 8\n",

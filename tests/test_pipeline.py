@@ -155,6 +155,7 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     table = (run / "results.md").read_text()
     assert "| debate | oversight |" in table and "tokens / label" in table
     assert "calib rows (never used to train or select it)" in table
+    assert f"`w2sg web runs/{result.run_id}` serves every label" in table  # the transcript viewer
     # The report names what caps the students' split: the test file's questions with a passage.
     n_passage = len({e.qid for e in load_split(cfg.dataset, "test", seed=cfg.seed) if e.support})
     assert result.passage_questions == n_passage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,11 +13,12 @@ from rich.table import Table
 
 from agents import get_model
 from agents.config import resolve_spec
-from oversight.cli.app import SetOpt, app, check_models, console, load
+from oversight.cli.app import SetOpt, app, check_models, console, err_console, load
 from oversight.paths import model_path_problem, resolve_model_path
 
 if TYPE_CHECKING:
     from graphs.debate import DebateConfig
+    from oversight.human import HumanRules
 
 
 DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
@@ -249,12 +251,20 @@ def human_queue_cmd(db: Annotated[Path, typer.Argument(help="the SQLite queue")]
 
 @human_app.command("answer")
 def human_answer_cmd(
-    db: Annotated[Path, typer.Argument(help="the SQLite queue")],
+    db: Annotated[Path, typer.Argument(help="the SQLite queue (a label store, or an interact --db file)")],
     thread: Annotated[str | None, typer.Option(help="which item; default: the oldest waiting")] = None,
     verdict: Annotated[float | None, typer.Option(help="p(true) in [0, 1]; omit to be asked")] = None,
+    explanation: Annotated[str | None, typer.Option(help="why; omit to be asked")] = None,
     ask: Annotated[str | None, typer.Option(help="a follow-up question for the assistant instead")] = None,
+    judge: Annotated[str, typer.Option(help="your id, stored with the verdict")] = os.environ.get(
+        "USER", "anonymous"
+    ),
 ) -> None:
-    """Show an item's transcript and resume it with your verdict (or a follow-up question)."""
+    """Show an item's transcript and resume it with your verdict (or a follow-up question).
+
+    Typed at the prompt, a reply that is refused ("maybe", 1.7, no explanation) is asked again;
+    given as options, it is refused and nothing changes. The web page (`w2sg web`) validates and
+    resumes through the same functions (`oversight.human.make_reply`, `answer`)."""
     from oversight import human
 
     waiting = asyncio.run(human.pending(db))
@@ -273,13 +283,21 @@ def human_answer_cmd(
         console.print(f"[bold]Reference passage:[/bold] {escape(item.context)}", highlight=False)
     console.print(item.transcript, highlight=False, markup=False)
     reply: dict | None = None
+    rules = item.rules
     if item.stalled:
         console.print("this item stalled after a reply (the run failed); resuming it", highlight=False)
-    elif verdict is None and ask is None:
-        raw = typer.prompt("p(true) in [0, 1]" + (", or a question starting with ?" if item.can_ask else ""))
-        reply = {"ask": raw[1:].strip()} if raw.startswith("?") else {"verdict": _number(raw)}
+    elif ask is not None:
+        reply = human.make_ask(ask, judge=judge)
+    elif verdict is not None and (explanation is not None or rules.min_words == 0):
+        try:
+            reply = human.make_reply(verdict, explanation or "", judge=judge, rules=rules)
+        except ValueError as e:
+            raise ValueError(f"{e} (nothing was changed)") from e
     else:
-        reply = {"ask": ask} if ask is not None else {"verdict": verdict}
+        try:
+            reply = _prompt_reply(item.can_ask, rules, judge, verdict)
+        except ValueError as e:
+            raise ValueError(f"{e} (nothing was changed)") from e
     try:
         state = asyncio.run(human.answer(db, item.thread_id, reply))
     except ValueError as e:  # the boundary prints it, with what it means for the queue
@@ -292,8 +310,24 @@ def human_answer_cmd(
         console.print(f"asked; the assistant answered. Thread {item.thread_id} waits for your verdict.")
 
 
-def _number(raw: str) -> float | str:
-    try:
-        return float(raw)
-    except ValueError:
-        return raw  # rejected with a clear message by the validator
+def _prompt_reply(can_ask: bool, rules: HumanRules, judge: str, p: float | None) -> dict:
+    """Ask at the terminal until the reply is valid: each refusal says why, then asks again
+    (a p given as --verdict is checked first, and refused without asking)."""
+    from oversight import human
+
+    value = None if p is None else human.parse_p(p, rules=rules)
+    while value is None:
+        raw = typer.prompt("p(true) in [0, 1]" + (", or a question starting with ?" if can_ask else ""))
+        try:
+            if raw.startswith("?"):
+                return human.make_ask(raw[1:], judge=judge)
+            value = human.parse_p(raw, rules=rules)
+        except ValueError as e:
+            err_console.print(f"{e}; try again", highlight=False, markup=False)
+    while True:
+        plural = "s" * (rules.min_words > 1)
+        why = typer.prompt(f"why? (at least {rules.min_words} word{plural})") if rules.min_words else ""
+        try:
+            return human.make_reply(value, why, judge=judge, rules=rules)
+        except ValueError as e:
+            err_console.print(f"{e}; try again", highlight=False, markup=False)

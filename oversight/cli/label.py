@@ -58,6 +58,13 @@ def label_cmd(
         highlight=False,
         soft_wrap=True,
     )
+    if run.pending:
+        console.print(
+            f"{run.pending} waiting for a person: judge them with `w2sg web {cfg.store} --judge NAME` or "
+            f"`w2sg human answer {cfg.store}`, then rerun this command to collect the verdicts",
+            highlight=False,
+            soft_wrap=True,
+        )
     for line in usage_lines(run.usage):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     if run.quality is not None:
@@ -95,3 +102,45 @@ def export_cmd(
     rows = export_rows(store, protocol, config_hash)
     path = write_export(rows, out, fmt, force=force)
     console.print(f"wrote {len(rows)} labels to {path}", highlight=False)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command("web", rich_help_panel="Labelling")
+def web_cmd(
+    source: Annotated[Path, typer.Argument(help="a label store (SQLite), or a `w2sg run` folder")],
+    judge: Annotated[
+        list[str] | None, typer.Option(help="a judge's id; repeat for several; each gets their own link")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="address to bind; anything but loopback needs the token")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    timeout: Annotated[
+        float, typer.Option(help="seconds after which an untouched assignment returns to the queue")
+    ] = 900.0,
+) -> None:
+    """Human judging in the browser (each judge's queue and judging page) and a transcript viewer.
+
+    Judges' links carry their own keys (kept in the store's file: they survive a restart). Bound to
+    anything but loopback, the viewer needs a token, generated now and printed once."""
+    import secrets
+
+    import uvicorn
+
+    from oversight.web import queue
+    from oversight.web.app import create_app
+    from oversight.web.viewer import store_path
+
+    store = store_path(source)
+    token = None if host in LOOPBACK else secrets.token_urlsafe(24)
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    console.print(f"viewer: {base}/" + (f"?token={token}" if token else ""), highlight=False, soft_wrap=True)
+    for name in judge or []:
+        console.print(
+            f"judge {name}: {base}/j/{queue.judge_key(store, name)}", highlight=False, soft_wrap=True
+        )
+    # No access log: judges' links carry their keys, and the token is printed above only.
+    uvicorn.run(create_app(store, token=token, timeout_s=timeout), host=host, port=port, access_log=False,
+                log_level="warning")  # fmt: skip

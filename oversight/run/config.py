@@ -108,7 +108,8 @@ class RunConfig(W2SGCore):
             where = f"protocols.{source}."
             if graph.needs_person:
                 raise ValueError(
-                    f"{where[:-1]}: a person gives these verdicts through `w2sg human`, not `w2sg run`"
+                    f"{where[:-1]}: a person gives these verdicts: queue them with `w2sg label` and judge "
+                    "them with `w2sg web` (docs/human-studies.md), not in `w2sg run`"
                 )
             check_model_names(graph_models(graph, where), self.models, also=self.MODEL_ALIASES)
             if graph.judge_model == TRAINED:

@@ -78,6 +78,12 @@ def pipeline_table(r: PipelineResult) -> str:
     if notes := [f"- {s.source}: {s.note}" for s in r.sources if s.note]:
         lines += ["", "Warnings:", "", *notes]
     lines += oversight_lines(r)
+    lines += [
+        "",
+        f"Transcripts: `w2sg web runs/{r.run_id}` serves every label of this run with its transcript "
+        "and provenance, with filters and per-protocol accuracy, at http://127.0.0.1:8000/ "
+        "(docs/human-studies.md#the-transcript-viewer).",
+    ]
     lines += ["", "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r.stage_seconds.items())]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,222 @@
+"""`w2sg web`: human judging in the browser, and a transcript viewer, over one label store.
+
+Pages (server-rendered Jinja2, autoescaped: model and dataset text is always shown as text):
+- `/j/{key}`: a judge's queue (the key is their link's; `oversight.web.queue` assigns items);
+- `/j/{key}/next`: the judging page: question, answer under evaluation, the transcript as the
+  judge prompt shows it (debaters as A and B by round, quotes marked verified or unverified; never
+  speech timings), a p(true) slider, an explanation, and for a graph that allows it an Ask box;
+- `/`: the viewer: every label with filters and per-protocol accuracy; `/t/{n}`: one transcript.
+
+Submitting goes through `oversight.human.make_reply` and `answer`, as `w2sg human answer` does;
+the verdict is committed to the store before the page confirms it. Every POST carries the
+judge's CSRF token; every response a Content-Security-Policy that allows no inline script. No
+request names a file: the store is the one given on the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader
+
+from oversight import human
+from oversight.web import queue, viewer
+
+HERE = Path(__file__).parent
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+STATIC = {"app.css": "text/css", "app.js": "text/javascript"}  # served by name: no path from a request
+
+
+def create_app(store: Path, *, token: str | None = None, timeout_s: float = 900.0) -> FastAPI:
+    """The app over `store` (a label store; its file also holds the queue). With `token`, the
+    viewer needs it (a `?token=` link sets a cookie); judges always need their key."""
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    lock = asyncio.Lock()  # one resume at a time: the graph and the store share one SQLite file
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"  # keys are in links: never pass them on
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
+
+    def judge_of(key: str) -> str:
+        judge = queue.judge_for(store, key)
+        if judge is None:
+            raise HTTPException(404, "no such judge link")
+        return judge
+
+    def check_csrf(key: str, csrf: str) -> None:
+        if not hmac.compare_digest(csrf, queue.csrf_token(store, key)):
+            raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
+
+    def viewer_access(request: Request) -> str | None:
+        """None when allowed; otherwise the reason. A `?token=` link also sets the cookie."""
+        if token is None:
+            return None
+        given = request.query_params.get("token") or request.cookies.get("w2sg_token") or ""
+        return (
+            None
+            if hmac.compare_digest(given, token)
+            else "this server needs its token: use the link it printed"
+        )
+
+    async def waiting() -> list[human.Pending]:
+        return [p for p in await human.pending(store) if not p.stalled]  # stalled: `w2sg human answer`
+
+    def judging(key: str, item: human.Pending, error: str = "", p: int = 50, why: str = "") -> dict[str, Any]:
+        rounds: dict[int, list[dict[str, Any]]] = {}
+        for t in item.turns:
+            rounds.setdefault(t["round"], []).append(
+                {"speaker": t["speaker"], "segments": viewer.segments(t["text"])}
+            )
+        quotes = any(k != "text" for ts in rounds.values() for t in ts for k, _ in t["segments"])
+        return {
+            "key": key,
+            "item": item,
+            "rounds": sorted(rounds.items()),
+            "quotes": quotes,
+            "csrf": queue.csrf_token(store, key),
+            "error": error or item.error or "",
+            "p": p,
+            "why": why,
+        }
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404)
+        return Response((HERE / "static" / name).read_text(), media_type=STATIC[name])
+
+    @app.get("/j/{key}", response_class=HTMLResponse)
+    async def judge_home(key: str) -> HTMLResponse:
+        judge = judge_of(key)
+        items = await waiting()
+        return page("queue.html", key=key, judge=judge, waiting=len(items))
+
+    @app.get("/j/{key}/next", response_class=HTMLResponse)
+    async def judge_next(key: str) -> HTMLResponse:
+        judge = judge_of(key)
+        async with lock:
+            items = await waiting()
+            tid = queue.claim(store, judge, [p.thread_id for p in items], timeout_s)
+        if tid is None:
+            return page("queue.html", key=key, judge=judge, waiting=len(items), none_left=True)
+        item = next(p for p in items if p.thread_id == tid)
+        return page("judge.html", judge=judge, **judging(key, item))
+
+    async def held_item(key: str, judge: str, thread: str) -> human.Pending:
+        if queue.holder(store, thread, timeout_s) != judge:
+            raise HTTPException(
+                409, "this item is not assigned to you (it timed out, or was judged): take the next one"
+            )
+        item = next((p for p in await waiting() if p.thread_id == thread), None)
+        if item is None:
+            raise HTTPException(409, "this item is no longer waiting")
+        return item
+
+    @app.post("/j/{key}/verdict", response_class=HTMLResponse)
+    async def judge_verdict(
+        key: str,
+        thread: str = Form(...),
+        p: str = Form(""),
+        explanation: str = Form(""),
+        csrf: str = Form(""),
+    ) -> HTMLResponse:
+        judge = judge_of(key)
+        check_csrf(key, csrf)
+        async with lock:
+            item = await held_item(key, judge, thread)
+            try:
+                reply = human.make_reply(p, explanation, judge=judge, rules=item.rules, percent=True)
+                state = await human.answer(store, thread, reply)  # the label is committed here
+            except (ValueError, human.ResumeFailed) as e:
+                keep = int(float(p)) if p.replace(".", "", 1).isdigit() and float(p) <= 100 else 50
+                ctx = judging(key, item, error=f"not recorded: {e}", p=keep, why=explanation)
+                return page("judge.html", status=400, judge=judge, **ctx)
+            queue.release(store, thread)
+        return page("recorded.html", key=key, judge=judge, item=item, p_true=state["verdict"].p_true)
+
+    @app.post("/j/{key}/ask")
+    async def judge_ask(
+        key: str, thread: str = Form(...), question: str = Form(""), csrf: str = Form("")
+    ) -> Response:
+        judge = judge_of(key)
+        check_csrf(key, csrf)
+        async with lock:
+            item = await held_item(key, judge, thread)
+            try:
+                await human.answer(store, thread, human.make_ask(question, judge=judge))
+            except (ValueError, human.ResumeFailed) as e:
+                return page(
+                    "judge.html", status=400, judge=judge, **judging(key, item, error=f"not asked: {e}")
+                )
+        return RedirectResponse(f"/j/{key}/next", status_code=303)  # the reply is on the page
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(
+        request: Request,
+        protocol: str = "",
+        status: str = "",
+        verdict: str = "",
+        pmin: str = "",
+        pmax: str = "",
+        q: str = "",
+    ) -> HTMLResponse:
+        if (why := viewer_access(request)) is not None:
+            return page("denied.html", status=403, why=why)
+        try:
+            f = viewer.Filters(
+                protocol=protocol,
+                status=status,
+                verdict=verdict,
+                pmin=float(pmin) if pmin else None,
+                pmax=float(pmax) if pmax else None,
+                q=q,
+            )
+        except ValueError:
+            raise HTTPException(400, "pmin and pmax are numbers in [0, 1]") from None
+        rows, _ = viewer.load(store)
+        shown = viewer.select(rows, f)
+        response = page(
+            "viewer.html",
+            rows=shown[:1000],
+            total=len(rows),
+            matched=len(shown),
+            summary=viewer.summary(rows),
+            protocols=sorted({r.protocol for r in rows}),
+            f=f,
+            pending=len(await waiting()),
+            store=store.name,
+        )
+        if token is not None and request.query_params.get("token"):
+            response.set_cookie("w2sg_token", token, httponly=True, samesite="strict")
+        return response
+
+    @app.get("/t/{n}", response_class=HTMLResponse)
+    async def transcript(request: Request, n: int) -> HTMLResponse:
+        if (why := viewer_access(request)) is not None:
+            return page("denied.html", status=403, why=why)
+        rows, records = viewer.load(store)
+        if not 0 <= n < len(rows):
+            raise HTTPException(404, "no such row")
+        rec = records[n]
+        return page(
+            "transcript.html", row=rows[n], rec=rec, turns=viewer.shown_turns(rec.get("transcript", []))
+        )
+
+    return app
