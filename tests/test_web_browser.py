@@ -2,7 +2,9 @@
 by selenium against the real server (`w2sg web` in a subprocess on 127.0.0.1). A judge session end
 to end, a follow-up answered by the model, two judges at once, a restart between items, an XSS
 payload that stays inert, a bad submission refused, the viewer's filters. The screenshots in
-docs/img/web-*.png (docs/human-studies.md) are taken here.
+docs/img/web-*.png (docs/human-studies.md) are taken here: `W2SG_SCREENSHOTS=docs/img pytest
+tests/test_web_browser.py` rewrites them (otherwise they go to a temporary folder, so a test run
+leaves the checkout as it was).
 
 Without a browser these tests skip, unless W2SG_REQUIRE_BROWSER=1 (as `.ci/run` sets): then they
 fail, so CI never skips them silently. Locally: `apt-get install chromium chromium-driver`, then
@@ -17,6 +19,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,7 +36,7 @@ from oversight.web import queue
 pytestmark = pytest.mark.slow
 
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", "/usr/bin/chromedriver"
-IMG = ROOT / "docs" / "img"
+IMG = Path(os.environ.get("W2SG_SCREENSHOTS") or tempfile.mkdtemp(prefix="w2sg-screens-"))
 
 
 def browser() -> Any:
