@@ -254,3 +254,66 @@ def test_bad_debaters_are_errors_that_name_the_field(tmp_path: Path, graph: dict
     path.write_text(yaml.safe_dump(cfg))
     out = w2sg("label", str(path))
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_judge_training_transcripts_use_every_speaking_role() -> None:
+    """`collect_transcripts` runs per-side debaters and preference models, never a stand-in."""
+    from oversight.judges import collect_transcripts
+    from w2sg.data import make_example
+
+    cfg = DebateConfig.model_validate(
+        {
+            "protocol": "sequential",
+            "rounds": 1,
+            "judge_kind": "trained",
+            "judge": "classifier/none",
+            "debaters": {"correct": {"model": "scripted/a", "best_of_n": 2, "preference": "scripted/p"}},
+            "debater": "scripted/b",
+        }
+    )
+    ms, _ = models(cfg)
+    rows = [make_example(Q, A, 1, support=CONTEXT)]
+    speakers = {r: m for r, m in ms.items() if r != "judge"}
+    (state,) = asyncio.run(collect_transcripts(cfg, speakers, rows))
+    assert len(turn(state, "correct").scores) == 2 and ms["preference_correct"].usage.calls == 2
+    with pytest.raises(ValueError, match="needs a model for preference_correct"):
+        asyncio.run(
+            collect_transcripts(
+                cfg, {"debater": ms["debater"], "debater_correct": ms["debater_correct"]}, rows
+            )
+        )
+
+
+def test_best_of_n_makes_a_weak_reader_a_stronger_debater() -> None:
+    """Against the offline quote-weighing judge (its own p(side) as the preference), best-of-8 over
+    a weak extractive reader's seeded draws wins the judge over more often when it argues the truth."""
+    from agents import ModelSpec, get_model
+    from w2sg.datasets import load
+
+    rows = [e for e in load("sciq", "test") if e.support][:40]
+    judge = get_model(ModelSpec(name="extractive/judge", extractive={"judge": True}))
+    weak = get_model(ModelSpec(name="extractive/weak", extractive={"recall": 0.3, "skill": 0.5}))
+
+    def accuracy(n: int) -> float:
+        right = 0
+        for e in rows:
+            truth = "correct" if e.label else "incorrect"
+            cfg = DebateConfig.model_validate(
+                {
+                    "protocol": "consultancy",
+                    "consultant_side": truth,
+                    "rounds": 1,
+                    "judge": "j",
+                    "debater": {"model": "w", "best_of_n": n},
+                }
+            )
+            state = asyncio.run(
+                invoke_recorded(
+                    cfg.build({"debater": weak, "judge": judge}),
+                    debate_input(e.question, e.answer, e.support or ""),
+                )
+            )
+            right += (state["verdict"].p_true > 0.5) == bool(e.label)
+        return right / len(rows)
+
+    assert accuracy(8) > accuracy(1) + 0.1
