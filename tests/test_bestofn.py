@@ -189,6 +189,7 @@ def test_per_side_debaters_speak_for_their_own_side() -> None:
         }
     )
     assert set(cfg.roles()) == {"debater_correct", "debater_incorrect", "judge"}  # `debater` is not called
+    assert cfg.speaker_model == "scripted/strong"  # a speaker: not mistaken for the blind judge
     state, _, speakers = debate(cfg)
     assert [t.side for t in state["transcript"]] == ["correct", "incorrect"] * 2
     said = {s: [m[-1].content for _, m in sp.backend.calls] for s, sp in speakers.items()}
