@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from agents import Model, wrap
 from agents.backends.scripted import ScriptedBackend
+from agents.cache import ResponseCache
 from agents.types import GenerateParams, Message
 from graphs.bestofn import candidate_seeds
 from graphs.debate import DebateConfig, debate_input, invoke_recorded
@@ -456,3 +457,40 @@ def test_w2sg_label_with_scripted_rules_keeps_the_best_rated_candidate(tmp_path:
         assert side_p == pytest.approx(max(t["scores"])), t
     assert {t["text"] for t in turns if t["side"] == "correct"} <= {"a strong point", "a fair point"}
     assert any(t["text"] == "a weak point" for t in turns if t["side"] == "incorrect")
+
+
+def test_an_openai_debater_sends_one_seeded_request_per_candidate(server: object, tmp_path: Path) -> None:
+    """N concurrent requests to an OpenAI-compatible server, each with its own seed: the record
+    cache keeps N entries (never one deduplicated answer) and a rerun is served from them."""
+    from agents import ModelSpec, get_model
+
+    spec = ModelSpec.model_validate(
+        {"name": f"openai/fake@{server.url}", "cache": {"path": str(tmp_path / "cache.sqlite")}}  # type: ignore[attr-defined]
+    )
+    cfg = DebateConfig.model_validate(
+        {
+            "protocol": "consultancy",
+            "consultant_side": "correct",
+            "rounds": 1,
+            "max_tokens": 4,
+            "judge": "scripted/judge",
+            "debater": {"model": "fake", "best_of_n": 4},
+        }
+    )
+
+    def run() -> tuple[dict, Model]:
+        deb = get_model(spec)
+        judge = wrap(ScriptedBackend("scripted/judge", probs_fn=preference_probs))
+        state = asyncio.run(
+            invoke_recorded(cfg.build({"debater": deb, "judge": judge}), debate_input(Q, A, CONTEXT))
+        )
+        asyncio.run(deb.aclose())
+        return state, deb
+
+    state, deb = run()
+    assert "error" not in state, state.get("error")
+    assert server.stats()["requests"] == 4 and deb.usage.calls == 4  # type: ignore[attr-defined]
+    assert len(ResponseCache(tmp_path / "cache.sqlite")) == 4  # four seeds, four entries
+    again, deb = run()
+    assert deb.usage.cache_hits == 4 and server.stats()["requests"] == 4  # type: ignore[attr-defined]
+    assert again["transcript"][0].text == state["transcript"][0].text
