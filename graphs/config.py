@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from agents.config import HOW_FIELDS, ModelRef, ModelSpec, ref_kind
+from agents.providers import PROVIDERS
 from graphs.spec import Config, GraphSpec
 
 Protocol = Literal["simultaneous", "sequential", "consultancy", "blind", "n_agent"]
@@ -143,6 +144,31 @@ DebaterRef = Annotated[
 def as_debater(ref: DebaterRef) -> DebaterSpec:
     """A plain model reference is a debater that speaks once per turn."""
     return ref if isinstance(ref, DebaterSpec) else DebaterSpec(model=ref)
+
+
+class DebaterSet(Config):
+    """Named debater configurations and the models they call (configs/debaters-offline.yaml): the
+    entrants a cross-play tournament draws from, each what a `debater:` field takes."""
+
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="named model specs")
+    debaters: dict[str, DebaterRef] = Field(description="name → a model, or {model, best_of_n, ...}")
+
+    @model_validator(mode="after")
+    def _known_models(self) -> DebaterSet:
+        for name, ref in self.debaters.items():
+            spec = as_debater(ref)
+            for field, model in (("model", spec.model), ("preference", spec.preference)):
+                if (
+                    isinstance(model, str)
+                    and model not in self.models
+                    and model.split("/")[0] not in PROVIDERS
+                ):
+                    where = f"debaters.{name}" + (f".{field}" if isinstance(ref, DebaterSpec) else "")
+                    keys = ", ".join(self.models) or "none"
+                    raise ValueError(
+                        f"{where}: {model!r} is neither a key of `models:` ({keys}) nor a model string"
+                    )
+        return self
 
 
 class SideDebaters(Config):
