@@ -225,19 +225,19 @@ class DebateSettings(GraphSpec):
                     "n_agent agents argue none (use simultaneous, sequential or consultancy)"
                 )
         for path, spec in self._debater_specs().items():
-            if spec.optimised and spec.preference is None and self.judge_kind == "trained":
+            if not spec.optimised:
+                continue
+            if spec.preference is None and self.judge_kind == "trained":
                 raise ValueError(
                     f"{path}.preference: a trained judge is trained on these debates' transcripts, so "
                     "a debater cannot be optimised against it; name a preference model"
                 )
-            for where, ref in ((f"{path}.preference", spec.preference), ("judge", self.judge)):
-                if spec.optimised and isinstance(ref, str) and ref.split("/", 1)[0] == "extractive":
-                    raise ValueError(
-                        f"{path}.preference: best_of_n / critique need a preference model that scores "
-                        f"text; {where} is {ref!r}, a reader that only quotes"
-                    )
-                if spec.preference is not None:
-                    break
+            where, scorer = ("judge", self.judge) if spec.preference is None else ("it", spec.preference)
+            if isinstance(scorer, str) and scorer.split("/", 1)[0] == "extractive":
+                raise ValueError(
+                    f"{path}.preference: best_of_n / critique need a preference model that scores text; "
+                    f"{where} is {scorer!r}, a reader that only quotes"
+                )
         return self
 
     @model_serializer(mode="wrap")
@@ -260,16 +260,19 @@ class DebateSettings(GraphSpec):
         return any(s.optimised and s.preference is None for s in self._debater_specs().values())
 
     def identity_exclude(self) -> dict[str, Any]:
-        # How an inline spec inside a debater mapping is called changes no label (as for a role's own).
+        # How an inline spec of a side's debater, or inside a debater mapping, is called changes no
+        # label, as for a role's own (`debater: {name: ...}` is LabelConfig.config_hash's to blank).
         out: dict[str, Any] = {}
         for path, ref in self._debater_refs().items():
             if isinstance(ref, DebaterSpec):
-                how = {
+                how: Any = {
                     f: HOW_FIELDS for f in ("model", "preference") if isinstance(getattr(ref, f), ModelSpec)
                 }
-                node = out.setdefault("debaters", {}) if path != "debater" else out
-                if how:
-                    node[path.split(".")[-1]] = how
+            else:
+                how = HOW_FIELDS if isinstance(ref, ModelSpec) and path != "debater" else None
+            if how:
+                node = out if path == "debater" else out.setdefault("debaters", {})
+                node[path.split(".")[-1]] = how
         return out
 
     def _debater_specs(self) -> dict[str, DebaterSpec]:
@@ -285,9 +288,9 @@ class DebateSettings(GraphSpec):
         reads (`roles()`); the preference is the judge unless the debater names its own model."""
         own = side is not None and self.debaters is not None and getattr(self.debaters, side) is not None
         role = f"debater_{side}" if own else "debater"
-        return role, (
-            role.replace("debater", "preference") if self.debater_spec(side).preference else "judge"
-        )
+        spec = self.debater_spec(side)
+        own_preference = spec.preference is not None and spec.optimised
+        return role, (role.replace("debater", "preference") if own_preference else "judge")
 
     ROLE_FIELDS: ClassVar[dict[str, str]] = {"debater": "debater", "judge": "judge"}
     SPEAKER: ClassVar[str] = "debater"
@@ -305,7 +308,7 @@ class DebateSettings(GraphSpec):
             role = "debater" if path == "debater" else "debater_" + path.split(".")[1]
             spec = as_debater(ref)
             out[role] = (f"{path}.model" if isinstance(ref, DebaterSpec) else path, spec.model)
-            if spec.preference is not None:
+            if spec.preference is not None and spec.optimised:  # else it is never called
                 out[role.replace("debater", "preference")] = (f"{path}.preference", spec.preference)
         out["judge"] = ("judge", self.judge)
         return out

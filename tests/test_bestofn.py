@@ -228,6 +228,11 @@ def test_old_configs_keep_their_label_identity() -> None:
 
     assert h(spec) == h(slow) and h(spec) != h({**spec, "openai": {"model": "other"}})
 
+    def side(s: dict) -> str:  # a side's own inline spec
+        return LabelConfig.model_validate({"graph": {**graph, "debaters": {"incorrect": s}}}).config_hash("d")
+
+    assert side(spec) == side(slow) and side(spec) != side({**spec, "openai": {"model": "other"}})
+
 
 @pytest.mark.parametrize(
     ("graph", "message"),
