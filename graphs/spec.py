@@ -90,6 +90,16 @@ class GraphSpec(Config):
         }
 
     @property
+    def speakers_consult_judge(self) -> bool:
+        """A speaker calls the judge's model before the verdict (a debater optimised against it)."""
+        return False
+
+    def identity_exclude(self) -> dict[str, Any]:
+        """What a label's identity leaves out of this config's dump beyond its roles' own inline
+        specs (pydantic's nested `exclude`): how models nested deeper are called."""
+        return {}
+
+    @property
     def judge_model(self) -> ModelRef | None:
         """The verdict's model, or None when no model gives it."""
         return self.roles().get(self.JUDGE)
