@@ -1,0 +1,126 @@
+"""`w2sg grid`: shards partition the cells, shards merged give the one-run report, and a killed
+grid resumes without redoing a finished cell."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli import ROOT, w2sg
+
+from oversight.grid.config import GridConfig, shard
+
+
+def grid_yaml(tmp_path: Path, *, latency: float = 0.0, questions: int = 6) -> Path:
+    """2 judges x 2 debaters x 2 protocols (+ blind, one cell per judge) = 10 cells of scripted and
+    extractive models: real backends, no weights."""
+    text = f"""
+name: g
+out_dir: {tmp_path / "runs"}
+label: {{split: test, questions: {questions}, concurrency: 4}}
+models:
+  sure: {{name: scripted/sure, scripted: {{latency_s: {latency}, rules: [{{match: 'v_quote', probs: {{'Yes': 0.9, 'No': 0.1}}}}, {{match: '.*', probs: {{'Yes': 0.4, 'No': 0.6}}}}]}}}}
+  coin: {{name: scripted/coin, scripted: {{latency_s: {latency}, rules: [{{match: '.*', probs: {{'Yes': 0.5, 'No': 0.5}}}}]}}}}
+  reader: {{name: extractive}}
+  mute: {{name: scripted/mute, scripted: {{latency_s: {latency}, default_reply: 'No comment.'}}}}
+judges: {{sure: sure, coin: coin}}
+debaters: {{reader: reader, mute: mute}}
+protocols:
+  debate: {{kind: debate, protocol: sequential, rounds: 1}}
+  consultancy: {{kind: debate, protocol: consultancy, rounds: 1}}
+  blind: {{kind: debate, protocol: blind}}
+"""
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+def load(path: Path) -> GridConfig:
+    from agents.config import load_config
+
+    return load_config(path, GridConfig)
+
+
+def test_shards_partition_the_cells(tmp_path: Path) -> None:
+    cells = load(grid_yaml(tmp_path)).cells()
+    assert len(cells) == 10 and len({c.id for c in cells}) == 10  # blind: one cell per judge
+    for n in (1, 3, 4, 10, 12):
+        slices = [shard(cells, f"{i}/{n}") for i in range(1, n + 1)]
+        ids = [c.id for s in slices for c in s]
+        assert sorted(ids) == sorted(c.id for c in cells)  # disjoint and covering
+    with pytest.raises(ValueError, match=r"--shard '3/2': i must be in 1\.\.2"):
+        shard(cells, "3/2")
+    with pytest.raises(ValueError, match="expected i/n"):
+        shard(cells, "half")
+
+
+def test_shards_merged_give_the_report_of_one_run(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    whole = w2sg("grid", str(grid_yaml(one)))
+    assert whole.returncode == 0, whole.stderr
+    cfg = grid_yaml(two)
+    for i in (1, 2, 3):
+        out = w2sg("grid", str(cfg), "--shard", f"{i}/3")
+        assert out.returncode == 0, out.stderr
+        assert f"(shard {i}/3)" in out.stdout and "--merge" in out.stdout
+    merged = w2sg("grid", str(cfg), "--merge")
+    assert merged.returncode == 0, merged.stderr
+    report = (one / "runs/g/results.md").read_text()
+    assert report == (two / "runs/g/results.md").read_text()
+    assert "10 cells finished, 0 missing" in report and (two / "runs/g/heatmap.png").stat().st_size > 0
+    assert report.count("| sure |") == 5 and "| coin | - | blind | 0.500" in report
+
+
+def test_merge_names_the_cells_not_finished(tmp_path: Path) -> None:
+    cfg = grid_yaml(tmp_path)
+    assert w2sg("grid", str(cfg), "--shard", "1/5").returncode == 0
+    out = w2sg("grid", str(cfg), "--merge")
+    assert out.returncode == 1 and "8 not finished yet" in out.stdout
+    assert "Missing (not finished yet)" in (tmp_path / "runs/g/results.md").read_text()
+
+
+def test_a_killed_grid_resumes_without_redoing_finished_cells(tmp_path: Path) -> None:
+    cfg = grid_yaml(tmp_path, latency=0.02)
+    cells_dir = tmp_path / "runs/g/cells"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oversight.cli", "grid", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(cells_dir.glob("*/result.json"))) < 3:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = {p: p.stat().st_mtime_ns for p in cells_dir.glob("*/result.json")}
+    assert 3 <= len(done) < 10, "killed too late to test resuming"
+    out = w2sg("grid", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert f"{10 - len(done)} run now, {len(done)} already finished" in out.stdout
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # finished cells untouched
+    assert len(list(cells_dir.glob("*/result.json"))) == 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("run: {}\n", "exactly one of `label:`"),
+        ("protocols: {debate: {kind: debate, judge: sure}}\n", "protocols.debate: judge come from"),
+        ("protocols: {debate: {kind: debate, rounds: 0}}\n", r"cell judge=sure / debater=reader / protocol=debate"),
+    ],
+)
+def test_bad_grid_configs_name_the_problem(tmp_path: Path, extra: str, message: str) -> None:
+    path = grid_yaml(tmp_path)
+    text = path.read_text()
+    if extra.startswith("protocols"):
+        text = text.split("protocols:")[0]
+    path.write_text(text + extra)
+    out = w2sg("grid", str(path))
+    assert out.returncode == 2 and out.stderr.count("error:") == 1
+    assert message in out.stderr, out.stderr
