@@ -24,7 +24,9 @@ def tournament_cmd(
     from oversight.tournament.runner import run_tournament
 
     cfg = load(config, TournamentConfig, overrides=set_)
-    result, run_dir = run_tournament(cfg, force=force)
+    result, run_dir, loaded = run_tournament(cfg, force=force)
+    if loaded:
+        console.print(f"{run_dir} is complete; loaded it (--force rebuilds the report)", highlight=False)
     for p in by_rating(result):
         r, e = result.rating[p], result.elo[p]
         console.print(
@@ -34,7 +36,7 @@ def tournament_cmd(
     a = result.judge_accuracy["all"]
     console.print(
         f"judge accuracy {a.value:.3f} [{a.lo:.3f}, {a.hi:.3f}] over {result.matches} debates "
-        f"({result.debates_run} run now); report {run_dir / 'results.md'}",
+        f"({'loaded' if loaded else f'{result.debates_run} run now'}); report {run_dir / 'results.md'}",
         highlight=False,
         soft_wrap=True,
     )

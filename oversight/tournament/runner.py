@@ -119,8 +119,9 @@ def rate(cfg: TournamentConfig, matches: list[Match], **kw: object) -> dict[str,
     }
 
 
-def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[TournamentResult, Path]:
-    """Play (or load, when complete and not `force`) the tournament and write its report."""
+def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[TournamentResult, Path, bool]:
+    """Play (or load, when complete and not `force`) the tournament and write its report; the
+    result, its run folder, and whether it was loaded."""
     from oversight.tournament.report import write_report
 
     t0 = time.perf_counter()
@@ -128,7 +129,7 @@ def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[Tourn
     rows, _ = select_rows(base)
     rid, run_dir, finished = open_run(cfg, {"rows": rows}, TournamentResult, force)
     if finished is not None:
-        return finished, run_dir
+        return finished, run_dir, True
     matches, ran = asyncio.run(play(cfg, rows, run_dir))
     result = TournamentResult(
         run_id=rid,
@@ -142,4 +143,4 @@ def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[Tourn
     )
     write_report(result, run_dir)
     mark_complete(run_dir, result)
-    return result, run_dir
+    return result, run_dir, False
