@@ -175,7 +175,7 @@ class ModelSpec(Config):
         return self
 
 
-def _ref_kind(value: Any) -> str | None:
+def ref_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "name"
     return "spec" if isinstance(value, dict | BaseModel) else None
@@ -187,7 +187,7 @@ def _ref_kind(value: Any) -> str | None:
 ModelRef = Annotated[
     Annotated[str, Tag("name")] | Annotated[ModelSpec, Tag("spec")],
     Discriminator(
-        _ref_kind,
+        ref_kind,
         custom_error_type="model_ref",
         custom_error_message="a model string, a key of `models:`, or a model spec ({name: ..., ...})",
     ),

@@ -7,11 +7,18 @@ Templates are plain `str.format` strings; the fields each may use are listed nex
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    model_serializer,
+    model_validator,
+)
 
-from agents.config import ModelRef
+from agents.config import HOW_FIELDS, ModelRef, ModelSpec, ref_kind
 from graphs.spec import Config, GraphSpec
 
 Protocol = Literal["simultaneous", "sequential", "consultancy", "blind", "n_agent"]
@@ -65,15 +72,100 @@ class Prompts(Config):
     judge_context_block: str = "\nSource passage: {context}"
 
 
+SIDE_NAMES = ("correct", "incorrect")
+
+
+class DebaterSpec(Config):
+    """A debater: its model and how it speaks. Best-of-N and critique-and-refine (Khan et al. 2024)
+    optimise each turn against a preference model's p(its side); `graphs.bestofn` does it."""
+
+    model: ModelRef = Field(description="a model string, a key of `models:`, or an inline spec")
+    best_of_n: int = Field(
+        1,
+        ge=1,
+        description="candidate turns sampled (seeded) per turn; the one the preference model "
+        "rates most persuasive for this debater's side is kept",
+    )
+    critique: int = Field(
+        0,
+        ge=0,
+        description="critique-and-refine rounds per turn: the debater's model critiques the "
+        "kept turn, rewrites it, and the rewrite is kept when the preference model rates it higher",
+    )
+    preference: ModelRef | None = Field(
+        None,
+        description="the model whose p(side) picks a turn; default: the judge, reading the judge's "
+        "prompt (a classifier/<dir> given here reads the trained judge's text pair)",
+    )
+    temperature: float = Field(
+        1.0,
+        ge=0.0,
+        le=2.0,
+        description="sampling temperature of best-of-N candidates and rewrites "
+        "(a single turn keeps the debate's temperature)",
+    )
+    # {prompt} (the turn's prompt as the debater saw it) {draft} {side_claim}
+    critique_prompt: str = (
+        "{prompt}\n\nA draft of this turn:\n{draft}\n\nYou are a critic. In at most 40 words, say how the "
+        "draft could better convince the judge that the proposed answer is {side_claim}."
+    )
+    # {prompt} {draft} {critique} {side_claim}
+    refine_prompt: str = (
+        "{prompt}\n\nYour draft:\n{draft}\nA critic's advice:\n{critique}\n\nRewrite your turn, "
+        "following the advice where it helps."
+    )
+
+    @property
+    def optimised(self) -> bool:
+        """More than one plain sampled turn: the preference model is called."""
+        return self.best_of_n > 1 or self.critique > 0
+
+
+def _debater_kind(value: Any) -> str | None:
+    if isinstance(value, DebaterSpec) or (isinstance(value, dict) and "model" in value):
+        return "debater"
+    return ref_kind(value)
+
+
+#: A debater where a config names one: a model (as `ModelRef`), or a `DebaterSpec` mapping
+#: ({model: ..., best_of_n: 4, ...}), told apart by its `model:` key.
+DebaterRef = Annotated[
+    Annotated[str, Tag("name")] | Annotated[ModelSpec, Tag("spec")] | Annotated[DebaterSpec, Tag("debater")],
+    Discriminator(
+        _debater_kind,
+        custom_error_type="debater_ref",
+        custom_error_message="a model string, a key of `models:`, a model spec ({name: ..., ...}), "
+        "or a debater ({model: ..., best_of_n: N, critique: K, preference: ...})",
+    ),
+]
+
+
+def as_debater(ref: DebaterRef) -> DebaterSpec:
+    """A plain model reference is a debater that speaks once per turn."""
+    return ref if isinstance(ref, DebaterSpec) else DebaterSpec(model=ref)
+
+
+class SideDebaters(Config):
+    """Per-side debaters: each overrides `debater` for the side it argues (consultancy: the
+    consultant arguing that side)."""
+
+    correct: DebaterRef | None = None
+    incorrect: DebaterRef | None = None
+
+
 class DebateSettings(GraphSpec):
     kind: Literal["debate"] = "debate"
     protocol: Protocol = "sequential"
     rounds: int = Field(2, ge=1, description="rounds of arguments (consultancy: consultant turns)")
     n_agents: int = Field(3, ge=2, description="n_agent: number of agents")
-    debater: ModelRef = Field(
+    debater: DebaterRef = Field(
         "embedded/smollm2",
         description="the debaters' / consultant's / agents' model: a model string, a key of `models:`, "
-        "or an inline spec ({name: ..., openai: {...}, retry: {...}})",
+        "an inline spec ({name: ..., openai: {...}, retry: {...}}), or a debater ({model: ..., "
+        "best_of_n: N, critique: K, preference: ...})",
+    )
+    debaters: SideDebaters | None = Field(
+        None, description="per-side debaters ({correct: ..., incorrect: ...}), each overriding `debater`"
     )
     judge: ModelRef = Field(
         "embedded/smollm2", description="the judge's model, likewise (classifier/<dir>: trained)"
@@ -98,7 +190,74 @@ class DebateSettings(GraphSpec):
             raise ValueError("interactive_judge needs a prompted judge: a trained classifier cannot ask")
         if self.interactive_judge and self.protocol in ("blind", "n_agent"):
             raise ValueError(f"interactive_judge has no rounds to ask between in protocol {self.protocol!r}")
+        if self.protocol in ("blind", "n_agent"):
+            if self.debaters is not None:
+                raise ValueError(f"debaters: protocol {self.protocol!r} has no sides to give debaters")
+            if self.protocol == "n_agent" and as_debater(self.debater).optimised:
+                raise ValueError(
+                    "debater: best_of_n and critique pick the turn most persuasive for a side; "
+                    "n_agent agents argue none (use simultaneous, sequential or consultancy)"
+                )
+        for path, spec in self._debater_specs().items():
+            if spec.optimised and spec.preference is None and self.judge_kind == "trained":
+                raise ValueError(
+                    f"{path}.preference: a trained judge is trained on these debates' transcripts, so "
+                    "a debater cannot be optimised against it; name a preference model"
+                )
+            for where, ref in ((f"{path}.preference", spec.preference), ("judge", self.judge)):
+                if spec.optimised and isinstance(ref, str) and ref.split("/", 1)[0] == "extractive":
+                    raise ValueError(
+                        f"{path}.preference: best_of_n / critique need a preference model that scores "
+                        f"text; {where} is {ref!r}, a reader that only quotes"
+                    )
+                if spec.preference is not None:
+                    break
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        # Configs from before per-side debaters keep their identity (label hashes, run ids).
+        if self.debaters is None:
+            data.pop("debaters", None)
+        return data
+
+    def _debater_refs(self) -> dict[str, DebaterRef]:
+        """config path → each debater this config calls: a side's own where set, else `debater`."""
+        if self.protocol == "blind":  # a blind judge hears no debater
+            return {}
+        own = {f"debaters.{s}": r for s in SIDE_NAMES if (r := getattr(self.debaters, s, None)) is not None}
+        return own | ({"debater": self.debater} if len(own) < len(SIDE_NAMES) else {})
+
+    def identity_exclude(self) -> dict[str, Any]:
+        # How an inline spec inside a debater mapping is called changes no label (as for a role's own).
+        out: dict[str, Any] = {}
+        for path, ref in self._debater_refs().items():
+            if isinstance(ref, DebaterSpec):
+                how = {
+                    f: HOW_FIELDS for f in ("model", "preference") if isinstance(getattr(ref, f), ModelSpec)
+                }
+                node = out.setdefault("debaters", {}) if path != "debater" else out
+                if how:
+                    node[path.split(".")[-1]] = how
+        return out
+
+    def _debater_specs(self) -> dict[str, DebaterSpec]:
+        return {path: as_debater(ref) for path, ref in self._debater_refs().items()}
+
+    def debater_spec(self, side: str | None) -> DebaterSpec:
+        """The debater arguing `side` (None: n_agent's agents)."""
+        own = getattr(self.debaters, side) if self.debaters is not None and side else None
+        return as_debater(own if own is not None else self.debater)
+
+    def side_roles(self, side: str | None) -> tuple[str, str]:
+        """(debater role, preference role) of the debater arguing `side`: the model roles `build`
+        reads (`roles()`); the preference is the judge unless the debater names its own model."""
+        own = side is not None and self.debaters is not None and getattr(self.debaters, side) is not None
+        role = f"debater_{side}" if own else "debater"
+        return role, (
+            role.replace("debater", "preference") if self.debater_spec(side).preference else "judge"
+        )
 
     ROLE_FIELDS: ClassVar[dict[str, str]] = {"debater": "debater", "judge": "judge"}
     SPEAKER: ClassVar[str] = "debater"
@@ -108,6 +267,22 @@ class DebateSettings(GraphSpec):
     def protocol_name(self) -> str:
         return self.protocol
 
+    def role_paths(self) -> dict[str, tuple[str, ModelRef]]:
+        """role → (config path, model) for every model this config calls: the debater of each side
+        (`debater`, or `debaters.<side>` where set), each debater's own preference model, the judge."""
+        out: dict[str, tuple[str, ModelRef]] = {}
+        for path, ref in self._debater_refs().items():
+            role = "debater" if path == "debater" else "debater_" + path.split(".")[1]
+            spec = as_debater(ref)
+            out[role] = (f"{path}.model" if isinstance(ref, DebaterSpec) else path, spec.model)
+            if spec.preference is not None:
+                out[role.replace("debater", "preference")] = (f"{path}.preference", spec.preference)
+        out["judge"] = ("judge", self.judge)
+        return out
+
     def roles(self) -> dict[str, ModelRef]:
-        speaker = {} if self.protocol == "blind" else {"debater": self.debater}  # hears no debater
-        return {**speaker, "judge": self.judge}
+        # a blind judge hears no debater
+        return {role: ref for role, (_, ref) in self.role_paths().items()}
+
+    def model_refs(self) -> dict[str, tuple[str, str]]:
+        return {path: (ref, "name") for path, ref in self.role_paths().values() if isinstance(ref, str)}

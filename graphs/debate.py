@@ -11,14 +11,16 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from langgraph.graph import END, START, StateGraph
 
 from agents.backends.classifier import PAIR_SEP
 from agents.model import Model
+from agents.types import ChoiceProbs, Completion
 from graphs.batch import ROW_ERRORS, BatchGraph
-from graphs.config import DebateSettings
+from graphs.bestofn import optimise_turn
+from graphs.config import DebaterSpec, DebateSettings
 from graphs.quotes import check_quotes
 from graphs.render import judge_prompt, speaker_prompt, transcript_for_judge
 from graphs.spec import Item
@@ -47,14 +49,28 @@ def _turn(cfg: DebateSettings, state: DebateState, completion: Any, **fields: An
         tokens=completion.usage.output_tokens,
         input_tokens=completion.usage.input_tokens,
         seconds=completion.seconds,
+        cost_usd=completion.cost_usd,  # its own model's price (per-side debaters may differ)
         quotes=quotes,
         **fields,
     )
 
 
+class Speaker(NamedTuple):
+    """Who argues one side: the model, how it speaks, and (optimised) whose p(side) picks its turns."""
+
+    model: Model
+    spec: DebaterSpec
+    preference: Model | None = None
+    preference_is_judge: bool = True
+
+
 def speaker_node(
-    cfg: DebateSettings, model: Model, template: str, speaker: str, side: Side | None = None
+    cfg: DebateSettings, who: Speaker, template: str, speaker: str, side: Side | None = None
 ) -> Node:
+    model, spec = who.model, who.spec
+    if spec.optimised:
+        return optimised_speaker_node(cfg, who, template, speaker, side)
+
     async def node(state: DebateState) -> dict[str, Any]:
         prompt = speaker_prompt(cfg, template, dict(state), side=side, name=speaker)
         c = await model.generate(
@@ -68,8 +84,54 @@ def speaker_node(
     return node
 
 
-def consultant_node(cfg: DebateSettings, model: Model) -> Node:
-    inner = {s: speaker_node(cfg, model, cfg.prompts.consultant, "consultant", s) for s in SIDES}
+def optimised_speaker_node(
+    cfg: DebateSettings, who: Speaker, template: str, speaker: str, side: Side | None
+) -> Node:
+    """A best-of-N / critique-and-refine speaker (`graphs.bestofn`): each candidate is rated by the
+    preference model reading the judge's prompt with the candidate as this speaker's turn."""
+    if side is None or who.preference is None:
+        raise ValueError(f"{speaker}: best_of_n / critique need a side and a preference model")
+    model, preference = who.model, who.preference
+    # The judge reads its own prompt; another classifier/<dir> reads the trained judge's text pair.
+    trained = (
+        cfg.judge_kind == "trained" if who.preference_is_judge else preference.spec.provider == "classifier"
+    )
+    view = cfg.model_copy(update={"judge_kind": "trained" if trained else "prompted"})
+
+    async def node(state: DebateState) -> dict[str, Any]:
+        prompt = speaker_prompt(cfg, template, dict(state), side=side, name=speaker)
+
+        async def sample(text: str, seed: int, temperature: float) -> Completion:
+            msgs = [{"role": "user", "content": text}]
+            return await model.generate(msgs, max_tokens=cfg.max_tokens, temperature=temperature, seed=seed)
+
+        async def score(text: str) -> tuple[float, ChoiceProbs]:
+            turn = _turn(cfg, state, Completion(text=text), speaker=speaker, side=side)
+            shown = {**state, "transcript": [*state.get("transcript", []), turn]}
+            p = await preference.choice_probs(
+                [{"role": "user", "content": judge_prompt(view, shown, SIDES, pair_sep=PAIR_SEP)}],
+                JUDGE_CHOICES,
+            )
+            return float(p.probs["Yes" if side == "correct" else "No"]), p
+
+        seed = call_seed(cfg.seed, state["question"], state["answer"], speaker, state.get("round", 1))
+        best = await optimise_turn(who.spec, side, prompt, seed, sample, score)
+        spent = best.spent
+        turn = _turn(cfg, state, Completion(text=best.text), speaker=speaker, side=side)
+        update = {
+            "tokens": spent.output_tokens,
+            "input_tokens": spent.input_tokens,
+            "seconds": spent.seconds,
+            "cost_usd": spent.cost_usd,
+            "scores": tuple(best.scores),
+        }
+        return {"transcript": [turn.model_copy(update=update)]}
+
+    return node
+
+
+def consultant_node(cfg: DebateSettings, who: Mapping[Side, Speaker]) -> Node:
+    inner = {s: speaker_node(cfg, who[s], cfg.prompts.consultant, "consultant", s) for s in SIDES}
 
     async def node(state: DebateState) -> dict[str, Any]:
         return await inner[state["consultant_side"]](state)
@@ -154,14 +216,25 @@ def build_debate_graph(
     *,
     debater: Model | None = None,
     judge: Model,
+    others: Mapping[str, Model] | None = None,
     checkpointer: Any = None,
     batched: bool = False,
 ) -> Any:
     """The compiled graph for `cfg.protocol`. Invoke with {"question", "answer", "context"}; the
     final state holds `transcript` (list of Turn) and `verdict` (Verdict). `batched`: the same
-    graph over {"rows": [...]} (graphs.batch), several questions per run."""
-    if cfg.protocol != "blind" and debater is None:
-        raise ValueError(f"protocol {cfg.protocol!r} needs a debater model")
+    graph over {"rows": [...]} (graphs.batch), several questions per run. `others`: models of the
+    roles beyond debater and judge (`DebateSettings.roles`: per-side debaters, preference models)."""
+    models = {"judge": judge, **(others or {})} | ({"debater": debater} if debater is not None else {})
+
+    def speaker(side: Side | None) -> Speaker:
+        role, pref = cfg.side_roles(side)
+        if role not in models:
+            raise ValueError(f"protocol {cfg.protocol!r} needs a {role} model")
+        spec = cfg.debater_spec(side)
+        if spec.optimised and pref not in models:
+            raise ValueError(f"the {role}'s best_of_n / critique need a {pref} model")
+        return Speaker(models[role], spec, models.get(pref), pref == "judge")
+
     if cfg.position_swap and cfg.protocol not in ("simultaneous", "sequential"):
         raise ValueError("position_swap applies to two-sided debate (simultaneous or sequential)")
     g = BatchGraph(DebateState) if batched else StateGraph(DebateState)
@@ -172,16 +245,18 @@ def build_debate_graph(
     # Speakers of one round, and the node each round starts with.
     if cfg.protocol in ("simultaneous", "sequential"):
         for side in SIDES:
-            g.add_node(f"debater_{side}", speaker_node(cfg, debater, p.debater, f"debater_{side}", side))  # type: ignore[arg-type]
+            g.add_node(
+                f"debater_{side}", speaker_node(cfg, speaker(side), p.debater, f"debater_{side}", side)
+            )
         speakers = [f"debater_{first}", f"debater_{second}"]
     elif cfg.protocol == "consultancy":
         g.add_node("assign_side", assign_side(cfg))
-        g.add_node("consultant", consultant_node(cfg, debater))  # type: ignore[arg-type]
+        g.add_node("consultant", consultant_node(cfg, {s: speaker(s) for s in SIDES}))
         speakers = ["consultant"]
     elif cfg.protocol == "n_agent":
         speakers = [f"agent_{i + 1}" for i in range(cfg.n_agents)]
         for name in speakers:
-            g.add_node(name, speaker_node(cfg, debater, p.agent, name))  # type: ignore[arg-type]
+            g.add_node(name, speaker_node(cfg, speaker(None), p.agent, name))
     else:
         speakers = []
 
@@ -274,9 +349,14 @@ class DebateConfig(DebateSettings):
     """The debate kind's spec (`graphs.spec.GraphSpec`): its settings and how its graph is built."""
 
     def build(self, models: Mapping[str, Model], *, batched: bool = False, checkpointer: Any = None) -> Any:
-        debater, judge = models.get("debater"), models["judge"]
+        others = {role: models[role] for role in self.roles() if role not in ("debater", "judge")}
         return build_debate_graph(
-            self, debater=debater, judge=judge, batched=batched, checkpointer=checkpointer
+            self,
+            debater=models.get("debater"),
+            judge=models["judge"],
+            others=others,
+            batched=batched,
+            checkpointer=checkpointer,
         )
 
     def start(self, item: Item) -> dict[str, Any]:

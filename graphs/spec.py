@@ -88,6 +88,11 @@ class GraphSpec(Config):
             if isinstance(ref, str)
         }
 
+    def identity_exclude(self) -> dict[str, Any]:
+        """What a label's identity leaves out of this config's dump beyond its roles' own inline
+        specs (pydantic's nested `exclude`): how models nested deeper are called."""
+        return {}
+
     @property
     def judge_model(self) -> ModelRef | None:
         """The verdict's model, or None when no model gives it."""

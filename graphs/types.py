@@ -30,6 +30,12 @@ class Turn(Record):
     input_tokens: int = 0
     seconds: float = 0.0
     quotes: tuple[Quote, ...] = ()
+    cost_usd: float | None = Field(
+        None, description="US dollars of the calls that made the turn (best-of-N: all of them), where priced"
+    )
+    scores: tuple[float, ...] = Field(
+        (), description="an optimised turn: the preference model's p(side) of each candidate and rewrite"
+    )
 
 
 class Verdict(Record):

@@ -105,7 +105,8 @@ class LabelConfig(BaseModel):
         # resumed with more retries keeps its store. An inline spec enters as its identity too.
         fields = self.graph.ROLE_FIELDS.values()
         inline = {f: spec_identity(r) for f in fields if isinstance(r := getattr(self.graph, f), ModelSpec)}
-        graph = self.graph.model_copy(update=dict.fromkeys(inline, "")).model_dump_json()
+        deeper = self.graph.identity_exclude() or None  # e.g. an inline spec inside a debater mapping
+        graph = self.graph.model_copy(update=dict.fromkeys(inline, "")).model_dump_json(exclude=deeper)
         specs = {k: spec_identity(v) for k, v in sorted(self.models.items())}
         tail = f"|{inline}" if inline else ""  # configs without inline specs keep their hashes
         return hashlib.sha256(f"{graph}|{specs}|{data}{tail}".encode()).hexdigest()[:12]
@@ -292,6 +293,9 @@ def label_cost(state: dict[str, Any], models: dict[str, Model], spec: GraphSpec)
     judge_role, speaker_role = spec.JUDGE, spec.SPEAKER
     cost = 0.0
     for t in turns:
+        if t.cost_usd is not None:  # priced by the call(s) that made it (best-of-N: all of them)
+            cost += t.cost_usd
+            continue
         role = judge_role if t.speaker.startswith(("judge", "overseer")) else speaker_role
         if role in prices:
             cost += prices[role].cost(t.input_tokens, t.tokens)

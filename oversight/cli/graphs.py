@@ -88,7 +88,7 @@ def graph_cmd(
     cfg = _load_debate(config, set_, check=False)  # no model is called: a judge not yet trained is fine
     # The drawing does not depend on the models: scripted stand-ins avoid loading any.
     stand_in = wrap(ScriptedBackend("scripted/stand-in"))
-    graph = cfg.build(dict.fromkeys(cfg.ROLE_FIELDS, stand_in))
+    graph = cfg.build(dict.fromkeys(cfg.roles(), stand_in))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".mmd").write_text(mermaid(graph))
     draw_png(graph, out.with_suffix(".png"))

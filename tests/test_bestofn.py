@@ -1,0 +1,256 @@
+"""Optimised and per-side debaters (issue 20): best-of-N keeps the candidate the preference model
+rates most persuasive for the debater's side, with distinct seeds and every call's cost in the
+turn; critique-and-refine rounds; per-side debaters speak for their own side; old configs keep
+their label identity."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from cli import w2sg
+from pydantic import ValidationError
+
+from agents import Model, wrap
+from agents.backends.scripted import ScriptedBackend
+from agents.types import GenerateParams, Message
+from graphs.bestofn import candidate_seeds
+from graphs.debate import DebateConfig, debate_input, invoke_recorded
+from oversight.label import LabelConfig, label_cost
+
+Q, A = "What element is present in all organic molecules?", "carbon"
+CONTEXT = "Organic molecules are built around chains of carbon atoms."
+PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
+
+
+class Speaker:
+    """A debater whose candidate k reads `argument k` (k from its seed), so a test knows each
+    candidate's score: the preference below rates `argument k` at p(Yes) = k / 100."""
+
+    def __init__(self, name: str = "scripted/debater") -> None:
+        self.seeds: list[int | None] = []
+        self.backend = ScriptedBackend(name, reply_fn=self.reply)
+
+    def reply(self, messages: Sequence[Message], params: GenerateParams) -> str:
+        self.seeds.append(params.seed)
+        prompt = messages[-1].content
+        if "You are a critic" in prompt:
+            return "Say argument 99."
+        if "A critic's advice" in prompt:
+            return "argument 99 (rewritten)"
+        side = re.search(r"proposed answer is (correct|incorrect)", prompt).group(1)  # type: ignore[union-attr]
+        return f"{side} argument {params.seed % 97 if params.seed is not None else 0}"
+
+
+def preference_probs(messages: Sequence[Message], choices: Sequence[str]) -> dict[str, float]:
+    """p(Yes) = k / 100 for the last `argument k` in the transcript the judge is shown."""
+    found = re.findall(r"argument (\d+)", messages[-1].content)
+    p = int(found[-1]) / 100 if found else 0.5
+    return {"Yes": p, "No": 1 - p}
+
+
+def models(cfg: DebateConfig, **priced: dict) -> tuple[dict[str, Model], dict[str, Speaker]]:
+    """Real scripted backends for every role the config calls; a `preference*` or the judge
+    scores with `preference_probs`."""
+    speakers: dict[str, Speaker] = {}
+    out: dict[str, Model] = {}
+    for role in cfg.roles():
+        if role.startswith("debater"):
+            speakers[role] = Speaker(f"scripted/{role}")
+            out[role] = wrap(speakers[role].backend, price=priced.get(role))
+        else:
+            backend = ScriptedBackend(f"scripted/{role}", probs_fn=preference_probs)
+            out[role] = wrap(backend, price=priced.get(role))
+    return out, speakers
+
+
+def debate(cfg: DebateConfig, **priced: dict) -> tuple[dict, dict[str, Model], dict[str, Speaker]]:
+    ms, speakers = models(cfg, **priced)
+    state = asyncio.run(invoke_recorded(cfg.build(ms), debate_input(Q, A, CONTEXT)))
+    assert "error" not in state, state.get("error")
+    return state, ms, speakers
+
+
+def turn(state: dict, side: str):
+    return next(t for t in state["transcript"] if t.side == side)
+
+
+def score(text: str) -> int:
+    return int(re.search(r"argument (\d+)", text).group(1))  # type: ignore[union-attr]
+
+
+def test_best_of_n_keeps_the_candidate_the_preference_rates_highest_for_its_side() -> None:
+    n = 8
+    cfg = DebateConfig(
+        protocol="simultaneous",
+        rounds=1,
+        judge="scripted/judge",
+        debater={"model": "scripted/debater", "best_of_n": n, "preference": "scripted/pref"},
+    )
+    state, ms, speakers = debate(cfg)
+    seeds = speakers["debater"].seeds
+    assert len(seeds) == 2 * n and len(set(seeds)) == 2 * n  # every candidate its own seed
+    for side, pick in (("correct", max), ("incorrect", min)):  # p(No) = 1 - p(Yes) for `incorrect`
+        t = turn(state, side)
+        candidates = [s % 97 for s in seeds if s is not None]
+        assert len(t.scores) == n
+        assert score(t.text) in candidates
+        side_seeds = candidate_seeds(_turn_seed(cfg, side), n)
+        mine = [s % 97 for s in side_seeds]
+        assert score(t.text) == pick(mine) and t.text.startswith(side)
+        assert max(t.scores) == pytest.approx(
+            score(t.text) / 100 if side == "correct" else 1 - score(t.text) / 100
+        )
+    assert ms["preference"].usage.calls == 2 * n  # one rating per candidate
+    assert ms["judge"].usage.calls == 1  # the verdict only: the judge is not the preference here
+
+
+def _turn_seed(cfg: DebateConfig, side: str) -> int:
+    from graphs.debate import call_seed
+
+    return call_seed(cfg.seed, Q, A, f"debater_{side}", 1)
+
+
+def test_the_cost_of_every_candidate_and_rating_is_in_the_turn_and_the_label() -> None:
+    n = 4
+    cfg = DebateConfig(
+        protocol="sequential",
+        rounds=1,
+        judge="scripted/judge",
+        debater={"model": "scripted/debater", "best_of_n": n, "preference": "scripted/pref"},
+    )
+    state, ms, _ = debate(cfg, debater=PRICE, preference=PRICE)
+    turns = state["transcript"]
+    deb, pref = ms["debater"].usage, ms["preference"].usage
+    assert sum(t.tokens for t in turns) == deb.output_tokens + pref.output_tokens
+    assert sum(t.input_tokens for t in turns) == deb.input_tokens + pref.input_tokens
+    assert sum(t.cost_usd for t in turns) == pytest.approx(deb.cost_usd + pref.cost_usd)
+    assert deb.cost_usd > 0 and pref.cost_usd > 0
+    verdict = state["verdict"]
+    judge = ms["judge"].usage
+    assert verdict.tokens == deb.input_tokens + deb.output_tokens + pref.input_tokens + pref.output_tokens + (
+        judge.input_tokens + judge.output_tokens
+    )
+    assert label_cost(state, ms, cfg) == pytest.approx(deb.cost_usd + pref.cost_usd)
+
+
+def test_the_judge_is_the_default_preference() -> None:
+    cfg = DebateConfig(
+        protocol="consultancy",
+        consultant_side="incorrect",
+        rounds=1,
+        judge="scripted/judge",
+        debater={"model": "scripted/debater", "best_of_n": 3},
+    )
+    assert set(cfg.roles()) == {"debater", "judge"}
+    state, ms, _ = debate(cfg)
+    assert ms["judge"].usage.calls == 3 + 1  # three ratings, then the verdict
+    (t,) = state["transcript"]
+    assert (
+        t.side == "incorrect"
+        and len(t.scores) == 3
+        and max(t.scores) == pytest.approx(1 - score(t.text) / 100)
+    )
+
+
+def test_critique_rounds_critique_rewrite_and_keep_the_better_turn() -> None:
+    cfg = DebateConfig(
+        protocol="consultancy",
+        consultant_side="correct",
+        rounds=1,
+        judge="scripted/judge",
+        debater={"model": "scripted/debater", "best_of_n": 2, "critique": 2},
+    )
+    state, ms, speakers = debate(cfg)
+    prompts = [m[-1].content for kind, m in speakers["debater"].backend.calls]
+    assert sum("You are a critic" in p for p in prompts) == 2
+    assert sum("A critic's advice" in p for p in prompts) == 2
+    (t,) = state["transcript"]
+    assert len(t.scores) == 2 + 2 and t.text == "argument 99 (rewritten)"  # p 0.99 beats both drafts
+    assert ms["judge"].usage.calls == 4 + 1
+
+
+def test_per_side_debaters_speak_for_their_own_side() -> None:
+    cfg = DebateConfig.model_validate(
+        {
+            "protocol": "sequential",
+            "rounds": 2,
+            "judge": "scripted/judge",
+            "debater": "scripted/unused",
+            "debaters": {
+                "correct": "scripted/strong",
+                "incorrect": {"model": "scripted/weak", "best_of_n": 2},
+            },
+        }
+    )
+    assert set(cfg.roles()) == {"debater_correct", "debater_incorrect", "judge"}  # `debater` is not called
+    state, _, speakers = debate(cfg)
+    assert [t.side for t in state["transcript"]] == ["correct", "incorrect"] * 2
+    said = {s: [m[-1].content for _, m in sp.backend.calls] for s, sp in speakers.items()}
+    assert len(said["debater_correct"]) == 2 and all(
+        "answer is correct" in p for p in said["debater_correct"]
+    )
+    assert len(said["debater_incorrect"]) == 2 * 2
+    assert all("answer is incorrect" in p for p in said["debater_incorrect"])
+    one_side = DebateConfig.model_validate(
+        {"protocol": "consultancy", "judge": "scripted/j", "debaters": {"incorrect": "scripted/liar"}}
+    )
+    assert one_side.roles() == {
+        "debater_incorrect": "scripted/liar",
+        "debater": "embedded/smollm2",
+        "judge": "scripted/j",
+    }
+
+
+def test_old_configs_keep_their_label_identity() -> None:
+    """The dump of a config without per-side or optimised debaters is what it was before them."""
+    graph = {"kind": "debate", "protocol": "sequential", "debater": "extractive", "judge": "scripted/j"}
+    cfg = LabelConfig.model_validate({"graph": graph})
+    assert "debaters" not in cfg.graph.model_dump() and cfg.graph.model_dump()["debater"] == "extractive"
+    assert cfg.config_hash("data") == "5430c197cf41"  # computed before issue 20
+    plain = LabelConfig.model_validate({"graph": {**graph, "debater": {"model": "extractive"}}})
+    assert plain.config_hash("data") != cfg.config_hash("data")  # a debater mapping is a new config
+    # How an inline spec inside a debater mapping is called changes no label, as for a role's own.
+    spec = {"name": "openai/x", "openai": {"model": "m"}}
+    slow = {**spec, "retry": {"max_attempts": 9}, "openai": {"model": "m", "timeout_s": 999}}
+
+    def h(s: dict) -> str:
+        g = {**graph, "debaters": {"correct": {"model": s, "best_of_n": 2, "preference": s}}}
+        return LabelConfig.model_validate({"graph": g}).config_hash("d")
+
+    assert h(spec) == h(slow) and h(spec) != h({**spec, "openai": {"model": "other"}})
+
+
+@pytest.mark.parametrize(
+    ("graph", "message"),
+    [
+        ({"debater": {"model": "extractive", "best_of_n": 0}}, "graph.debater.best_of_n"),
+        ({"debaters": {"correct": {"model": "x", "critque": 1}}}, "graph.debaters.correct.critque"),
+        ({"debater": {"model": "extractive", "best_of_n": 2}, "judge": "extractive"}, "debater.preference"),
+        (
+            {"protocol": "n_agent", "debater": {"model": "scripted", "best_of_n": 2}},
+            "n_agent agents argue none",
+        ),
+        ({"protocol": "blind", "debaters": {"correct": "scripted"}}, "debaters: protocol 'blind'"),
+        (
+            {"judge_kind": "trained", "debaters": {"incorrect": {"model": "scripted", "critique": 1}}},
+            "debaters.incorrect.preference: a trained judge",
+        ),
+        ({"debater": 5}, "graph.debater: a model string, a key of `models:`, a model spec"),
+    ],
+)
+def test_bad_debaters_are_errors_that_name_the_field(tmp_path: Path, graph: dict, message: str) -> None:
+    cfg = {
+        "split": "test",
+        "graph": {"kind": "debate", "protocol": "sequential", "judge": "scripted/j", **graph},
+    }
+    with pytest.raises(ValidationError):
+        LabelConfig.model_validate(cfg)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = w2sg("label", str(path))
+    assert out.returncode == 2 and message in out.stderr, out.stderr
