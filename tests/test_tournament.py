@@ -4,10 +4,18 @@ accuracy by who argues the truth, and a rerun redoes no debate."""
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
+from cli import ROOT, w2sg
+from label_runs import count_labels
 
 from oversight.tournament.ratings import (
     Match,
@@ -80,3 +88,100 @@ def test_win_matrix_and_judge_accuracy() -> None:
     assert acc == {"all": 0.5, "stronger_truthful": 0.75, "stronger_lying": 0.0}
     by = accuracy_by_debater(matches, ["a", "b"])
     assert by == {"a|truth": 0.75, "b|lie": 0.75, "b|truth": 0.0, "a|lie": 0.0}
+
+
+def tournament_yaml(tmp_path: Path, *, latency: float = 0.0, questions: int = 8) -> Path:
+    """A scripted tournament with a known order: `strong` always brings evidence, `coin` half the
+    time, `weak` never; the judge sides with whoever alone brought evidence (both or neither: 0.5)."""
+    text = f"""
+name: t
+out_dir: {tmp_path / "runs"}
+questions: {questions}
+n_boot: 50
+models:
+  strong: {{name: scripted/strong, scripted: {{latency_s: {latency}, default_reply: EVIDENCE.}}}}
+  coin:
+    name: scripted/coin
+    scripted: {{latency_s: {latency}, rules: [{{match: '.*', replies: [EVIDENCE., Nothing.]}}]}}
+  weak: {{name: scripted/weak, scripted: {{latency_s: {latency}, default_reply: Nothing.}}}}
+  judge:
+    name: scripted/judge
+    scripted:
+      rules:
+        - {{match: 'is correct\\): EVIDENCE.*is incorrect\\): EVIDENCE', probs: {{'Yes': 0.5, 'No': 0.5}}}}
+        - {{match: 'is incorrect\\): EVIDENCE.*is correct\\): EVIDENCE', probs: {{'Yes': 0.5, 'No': 0.5}}}}
+        - {{match: 'is correct\\): EVIDENCE', probs: {{'Yes': 0.9, 'No': 0.1}}}}
+        - {{match: 'is incorrect\\): EVIDENCE', probs: {{'Yes': 0.1, 'No': 0.9}}}}
+        - {{match: '.*', probs: {{'Yes': 0.5, 'No': 0.5}}}}
+debaters: {{weak: weak, coin: coin, strong: strong}}
+judge: judge
+"""
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_scripted_tournament_rates_the_known_winner_first(tmp_path: Path) -> None:
+    out = w2sg("tournament", str(tournament_yaml(tmp_path)))
+    assert out.returncode == 0, out.stderr
+    assert "(192 run now)" in out.stdout  # 6 ordered pairs x 16 rows x 2 speaking positions
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    r = json.loads((run_dir / "results.json").read_text())
+    mu = {p: e["value"] for p, e in r["rating"].items()}
+    assert mu["strong"] > mu["coin"] > mu["weak"]
+    assert r["elo"]["strong"]["value"] > r["elo"]["coin"]["value"] > r["elo"]["weak"]["value"]
+    assert r["rating"]["weak"]["hi"] < r["rating"]["strong"]["lo"]  # intervals apart
+    assert r["win_rate"]["strong"]["weak"] == 1.0 and r["win_rate"]["weak"]["strong"] == 0.0
+    assert r["win_rate"]["strong"]["strong"] is None
+    # evidence decides, not truth: the judge is right when the stronger debater argues the truth
+    ja = r["judge_accuracy"]
+    assert ja["stronger_truthful"]["value"] > 0.5 > ja["stronger_lying"]["value"]
+    report = (run_dir / "results.md").read_text()
+    assert report.index("| strong |") < report.index("| coin |") < report.index("| weak |")
+    assert (run_dir / "accuracy-vs-rating.png").stat().st_size > 0
+    # a rerun loads the finished folder; --force plays again from the store: no debate is rerun
+    again = w2sg("tournament", str(tournament_yaml(tmp_path)))
+    assert "is complete; loaded it" in again.stdout and "(loaded)" in again.stdout
+    forced = w2sg("tournament", str(tournament_yaml(tmp_path)), "--force")
+    assert forced.returncode == 0 and "(0 run now)" in forced.stdout
+    assert json.loads((run_dir / "results.json").read_text())["rating"] == r["rating"]
+
+
+def test_a_killed_tournament_resumes_from_its_store(tmp_path: Path) -> None:
+    cfg = tournament_yaml(tmp_path, latency=0.01)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oversight.cli", "tournament", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = None
+    deadline = time.time() + 120
+    while time.time() < deadline and (store is None or count_labels(store) < 60):
+        store = next((tmp_path / "runs").glob("*/labels.sqlite"), None)
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert store is not None
+    kept = count_labels(store)
+    assert 60 <= kept < 192, "killed too late to test resuming"
+    out = w2sg("tournament", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert f"({192 - kept} run now)" in out.stdout  # only the debates the kill cut off
+    assert count_labels(store) == 192
+
+
+def test_bad_tournament_configs_name_the_problem(tmp_path: Path) -> None:
+    path = tournament_yaml(tmp_path)
+    text = path.read_text()
+    path.write_text(
+        text.replace("debaters: {weak: weak, coin: coin, strong: strong}", "debaters: {weak: weak}")
+    )
+    out = w2sg("tournament", str(path))
+    assert out.returncode == 2 and "debaters: a tournament needs at least 2, got 1" in out.stderr
+    path.write_text(text.replace("judge: judge\n", "judge: judge\ngraph: {judge: judge}\n"))
+    assert "graph: judge are set by each match" in w2sg("tournament", str(path)).stderr
+    path.write_text(text.replace("judge: judge\n", "judge: judge\ngraph: {protocol: consultancy}\n"))
+    assert "cross-play needs a two-sided debate, not 'consultancy'" in w2sg("tournament", str(path)).stderr
+    path.write_text(text.replace("{weak: weak,", "{weak: wek,"))
+    assert "debaters.weak: 'wek' is neither a key of `models:`" in w2sg("tournament", str(path)).stderr

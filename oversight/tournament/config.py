@@ -9,14 +9,24 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from agents.config import ModelRef
+from graphs.config import DebaterRef
 from graphs.debate import DebateConfig
 from graphs.types import Side
 from oversight.config import ExperimentConfig
-from oversight.label import check_model_names
+from oversight.label import check_model_names, graph_models
 from w2sg.run_folder import run_id
 
 #: what the debaters and judge of each match are set to; the rest of `graph:` is shared by all.
 PER_MATCH = ("debater", "debaters", "judge", "first")
+
+
+def _named(field: str, correct: str, incorrect: str) -> str:
+    """A match graph's field (`debaters.correct.model`) as the tournament's (`debaters.<name>.model`)."""
+    for side, name in (("correct", correct), ("incorrect", incorrect)):
+        prefix = f"debaters.{side}"
+        if field == prefix or field.startswith(prefix + "."):
+            return f"debaters.{name}{field[len(prefix) :]}"
+    return field
 
 
 class TournamentConfig(ExperimentConfig):
@@ -25,9 +35,10 @@ class TournamentConfig(ExperimentConfig):
         "test", description="the dataset's split the debates are on (SciQ offline: only test has passages)"
     )
     questions: int = Field(50, ge=2, description="questions (2 rows each: the right answer and a distractor)")
-    debaters: dict[str, ModelRef] = Field(
-        description="name → the debater: a key of `models:`, a model string or an inline spec; every "
-        "ordered pair of distinct debaters meets on every row, both sides, both speaking positions"
+    debaters: dict[str, DebaterRef] = Field(
+        description="name → the debater: a key of `models:`, a model string, an inline spec, or a "
+        "debater ({model: ..., best_of_n: N, critique: K, preference: ...}); every ordered pair of "
+        "distinct debaters meets on every row, both sides, both speaking positions"
     )
     judge: ModelRef = Field(
         description="the judge of every match: a key of `models:`, a model string or spec"
@@ -51,12 +62,12 @@ class TournamentConfig(ExperimentConfig):
         protocol = self.graph.get("protocol", "sequential")
         if protocol not in ("sequential", "simultaneous"):
             raise ValueError(f"graph.protocol: cross-play needs a two-sided debate, not {protocol!r}")
-        names = {f"debaters.{k}": v for k, v in self.debaters.items() if isinstance(v, str)}
-        if isinstance(self.judge, str):
-            names["judge"] = self.judge
-        check_model_names(names, self.models)
-        a, b = list(self.debaters)[:2]
-        self.match(a, b, "correct")  # the shared settings are checked here, naming the field
+        names = list(self.debaters)
+        for a, b in zip(names, names[1:] + names[:1], strict=True):  # every debater on each side
+            # A match's model names (each debater's model and preference model, the judge) must
+            # resolve; an error names the debater, not the side it argued.
+            refs = graph_models(self.match(a, b, "correct"))
+            check_model_names({_named(f, a, b): n for f, n in refs.items()}, self.models)
         return self
 
     def match(self, correct: str, incorrect: str, first: Side) -> DebateConfig:
