@@ -132,3 +132,39 @@ def test_bad_grid_configs_name_the_problem(tmp_path: Path, extra: str, message: 
     out = w2sg("grid", str(path))
     assert out.returncode == 2 and out.stderr.count("error:") == 1
     assert message in out.stderr, out.stderr
+
+
+def test_run_cells_train_a_student_and_report_its_pgr(tmp_path: Path) -> None:
+    """Run cells go through `w2sg run` (tiny models, scripted judges): PGR joins the table."""
+    tiny = "{kind: features, path: embedded/tiny-gpt2, max_length: 48}"
+    fast = "{lr: 1.0e-3, epochs: 2, batch_size: 16, eval_every: 4, device: cpu}"
+    text = f"""
+name: r
+out_dir: {tmp_path / "runs"}
+run:
+  sizes: {{judge: 12, calib: 8, strong: 20, val: 6, test: 20}}
+  weak: {tiny}
+  weak_train: {fast}
+  strong: {tiny}
+  strong_train: {fast}
+  n_boot: 100
+  cache_dir: {tmp_path / "cache"}
+models:
+  digits:  # Yes to answers with a digit: a real, weak rule
+    name: scripted/digits
+    scripted: {{rules: [{{match: 'answer: \\S*\\d', probs: {{'Yes': 0.8, 'No': 0.2}}}}]}}
+  reader: {{name: extractive}}
+judges: {{digits: digits}}
+debaters: {{reader: reader}}
+protocols:
+  blind: {{kind: debate, protocol: blind}}
+  debate: {{kind: debate, protocol: sequential, rounds: 1}}
+"""
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    out = w2sg("grid", str(path))
+    assert out.returncode == 0, out.stderr
+    report = (tmp_path / "runs/r/results.md").read_text()
+    assert "| student | PGR |" in report and "2 cells finished, 0 missing" in report
+    rows = [line for line in report.splitlines() if line.startswith("| digits |")]
+    assert len(rows) == 2 and all(row.count("[") == 3 for row in rows)  # label accuracy, student, PGR
