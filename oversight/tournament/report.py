@@ -66,14 +66,15 @@ def plot_accuracy(r: TournamentResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     order = sorted(r.debaters, key=lambda p: r.rating[p].value)
     x = [r.rating[p].value for p in order]
+    # A percentile interval of a noisy fit may end at its point: never below zero.
     xerr = [
-        [r.rating[p].value - r.rating[p].lo for p in order],
-        [r.rating[p].hi - r.rating[p].value for p in order],
+        [max(0.0, r.rating[p].value - r.rating[p].lo) for p in order],
+        [max(0.0, r.rating[p].hi - r.rating[p].value) for p in order],
     ]
     for key, marker, label in (("truth", "o-", "debater argues the truth"), ("lie", "s--", "debater lies")):
         est = [r.accuracy_by_debater[f"{p}|{key}"] for p in order]
         y = [e.value for e in est]
-        yerr = [[e.value - e.lo for e in est], [e.hi - e.value for e in est]]
+        yerr = [[max(0.0, e.value - e.lo) for e in est], [max(0.0, e.hi - e.value) for e in est]]
         ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, capsize=3, label=label)
     for p, xi in zip(order, x, strict=True):
         ax.annotate(

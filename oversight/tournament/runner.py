@@ -105,8 +105,13 @@ def rate(cfg: TournamentConfig, matches: list[Match], **kw: object) -> dict[str,
     """Ratings, Elo, win rates and judge accuracies, each with bootstrap intervals over questions."""
     players = list(cfg.debaters)
     boot = {"n_boot": cfg.n_boot, "seed": cfg.seed}
-    rating = estimates(matches, lambda m: openskill_ratings(m, players, orders=1, seed=cfg.seed), **boot)
-    # The point estimate averages over `orders` match orders; the interval resamples questions.
+    # Each resample is rated in its own match order, so the interval holds the spread that match
+    # order leaves (with tau=0 the first games weigh most) as well as that of the questions; the
+    # point estimate averages over `orders` orders.
+    shuffles = itertools.count(cfg.seed + 1)
+    rating = estimates(
+        matches, lambda m: openskill_ratings(m, players, orders=1, seed=next(shuffles)), **boot
+    )
     for p, mu in openskill_ratings(matches, players, orders=cfg.orders, seed=cfg.seed).items():
         rating[p] = rating[p].model_copy(update={"value": mu})
     point = {p: e.value for p, e in rating.items()}
