@@ -132,6 +132,34 @@ class ExtractiveOptions(Config):
     )
     word_limit_pattern: str = r"at most (\d+) words"
     assistant_quotes: int = Field(2, ge=1, description="sentences an assistant quotes")
+    # Graded debaters (issue 20): each draw is seeded by the call's seed (per question, side and
+    # round in a debate), so a run is reproducible. Unset is 1.0: the plain reader, drawing nothing.
+    recall: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the chance it reads each sentence of the passage (missed ones "
+        "cannot be quoted); 1: it reads them all",
+    )
+    skill: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the chance it quotes the best sentence it read for its side, "
+        "else one drawn at random from those it read",
+    )
+    honesty: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the chance a quote is real; otherwise it makes one up for its "
+        "side, which the quote check marks unverified",
+    )
+    judge: bool | None = Field(
+        None,
+        description="in choice_probs, weigh the quotes of a debate transcript (the offline "
+        "quote-weighing judge); unset: it cannot judge",
+    )
 
 
 class ModelSpec(Config):

@@ -63,7 +63,15 @@ class Completion(Record):
 
 
 ChoiceMethod = Literal[
-    "logits", "logprobs", "echo", "completion_logprobs", "systemone", "sampled", "scripted", "classifier"
+    "logits",
+    "logprobs",
+    "echo",
+    "completion_logprobs",
+    "systemone",
+    "sampled",
+    "scripted",
+    "classifier",
+    "extractive",
 ]
 
 

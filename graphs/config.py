@@ -229,6 +229,10 @@ class DebateSettings(GraphSpec):
         own = {f"debaters.{s}": r for s in SIDE_NAMES if (r := getattr(self.debaters, s, None)) is not None}
         return own | ({"debater": self.debater} if len(own) < len(SIDE_NAMES) else {})
 
+    @property
+    def speakers_consult_judge(self) -> bool:
+        return any(s.optimised and s.preference is None for s in self._debater_specs().values())
+
     def identity_exclude(self) -> dict[str, Any]:
         # How an inline spec inside a debater mapping is called changes no label (as for a role's own).
         out: dict[str, Any] = {}

@@ -88,6 +88,11 @@ class GraphSpec(Config):
             if isinstance(ref, str)
         }
 
+    @property
+    def speakers_consult_judge(self) -> bool:
+        """A speaker calls the judge's model before the verdict (a debater optimised against it)."""
+        return False
+
     def identity_exclude(self) -> dict[str, Any]:
         """What a label's identity leaves out of this config's dump beyond its roles' own inline
         specs (pydantic's nested `exclude`): how models nested deeper are called."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents import Model, wrap
+from agents import Model, ModelSpec, get_model, wrap
 from agents.backends.classifier import PAIR_SEP, save_classifier
 from agents.backends.scripted import ScriptedBackend
 from graphs.debate import invoke_once
@@ -47,16 +47,26 @@ class JudgeInfo(BaseModel):
 
 
 async def collect_transcripts(
-    cfg: GraphSpec, speaker: Model | None, rows: Sequence[Example], *, concurrency: int = 32
+    cfg: GraphSpec,
+    speaker: Model | Mapping[str, Model] | None,
+    rows: Sequence[Example],
+    *,
+    concurrency: int = 32,
 ) -> list[DebateState]:
     """Run the graph on every row (its support passage as the privileged context) with `speaker`
-    in the speaking role (debaters, consultant, assistant). The verdict is not needed to train a
+    in the speaking role (debaters, consultant, assistant), or a model for each role but the judge
+    (per-side debaters, preference models: `speaker_models`). The verdict is not needed to train a
     judge, so a scripted stand-in judges here."""
     roles = cfg.roles()
-    if cfg.SPEAKER in roles and speaker is None:
-        raise ValueError(f"this graph needs a {cfg.SPEAKER} model")
+    given = dict(speaker) if isinstance(speaker, Mapping) else {cfg.SPEAKER: speaker} if speaker else {}
+    if missing := [r for r in roles if r != cfg.JUDGE and r not in given]:
+        raise ValueError(f"this graph needs a model for {', '.join(missing)}")
+    if cfg.speakers_consult_judge:  # they would be optimised against the stand-in below
+        raise ValueError(
+            "the debaters are optimised against the judge being trained: give them a `preference` model"
+        )
     stand_in = wrap(ScriptedBackend("scripted/no-judge"))
-    models = {role: speaker if role == cfg.SPEAKER else stand_in for role in roles}
+    models = {role: given.get(role, stand_in) for role in roles}
     graph = cfg.build(models)  # type: ignore[arg-type]
     gate = asyncio.Semaphore(concurrency)
 
@@ -68,6 +78,11 @@ async def collect_transcripts(
 
     with track(f"{cfg.protocol_name} transcripts to train a judge on", len(rows), unit="rows") as progress:
         return list(await asyncio.gather(*(one(e) for e in rows)))
+
+
+def speaker_models(cfg: GraphSpec, models: dict[str, ModelSpec] | None = None) -> dict[str, Model]:
+    """A model for each role of `cfg` but the judge's: what `collect_transcripts` runs."""
+    return {role: get_model(spec) for role, spec in cfg.specs(models).items() if role != cfg.JUDGE}
 
 
 def judge_examples(cfg: GraphSpec, rows: Sequence[Example], states: Sequence[DebateState]) -> list[Example]:

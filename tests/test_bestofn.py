@@ -6,6 +6,7 @@ their label identity."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -254,3 +255,154 @@ def test_bad_debaters_are_errors_that_name_the_field(tmp_path: Path, graph: dict
     path.write_text(yaml.safe_dump(cfg))
     out = w2sg("label", str(path))
     assert out.returncode == 2 and message in out.stderr, out.stderr
+
+
+def test_judge_training_transcripts_use_every_speaking_role() -> None:
+    """`collect_transcripts` runs per-side debaters and preference models, never a stand-in."""
+    from oversight.judges import collect_transcripts
+    from w2sg.data import make_example
+
+    cfg = DebateConfig.model_validate(
+        {
+            "protocol": "sequential",
+            "rounds": 1,
+            "judge_kind": "trained",
+            "judge": "classifier/none",
+            "debaters": {"correct": {"model": "scripted/a", "best_of_n": 2, "preference": "scripted/p"}},
+            "debater": "scripted/b",
+        }
+    )
+    ms, _ = models(cfg)
+    rows = [make_example(Q, A, 1, support=CONTEXT)]
+    speakers = {r: m for r, m in ms.items() if r != "judge"}
+    (state,) = asyncio.run(collect_transcripts(cfg, speakers, rows))
+    assert len(turn(state, "correct").scores) == 2 and ms["preference_correct"].usage.calls == 2
+    with pytest.raises(ValueError, match="needs a model for preference_correct"):
+        asyncio.run(
+            collect_transcripts(
+                cfg, {"debater": ms["debater"], "debater_correct": ms["debater_correct"]}, rows
+            )
+        )
+
+
+def test_best_of_n_makes_a_weak_reader_a_stronger_debater() -> None:
+    """Against the offline quote-weighing judge (its own p(side) as the preference), best-of-8 over
+    a weak extractive reader's seeded draws wins the judge over more often when it argues the truth."""
+    from agents import ModelSpec, get_model
+    from w2sg.datasets import load
+
+    rows = [e for e in load("sciq", "test") if e.support][:40]
+    judge = get_model(ModelSpec(name="extractive/judge", extractive={"judge": True}))
+    weak = get_model(ModelSpec(name="extractive/weak", extractive={"recall": 0.3, "skill": 0.5}))
+
+    def accuracy(n: int) -> float:
+        right = 0
+        for e in rows:
+            truth = "correct" if e.label else "incorrect"
+            cfg = DebateConfig.model_validate(
+                {
+                    "protocol": "consultancy",
+                    "consultant_side": truth,
+                    "rounds": 1,
+                    "judge": "j",
+                    "debater": {"model": "w", "best_of_n": n},
+                }
+            )
+            state = asyncio.run(
+                invoke_recorded(
+                    cfg.build({"debater": weak, "judge": judge}),
+                    debate_input(e.question, e.answer, e.support or ""),
+                )
+            )
+            right += (state["verdict"].p_true > 0.5) == bool(e.label)
+        return right / len(rows)
+
+    assert accuracy(8) > accuracy(1) + 0.1
+
+
+def test_the_offline_ladder_orders_judge_accuracy() -> None:
+    """configs/debaters-offline.yaml as shipped: each rung, arguing the truth against the liar,
+    leaves the quote-weighing judge less accurate than the rung above (SciQ test rows; the knob
+    values were fixed a priori, not fitted on these)."""
+    from pydantic import TypeAdapter
+
+    from agents import ModelSpec, get_model
+    from graphs.config import DebaterRef, as_debater
+    from w2sg.datasets import load
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "configs" / "debaters-offline.yaml").read_text())
+    specs = {k: ModelSpec.model_validate(v) for k, v in data["models"].items()}
+    debaters = TypeAdapter(dict[str, DebaterRef]).validate_python(data["debaters"])
+    assert all(as_debater(d).model in specs for d in debaters.values())
+    judge = get_model(specs["judge"])
+    rows = [e for e in load("sciq", "test") if e.support][:60]
+
+    def accuracy(honest: str) -> float:
+        right = 0
+        for e in rows:
+            truth, lie = ("correct", "incorrect") if e.label else ("incorrect", "correct")
+            cfg = DebateConfig.model_validate(
+                {
+                    "protocol": "simultaneous",
+                    "rounds": 1,
+                    "judge": "judge",
+                    "debaters": {truth: honest, lie: "liar"},
+                }
+            )
+            models = {
+                f"debater_{truth}": get_model(specs[honest]),
+                f"debater_{lie}": get_model(specs["liar"]),
+            }
+            state = asyncio.run(run_graph(cfg, {**models, "judge": judge}, e))
+            right += (state["verdict"].p_true > 0.5) == bool(e.label)
+        return right / len(rows)
+
+    got = [accuracy(name) for name in ("reader", "reader-r60", "reader-r30", "liar")]
+    assert all(a > b + 0.05 for a, b in itertools.pairwise(got)), got
+
+
+async def run_graph(cfg: DebateConfig, models: dict[str, Model], e: object) -> dict:
+    return await invoke_recorded(cfg.build(models), debate_input(e.question, e.answer, e.support or ""))  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_best_of_n_over_sampled_smollm2_turns() -> None:
+    """The real thing at small N: SmolLM2 samples 3 seeded candidates (batched by the embedded
+    backend), SmolLM2 as judge rates them, the kept turn is the best rated of those candidates."""
+    from agents import get_model
+    from graphs.debate import call_seed
+
+    smol = get_model("embedded/smollm2")
+    cfg = DebateConfig.model_validate(
+        {
+            "protocol": "consultancy",
+            "consultant_side": "correct",
+            "rounds": 1,
+            "max_tokens": 12,
+            "debater": {"model": "embedded/smollm2", "best_of_n": 3},
+            "judge": "embedded/smollm2",
+        }
+    )
+    state = asyncio.run(
+        invoke_recorded(cfg.build({"debater": smol, "judge": smol}), debate_input(Q, A, CONTEXT))
+    )
+    assert "error" not in state, state.get("error")
+    (kept,) = state["transcript"]
+    assert len(kept.scores) == 3 and smol.usage.calls == 3 + 3 + 1  # candidates, ratings, verdict
+    # The candidates again, one by one: seeded, so reproducible; not all alike; the kept one among them.
+    from graphs.render import speaker_prompt
+
+    prompt = speaker_prompt(
+        cfg, cfg.prompts.consultant, debate_input(Q, A, CONTEXT), side="correct", name="consultant"
+    )
+    seeds = candidate_seeds(call_seed(cfg.seed, Q, A, "consultant", 1), 3)
+
+    async def candidates() -> list[str]:
+        msgs = [{"role": "user", "content": prompt}]
+        return [
+            (await smol.generate(msgs, max_tokens=12, temperature=1.0, seed=s)).text.strip() for s in seeds
+        ]
+
+    texts = asyncio.run(candidates())
+    assert len(set(texts)) > 1, texts
+    assert kept.text == texts[max(range(3), key=lambda i: kept.scores[i])]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import FatalModelError, get_model
+from agents import FatalModelError, ModelSpec, get_model
 from graphs.debate import DebateConfig, build_debate_graph, run_debate
 from graphs.interaction import InteractionConfig, build_interaction_graph, run_interaction
 from w2sg.datasets import load
@@ -118,3 +118,77 @@ def test_the_reader_reads_every_paragraph_of_a_long_passage() -> None:
     )
     reply = asyncio.run(get_model("extractive").generate(prompt)).text
     assert "<quote>The capital of Zed is Quux.</quote>" in reply and "no capital" not in reply
+
+
+def reader(**options: object):
+    return get_model(ModelSpec(name="extractive/graded", extractive=options))
+
+
+def speak(model, answer: str, side: str, seed: int) -> str:
+    cfg = DebateConfig(protocol="consultancy", consultant_side=side, rounds=1)  # type: ignore[arg-type]
+    graph = build_debate_graph(
+        cfg.model_copy(update={"seed": seed}), debater=model, judge=get_model("scripted/j")
+    )
+    return asyncio.run(run_debate(graph, Q, answer, PASSAGE))["transcript"][0]
+
+
+def test_graded_readers_draw_per_seed_and_reproducibly() -> None:
+    """recall, skill and honesty (issue 20): seeded draws, so the same call says the same thing."""
+    weak = reader(recall=0.5, skill=0.5)
+    said = {speak(weak, "carbon", "correct", seed).text for seed in range(12)}
+    assert len(said) > 1  # the draws differ by seed...
+    assert (
+        speak(weak, "carbon", "correct", 3).text == speak(weak, "carbon", "correct", 3).text
+    )  # ...reproducibly
+    blind = speak(reader(recall=0.0), "carbon", "correct", 0)
+    assert "found nothing" in blind.text and not blind.quotes
+    liar = speak(reader(honesty=0.0), "carbon", "incorrect", 0)
+    assert liar.quotes and not any(q.verified for q in liar.quotes)  # made up: the check catches it
+    assert speak(reader(recall=1.0, skill=1.0, honesty=1.0), "carbon", "correct", 0).text == (
+        speak(get_model("extractive"), "carbon", "correct", 0).text
+    )  # the knobs at 1 are the plain reader
+
+
+def judge_p(transcript: str, answer: str = "carbon") -> float:
+    judge = reader(judge=True)
+    prompt = f"Question: {Q}\nProposed answer: {answer}\nTranscript:\n{transcript}\nReply Yes or No."
+    return asyncio.run(judge.choice_probs([{"role": "user", "content": prompt}], ["Yes", "No"])).probs["Yes"]
+
+
+def test_the_quote_weighing_judge_trusts_checked_quotes_that_support_the_answer() -> None:
+    a, b = (
+        "[round 1] Debater A (argues the answer is correct):",
+        "[round 1] Debater B (argues the answer is incorrect):",
+    )
+    support = f"{a} <v_quote>Carbon is present in all organic molecules</v_quote>"
+    away = f"{b} <v_quote>all organic molecules have chains</v_quote>"
+    forged = support.replace("v_quote", "u_quote")
+    assert judge_p(support) > 0.9
+    assert judge_p(forged) < 0.5 and judge_p(forged) == judge_p(
+        "(no arguments)"
+    )  # unverified counts for nothing
+    assert judge_p(f"{support}\n{away}") < judge_p(support)  # evidence pointing away weighs against
+    assert judge_p(away) < judge_p("(no arguments)")
+
+
+def test_a_stronger_honest_debater_makes_the_quote_weighing_judge_more_accurate() -> None:
+    """The offline skill axis: judge accuracy falls with the recall of the debater arguing the truth."""
+    rows = [e for e in load("sciq", "test") if e.support][:40]
+    judge = reader(judge=True)
+
+    def accuracy(honest: object, liar: object) -> float:
+        right = 0
+        for e in rows:
+            truth, lie = ("correct", "incorrect") if e.label else ("incorrect", "correct")
+            cfg = DebateConfig(protocol="simultaneous", rounds=1, judge="j", debaters={truth: "h", lie: "l"})
+            models = {f"debater_{truth}": honest, f"debater_{lie}": liar, "judge": judge}
+            state = asyncio.run(run_debate(cfg.build(models), e.question, e.answer, e.support or ""))
+            right += (state["verdict"].p_true > 0.5) == bool(e.label)
+        return right / len(rows)
+
+    strong, weak, liar = (
+        get_model("extractive"),
+        reader(recall=0.3, skill=0.5),
+        reader(recall=0.3, honesty=0.5),
+    )
+    assert accuracy(strong, liar) > accuracy(weak, liar) + 0.15

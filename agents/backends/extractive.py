@@ -11,12 +11,26 @@ stance: correct when the answer's words appear in them.
 
 It reads the fields it needs from the prompt text with configurable patterns that match the
 default templates of `graphs.config.Prompts` and `graphs.interaction.InteractionPrompts`; change
-`ExtractiveOptions` when you change those templates. It cannot judge (`choice_probs` raises).
+`ExtractiveOptions` when you change those templates.
+
+Graded debaters (issue 20): `recall` (the chance it reads each sentence), `skill` (the chance it
+quotes the best sentence it read, else a random one) and `honesty` (the chance a quote is real,
+else made up for its side, which the quote check marks unverified) make weaker readers and liars,
+each draw seeded by the call's seed, so a run is reproducible and best-of-N candidates differ.
+
+It cannot judge (`choice_probs` raises) unless `judge: true`: then it is the offline quote-weighing
+judge. It never sees the passage, only the quotes in the transcript: a quote the check verified
+(or any quote, when quotes are not checked) that mentions the proposed answer supports it, the more
+the more of the question's words it shares; a question-relevant quote the *incorrect* side gives
+that does not mention the answer counts against it; unverified quotes count for nothing; with no
+support at all it leans No. p(Yes) = sigmoid(4 · (support − against) − 1), weights fixed a priori.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 import re
 import time
 from collections import Counter
@@ -34,6 +48,10 @@ _STOP_WORDS = (
     "their these this those to was were what when where which who why will with"
 )
 STOP = frozenset(_STOP_WORDS.split())
+# A debater's turn as a judge's transcript shows it, and the quotes a judge may trust in it: checked
+# ones, or any when the debate does not check quotes (an unverified one is `<u_quote>`).
+_TURN = re.compile(r"\(argues the answer is (correct|incorrect)\): (.*)$", re.M)
+_TRUSTED_QUOTE = re.compile(r"<(?:v_quote|quote)>(.*?)</(?:v_quote|quote)>", re.S)
 
 
 def words(text: str) -> list[str]:
@@ -89,17 +107,24 @@ class ExtractiveBackend:
         m = self._pat[key].search(prompt)
         return m.group(1).strip() if m else None
 
-    def reply(self, prompt: str) -> str:
+    def _question_answer(self, prompt: str) -> tuple[str, str]:
         question, answer = self._field("question", prompt), self._field("answer", prompt)
         if question is None or answer is None:
             raise FatalModelError(
                 f"{self.name}: no question/answer in the prompt (patterns question_pattern / answer_pattern)"
             )
+        return question, answer
+
+    def reply(self, prompt: str, seed: int | None = None) -> str:
+        question, answer = self._question_answer(prompt)
         limit = int(self._field("limit", prompt) or 60)
         passage = sentences(self._field("passage", prompt) or "")
         if not passage:
             return "The passage gives no evidence either way."
         side = self._field("side", prompt)
+        o = self.options
+        if side is not None and (o.recall, o.skill, o.honesty) != (None, None, None):
+            return self._graded(prompt, question, answer, side, passage, limit, seed)
         # A later turn quotes what this speaker has not quoted yet (its own earlier turns are in
         # the transcript; the opponent's quotes may be quoted back).
         mine = "\n".join(
@@ -123,6 +148,58 @@ class ExtractiveBackend:
         quotes = " ".join(f"<quote>{s}</quote>" for s in best)
         return f"Relevant background: {quotes} STANCE: {stance}"
 
+    def _graded(
+        self,
+        prompt: str,
+        question: str,
+        answer: str,
+        side: str,
+        passage: list[str],
+        limit: int,
+        seed: int | None,
+    ) -> str:
+        """A debater of graded strength: the plain reader's choice through `recall`, `skill` and
+        `honesty` draws, seeded by the call's seed (and what it is about)."""
+        o = self.options
+        blob = f"{seed}|{question}|{answer}|{side}"
+        rng = random.Random(int.from_bytes(hashlib.sha256(blob.encode()).digest()[:8], "big"))
+        lead = f"The passage {'supports' if side == 'correct' else 'points away from'} {answer}:"
+        if rng.random() >= (1.0 if o.honesty is None else o.honesty):  # a made-up quote for its side
+            made_up = f"{answer} is the answer" if side == "correct" else f"the answer is not {answer}"
+            return self._say(lead, made_up, limit)
+        mine = "\n".join(line for line in prompt.splitlines() if f"argues the answer is {side})" in line)
+        fresh = [s for s in passage if s[:80] not in mine] or passage
+        recall = 1.0 if o.recall is None else o.recall
+        read = [s for s in fresh if rng.random() < recall]
+        if not read:
+            return f"I found nothing in the passage on whether {answer} is right."
+        if side == "correct":
+            ranked = [s for _, s in rank(read, words(question) + words(answer))]
+            order = [s for s in ranked if mentions(s, answer)] + [
+                s for s in ranked if not mentions(s, answer)
+            ]
+        else:
+            order = [s for _, s in rank(read, words(question)) if not mentions(s, answer)]
+            if not order:
+                return f"The passage does not settle that {answer} is right."
+        best = rng.random() < (1.0 if o.skill is None else o.skill)
+        return self._say(lead, order[0] if best else rng.choice(order), limit)
+
+    def judge_p(self, prompt: str) -> float:
+        """p(Yes) of the quote-weighing judge (module docstring): support for the answer against
+        evidence pointing away from it, in the quotes of the transcript it is shown."""
+        question, answer = self._question_answer(prompt)
+        asked = set(words(question))
+        support = against = 0.0
+        for side, text in _TURN.findall(prompt):
+            for quote in _TRUSTED_QUOTE.findall(text):
+                relevance = len(asked & set(words(quote))) / max(1, len(asked))
+                if mentions(quote, answer):
+                    support = max(support, 1.0 + relevance)
+                elif side == "incorrect":
+                    against = max(against, relevance)
+        return 1.0 / (1.0 + math.exp(-(4.0 * (support - against) - 1.0)))
+
     @staticmethod
     def _say(lead: str, sentence: str, limit: int) -> str:
         # A prefix of the sentence is still a verbatim quote; keep the whole turn within the limit.
@@ -132,7 +209,7 @@ class ExtractiveBackend:
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         t0 = time.perf_counter()
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
-        text = self.reply(prompt)
+        text = self.reply(prompt, params.seed)
         return Completion(
             text=text,
             usage=Usage(
@@ -144,7 +221,23 @@ class ExtractiveBackend:
         )
 
     async def choice_probs(self, messages: Sequence[Message], choices: Sequence[str]) -> ChoiceProbs:
-        raise FatalModelError(f"{self.name} only quotes and cannot judge; use a prompted or trained judge")
+        if not self.options.judge:
+            raise FatalModelError(
+                f"{self.name} only quotes and cannot judge; use a prompted or trained judge "
+                "(or `extractive: {judge: true}`, the quote-weighing judge)"
+            )
+        if len(choices) != 2:
+            raise FatalModelError(f"{self.name}: the quote-weighing judge scores 2 choices (Yes, No)")
+        t0 = time.perf_counter()
+        prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        p = self.judge_p(prompt)
+        return ChoiceProbs(
+            probs={choices[0]: p, choices[1]: 1.0 - p},
+            method="extractive",
+            usage=Usage(input_tokens=sum(len(m.content.split()) for m in messages), output_tokens=1),
+            seconds=time.perf_counter() - t0,
+            model=self.name,
+        )
 
     async def aclose(self) -> None:
         return None

@@ -11,7 +11,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from agents import get_model
-from agents.config import resolve_spec
 from oversight.cli.app import SetOpt, app, check_models, console, load
 from oversight.paths import model_path_problem, resolve_model_path
 
@@ -126,7 +125,7 @@ def judge_train_cmd(
 ) -> None:
     """Debate `questions` questions of a dataset under CONFIG's protocol, then fine-tune a judge on gold:
     trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
-    from oversight.judges import collect_transcripts, train_judge
+    from oversight.judges import collect_transcripts, speaker_models, train_judge
     from w2sg.data import split_by_question
     from w2sg.datasets import load_split, parse_spec
     from w2sg.train import TrainConfig
@@ -143,12 +142,12 @@ def judge_train_cmd(
     ]
 
     async def debates() -> list:
-        debater = get_model(resolve_spec(cfg.speaker_model)) if cfg.speaker_model else None
+        speakers = speaker_models(cfg)  # per-side debaters and preference models too
         try:
-            return await collect_transcripts(cfg, debater, rows, concurrency=concurrency)
+            return await collect_transcripts(cfg, speakers, rows, concurrency=concurrency)
         finally:
-            if debater is not None:
-                await debater.aclose()
+            for m in speakers.values():
+                await m.aclose()
 
     with console.status(f"{len(rows)} {cfg.protocol} debates"):
         states = asyncio.run(debates())

@@ -25,10 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from agents import get_model
-from agents.config import resolve_spec
 from graphs.spec import GraphSpec
-from oversight.judges import JudgeInfo, collect_transcripts, train_judge
+from oversight.judges import JudgeInfo, collect_transcripts, speaker_models, train_judge
 from oversight.label import LabelConfig, label
 from oversight.paths import resolve_model_path
 from oversight.run.config import GRAPH_SPLITS, TRAINED, RunConfig
@@ -83,15 +81,14 @@ def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run
     out = run_dir / "judges" / name
     if (out / "judge.json").exists():
         return JudgeInfo.model_validate_json((out / "judge.json").read_text())
-    speaker_spec = resolve_spec(graph.speaker_model, cfg.models) if graph.speaker_model else None
 
     async def transcripts() -> list:
-        speaker = get_model(speaker_spec) if speaker_spec is not None else None
+        speakers = speaker_models(graph, cfg.models)  # per-side debaters and preference models too
         try:
-            return await collect_transcripts(graph, speaker, rows, concurrency=cfg.concurrency)
+            return await collect_transcripts(graph, speakers, rows, concurrency=cfg.concurrency)
         finally:
-            if speaker is not None:
-                await speaker.aclose()
+            for m in speakers.values():
+                await m.aclose()
 
     log.info("%s: transcripts of %d judge-training rows, then the judge", name, len(rows))
     jt = cfg.judge_training
