@@ -9,8 +9,6 @@ import itertools
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, Field
-
 from graphs.types import SIDES, Side
 from oversight.label import LabelConfig, label, select_rows
 from oversight.store import LabelStore
@@ -24,30 +22,10 @@ from oversight.tournament.ratings import (
     openskill_ratings,
     win_matrix,
 )
+from oversight.tournament.results import TournamentResult
 from w2sg.data import Example
-from w2sg.metrics import Estimate
 from w2sg.progress import track
 from w2sg.run_folder import mark_complete, open_run
-
-
-class TournamentResult(BaseModel):
-    run_id: str
-    debaters: list[str]
-    questions: int
-    matches: int = Field(description="debates: ordered pairs x rows x speaking positions")
-    draws: int = Field(description="matches the judge left at exactly 0.5")
-    rating: dict[str, Estimate] = Field(description="openskill mu (Plackett-Luce, tau=0), mean over orders")
-    elo: dict[str, Estimate] = Field(description="Bradley-Terry Elo from the same results (cross-check)")
-    win_rate: dict[str, dict[str, float | None]] = Field(description="row's mean score against column")
-    judge_accuracy: dict[str, Estimate] = Field(
-        description="all; stronger_truthful / stronger_lying: the higher-rated debater argued the truth / not"
-    )
-    accuracy_by_debater: dict[str, Estimate] = Field(
-        description="'<debater>|truth' / '<debater>|lie': the judge's accuracy when it argued the "
-        "truth / lied"
-    )
-    debates_run: int = Field(description="debates run by this call (the rest were in the store)")
-    seconds: float
 
 
 def match_label_config(
