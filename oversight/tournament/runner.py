@@ -114,6 +114,7 @@ def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[Tourn
     if finished is not None:
         return finished, run_dir, True
     matches, ran = asyncio.run(play(cfg, rows, run_dir))
+    rated = rate(cfg, matches)
     result = TournamentResult(
         run_id=rid,
         debaters=list(cfg.debaters),
@@ -121,8 +122,8 @@ def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[Tourn
         matches=len(matches),
         draws=sum(m.score == 0.5 for m in matches),
         debates_run=ran,
-        seconds=time.perf_counter() - t0,
-        **rate(cfg, matches),  # type: ignore[arg-type]
+        seconds=time.perf_counter() - t0,  # debates and ratings
+        **rated,  # type: ignore[arg-type]
     )
     write_report(result, run_dir)
     mark_complete(run_dir, result)
