@@ -284,6 +284,14 @@ class DebateSettings(GraphSpec):
         out["judge"] = ("judge", self.judge)
         return out
 
+    @property
+    def speaker_model(self) -> ModelRef | None:
+        """A debater's model (`debater`, else a side's own), None for the blind judge (no speaker)."""
+        roles = self.roles()
+        return next(
+            (roles[r] for r in ("debater", "debater_correct", "debater_incorrect") if r in roles), None
+        )
+
     def roles(self) -> dict[str, ModelRef]:
         # a blind judge hears no debater
         return {role: ref for role, (_, ref) in self.role_paths().items()}

@@ -55,3 +55,10 @@ def test_bench_pipeline_quick() -> None:
     stdout = run_quick("bench_pipeline.py")
     assert re.search(r"ratio ours/bare = [0-9.]+x", stdout), stdout
     assert re.search(r"peak RSS: \d+ rows \d+ MiB, \d+ rows \d+ MiB", stdout), stdout
+
+
+def test_bench_bestofn_quick() -> None:
+    stdout = run_quick("bench_bestofn.py")
+    rates = [float(x) for x in re.findall(r"([0-9.]+) debates/s", stdout)]
+    assert len(rates) == 2 and all(r > 0 for r in rates), stdout
+    assert re.search(r"ratio in flight/sequential = [0-9.]+x", stdout), stdout

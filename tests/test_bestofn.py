@@ -18,10 +18,12 @@ from pydantic import ValidationError
 
 from agents import Model, wrap
 from agents.backends.scripted import ScriptedBackend
+from agents.cache import ResponseCache
 from agents.types import GenerateParams, Message
 from graphs.bestofn import candidate_seeds
 from graphs.debate import DebateConfig, debate_input, invoke_recorded
 from oversight.label import LabelConfig, label_cost
+from oversight.store import LabelStore
 
 Q, A = "What element is present in all organic molecules?", "carbon"
 CONTEXT = "Organic molecules are built around chains of carbon atoms."
@@ -189,6 +191,7 @@ def test_per_side_debaters_speak_for_their_own_side() -> None:
         }
     )
     assert set(cfg.roles()) == {"debater_correct", "debater_incorrect", "judge"}  # `debater` is not called
+    assert cfg.speaker_model == "scripted/strong"  # a speaker: not mistaken for the blind judge
     state, _, speakers = debate(cfg)
     assert [t.side for t in state["transcript"]] == ["correct", "incorrect"] * 2
     said = {s: [m[-1].content for _, m in sp.backend.calls] for s, sp in speakers.items()}
@@ -406,3 +409,88 @@ def test_best_of_n_over_sampled_smollm2_turns() -> None:
     texts = asyncio.run(candidates())
     assert len(set(texts)) > 1, texts
     assert kept.text == texts[max(range(3), key=lambda i: kept.scores[i])]
+
+
+def test_w2sg_label_with_scripted_rules_keeps_the_best_rated_candidate(tmp_path: Path) -> None:
+    """Through `w2sg label` and a YAML config: scripted rules give each candidate reply a known
+    p(Yes); every kept turn is the candidate its side's preference rates highest, and each model
+    role's calls are counted."""
+    probs = {"a strong point": 0.9, "a fair point": 0.6, "a weak point": 0.2}
+    cfg = {
+        "split": "test",
+        "questions": 6,
+        "store": str(tmp_path / "labels.sqlite"),
+        "models": {
+            "deb": {"name": "scripted/deb", "scripted": {"rules": [{"replies": list(probs)}]}},
+            "judge": {
+                "name": "scripted/judge",
+                "scripted": {
+                    "rules": [
+                        {"match": reply, "probs": {"Yes": p, "No": 1 - p}} for reply, p in probs.items()
+                    ]
+                },
+            },
+        },
+        "graph": {
+            "kind": "debate",
+            "protocol": "simultaneous",
+            "rounds": 1,
+            "judge": "judge",
+            "debater": {"model": "deb", "best_of_n": 4},
+        },
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = w2sg("label", str(path))
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"debater: 96 calls", out.stdout) and re.search(r"judge: 108 calls", out.stdout), (
+        out.stdout
+    )
+    store = LabelStore(tmp_path / "labels.sqlite")
+    ((protocol, chash),) = store.db.execute("SELECT DISTINCT protocol, config_hash FROM labels").fetchall()
+    turns = [t for r in store.rows(protocol, chash) for t in r.record["transcript"]]
+    assert len(turns) == 24
+    for t in turns:
+        kept = probs[next(reply for reply in probs if reply in t["text"])]
+        # the first candidate rated like the kept one is kept
+        side_p = kept if t["side"] == "correct" else 1 - kept
+        assert side_p == pytest.approx(max(t["scores"])), t
+    assert {t["text"] for t in turns if t["side"] == "correct"} <= {"a strong point", "a fair point"}
+    assert any(t["text"] == "a weak point" for t in turns if t["side"] == "incorrect")
+
+
+def test_an_openai_debater_sends_one_seeded_request_per_candidate(server: object, tmp_path: Path) -> None:
+    """N concurrent requests to an OpenAI-compatible server, each with its own seed: the record
+    cache keeps N entries (never one deduplicated answer) and a rerun is served from them."""
+    from agents import ModelSpec, get_model
+
+    spec = ModelSpec.model_validate(
+        {"name": f"openai/fake@{server.url}", "cache": {"path": str(tmp_path / "cache.sqlite")}}  # type: ignore[attr-defined]
+    )
+    cfg = DebateConfig.model_validate(
+        {
+            "protocol": "consultancy",
+            "consultant_side": "correct",
+            "rounds": 1,
+            "max_tokens": 4,
+            "judge": "scripted/judge",
+            "debater": {"model": "fake", "best_of_n": 4},
+        }
+    )
+
+    def run() -> tuple[dict, Model]:
+        deb = get_model(spec)
+        judge = wrap(ScriptedBackend("scripted/judge", probs_fn=preference_probs))
+        state = asyncio.run(
+            invoke_recorded(cfg.build({"debater": deb, "judge": judge}), debate_input(Q, A, CONTEXT))
+        )
+        asyncio.run(deb.aclose())
+        return state, deb
+
+    state, deb = run()
+    assert "error" not in state, state.get("error")
+    assert server.stats()["requests"] == 4 and deb.usage.calls == 4  # type: ignore[attr-defined]
+    assert len(ResponseCache(tmp_path / "cache.sqlite")) == 4  # four seeds, four entries
+    again, deb = run()
+    assert deb.usage.cache_hits == 4 and server.stats()["requests"] == 4  # type: ignore[attr-defined]
+    assert again["transcript"][0].text == state["transcript"][0].text
