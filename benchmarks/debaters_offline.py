@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import ModelSpec, get_model
+from agents.config import load_config
+from graphs.config import DebaterSet
 from graphs.debate import DebateConfig, debate_input, invoke_recorded
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load
@@ -60,8 +60,7 @@ async def accuracy(rows: list[Example], specs: dict[str, ModelSpec], honest: obj
 
 async def main(questions: int) -> None:
     t0 = time.perf_counter()
-    data = yaml.safe_load((ROOT / "configs" / "debaters-offline.yaml").read_text())
-    specs = {k: ModelSpec.model_validate(v) for k, v in data["models"].items()}
+    specs = load_config(ROOT / "configs" / "debaters-offline.yaml", DebaterSet).models
     rows = split_by_question([e for e in load("sciq", "test") if e.support], {"dev": questions}, seed=20)[
         "dev"
     ]

@@ -54,8 +54,8 @@ class Optimised:
 
 
 def candidate_seeds(seed: int, n: int) -> list[int]:
-    """N distinct seeds from a turn's seed: candidate 0 keeps the turn's own seed (best-of-1 is the
-    plain turn), the others are offset (kept below 2**31, as some servers require)."""
+    """N distinct seeds from a turn's seed: steps of a prime modulo the prime 2**31 - 1, so distinct
+    for any N below it, and below 2**31, as some servers require."""
     return [(seed + 7919 * i) % (2**31 - 1) for i in range(n)]
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from agents.config import HOW_FIELDS, ModelRef, ModelSpec, ref_kind
+from agents.providers import PROVIDERS
 from graphs.spec import Config, GraphSpec
 
 Protocol = Literal["simultaneous", "sequential", "consultancy", "blind", "n_agent"]
@@ -145,6 +146,31 @@ def as_debater(ref: DebaterRef) -> DebaterSpec:
     return ref if isinstance(ref, DebaterSpec) else DebaterSpec(model=ref)
 
 
+class DebaterSet(Config):
+    """Named debater configurations and the models they call (configs/debaters-offline.yaml): the
+    entrants a cross-play tournament draws from, each what a `debater:` field takes."""
+
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="named model specs")
+    debaters: dict[str, DebaterRef] = Field(description="name → a model, or {model, best_of_n, ...}")
+
+    @model_validator(mode="after")
+    def _known_models(self) -> DebaterSet:
+        for name, ref in self.debaters.items():
+            spec = as_debater(ref)
+            for field, model in (("model", spec.model), ("preference", spec.preference)):
+                if (
+                    isinstance(model, str)
+                    and model not in self.models
+                    and model.split("/")[0] not in PROVIDERS
+                ):
+                    where = f"debaters.{name}" + (f".{field}" if isinstance(ref, DebaterSpec) else "")
+                    keys = ", ".join(self.models) or "none"
+                    raise ValueError(
+                        f"{where}: {model!r} is neither a key of `models:` ({keys}) nor a model string"
+                    )
+        return self
+
+
 class SideDebaters(Config):
     """Per-side debaters: each overrides `debater` for the side it argues (consultancy: the
     consultant arguing that side)."""
@@ -199,19 +225,19 @@ class DebateSettings(GraphSpec):
                     "n_agent agents argue none (use simultaneous, sequential or consultancy)"
                 )
         for path, spec in self._debater_specs().items():
-            if spec.optimised and spec.preference is None and self.judge_kind == "trained":
+            if not spec.optimised:
+                continue
+            if spec.preference is None and self.judge_kind == "trained":
                 raise ValueError(
                     f"{path}.preference: a trained judge is trained on these debates' transcripts, so "
                     "a debater cannot be optimised against it; name a preference model"
                 )
-            for where, ref in ((f"{path}.preference", spec.preference), ("judge", self.judge)):
-                if spec.optimised and isinstance(ref, str) and ref.split("/", 1)[0] == "extractive":
-                    raise ValueError(
-                        f"{path}.preference: best_of_n / critique need a preference model that scores "
-                        f"text; {where} is {ref!r}, a reader that only quotes"
-                    )
-                if spec.preference is not None:
-                    break
+            where, scorer = ("judge", self.judge) if spec.preference is None else ("it", spec.preference)
+            if isinstance(scorer, str) and scorer.split("/", 1)[0] == "extractive":
+                raise ValueError(
+                    f"{path}.preference: best_of_n / critique need a preference model that scores text; "
+                    f"{where} is {scorer!r}, a reader that only quotes"
+                )
         return self
 
     @model_serializer(mode="wrap")
@@ -234,16 +260,19 @@ class DebateSettings(GraphSpec):
         return any(s.optimised and s.preference is None for s in self._debater_specs().values())
 
     def identity_exclude(self) -> dict[str, Any]:
-        # How an inline spec inside a debater mapping is called changes no label (as for a role's own).
+        # How an inline spec of a side's debater, or inside a debater mapping, is called changes no
+        # label, as for a role's own (`debater: {name: ...}` is LabelConfig.config_hash's to blank).
         out: dict[str, Any] = {}
         for path, ref in self._debater_refs().items():
             if isinstance(ref, DebaterSpec):
-                how = {
+                how: Any = {
                     f: HOW_FIELDS for f in ("model", "preference") if isinstance(getattr(ref, f), ModelSpec)
                 }
-                node = out.setdefault("debaters", {}) if path != "debater" else out
-                if how:
-                    node[path.split(".")[-1]] = how
+            else:
+                how = HOW_FIELDS if isinstance(ref, ModelSpec) and path != "debater" else None
+            if how:
+                node = out if path == "debater" else out.setdefault("debaters", {})
+                node[path.split(".")[-1]] = how
         return out
 
     def _debater_specs(self) -> dict[str, DebaterSpec]:
@@ -259,9 +288,9 @@ class DebateSettings(GraphSpec):
         reads (`roles()`); the preference is the judge unless the debater names its own model."""
         own = side is not None and self.debaters is not None and getattr(self.debaters, side) is not None
         role = f"debater_{side}" if own else "debater"
-        return role, (
-            role.replace("debater", "preference") if self.debater_spec(side).preference else "judge"
-        )
+        spec = self.debater_spec(side)
+        own_preference = spec.preference is not None and spec.optimised
+        return role, (role.replace("debater", "preference") if own_preference else "judge")
 
     ROLE_FIELDS: ClassVar[dict[str, str]] = {"debater": "debater", "judge": "judge"}
     SPEAKER: ClassVar[str] = "debater"
@@ -279,7 +308,7 @@ class DebateSettings(GraphSpec):
             role = "debater" if path == "debater" else "debater_" + path.split(".")[1]
             spec = as_debater(ref)
             out[role] = (f"{path}.model" if isinstance(ref, DebaterSpec) else path, spec.model)
-            if spec.preference is not None:
+            if spec.preference is not None and spec.optimised:  # else it is never called
                 out[role.replace("debater", "preference")] = (f"{path}.preference", spec.preference)
         out["judge"] = ("judge", self.judge)
         return out

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from agents import Model, ModelSpec, get_model, wrap
 from agents.backends.classifier import PAIR_SEP, save_classifier
 from agents.backends.scripted import ScriptedBackend
+from agents.config import resolve_spec
 from graphs.debate import invoke_once
 from graphs.spec import GraphSpec
 from graphs.types import DebateState
@@ -82,7 +83,9 @@ async def collect_transcripts(
 
 def speaker_models(cfg: GraphSpec, models: dict[str, ModelSpec] | None = None) -> dict[str, Model]:
     """A model for each role of `cfg` but the judge's: what `collect_transcripts` runs."""
-    return {role: get_model(spec) for role, spec in cfg.specs(models).items() if role != cfg.JUDGE}
+    # The judge's may be no model yet (`trained`): only the others are resolved.
+    refs = {role: ref for role, ref in cfg.roles().items() if role != cfg.JUDGE}
+    return {role: get_model(resolve_spec(ref, models)) for role, ref in refs.items()}
 
 
 def judge_examples(cfg: GraphSpec, rows: Sequence[Example], states: Sequence[DebateState]) -> list[Example]:

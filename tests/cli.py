@@ -27,6 +27,7 @@ SHIPPED_CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 def config_class(path: Path) -> type:
     """The config model a shipped config file is for, by its name's prefix."""
+    from graphs.config import DebaterSet
     from graphs.debate import DebateConfig
     from graphs.interaction import InteractionConfig
     from oversight.config import ExperimentConfig
@@ -46,5 +47,6 @@ def config_class(path: Path) -> type:
         "ladder-": LadderConfig,
         "tournament-": TournamentConfig,
         "grid-": GridConfig,
+        "debaters-": DebaterSet,
     }
     return next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)

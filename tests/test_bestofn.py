@@ -228,6 +228,11 @@ def test_old_configs_keep_their_label_identity() -> None:
 
     assert h(spec) == h(slow) and h(spec) != h({**spec, "openai": {"model": "other"}})
 
+    def side(s: dict) -> str:  # a side's own inline spec
+        return LabelConfig.model_validate({"graph": {**graph, "debaters": {"incorrect": s}}}).config_hash("d")
+
+    assert side(spec) == side(slow) and side(spec) != side({**spec, "openai": {"model": "other"}})
+
 
 @pytest.mark.parametrize(
     ("graph", "message"),
@@ -327,16 +332,14 @@ def test_the_offline_ladder_orders_judge_accuracy() -> None:
     """configs/debaters-offline.yaml as shipped: each rung, arguing the truth against the liar,
     leaves the quote-weighing judge less accurate than the rung above (SciQ test rows; the knob
     values were fixed a priori, not fitted on these)."""
-    from pydantic import TypeAdapter
-
-    from agents import ModelSpec, get_model
-    from graphs.config import DebaterRef, as_debater
+    from agents import get_model
+    from agents.config import load_config
+    from graphs.config import DebaterSet, as_debater
     from w2sg.datasets import load
 
-    data = yaml.safe_load((Path(__file__).parents[1] / "configs" / "debaters-offline.yaml").read_text())
-    specs = {k: ModelSpec.model_validate(v) for k, v in data["models"].items()}
-    debaters = TypeAdapter(dict[str, DebaterRef]).validate_python(data["debaters"])
-    assert all(as_debater(d).model in specs for d in debaters.values())
+    ladder = load_config(Path(__file__).parents[1] / "configs" / "debaters-offline.yaml", DebaterSet)
+    specs = ladder.models
+    assert all(as_debater(d).model in specs for d in ladder.debaters.values())
     judge = get_model(specs["judge"])
     rows = [e for e in load("sciq", "test") if e.support][:60]
 
