@@ -185,3 +185,18 @@ def test_bad_tournament_configs_name_the_problem(tmp_path: Path) -> None:
     assert "cross-play needs a two-sided debate, not 'consultancy'" in w2sg("tournament", str(path)).stderr
     path.write_text(text.replace("{weak: weak,", "{weak: wek,"))
     assert "debaters.weak: 'wek' is neither a key of `models:`" in w2sg("tournament", str(path)).stderr
+
+
+def test_failed_debates_are_named_and_retried_by_a_rerun(tmp_path: Path) -> None:
+    """A judge that cannot judge (the plain extractive reader) fails every debate: every match-up
+    still plays, the error names them, nothing is reported, and a rerun retries them."""
+    path = tournament_yaml(tmp_path)
+    path.write_text(path.read_text().replace("judge: judge\n", "judge: extractive\n"))
+    out = w2sg("tournament", str(path))
+    assert out.returncode == 2 and out.stderr.count("error:") == 1
+    assert "debates failed after their retries (weak vs coin (correct first): 16;" in out.stderr
+    assert "strong vs coin (incorrect first): 16)" in out.stderr and "rerun to retry them" in out.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "results.json").exists()
+    again = w2sg("tournament", str(path))
+    assert again.returncode == 2 and "(the 0 debates that ended are kept" in again.stderr

@@ -55,27 +55,31 @@ async def play(cfg: TournamentConfig, rows: list[Example], run_dir: Path) -> tup
     store_path = run_dir / "labels.sqlite"
     matches: list[Match] = []
     ran = 0
+    failed: list[str] = []
     progress = track(f"tournament {cfg.name}", len(schedule(cfg)), unit="match-ups")
     for a, b, first in schedule(cfg):
         lc = match_label_config(cfg, a, b, first, store_path)
         run = await label(lc, rows=rows)
-        if run.failed:
-            raise RuntimeError(
-                f"{a} vs {b} ({first} first): {run.failed} debates failed; rerun to retry them "
-                f"(store {store_path}, config {run.config_hash})"
-            )
         ran += run.labelled
+        if run.failed:  # the other match-ups still play; a rerun retries only the failed debates
+            failed.append(f"{a} vs {b} ({first} first): {run.failed}")
         store = LabelStore(store_path)
         got = store.p_true(run.protocol, run.config_hash)
         store.close()
         for e in rows:
-            p = got[e.id]
+            if (p := got.get(e.id)) is None:
+                continue
             score = 1.0 if p > 0.5 else 0.0 if p < 0.5 else 0.5  # the correct side wins when p(true) > 0.5
             truthful = a if e.label >= 0.5 else b
             right = 0.5 if p == 0.5 else float((p > 0.5) == (e.label >= 0.5))
             matches.append(Match(e.qid, a, b, score, truthful, right))
         progress.advance()
-    progress.close()
+    progress.close(failed=bool(failed))
+    if failed:
+        raise RuntimeError(
+            f"debates failed after their retries ({'; '.join(failed)}); rerun to retry them "
+            f"(the {ran} debates that ended are kept in {store_path})"
+        )
     return matches, ran
 
 
