@@ -164,3 +164,16 @@ protocols:
     assert "| student | PGR |" in report and "2 cells finished, 0 missing" in report
     rows = [line for line in report.splitlines() if line.startswith("| digits |")]
     assert len(rows) == 2 and all(row.count("[") == 3 for row in rows)  # label accuracy, student, PGR
+
+
+def test_a_cell_that_fails_is_named_and_the_others_finish(tmp_path: Path) -> None:
+    """A judge that cannot judge (the plain extractive reader) fails its cells; the rest finish."""
+    path = grid_yaml(tmp_path)
+    path.write_text(
+        path.read_text().replace("judges: {sure: sure, coin: coin}", "judges: {sure: sure, bad: reader}")
+    )
+    out = w2sg("grid", str(path))
+    assert out.returncode == 2 and out.stderr.count("error:") == 1
+    assert "5 cells did not finish; rerun to retry them: cell " in out.stderr
+    assert "(judge=bad, debater=reader, protocol=debate): 12 rows failed" in out.stderr
+    assert len(list((tmp_path / "runs/g/cells").glob("*/result.json"))) == 5  # the `sure` cells

@@ -66,7 +66,8 @@ def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
     cfg = LabelConfig.model_validate({**cell.config, "store": str(folder / "labels.sqlite")})
     run = asyncio.run(label(cfg))
     if run.failed or run.quality is None:
-        raise RuntimeError(f"cell {cell.id} ({cell.axes}): {run.failed} rows failed; rerun to retry them")
+        axes = ", ".join(f"{k}={v}" for k, v in cell.axes.items() if v != "-")
+        raise RuntimeError(f"cell {cell.id} ({axes}): {run.failed} rows failed")
     tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
     return {
         "label_accuracy": run.quality.accuracy,
@@ -99,10 +100,16 @@ def run_grid(cfg: GridConfig, cells: list[Cell]) -> tuple[int, int]:
     """Run every given cell not yet finished; (cells run now, cells already finished)."""
     todo = [c for c in cells if finished(cfg, c) is None]
     progress = track(f"grid {cfg.name}", len(cells), unit="cells", start=len(cells) - len(todo))
+    failed: list[str] = []
     for cell in todo:
-        run_cell(cfg, cell)
+        try:
+            run_cell(cfg, cell)
+        except RuntimeError as e:  # rows that failed after their retries: the other cells still run
+            failed.append(str(e))
         progress.advance()
-    progress.close()
+    progress.close(failed=bool(failed))
+    if failed:
+        raise RuntimeError(f"{len(failed)} cells did not finish; rerun to retry them: " + "; ".join(failed))
     return len(todo), len(cells) - len(todo)
 
 
