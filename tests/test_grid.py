@@ -116,7 +116,11 @@ def test_a_killed_grid_resumes_without_redoing_finished_cells(tmp_path: Path) ->
     [
         ("run: {}\n", "exactly one of `label:`"),
         ("protocols: {debate: {kind: debate, judge: sure}}\n", "protocols.debate: judge come from"),
-        ("protocols: {debate: {kind: debate, rounds: 0}}\n", "cell judge=sure / debater=reader / protocol="),
+        ("protocols: {debate: {kind: debate, rounds: 0}}\n", "protocols.debate: "),
+        (
+            "protocols: {debate: {kind: debate}}\ndebaters: {reader: nope}\n",
+            "cell judge=sure / debater=reader / protocol=debate: ",
+        ),
     ],
 )
 def test_bad_grid_configs_name_the_problem(tmp_path: Path, extra: str, message: str) -> None:

@@ -7,12 +7,24 @@ import itertools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from agents.config import ModelRef, ModelSpec
+from graphs.kinds import AnyGraph
 from w2sg.datasets import DatasetSpec
 
 AXES = ("dataset", "judge", "debater", "protocol")
+GRAPH = TypeAdapter(AnyGraph)
+
+
+def role_fields(settings: dict[str, Any], where: str) -> tuple[str, str]:
+    """(speaker field, judge field) of a protocol's kind: where the debaters and judges axes go
+    (a debate's `debater` and `judge`, an interaction's `assistant` and `overseer_model`)."""
+    try:
+        spec = GRAPH.validate_python(settings)
+    except ValidationError as e:
+        raise ValueError(f"{where}: {e}") from None
+    return spec.ROLE_FIELDS[spec.SPEAKER], spec.ROLE_FIELDS[spec.JUDGE]
 
 
 class Cell(BaseModel):
@@ -65,7 +77,7 @@ class GridConfig(BaseModel):
             if not getattr(self, axis):
                 raise ValueError(f"{axis}: an axis needs at least one entry")
         for p, graph in self.protocols.items():
-            if fixed := sorted({"debater", "judge"} & set(graph)):
+            if fixed := sorted(set(role_fields(graph, f"protocols.{p}")) & set(graph)):
                 raise ValueError(f"protocols.{p}: {', '.join(fixed)} come from the judges / debaters axes")
         base = self.label if self.label is not None else self.run
         if "protocols" in (base or {}) or "graph" in (self.label or {}):
@@ -87,11 +99,11 @@ class GridConfig(BaseModel):
         for (dn, ds), jn, dbn, pn in itertools.product(
             datasets.items(), self.judges, self.debaters, self.protocols
         ):
-            graph = {**self.protocols[pn], "judge": self.judges[jn]}
-            if graph.get("protocol") == "blind":  # a blind judge hears no debater: one cell per judge
+            speaker, judge = role_fields(self.protocols[pn], f"protocols.{pn}")
+            graph = {**self.protocols[pn], judge: self.judges[jn], speaker: self.debaters[dbn]}
+            if GRAPH.validate_python(graph).speaker_model is None:  # e.g. a blind judge hears no
+                del graph[speaker]  # debater: the debaters axis does not apply, one cell per judge
                 dbn = "-"
-            else:
-                graph["debater"] = self.debaters[dbn]
             axes = {"dataset": dn, "judge": jn, "debater": dbn, "protocol": pn}
             models = {k: v.model_dump(mode="json", exclude_unset=True) for k, v in self.models.items()}
             if self.label is not None:
