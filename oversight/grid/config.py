@@ -47,10 +47,13 @@ class GridConfig(BaseModel):
     out_dir: Path = Field(Path("runs"), description="the grid's folder is <out_dir>/<name>/")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="named models every cell may use")
     judges: dict[str, ModelRef] = Field(description="axis: name → the judge model of the cell's graph")
-    debaters: dict[str, Any] = Field(description="axis: name → the debater of the cell's graph (both sides)")
+    debaters: dict[str, Any] = Field(
+        description="axis: name → the speaker of the cell's graph (a debate's debater, both sides)"
+    )
     protocols: dict[str, dict[str, Any]] = Field(
         description="axis: name → the graph's settings (kind: debate, protocol, rounds, ...), less "
-        "the debater and judge, which the other axes set"
+        "the speaker and judge fields (a debate's debater and judge, an interaction's assistant and "
+        "overseer_model), which the other axes set"
     )
     datasets: dict[str, DatasetSpec] | None = Field(
         None, description="axis: name → the dataset (docs/datasets.md); None: the base's dataset"
