@@ -181,3 +181,23 @@ def test_a_cell_that_fails_is_named_and_the_others_finish(tmp_path: Path) -> Non
     assert "5 cells did not finish; rerun to retry them: cell " in out.stderr
     assert "(judge=bad, debater=reader, protocol=debate): 12 rows failed" in out.stderr
     assert len(list((tmp_path / "runs/g/cells").glob("*/result.json"))) == 5  # the `sure` cells
+
+
+def test_a_datasets_axis_runs_each_cell_on_its_data(tmp_path: Path) -> None:
+    """`datasets:` is one more axis: SciQ and a local boolq-format file give cells of their own."""
+    import json
+
+    rows = [
+        {"question": f"is {w} a colour", "answer": ok, "passage": f"The word {w} names a thing. It is here."}
+        for w, ok in (("red", True), ("table", False), ("blue", True), ("chair", False))
+    ]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = grid_yaml(tmp_path, questions=2)
+    text = path.read_text().replace("judges: {sure: sure, coin: coin}", "judges: {sure: sure}")
+    text = text.split("protocols:")[0] + "protocols: {debate: {kind: debate, rounds: 1}}\n"
+    path.write_text(text + f"datasets: {{sciq: sciq, mine: {{path: {tmp_path / 'mine.jsonl'}}}}}\n")
+    out = w2sg("grid", str(path))
+    assert out.returncode == 0, out.stderr
+    report = (tmp_path / "runs/g/results.md").read_text()
+    assert "| dataset | judge | debater | protocol |" in report
+    assert report.count("| sciq | sure |") == 2 and report.count("| mine | sure |") == 2
