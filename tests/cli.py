@@ -31,9 +31,11 @@ def config_class(path: Path) -> type:
     from graphs.debate import DebateConfig
     from graphs.interaction import InteractionConfig
     from oversight.config import ExperimentConfig
+    from oversight.grid.config import GridConfig
     from oversight.label import LabelConfig
     from oversight.ladder.config import LadderConfig
     from oversight.run.config import RunConfig
+    from oversight.tournament.config import TournamentConfig
     from w2sg.experiment import W2SGConfig
 
     kinds = {
@@ -43,6 +45,8 @@ def config_class(path: Path) -> type:
         "label-": LabelConfig,
         "run-": RunConfig,
         "ladder-": LadderConfig,
+        "tournament-": TournamentConfig,
+        "grid-": GridConfig,
         "debaters-": DebaterSet,
     }
     return next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)

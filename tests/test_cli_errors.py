@@ -204,7 +204,9 @@ def test_help_groups_the_commands_by_area() -> None:
             panels[current].append(m.group(1))
     del panels["Options"]
     assert list(panels) == ["Experiments", "Oversight graphs", "Labelling", "Models"]
-    assert sorted(panels["Experiments"]) == sorted(["run", "train", "ensemble", "icl", "ladder", "compare"])
+    assert sorted(panels["Experiments"]) == sorted(
+        ["run", "train", "ensemble", "icl", "ladder", "compare", "tournament", "grid"]
+    )
     assert sorted(panels["Oversight graphs"]) == sorted(["debate", "graph", "interact", "human", "judge"])
     assert panels["Labelling"] == ["label", "export", "web"]
     assert sorted(panels["Models"]) == ["chat", "models"]

@@ -3,7 +3,16 @@
 Importing a command module registers its commands on `app`; `main` is the console script.
 """
 
-from oversight.cli import graphs, label, ladder, models, run, train  # noqa: F401  (they register their commands)
+from oversight.cli import (  # noqa: F401  (they register their commands)
+    graphs,
+    grid,
+    label,
+    ladder,
+    models,
+    run,
+    tournament,
+    train,
+)
 from oversight.cli.app import app, main
 
 __all__ = ["app", "main"]

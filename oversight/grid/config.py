@@ -1,0 +1,150 @@
+"""`GridConfig`: the axes of a grid and the base every cell starts from; `cells()` expands them."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from agents.config import ModelRef, ModelSpec
+from graphs.kinds import AnyGraph
+from w2sg.datasets import DatasetSpec
+
+AXES = ("dataset", "judge", "debater", "protocol")
+GRAPH = TypeAdapter(AnyGraph)
+
+
+def role_fields(settings: dict[str, Any], where: str) -> tuple[str, str]:
+    """(speaker field, judge field) of a protocol's kind: where the debaters and judges axes go
+    (a debate's `debater` and `judge`, an interaction's `assistant` and `overseer_model`)."""
+    try:
+        spec = GRAPH.validate_python(settings)
+    except ValidationError as e:
+        raise ValueError(f"{where}: {e}") from None
+    return spec.ROLE_FIELDS[spec.SPEAKER], spec.ROLE_FIELDS[spec.JUDGE]
+
+
+class Cell(BaseModel):
+    """One cell: its place on each axis, the config it runs, and the folder it runs in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    axes: dict[str, str]
+    kind: Literal["label", "run"]
+    config: dict[str, Any] = Field(
+        description="a LabelConfig (label cells) or RunConfig (run cells), as data"
+    )
+    id: str = Field(description="hash of the config: the cell's folder name")
+
+
+class GridConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "grid"
+    out_dir: Path = Field(Path("runs"), description="the grid's folder is <out_dir>/<name>/")
+    models: dict[str, ModelSpec] = Field(default_factory=dict, description="named models every cell may use")
+    judges: dict[str, ModelRef] = Field(description="axis: name → the judge model of the cell's graph")
+    debaters: dict[str, Any] = Field(
+        description="axis: name → the speaker of the cell's graph (a debate's debater, both sides)"
+    )
+    protocols: dict[str, dict[str, Any]] = Field(
+        description="axis: name → the graph's settings (kind: debate, protocol, rounds, ...), less "
+        "the speaker and judge fields (a debate's debater and judge, an interaction's assistant and "
+        "overseer_model), which the other axes set"
+    )
+    datasets: dict[str, DatasetSpec] | None = Field(
+        None, description="axis: name → the dataset (docs/datasets.md); None: the base's dataset"
+    )
+    label: dict[str, Any] | None = Field(
+        None,
+        description="label cells: the base `w2sg label` config (split, questions, seed, "
+        "concurrency, ...); each cell gives label accuracy",
+    )
+    run: dict[str, Any] | None = Field(
+        None,
+        description="run cells: the base `w2sg run` config (sizes, judge_training, weak, strong, "
+        "...) with no protocols; each cell's one graph is its protocols: entry, and it gives label "
+        "accuracy and the student's PGR",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GridConfig:
+        if (self.label is None) == (self.run is None):
+            raise ValueError(
+                "give exactly one of `label:` (label cells) or `run:` (cells that train a student)"
+            )
+        for axis in ("judges", "debaters", "protocols"):
+            if not getattr(self, axis):
+                raise ValueError(f"{axis}: an axis needs at least one entry")
+        for p, graph in self.protocols.items():
+            if fixed := sorted(set(role_fields(graph, f"protocols.{p}")) & set(graph)):
+                raise ValueError(f"protocols.{p}: {', '.join(fixed)} come from the judges / debaters axes")
+        base = self.label if self.label is not None else self.run
+        if "protocols" in (base or {}) or "graph" in (self.label or {}):
+            raise ValueError("the base config's graph comes from the axes; leave out graph / protocols")
+        self.cells()  # every cell's config is validated here, naming the cell
+        return self
+
+    @property
+    def grid_dir(self) -> Path:
+        return self.out_dir / self.name
+
+    def cells(self) -> list[Cell]:
+        """Every cell, in a fixed order (datasets, judges, debaters, protocols), each validated."""
+        from oversight.label import LabelConfig
+        from oversight.run.config import RunConfig
+
+        datasets: dict[str, DatasetSpec | None] = dict(self.datasets or {"-": None})
+        out, seen = [], set()
+        for (dn, ds), jn, dbn, pn in itertools.product(
+            datasets.items(), self.judges, self.debaters, self.protocols
+        ):
+            speaker, judge = role_fields(self.protocols[pn], f"protocols.{pn}")
+            graph = {**self.protocols[pn], judge: self.judges[jn], speaker: self.debaters[dbn]}
+            if GRAPH.validate_python(graph).speaker_model is None:  # e.g. a blind judge hears no
+                del graph[speaker]  # debater: the debaters axis does not apply, one cell per judge
+                dbn = "-"
+            axes = {"dataset": dn, "judge": jn, "debater": dbn, "protocol": pn}
+            models = {k: v.model_dump(mode="json", exclude_unset=True) for k, v in self.models.items()}
+            if self.label is not None:
+                kind: Literal["label", "run"] = "label"
+                data: dict[str, Any] = {**self.label, "models": models, "graph": graph}
+                cls: type[BaseModel] = LabelConfig
+            else:
+                kind = "run"
+                data = {**(self.run or {}), "models": models, "protocols": {pn: graph}}
+                cls = RunConfig
+            if ds is not None:
+                data["dataset"] = ds.model_dump(mode="json", exclude_unset=True)
+            where = "cell " + " / ".join(f"{a}={v}" for a, v in axes.items() if v != "-")
+            try:
+                cfg = cls.model_validate(data)
+            except ValidationError as e:
+                raise ValueError(f"{where}: {e}") from None
+            # How fast a cell runs changes no result: concurrency stays out of its id.
+            blob = cfg.model_dump_json(exclude={"concurrency", "store", "out_dir", "name"})
+            cid = hashlib.sha256(f"{kind}|{blob}".encode()).hexdigest()[:12]
+            if cid in seen:
+                continue
+            seen.add(cid)
+            config = cfg.model_dump(mode="json", exclude_unset=True)  # validates again as it was
+            out.append(Cell(axes=axes, kind=kind, config=config, id=cid))
+        return out
+
+
+def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
+    """The cells of shard `i/n` (1-based: `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`
+    with a 1-based array): every n-th cell from the i-th, so shards are disjoint, cover the grid,
+    and each gets a mix of slow and fast cells. None: all."""
+    if spec is None:
+        return cells
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {spec!r}: expected i/n, e.g. 2/8") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"--shard {spec!r}: i must be in 1..{n}")
+    return cells[i - 1 :: n]

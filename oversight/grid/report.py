@@ -1,0 +1,85 @@
+"""The grid's report from its finished cells: results.md (one row per cell), results.json and
+heatmap.png (label accuracy; rows: dataset x judge, columns: debater x protocol)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from oversight.grid.runner import CellResult, GridResult
+
+
+def _ci(e: object) -> str:
+    return "–" if e is None else f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"  # type: ignore[attr-defined]
+
+
+def _row(c: CellResult) -> str:
+    return " / ".join(v for k, v in c.axes.items() if k in ("dataset", "judge") and v != "-")
+
+
+def _col(c: CellResult) -> str:
+    return " / ".join(v for k, v in c.axes.items() if k in ("debater", "protocol") and v != "-")
+
+
+def report_md(r: GridResult) -> str:
+    """Cells only, no wall times: shards merged and one whole run give the same table."""
+    datasets = any(c.axes.get("dataset", "-") != "-" for c in r.cells)
+    train = any(c.pgr is not None for c in r.cells)
+    head = ["dataset"] * datasets + ["judge", "debater", "protocol", "label accuracy", "ECE"]
+    head += ["student", "PGR"] * train + ["cell"]
+    lines = [
+        f"# Grid `{r.name}`",
+        "",
+        f"{len(r.cells)} cells finished, {len(r.missing)} missing. Intervals: 95 % bootstrap over questions.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---" * len(head) + "|",
+    ]
+    for c in r.cells:
+        cells = [c.axes["dataset"]] * datasets + [c.axes["judge"], c.axes["debater"], c.axes["protocol"]]
+        cells += [_ci(c.label_accuracy), f"{c.ece:.3f}"]
+        cells += [_ci(c.student_accuracy), _ci(c.pgr)] * train
+        cells.append(f"`{c.id}`")
+        lines.append("| " + " | ".join(cells) + " |")
+    if r.missing:
+        lines += ["", "Missing (not finished yet):", ""]
+        lines += ["- " + ", ".join(f"{k}={v}" for k, v in m.items() if v != "-") for m in r.missing]
+    lines += ["", "![label accuracy per cell](heatmap.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_heatmap(r: GridResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = list(dict.fromkeys(_row(c) for c in r.cells))
+    cols = list(dict.fromkeys(_col(c) for c in r.cells))
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for c in r.cells:
+        grid[rows.index(_row(c)), cols.index(_col(c))] = c.label_accuracy.value
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(cols), 1.0 + 0.55 * len(rows)))
+    im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    for (i, j), v in np.ndenumerate(grid):
+        if not np.isnan(v):
+            ax.text(
+                j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v < 0.6 else "black"
+            )
+    ax.set_xticks(range(len(cols)), [c.replace(" / ", "\n") for c in cols], fontsize=7)
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_xlabel("debater / protocol")
+    ax.set_ylabel("judge")
+    fig.colorbar(im, ax=ax, label="label accuracy")
+    ax.set_title(f"grid {r.name}: label accuracy", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def write_report(r: GridResult, grid_dir: Path) -> None:
+    grid_dir.mkdir(parents=True, exist_ok=True)
+    (grid_dir / "results.md").write_text(report_md(r))
+    (grid_dir / "results.json").write_text(r.model_dump_json(indent=2))
+    if r.cells:
+        plot_heatmap(r, grid_dir / "heatmap.png")

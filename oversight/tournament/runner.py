@@ -1,0 +1,134 @@
+"""Play a tournament: every ordered pair of distinct debaters on every row, both speaking positions,
+each match one debate labelled through the durable store (`oversight.label`), so a killed or
+repeated tournament redoes no debate. Then rate the debaters and write the report."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+from graphs.types import SIDES, Side
+from oversight.label import LabelConfig, label, select_rows
+from oversight.store import LabelStore
+from oversight.tournament.config import TournamentConfig
+from oversight.tournament.ratings import (
+    Match,
+    accuracy_by_debater,
+    bradley_terry_elo,
+    estimates,
+    judge_accuracy,
+    openskill_ratings,
+    win_matrix,
+)
+from oversight.tournament.results import TournamentResult
+from w2sg.data import Example
+from w2sg.progress import track
+from w2sg.run_folder import mark_complete, open_run
+
+
+def match_label_config(
+    cfg: TournamentConfig, correct: str, incorrect: str, first: Side, store: Path
+) -> LabelConfig:
+    """One match-up as a labelling run: its rows are every row of the tournament."""
+    return LabelConfig(
+        name=f"{correct}-vs-{incorrect}",
+        dataset=cfg.dataset,
+        split=cfg.split,
+        questions=cfg.questions,
+        seed=cfg.seed,
+        models=cfg.models,
+        graph=cfg.match(correct, incorrect, first),
+        concurrency=cfg.concurrency,
+        store=store,
+    )
+
+
+def schedule(cfg: TournamentConfig) -> list[tuple[str, str, Side]]:
+    """(debater arguing correct, debater arguing incorrect, side speaking first) for every match-up."""
+    return [(a, b, first) for a, b in itertools.permutations(cfg.debaters, 2) for first in SIDES]
+
+
+async def play(cfg: TournamentConfig, rows: list[Example], run_dir: Path) -> tuple[list[Match], int]:
+    """Every match, from the store where it was played before; and how many debates this call ran."""
+    store_path = run_dir / "labels.sqlite"
+    matches: list[Match] = []
+    ran = 0
+    failed: list[str] = []
+    progress = track(f"tournament {cfg.name}", len(schedule(cfg)), unit="match-ups")
+    for a, b, first in schedule(cfg):
+        lc = match_label_config(cfg, a, b, first, store_path)
+        run = await label(lc, rows=rows)
+        ran += run.labelled
+        if run.failed:  # the other match-ups still play; a rerun retries only the failed debates
+            failed.append(f"{a} vs {b} ({first} first): {run.failed}")
+        store = LabelStore(store_path)
+        got = store.p_true(run.protocol, run.config_hash)
+        store.close()
+        for e in rows:
+            if (p := got.get(e.id)) is None:
+                continue
+            score = 1.0 if p > 0.5 else 0.0 if p < 0.5 else 0.5  # the correct side wins when p(true) > 0.5
+            truthful = a if e.label >= 0.5 else b
+            right = 0.5 if p == 0.5 else float((p > 0.5) == (e.label >= 0.5))
+            matches.append(Match(e.qid, a, b, score, truthful, right))
+        progress.advance()
+    progress.close(failed=bool(failed))
+    if failed:
+        raise RuntimeError(
+            f"debates failed after their retries ({'; '.join(failed)}); rerun to retry them "
+            f"(the {ran} debates that ended are kept in {store_path})"
+        )
+    return matches, ran
+
+
+def rate(cfg: TournamentConfig, matches: list[Match], **kw: object) -> dict[str, object]:
+    """Ratings, Elo, win rates and judge accuracies, each with bootstrap intervals over questions."""
+    players = list(cfg.debaters)
+    boot = {"n_boot": cfg.n_boot, "seed": cfg.seed}
+    # Each resample is rated in its own match order, so the interval holds the spread that match
+    # order leaves (with tau=0 the first games weigh most) as well as that of the questions; the
+    # point estimate averages over `orders` orders.
+    shuffles = itertools.count(cfg.seed + 1)
+    rating = estimates(
+        matches, lambda m: openskill_ratings(m, players, orders=1, seed=next(shuffles)), **boot
+    )
+    for p, mu in openskill_ratings(matches, players, orders=cfg.orders, seed=cfg.seed).items():
+        rating[p] = rating[p].model_copy(update={"value": mu})
+    point = {p: e.value for p, e in rating.items()}
+    return {
+        "rating": rating,
+        "elo": estimates(matches, lambda m: bradley_terry_elo(m, players), **boot),
+        "win_rate": win_matrix(matches, players),
+        "judge_accuracy": estimates(matches, lambda m: judge_accuracy(m, point), **boot),
+        "accuracy_by_debater": estimates(matches, lambda m: accuracy_by_debater(m, players), **boot),
+    }
+
+
+def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[TournamentResult, Path, bool]:
+    """Play (or load, when complete and not `force`) the tournament and write its report; the
+    result, its run folder, and whether it was loaded."""
+    from oversight.tournament.report import write_report
+
+    t0 = time.perf_counter()
+    base = match_label_config(cfg, *list(cfg.debaters)[:2], "correct", Path("unused"))
+    rows, _ = select_rows(base)
+    rid, run_dir, finished = open_run(cfg, {"rows": rows}, TournamentResult, force)
+    if finished is not None:
+        return finished, run_dir, True
+    matches, ran = asyncio.run(play(cfg, rows, run_dir))
+    rated = rate(cfg, matches)
+    result = TournamentResult(
+        run_id=rid,
+        debaters=list(cfg.debaters),
+        questions=len({e.qid for e in rows}),
+        matches=len(matches),
+        draws=sum(m.score == 0.5 for m in matches),
+        debates_run=ran,
+        seconds=time.perf_counter() - t0,  # debates and ratings
+        **rated,  # type: ignore[arg-type]
+    )
+    write_report(result, run_dir)
+    mark_complete(run_dir, result)
+    return result, run_dir, False
