@@ -80,6 +80,22 @@ class GraphSpec(Config):
         """role → the spec each role's model is built from (`models:` resolves names)."""
         return {role: resolve_spec(ref, models) for role, ref in self.roles().items()}
 
+    def role_paths(self) -> dict[str, tuple[str, ModelRef]]:
+        """role → (the dotted config path that names its model, the model)."""
+        return {role: (self.ROLE_FIELDS[role], ref) for role, ref in self.roles().items()}
+
+    def with_specs(self, models: dict[str, ModelSpec] | None = None) -> Self:
+        """This config with every model it calls written in as its spec: what a later process
+        (`w2sg web`, `w2sg human answer`) rebuilds the graph from, with no `models:` to read names in."""
+        data = self.model_dump(mode="json")
+        for path, ref in self.role_paths().values():
+            *head, last = path.split(".")
+            node = data
+            for key in head:
+                node = node[key]
+            node[last] = resolve_spec(ref, models).model_dump(mode="json", exclude_none=True)
+        return type(self).model_validate(data)
+
     def model_refs(self) -> dict[str, tuple[str, str]]:
         """field → (model name, "name"): what `oversight.paths.check_config_models` resolves (an
         inline spec is a `ModelSpec` there, checked as one)."""

@@ -291,8 +291,7 @@ async def _queue_for_people(
     collected = await human.collect(cfg.store, chash)
     # The thread's config is all a later process (`w2sg web`, `w2sg human answer`) has: its
     # models go in as inline specs.
-    fields = cfg.graph.ROLE_FIELDS
-    spec = cfg.graph.model_copy(update={fields[r]: s for r, s in cfg.graph.specs(cfg.models).items()})
+    spec = cfg.graph.with_specs(cfg.models)
     usage: dict[str, dict[str, float]] = {}
     await human.queue_rows(
         cfg.store, spec, rows, config_hash=chash, rules=cfg.human, concurrency=cfg.concurrency, usage=usage

@@ -213,3 +213,25 @@ def test_a_human_judge_is_configured_sensibly() -> None:
         DebateConfig(judge_kind="human", position_swap=True)
     with pytest.raises(ValueError, match="overseer: human"):
         InteractionConfig(judge_kind="human")
+
+
+def test_a_human_judge_hears_per_side_debaters_each_from_its_own_spec(tmp_path: Path) -> None:
+    # The queued thread rebuilds the graph from its config alone: each side's model (a `models:`
+    # key on one side, a debater mapping on the other) is written in as its spec.
+    path = tmp_path / "sides.yaml"
+    path.write_text(
+        f"split: test\nquestions: 1\nstore: {tmp_path / 'h.sqlite'}\n{DEBATER}"
+        "  liar: {name: scripted/liar, scripted: {default_reply: 'Not so.'}}\n"
+        "graph: {kind: debate, protocol: sequential, rounds: 1, judge_kind: human,\n"
+        "        debaters: {correct: deb, incorrect: {model: liar}}}\n"
+    )
+    out = w2sg("label", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "debater_correct: 2 calls" in out.stdout and "debater_incorrect: 2 calls" in out.stdout
+    store = tmp_path / "h.sqlite"
+    first = asyncio.run(human.pending(store))[0]
+    assert first.turns[1]["text"] == "Not so." and "spores develop" in first.turns[0]["text"]
+    reply = make_reply(80, "A quoted the passage", judge="al", rules=HumanRules(), percent=True)
+    state = asyncio.run(human.answer(store, first.thread_id, reply))
+    assert state["verdict"].p_true == pytest.approx(0.8)
+    assert "1 already done" in w2sg("label", str(path)).stdout
