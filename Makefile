@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	touch $(STAMP)
 
 # Real servers for the slow tests (transformers serve, llama.cpp's server): llama-cpp-python builds
-# from source once per machine (~5 min on 2 cores); pip keeps the wheel for the next venv. Built for
+# from source once per machine (5-12 min on 2 cores); pip keeps the wheel for the next venv. Built for
 # portable x86-64, not for this CPU: a native build crashed at its first request (general protection
 # fault in libggml-cpu) on a virtual Xeon that reports AVX-512 and AMX.
 $(SERVERS): $(STAMP)
