@@ -105,12 +105,23 @@ def by_id(d: Any, id_: str) -> Any:
 
 def click(d: Any, element: Any) -> None:
     """Click something that loads a page, and wait until the new page replaced the old one."""
-    from selenium.webdriver.support import expected_conditions
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = d.find_element("tag name", "html")
     element.click()
-    WebDriverWait(d, 30).until(expected_conditions.staleness_of(old))
+
+    def replaced(_: Any) -> bool:
+        # Selenium's staleness_of only catches a stale reference; asked mid-navigation, chromedriver
+        # may instead answer "Node with given id does not belong to the document" (seen in CI).
+        try:
+            old.is_enabled()
+        except WebDriverException:
+            return d.execute_script("return document.readyState") == "complete"
+        return False
+
+    # A script asked while the new page is still being committed can fail too: ask again.
+    WebDriverWait(d, 30, ignored_exceptions=(WebDriverException,)).until(replaced)
 
 
 def judge(d: Any, p: int, why: str) -> None:
