@@ -333,9 +333,6 @@ class DebateSettings(GraphSpec):
         # a blind judge hears no debater; a person judging is no model
         return {role: ref for role, (_, ref) in self.role_paths().items()}
 
-    def model_refs(self) -> dict[str, tuple[str, str]]:
-        return {path: (ref, "name") for path, ref in self.role_paths().values() if isinstance(ref, str)}
-
     @property
     def lockstep(self) -> bool:
         return self.judge_kind != "human"

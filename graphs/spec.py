@@ -99,11 +99,7 @@ class GraphSpec(Config):
     def model_refs(self) -> dict[str, tuple[str, str]]:
         """field → (model name, "name"): what `oversight.paths.check_config_models` resolves (an
         inline spec is a `ModelSpec` there, checked as one)."""
-        return {
-            self.ROLE_FIELDS[role]: (ref, "name")
-            for role, ref in self.roles().items()
-            if isinstance(ref, str)
-        }
+        return {path: (ref, "name") for path, ref in self.role_paths().values() if isinstance(ref, str)}
 
     @property
     def speakers_consult_judge(self) -> bool:
