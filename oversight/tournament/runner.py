@@ -83,7 +83,7 @@ async def play(cfg: TournamentConfig, rows: list[Example], run_dir: Path) -> tup
     return matches, ran
 
 
-def rate(cfg: TournamentConfig, matches: list[Match], **kw: object) -> dict[str, object]:
+def rate(cfg: TournamentConfig, matches: list[Match]) -> dict[str, object]:
     """Ratings, Elo, win rates and judge accuracies, each with bootstrap intervals over questions."""
     players = list(cfg.debaters)
     boot = {"n_boot": cfg.n_boot, "seed": cfg.seed}
