@@ -69,8 +69,8 @@ def start_run(run_dir: Path, cfg: BaseModel, data: dict[str, Any]) -> None:
     (run_dir / "config.json").write_text(json.dumps(record, indent=2))
 
 
-def mark_complete(run_dir: Path, result: BaseModel) -> None:
-    """Write `results.json` through a temporary name: a killed run never looks complete."""
-    tmp = run_dir / (DONE + ".tmp")
+def mark_complete(run_dir: Path, result: BaseModel, name: str = DONE) -> None:
+    """Write `name` (`results.json`) through a temporary name: a killed run never looks complete."""
+    tmp = run_dir / (name + ".tmp")
     tmp.write_text(result.model_dump_json(indent=2))
-    tmp.rename(run_dir / DONE)
+    tmp.rename(run_dir / name)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from oversight.grid.config import Cell, GridConfig
 from w2sg.metrics import Estimate
 from w2sg.progress import track
+from w2sg.run_folder import mark_complete
 
 log = logging.getLogger(__name__)
 RESULT = "result.json"
@@ -54,9 +55,7 @@ def run_cell(cfg: GridConfig, cell: Cell) -> CellResult:
     result = _run_label(cell, folder) if cell.kind == "label" else _run_train(cell, folder)
     result["seconds"] = time.perf_counter() - t0
     out = CellResult(id=cell.id, axes=cell.axes, kind=cell.kind, **result)
-    tmp = folder / (RESULT + ".tmp")
-    tmp.write_text(out.model_dump_json(indent=2))
-    tmp.rename(folder / RESULT)  # a killed cell never looks finished
+    mark_complete(folder, out, RESULT)  # a killed cell never looks finished
     return out
 
 
