@@ -348,9 +348,9 @@ def test_training_batches_never_end_with_a_single_row(n: int, sizes: list[int]) 
     from w2sg.train import _loader
 
     rows = list(range(n))
-    got = list(_loader(None, rows, 32, shuffle=True, seed=3))  # type: ignore[arg-type]
+    got = list(_loader(n, 32, shuffle=True, seed=3))
     assert [len(b) for b in got] == sizes and sorted(x for b in got for x in b) == rows
-    assert len(_loader(None, rows, 32, shuffle=True, seed=3)) == len(sizes)  # type: ignore[arg-type]
+    assert len(_loader(n, 32, shuffle=True, seed=3)) == len(sizes)
     # The shuffle is the plain DataLoader's: same seed, same order, so other runs do not change.
     plain = DataLoader(rows, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(3))
     assert [x for b in got for x in b] == [int(x) for b in plain for x in b]

@@ -3,34 +3,41 @@
 Under `accelerate launch` / `torchrun` the Accelerator spreads batches over processes; alone it
 is a thin wrapper on one device. Selection: every `eval_every` steps the model is scored on the
 *validation* split and the best state is kept. The test split never enters this module.
+
+The step loop is lean: rows are tokenized once before training (each batch is only padded), the
+loss stays on the device until an evaluation reads it (no host sync per step), the best state is
+copied to host memory, and `precision` runs forward passes under bf16 / fp16 autocast with the
+loss in fp32 (`w2sg.losses` casts logits to float).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import random
 from collections.abc import Iterator, Sequence
-from typing import Literal
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from w2sg.data import Example
 from w2sg.losses import Loss, get_loss
+from w2sg.models import Classifier, Inputs
 from w2sg.progress import track
 
 log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="rows per optimizer step (per process under DDP)")
     lr: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     epochs: float = Field(2.0, gt=0, description="may be fractional")
@@ -40,6 +47,23 @@ class TrainConfig(BaseModel):
     loss: Literal["xent", "logconf", "product"] = "xent"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Precision = Field(
+        "auto",
+        description="forward passes under autocast: auto = bf16 on a GPU that supports it, else fp32; "
+        "fp16 adds loss scaling. Weights, optimizer state and the loss stay fp32",
+    )
+    grad_accum: int = Field(
+        1,
+        ge=1,
+        description="split each batch into this many micro-batches whose gradients add up: the same "
+        "step as one batch in 1/grad_accum of the activation memory (logconf hardens per micro-batch)",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, ~1/3 more compute"
+    )
+    eval_batch_size: int | None = Field(
+        None, ge=1, description="rows per validation / prediction batch; None: 64 on CPU, 256 on a GPU"
+    )
 
 
 class TrainResult(BaseModel):
@@ -59,6 +83,21 @@ def seed_everything(seed: int) -> None:
 
 def resolve_device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> torch.dtype | None:
+    """The autocast dtype of `precision` on `device`, or None for plain fp32."""
+    on_gpu = torch.device(device).type == "cuda"
+    if precision == "auto":
+        return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: str | torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
+    """Forward passes in `dtype` where autocast deems it safe (matmuls), fp32 elsewhere."""
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 class _Batches(BatchSampler):
@@ -81,13 +120,11 @@ class _Batches(BatchSampler):
         return n - 1 if n > 1 and len(self.sampler) % self.batch_size == 1 else n  # type: ignore[arg-type]
 
 
-def _loader(
-    model: nn.Module, rows: Sequence[object], batch_size: int, shuffle: bool, seed: int
-) -> DataLoader:
+def _loader(n: int, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    """Batches of row indices 0..n-1 (the rows themselves are tokenized once, outside)."""
     g = torch.Generator().manual_seed(seed)
-    data = list(rows)
+    data = list(range(n))
     sampler = RandomSampler(data, generator=g) if shuffle else SequentialSampler(data)
-    # encode after collation: the model knows its inputs
     batches = _Batches(sampler, batch_size, drop_last=False)
     # The loader draws its base seed from `g` before the sampler shuffles, as with shuffle=True.
     return DataLoader(data, batch_sampler=batches, generator=g, collate_fn=lambda b: b)
@@ -103,26 +140,168 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Host tensors to `device`. To a GPU through pinned memory without blocking: a copy from
+    pageable memory would wait for every queued kernel, a host sync per step."""
+    if device.type != "cuda":
+        return batch
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def eval_batch_size(cfg_size: int | None, device: torch.device) -> int:
+    return cfg_size or (256 if device.type == "cuda" else 64)
+
+
 @torch.no_grad()
+def _predict_items(
+    model: Classifier,
+    items: Sequence[Inputs],
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> np.ndarray:
+    """p(true) per tokenized row, shape (N,). Rows are batched shortest first (less padding), and
+    the probabilities come back to the host once, at the end."""
+    model.to(device).eval()
+    order = sorted(range(len(items)), key=lambda i: next(iter(items[i].values())).shape[0])
+    out = []
+    for s in range(0, len(order), batch_size):
+        inputs = _to(model.collate([items[i] for i in order[s : s + batch_size]]), device)
+        with autocast(device, dtype):
+            logits = model(**inputs)
+        out.append(torch.softmax(logits.float(), -1)[:, 1])
+    probs = np.zeros(len(items))
+    if out:
+        probs[order] = torch.cat(out).cpu().numpy()
+    return probs
+
+
 def predict(
-    model: nn.Module, examples: Sequence[Example], batch_size: int = 64, device: str = "auto"
+    model: Classifier,
+    examples: Sequence[Example],
+    batch_size: int | None = None,
+    device: str = "auto",
+    precision: Precision = "auto",
 ) -> np.ndarray:
     """p(true) per example, shape (N,)."""
-    dev = resolve_device(device)
-    model.to(dev).eval()
-    out = []
-    for batch in _loader(model, examples, batch_size, shuffle=False, seed=0):
-        inputs = {k: v.to(dev) for k, v in model.encode(batch).items()}
-        out.append(torch.softmax(model(**inputs).float(), -1)[:, 1].cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0)
+    dev = torch.device(resolve_device(device))
+    size = eval_batch_size(batch_size, dev)
+    return _predict_items(model, model.tokenize(examples), size, dev, resolve_precision(precision, dev))
 
 
 def _accuracy(probs: np.ndarray, labels: Sequence[float]) -> float:
     return float(np.mean((probs > 0.5) == (np.asarray(labels) > 0.5)))
 
 
+def _targets(
+    n: int, labels: Sequence[float], weights: Sequence[float] | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The labels and (mean-1) sample weights as host tensors, checked once here so that the step
+    loop need not read them back."""
+    y = torch.tensor(np.asarray(labels, dtype=float), dtype=torch.float32)
+    if y.shape != (n,) or not bool(((y >= 0) & (y <= 1)).all()):
+        raise ValueError(f"labels must be {n} soft labels p(true) in [0, 1]")
+    if weights is None:
+        return y, None
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be {n} finite non-negative numbers, not all 0")
+    # mean 1: the loss scale (and so the lr) does not depend on them
+    return y, torch.tensor(w * len(w) / w.sum(), dtype=torch.float32)
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Host copies of what training changes (trainable parameters and buffers): a frozen backbone
+    is not copied, and nothing stays on the accelerator."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad] + list(model.named_buffers())
+    return {n: t.detach().to("cpu", copy=True) for n, t in named}
+
+
+@torch.no_grad()
+def _restore(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if name in state:
+            t.copy_(state[name])
+
+
+def _micro_batches(idx: list[int], k: int) -> list[list[int]]:
+    """`idx` in at most `k` near-equal consecutive parts (fewer when the batch has fewer rows)."""
+    return [part.tolist() for part in np.array_split(np.asarray(idx), min(k, len(idx)))]
+
+
+class _Loop:
+    """The state of one training run and its two actions, `step` and `evaluate`."""
+
+    def __init__(
+        self,
+        model: Classifier,
+        items: list[Inputs],
+        y: torch.Tensor,
+        w: torch.Tensor | None,
+        cfg: TrainConfig,
+    ):
+        from accelerate import Accelerator
+
+        self.cfg, self.raw, self.items, self.y, self.w = cfg, model, items, y, w
+        self.acc = Accelerator(cpu=resolve_device(cfg.device) == "cpu")
+        dev = self.acc.device
+        self.dtype = resolve_precision(cfg.precision, dev)
+        if dev.type == "cuda":  # TF32 for the matmuls autocast leaves in fp32 (and for fp32 runs)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if cfg.gradient_checkpointing:
+            model.enable_checkpointing()
+        loader = _loader(len(items), cfg.batch_size, shuffle=True, seed=cfg.seed)
+        # Model and loader are prepared (placed on the device; DDP or FSDP and sharded batches under
+        # `accelerate launch`), then the optimizer is built on the prepared parameters, as FSDP needs.
+        self.model, self.loader = self.acc.prepare(model, loader)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        # fused on a GPU: one kernel updates every parameter instead of several kernels per tensor
+        self.opt = torch.optim.AdamW(
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=dev.type == "cuda"
+        )
+        # Steps are counted after prepare(): under DDP each process sees its shard of the batches.
+        self.total = max(1, math.ceil(cfg.epochs * len(self.loader)))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_at(s, self.total, cfg))
+        # fp16 needs loss scaling (its gradients underflow); bf16 has fp32's range and does not.
+        self.scaler = torch.amp.GradScaler(dev.type, enabled=self.dtype == torch.float16)
+
+    def step(self, idx: list[int], loss_fn: Loss, frac: float) -> torch.Tensor:
+        """One optimizer step over the rows `idx`, in `grad_accum` micro-batches whose losses are
+        weighted by their share of rows, so the gradient is the whole batch's. Returns the batch
+        loss, detached and left on the device (reading it would sync the host)."""
+        parts = _micro_batches(idx, self.cfg.grad_accum)
+        total = torch.zeros((), device=self.acc.device)
+        for i, part in enumerate(parts):
+            host = self.raw.collate([self.items[j] for j in part])
+            host["_y"] = self.y[part]
+            if self.w is not None:
+                host["_w"] = self.w[part]
+            batch = _to(host, self.acc.device)
+            y, w = batch.pop("_y"), batch.pop("_w", None)
+            # Gradients are all-reduced once, after the last micro-batch.
+            sync = nullcontext() if i == len(parts) - 1 else self.acc.no_sync(self.model)
+            with sync:
+                with autocast(self.acc.device, self.dtype):
+                    logits = self.model(**batch)  # (B, 2)
+                loss = loss_fn(logits, y, frac, w) * (len(part) / len(idx))
+                self.acc.backward(self.scaler.scale(loss))
+            total += loss.detach()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return total
+
+    def evaluate(self, items: list[Inputs], labels: Sequence[float]) -> float:
+        size = eval_batch_size(self.cfg.eval_batch_size, self.acc.device)
+        acc = _accuracy(_predict_items(self.raw, items, size, self.acc.device, self.dtype), labels)
+        self.model.train()
+        return acc
+
+
 def train(
-    model: nn.Module,
+    model: Classifier,
     examples: Sequence[Example],
     labels: Sequence[float],
     val: Sequence[Example],
@@ -136,61 +315,36 @@ def train(
     accuracy against `val_labels` (gold, or the same weak source for label-free selection).
     `weights` (boosting) are per-example sample weights, applied in the loss. `stage` names the
     run in the progress lines (`w2sg.progress`); default `train <model class> (<n> rows)`."""
-    from accelerate import Accelerator
-
     if len(labels) != len(examples) or len(val_labels) != len(val):
         raise ValueError(
             f"{len(examples)} examples with {len(labels)} labels; {len(val)} val with {len(val_labels)}"
         )
-    if weights is None:
-        w = np.ones(len(examples))
-    else:
-        w = np.asarray(weights, dtype=float)
-        if w.shape != (len(examples),) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"weights must be {len(examples)} finite non-negative numbers, not all 0")
-        w = w * len(w) / w.sum()  # mean 1: the loss scale (and so the lr) does not depend on them
+    y, w = _targets(len(examples), labels, weights)
     seed_everything(cfg.seed)
     loss_fn = loss_fn or get_loss(cfg.loss)
-    acc = Accelerator(cpu=resolve_device(cfg.device) == "cpu")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rows = list(zip(examples, labels, w.tolist(), strict=True))
-    loader = _loader(model, rows, cfg.batch_size, shuffle=True, seed=cfg.seed)
-    model, opt, loader = acc.prepare(model, opt, loader)
-    # Steps are counted after prepare(): under DDP each process sees its shard of the batches.
-    # The scheduler is not prepared, so it steps exactly once per optimizer step on every process.
-    total = max(1, math.ceil(cfg.epochs * len(loader)))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, cfg))
-    raw = acc.unwrap_model(model)
-
+    # Tokenized once: the step loop only pads batches of them.
+    run = _Loop(model, model.tokenize(examples), y, w, cfg)
+    val_items = model.tokenize(val)
     best: tuple[float, int, dict[str, torch.Tensor] | None] = (-1.0, 0, None)  # (val acc, step, state)
     history: list[tuple[int, float, float]] = []
-    step, running = 0, 0.0
-    stage = stage or f"train {type(raw).__name__} ({len(examples)} rows)"
-    with track(stage, total, unit="steps", enabled=acc.is_main_process, quiet=True) as progress:
-        while step < total:
-            for batch in loader:
-                model.train()
-                inputs = {k: v.to(acc.device) for k, v in raw.encode([e for e, _, _ in batch]).items()}
-                y = torch.tensor([lab for _, lab, _ in batch], dtype=torch.float32, device=acc.device)
-                wb = None if weights is None else torch.tensor([x for _, _, x in batch], device=acc.device)
-                loss = loss_fn(model(**inputs), y, step / total, wb)  # logits (B, 2)
-                acc.backward(loss)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                running += loss.detach().item()
+    step, last, running = 0, 0, torch.zeros((), device=run.acc.device)
+    stage = stage or f"train {type(model).__name__} ({len(examples)} rows)"
+    run.model.train()
+    with track(stage, run.total, unit="steps", enabled=run.acc.is_main_process, quiet=True) as progress:
+        while step < run.total:
+            for idx in run.loader:
+                running += run.step(idx, loss_fn, step / run.total)
                 step += 1
                 progress.advance()
-                if step % cfg.eval_every == 0 or step == total:
-                    val_acc = _accuracy(predict(raw, val, device=str(acc.device)), val_labels)
-                    history.append((step, running / (step - (history[-1][0] if history else 0)), val_acc))
-                    running = 0.0
-                    log.info("step %d/%d loss %.4f val acc %.4f", step, total, history[-1][1], val_acc)
+                if step % cfg.eval_every == 0 or step == run.total:
+                    val_acc = run.evaluate(val_items, val_labels)
+                    history.append((step, running.item() / (step - last), val_acc))  # the one host read
+                    step_loss, last, running = history[-1][1], step, torch.zeros_like(running)
+                    log.info("step %d/%d loss %.4f val acc %.4f", step, run.total, step_loss, val_acc)
                     if val_acc > best[0]:
-                        best = (val_acc, step, copy.deepcopy(raw.state_dict()))
-                if step >= total:
+                        best = (val_acc, step, _snapshot(model))
+                if step >= run.total:
                     break
     if best[2] is not None:  # the last step always evaluates, so this holds unless val is empty
-        raw.load_state_dict(best[2])
-    return TrainResult(steps=total, best_step=best[1], best_val_accuracy=best[0], history=history)
+        _restore(model, best[2])
+    return TrainResult(steps=run.total, best_step=best[1], best_val_accuracy=best[0], history=history)
