@@ -115,10 +115,11 @@ class LogConfLoss(Loss):
     small their differences, and its pull (|p - hard(p)| ~ 1/2 a row) outweighs that of soft weak
     labels (|p - y| ~ |y - 1/2|). A student that has not yet learned the weak labels when the
     warm-up ends (a zero-initialised head at a fine-tuning lr) is pushed to split every batch
-    along its own largest-variance direction, and locks into a balanced split unrelated to the
+    along its own high-variance directions, and locks into a balanced split unrelated to the
     labels (docs/training.md, "Logconf under fine-tuning"). The gate is 0 for such a student (tied
-    or unrelated predictions), so it learns from the weak labels alone, and 1 once its
-    predictions vary with the labels as much as the labels do, where the loss is the reference's.
+    or unrelated predictions), so it learns from the weak labels alone; it is 1 once cov(p, y) >=
+    var(y), where the loss is the reference's; in between it weakens the self-term (a student
+    fitted by least squares has a slope near the share of the labels' variance it explains).
     """
 
     def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1, gated: bool = True) -> None:
