@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from w2sg.losses import LOSSES, LogConfLoss, Loss, ProductLoss, XentLoss, get_loss
+from w2sg.losses import LOSSES, LogConfLoss, Loss, ProductLoss, XentLoss, get_loss, label_slope
 
 LN3 = math.log(3.0)
 LN9 = math.log(9.0)
@@ -53,7 +53,8 @@ def test_logconf_full_weight_uses_hardened_self_predictions() -> None:
     # p(false) >= 0.375 -> "false": rows 0, 1 get [1, 0]; rows 2, 3 get [0, 1].
     # coef = 1 after warm-up, so the weak labels drop out:
     #   row 0: -ln 3/4, row 1: -ln 1/2, row 2: -ln 3/4, row 3: -ln 9/10.
-    loss = LogConfLoss(aux_coef=1.0, warmup_frac=0.1)(BATCH, BATCH_LABELS, 0.5)
+    # gated=False: Burns et al.'s loss, with no gate (the gated loss is pinned further down).
+    loss = LogConfLoss(aux_coef=1.0, warmup_frac=0.1, gated=False)(BATCH, BATCH_LABELS, 0.5)
     want = -(2 * math.log(0.75) + math.log(0.5) + math.log(0.9)) / 4
     assert close(loss, want)
 
@@ -64,7 +65,7 @@ def test_logconf_mixes_weak_and_hardened_targets() -> None:
     #   row 1: [1/2, 1/2] -> -(ln 1/2 + ln 1/2) / 2 = ln 2
     #   row 2: [0, 1]     -> -ln 3/4
     #   row 3: [1/2, 1/2] -> -(ln 1/10 + ln 9/10) / 2
-    loss = LogConfLoss(aux_coef=0.5, warmup_frac=0.1)(BATCH, BATCH_LABELS, 1.0)
+    loss = LogConfLoss(aux_coef=0.5, warmup_frac=0.1, gated=False)(BATCH, BATCH_LABELS, 1.0)
     row3 = -(math.log(0.1) + math.log(0.9)) / 2
     want = (-2 * math.log(0.75) + math.log(2.0) + row3) / 4
     assert close(loss, want)
@@ -186,3 +187,109 @@ def test_product_is_finite_when_the_student_is_sure_against_a_hard_label() -> No
     assert torch.isfinite(logits.grad).all()
     # alpha = 0 (weak labels ignored) still gives the student's own target, not nan from 0·log 0.
     assert torch.isfinite(ProductLoss(alpha=0.0)(logits.detach(), torch.tensor([1.0, 0.0]), 0.5))
+
+
+# The gate: coef is scaled by the batch's least-squares slope of the student's p(true) on the weak
+# labels, clipped to [0, 1] (docs/training.md, "Logconf under fine-tuning").
+
+
+def logits_for(p_true: list[float]) -> torch.Tensor:
+    """Logits [0, ln(p / (1 - p))], whose softmax is [1 - p, p]."""
+    return torch.tensor([[0.0, math.log(p / (1 - p))] for p in p_true])
+
+
+def test_label_slope_by_hand() -> None:
+    y = torch.tensor([0.2, 0.8])
+    # p = [0.35, 0.65]: cov = 0.15 * 0.3 = 0.045, var = 0.09 -> 0.5.
+    assert math.isclose(label_slope(torch.tensor([0.35, 0.65]), y).item(), 0.5, rel_tol=1e-5)
+    assert label_slope(torch.tensor([0.5, 0.5]), y).item() == 0.0  # tied predictions
+    assert math.isclose(label_slope(torch.tensor([0.8, 0.2]), y).item(), -1.0, rel_tol=1e-5)
+    assert label_slope(torch.tensor([0.1, 0.9]), torch.tensor([0.3, 0.3])).item() == 0.0  # constant labels
+    # Weights: a row of weight 0 does not count; all weights 0 gives 0, not nan.
+    p3, y3 = torch.tensor([0.35, 0.65, 0.0]), torch.tensor([0.2, 0.8, 1.0])
+    assert math.isclose(label_slope(p3, y3, torch.tensor([1.0, 1.0, 0.0])).item(), 0.5, rel_tol=1e-5)
+    assert label_slope(p3, y3, torch.zeros(3)).item() == 0.0
+
+
+def test_logconf_with_tied_predictions_is_xent() -> None:
+    # A zero-initialised head: every p is exactly 1/2. The reference hardens every row to "false"
+    # (p_0 >= quantile(p_0, mean y) holds for all), a target no ranking supports; the gate is 0.
+    torch.manual_seed(3)
+    logits, labels = torch.zeros(16, 2), torch.rand(16)
+    xent = XentLoss()(logits, labels, 1.0).item()
+    assert close(LogConfLoss()(logits, labels, 1.0), xent)
+    reference = LogConfLoss(gated=False)(logits, labels, 1.0).item()
+    # -ln 1/2 per row whatever the target: what differs is the gradient, all towards "false".
+    assert math.isclose(reference, xent, rel_tol=1e-5)
+    tied = logits.clone().requires_grad_(True)
+    LogConfLoss(gated=False)(tied, labels, 1.0).backward()
+    assert tied.grad is not None and (tied.grad[:, 1] > 0).all()  # every row pushed to "false"
+
+
+def test_logconf_ignores_a_ranking_against_the_labels() -> None:
+    # The student ranks the rows opposite to the weak labels (slope < 0): no hardening.
+    logits, labels = logits_for([0.6, 0.55, 0.45, 0.4]), torch.tensor([0.3, 0.4, 0.6, 0.7])
+    assert close(LogConfLoss()(logits, labels, 1.0), XentLoss()(logits, labels, 1.0).item())
+    assert not close(LogConfLoss(gated=False)(logits, labels, 1.0), XentLoss()(logits, labels, 1.0).item())
+
+
+def test_logconf_gate_scales_the_weight_by_the_slope() -> None:
+    # p = [0.35, 0.65], y = [0.2, 0.8]: slope 0.5, so coef = 0.5 * 0.5 = 0.25 after warm-up.
+    # mean y = 0.5; p_0 = [0.65, 0.35], threshold = 0.5: row 0 hardened [1, 0], row 1 [0, 1].
+    #   row 0: 0.75 * [0.8, 0.2] + 0.25 * [1, 0] = [0.85, 0.15]; row 1: [0.15, 0.85].
+    # Both rows: -(0.85 ln 0.65 + 0.15 ln 0.35).
+    logits = logits_for([0.35, 0.65]).requires_grad_(True)
+    loss = LogConfLoss(aux_coef=0.5, warmup_frac=0.1)(logits, torch.tensor([0.2, 0.8]), 1.0)
+    assert close(loss, -(0.85 * math.log(0.65) + 0.15 * math.log(0.35)))
+    # The gate is detached: d(mean CE)/dz = (softmax(z) - target) / B with the target held fixed.
+    loss.backward()
+    want = torch.tensor([[0.65 - 0.85, 0.35 - 0.15], [0.35 - 0.15, 0.65 - 0.85]]) / 2
+    assert logits.grad is not None and torch.allclose(logits.grad, want, atol=1e-6)
+
+
+def test_logconf_is_the_reference_once_the_student_reproduces_the_labels() -> None:
+    # Slope >= 1 (the student's p varies with the labels at least as much): gate 1.
+    torch.manual_seed(4)
+    labels = 0.3 + 0.4 * torch.rand(32)
+    logits = logits_for((0.5 + 1.2 * (labels - 0.5)).tolist())
+    assert label_slope(torch.softmax(logits, -1)[:, 1], labels).item() >= 1.0
+    for step_frac in (0.05, 0.5):
+        got = LogConfLoss()(logits, labels, step_frac).item()
+        assert close(LogConfLoss(gated=False)(logits, labels, step_frac), got)
+
+
+def _train_linear_student(loss: Loss, seed: int) -> tuple[float, float]:
+    """A zero-initialised linear student on 4 features: feature 0 has 4x the spread of the others
+    and says nothing about the truth, feature 1 is the truth's direction, and the weak labels are
+    soft (mean |y - 1/2| ~ 0.13) along it. Adam at a small lr, as when fine-tuning. Returns the
+    student's accuracy against the truth and |cos| of its weight with feature 0."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2048, 4, generator=g) * torch.tensor([4.0, 1.0, 1.0, 1.0])
+    truth = x[:, 1] > 0
+    labels = torch.sigmoid(0.5 * x[:, 1] + 0.5 * torch.randn(2048, generator=g))
+    head = torch.nn.Linear(4, 2)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    steps = 150
+    for step in range(steps):
+        rows = torch.randint(0, 2048, (32,), generator=g)
+        opt.zero_grad()
+        loss(head(x[rows]), labels[rows], step / steps).backward()
+        opt.step()
+    with torch.no_grad():
+        w = head.weight[1] - head.weight[0]
+        accuracy = ((head(x)[:, 1] > head(x)[:, 0]) == truth).float().mean().item()
+    return accuracy, (w[0].abs() / w.norm()).item()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_logconf_does_not_lock_a_slow_student_onto_a_label_free_direction(seed: int) -> None:
+    # The collapse of docs/training.md ("Logconf under fine-tuning") in miniature: when the warm-up
+    # ends the student has barely learned the labels, and the reference's hardened targets split
+    # each batch along the student's largest-variance feature, which it then learns instead.
+    xent_acc, _ = _train_linear_student(XentLoss(), seed)
+    ref_acc, ref_cos = _train_linear_student(LogConfLoss(gated=False), seed)
+    acc, cos = _train_linear_student(LogConfLoss(), seed)
+    assert ref_acc < xent_acc - 0.2 and ref_cos > 0.3  # the reproduction still reproduces
+    assert acc > xent_acc - 0.1 and cos < 0.15

@@ -38,13 +38,38 @@ def _soft_target(logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -
     return torch.stack([1 - labels, labels], dim=1)
 
 
+def _check_weights(logits: torch.Tensor, weights: torch.Tensor | None) -> None:
+    if weights is not None and weights.shape != logits.shape[:1]:
+        raise ValueError(f"weights must have shape ({logits.shape[0]},), got {tuple(weights.shape)}")
+
+
 def _ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Soft-target cross entropy, batch mean, optionally sample-weighted."""
+    _check_weights(logits, weights)
     if weights is None:
         return F.cross_entropy(logits, target)
-    if weights.shape != logits.shape[:1]:
-        raise ValueError(f"weights must have shape ({logits.shape[0]},), got {tuple(weights.shape)}")
     return (weights.to(logits.dtype) * F.cross_entropy(logits, target, reduction="none")).mean()
+
+
+# Below this batch variance the weak labels count as constant (fp32 rounding alone gives ~1e-14).
+_MIN_LABEL_VAR = 1e-12
+
+
+def label_slope(
+    p_true: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Least-squares slope of the student's p(true) on the weak labels over a batch (sample-weighted
+    when `weights` is given), detached: 0 for a student whose predictions are tied or unrelated to
+    the labels, 1 for one that reproduces them. 0 when the labels (or the weights) do not vary.
+    Device-side only: no host sync."""
+    p_true, labels = p_true.detach().float(), labels.float()
+    w = torch.ones_like(labels) if weights is None else weights.detach().float()
+    w = w / w.sum().clamp_min(torch.finfo(w.dtype).tiny)  # all-zero weights: w = 0, var = 0
+    dy = labels - (w * labels).sum()
+    var = (w * dy * dy).sum()
+    cov = (w * (p_true - (w * p_true).sum()) * dy).sum()
+    # Labels in [0, 1] with a variance under _MIN_LABEL_VAR are constant up to fp32 rounding.
+    return torch.where(var > _MIN_LABEL_VAR, cov / var.clamp_min(_MIN_LABEL_VAR), torch.zeros_like(var))
 
 
 class Loss(ABC):
@@ -74,7 +99,7 @@ class XentLoss(Loss):
 class LogConfLoss(Loss):
     """Auxiliary confidence loss (Burns et al. 2023, openai/weak-to-strong `logconf_loss_fn`):
 
-        coef   = aux_coef * min(1, step_frac / warmup_frac)
+        coef   = aux_coef * min(1, step_frac / warmup_frac) * gate
         t      = (1 - coef) * [1 - y, y] + coef * hard(p)
         loss   = mean_i -sum_c t_ic log softmax(z_i)_c
 
@@ -83,19 +108,35 @@ class LogConfLoss(Loss):
     is "false" iff p_i0 >= quantile(p_0, mean(y)). The warm-up here is linear up to warmup_frac;
     the reference code instead uses coef = aux_coef * step_frac before warmup_frac and jumps to
     aux_coef after it, a known quirk we do not copy.
+
+    gate (ours; `gated=False` gives the reference loss, gate = 1) is `label_slope`, the batch's
+    least-squares slope of the student's p(true) on the weak labels, clipped to [0, 1]. hard(p)
+    is label-free: it makes one-hot targets of any ranking of the student's predictions, however
+    small their differences, and its pull (|p - hard(p)| ~ 1/2 a row) outweighs that of soft weak
+    labels (|p - y| ~ |y - 1/2|). A student that has not yet learned the weak labels when the
+    warm-up ends (a zero-initialised head at a fine-tuning lr) is pushed to split every batch
+    along its own high-variance directions, and locks into a balanced split unrelated to the
+    labels (docs/training.md, "Logconf under fine-tuning"). The gate is 0 for such a student (tied
+    or unrelated predictions), so it learns from the weak labels alone; it is 1 once cov(p, y) >=
+    var(y), where the loss is the reference's; in between it weakens the self-term (a student
+    fitted by least squares has a slope near the share of the labels' variance it explains).
     """
 
-    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1) -> None:
-        # Outside [0, 1] the mixed target would leave the simplex.
+    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1, gated: bool = True) -> None:
+        # Weight of the hardened self-predictions after warm-up; outside [0, 1] the mixed target
+        # would leave the simplex.
         if not 0.0 <= aux_coef <= 1.0:
             raise ValueError(f"aux_coef must be in [0, 1], got {aux_coef}")
+        # Fraction of training over which that weight ramps up linearly from 0.
         if not 0.0 <= warmup_frac <= 1.0:
             raise ValueError(f"warmup_frac must be in [0, 1], got {warmup_frac}")
         self.aux_coef = aux_coef
         self.warmup_frac = warmup_frac
+        # Scale the weight by the student's slope on the weak labels (see above); False = reference.
+        self.gated = gated
 
     def coef(self, step_frac: float) -> float:
-        """Weight of the hardened self-predictions at this point of training."""
+        """Weight of the hardened self-predictions at this point of training, before the gate."""
         if self.warmup_frac > 0:
             return self.aux_coef * min(1.0, step_frac / self.warmup_frac)
         return self.aux_coef
@@ -105,8 +146,11 @@ class LogConfLoss(Loss):
     ) -> torch.Tensor:
         logits = logits.float()
         target_weak = _soft_target(logits, labels, step_frac)
-        coef = self.coef(step_frac)
+        _check_weights(logits, weights)
         preds = torch.softmax(logits, dim=-1)
+        coef: float | Tensor = self.coef(step_frac)
+        if self.gated:
+            coef = coef * label_slope(preds[:, 1], target_weak[:, 1], weights).clamp(0.0, 1.0)
         mean_weak = target_weak.mean(0)
         threshold = torch.quantile(preds[:, 0], mean_weak[1])
         strong_preds = torch.cat(
