@@ -110,10 +110,12 @@ def bench_ours_vs_bare(
     model = build_classifier(cfg, path, train=rows)
     tokens = padded_tokens(model, rows, batch_size) / steps
     print(
-        f"(a) {cfg.kind} {cfg.path} {precision}: {steps} steps of {batch_size} rows, {tokens:.0f} tokens a step"
+        f"(a) {cfg.kind} {cfg.path} {precision}: {steps} steps of {batch_size} rows, "
+        f"{tokens:.0f} tokens a step"
     )
     print(
-        f"    bare torch loop {mb * 1000:.0f} ms/step   ours {mo * 1000:.0f} ms/step   {tokens / mo:.0f} tokens/s"
+        f"    bare torch loop {mb * 1000:.0f} ms/step   ours {mo * 1000:.0f} ms/step   "
+        f"{tokens / mo:.0f} tokens/s"
     )
     print(f"    ratio ours/bare step time = {mo / mb:.3f}x  (goal <= 1.05x)")
 
@@ -165,14 +167,16 @@ def bench_strong_step(
                     line += f"   {tokens / s:7.0f} tokens/s   MFU {flops / s / 1e12 / peaks[precision]:.1%}"
                 print(line, flush=True)
     print(
-        f"(c) {model}, {batch_size} rows a step, max_length {max_length} (per step: {steps} steps, setup included)"
+        f"(c) {model}, {batch_size} rows a step, max_length {max_length} "
+        f"(per step: {steps} steps, setup included)"
     )
     for precision in ("fp32", "bf16"):
         lora, full = per_step[("LoRA r=8", precision)], per_step[("full fine-tune", precision)]
         print(f"    {precision}: ratio LoRA / full fine-tune = {lora / full:.2f}x  (goal < 1)")
     for way in ways:
         print(
-            f"    {way}: ratio bf16 / fp32 step time = {per_step[(way, 'bf16')] / per_step[(way, 'fp32')]:.2f}x"
+            f"    {way}: ratio bf16 / fp32 step time = "
+            f"{per_step[(way, 'bf16')] / per_step[(way, 'fp32')]:.2f}x"
         )
 
 

@@ -26,7 +26,7 @@ features along its weight (over their mean variance per direction: 1 for a rando
 |cos| of its weight with the weak labels' direction (sum_i (y_i - mean y) x_i). The test split
 is never read.
 
-    python benchmarks/repro_logconf.py                # seeds 0 1: xent, logconf-ref, logconf
+    python benchmarks/repro_logconf.py                # seeds 0 1: xent, logconf, logconf_gated
     python benchmarks/repro_logconf.py --lr 1e-3      # the frozen-feature default's lr: no collapse
     python benchmarks/repro_logconf.py --hidden 512   # an MLP head (GELU, zero-initialised output)
     python benchmarks/repro_logconf.py --aux-coef 0.75 --aux-warmup 0.2   # Burns et al.'s setting
@@ -34,9 +34,10 @@ is never read.
 
 Cold, the features of configs/w2sg-sciq.yaml are computed first (`w2sg train` of that config
 caches the same files: ~5 min on 2 free cores); cached, one student trains in about 2 s.
-`logconf-ref` is Burns et al.'s loss (`LogConfLoss(gated=False)`), `logconf-openai` the same with
-openai/weak-to-strong's warm-up (coef = aux_coef * step_frac, then a jump to aux_coef), `logconf`
-the project's (gated). The frozen-feature default's own students (configs/w2sg-sciq.yaml):
+`logconf` is Burns et al.'s loss (`LogConfLoss()`), `logconf-openai` the same with
+openai/weak-to-strong's warm-up (coef = aux_coef * step_frac, then a jump to aux_coef),
+`logconf_gated` the project's gated variant (`LogConfLoss(gated=True)`). The frozen-feature
+default's own students (configs/w2sg-sciq.yaml):
 `--lr 1e-3 --epochs 5 --lr-warmup 0 --eval-every 50 --init default`.
 """
 
@@ -77,11 +78,11 @@ class OpenAIWarmupLogConf(LogConfLoss):
 
 LOSSES: dict[str, Callable[[float, float], Loss]] = {
     "xent": lambda aux, warm: XentLoss(),
-    "logconf-ref": lambda aux, warm: LogConfLoss(aux, warm, gated=False),
-    "logconf-openai": lambda aux, warm: OpenAIWarmupLogConf(aux, warm, gated=False),
     "logconf": lambda aux, warm: LogConfLoss(aux, warm),
+    "logconf-openai": lambda aux, warm: OpenAIWarmupLogConf(aux, warm),
+    "logconf_gated": lambda aux, warm: LogConfLoss(aux, warm, gated=True),
 }
-DEFAULT_LOSSES = ["xent", "logconf-ref", "logconf"]
+DEFAULT_LOSSES = ["xent", "logconf", "logconf_gated"]
 
 
 class Recorder(Loss):
@@ -93,7 +94,7 @@ class Recorder(Loss):
         self.steps: list[dict[str, float]] = []
         self.evals: list[dict[str, float]] = []
 
-    def __call__(
+    def forward(
         self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
     ) -> Tensor:
         with torch.no_grad():
@@ -112,7 +113,7 @@ class Recorder(Loss):
                     "spread": (p[:, 1].max() - p[:, 1].min()).item(),
                 }
             )
-        loss = self.inner(logits, labels, step_frac, weights)
+        loss = self.inner.forward(logits, labels, step_frac, weights)
         if len(self.steps) % self.every == 0:
             probs = predict(self.model, self.dev)
             self.evals.append(

@@ -7,7 +7,16 @@ import math
 import pytest
 import torch
 
-from w2sg.losses import LOSSES, LogConfLoss, Loss, ProductLoss, XentLoss, get_loss, label_slope
+from w2sg.losses import (
+    LOSSES,
+    GatedLogConfLoss,
+    LogConfLoss,
+    Loss,
+    ProductLoss,
+    XentLoss,
+    get_loss,
+    label_slope,
+)
 
 LN3 = math.log(3.0)
 LN9 = math.log(9.0)
@@ -53,8 +62,7 @@ def test_logconf_full_weight_uses_hardened_self_predictions() -> None:
     # p(false) >= 0.375 -> "false": rows 0, 1 get [1, 0]; rows 2, 3 get [0, 1].
     # coef = 1 after warm-up, so the weak labels drop out:
     #   row 0: -ln 3/4, row 1: -ln 1/2, row 2: -ln 3/4, row 3: -ln 9/10.
-    # gated=False: Burns et al.'s loss, with no gate (the gated loss is pinned further down).
-    loss = LogConfLoss(aux_coef=1.0, warmup_frac=0.1, gated=False)(BATCH, BATCH_LABELS, 0.5)
+    loss = LogConfLoss(aux_coef=1.0, warmup_frac=0.1)(BATCH, BATCH_LABELS, 0.5)
     want = -(2 * math.log(0.75) + math.log(0.5) + math.log(0.9)) / 4
     assert close(loss, want)
 
@@ -65,7 +73,7 @@ def test_logconf_mixes_weak_and_hardened_targets() -> None:
     #   row 1: [1/2, 1/2] -> -(ln 1/2 + ln 1/2) / 2 = ln 2
     #   row 2: [0, 1]     -> -ln 3/4
     #   row 3: [1/2, 1/2] -> -(ln 1/10 + ln 9/10) / 2
-    loss = LogConfLoss(aux_coef=0.5, warmup_frac=0.1, gated=False)(BATCH, BATCH_LABELS, 1.0)
+    loss = LogConfLoss(aux_coef=0.5, warmup_frac=0.1)(BATCH, BATCH_LABELS, 1.0)
     row3 = -(math.log(0.1) + math.log(0.9)) / 2
     want = (-2 * math.log(0.75) + math.log(2.0) + row3) / 4
     assert close(loss, want)
@@ -217,20 +225,20 @@ def test_logconf_with_tied_predictions_is_xent() -> None:
     torch.manual_seed(3)
     logits, labels = torch.zeros(16, 2), torch.rand(16)
     xent = XentLoss()(logits, labels, 1.0).item()
-    assert close(LogConfLoss()(logits, labels, 1.0), xent)
-    reference = LogConfLoss(gated=False)(logits, labels, 1.0).item()
+    assert close(GatedLogConfLoss()(logits, labels, 1.0), xent)
+    reference = LogConfLoss()(logits, labels, 1.0).item()
     # -ln 1/2 per row whatever the target: what differs is the gradient, all towards "false".
     assert math.isclose(reference, xent, rel_tol=1e-5)
     tied = logits.clone().requires_grad_(True)
-    LogConfLoss(gated=False)(tied, labels, 1.0).backward()
+    LogConfLoss()(tied, labels, 1.0).backward()
     assert tied.grad is not None and (tied.grad[:, 1] > 0).all()  # every row pushed to "false"
 
 
 def test_logconf_ignores_a_ranking_against_the_labels() -> None:
     # The student ranks the rows opposite to the weak labels (slope < 0): no hardening.
     logits, labels = logits_for([0.6, 0.55, 0.45, 0.4]), torch.tensor([0.3, 0.4, 0.6, 0.7])
-    assert close(LogConfLoss()(logits, labels, 1.0), XentLoss()(logits, labels, 1.0).item())
-    assert not close(LogConfLoss(gated=False)(logits, labels, 1.0), XentLoss()(logits, labels, 1.0).item())
+    assert close(GatedLogConfLoss()(logits, labels, 1.0), XentLoss()(logits, labels, 1.0).item())
+    assert not close(LogConfLoss()(logits, labels, 1.0), XentLoss()(logits, labels, 1.0).item())
 
 
 def test_logconf_gate_scales_the_weight_by_the_slope() -> None:
@@ -239,7 +247,7 @@ def test_logconf_gate_scales_the_weight_by_the_slope() -> None:
     #   row 0: 0.75 * [0.8, 0.2] + 0.25 * [1, 0] = [0.85, 0.15]; row 1: [0.15, 0.85].
     # Both rows: -(0.85 ln 0.65 + 0.15 ln 0.35).
     logits = logits_for([0.35, 0.65]).requires_grad_(True)
-    loss = LogConfLoss(aux_coef=0.5, warmup_frac=0.1)(logits, torch.tensor([0.2, 0.8]), 1.0)
+    loss = GatedLogConfLoss(aux_coef=0.5, warmup_frac=0.1)(logits, torch.tensor([0.2, 0.8]), 1.0)
     assert close(loss, -(0.85 * math.log(0.65) + 0.15 * math.log(0.35)))
     # The gate is detached: d(mean CE)/dz = (softmax(z) - target) / B with the target held fixed.
     loss.backward()
@@ -254,8 +262,8 @@ def test_logconf_is_the_reference_once_the_student_reproduces_the_labels() -> No
     logits = logits_for((0.5 + 1.2 * (labels - 0.5)).tolist())
     assert label_slope(torch.softmax(logits, -1)[:, 1], labels).item() >= 1.0
     for step_frac in (0.05, 0.5):
-        got = LogConfLoss()(logits, labels, step_frac).item()
-        assert close(LogConfLoss(gated=False)(logits, labels, step_frac), got)
+        got = GatedLogConfLoss()(logits, labels, step_frac).item()
+        assert close(LogConfLoss()(logits, labels, step_frac), got)
 
 
 def _train_linear_student(loss: Loss, seed: int) -> tuple[float, float]:
@@ -289,7 +297,7 @@ def test_logconf_does_not_lock_a_slow_student_onto_a_label_free_direction(seed: 
     # ends the student has barely learned the labels, and the reference's hardened targets split
     # each batch along the student's largest-variance feature, which it then learns instead.
     xent_acc, _ = _train_linear_student(XentLoss(), seed)
-    ref_acc, ref_cos = _train_linear_student(LogConfLoss(gated=False), seed)
-    acc, cos = _train_linear_student(LogConfLoss(), seed)
+    ref_acc, ref_cos = _train_linear_student(LogConfLoss(), seed)
+    acc, cos = _train_linear_student(GatedLogConfLoss(), seed)
     assert ref_acc < xent_acc - 0.2 and ref_cos > 0.3  # the reproduction still reproduces
     assert acc > xent_acc - 0.1 and cos < 0.15

@@ -22,6 +22,7 @@ from w2sg.data import DataError, Example, Size, label_source, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
+from w2sg.losses import LossName
 from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
 from w2sg.report import write_report
@@ -65,7 +66,7 @@ class W2SGCore(BaseModel):
     ensembles: list[EnsembleConfig] = Field(
         default_factory=list, description="weak-teacher ensembles (same weak model), used as label sources"
     )
-    losses: list[Literal["xent", "logconf", "product"]] = Field(default_factory=lambda: ["xent"])
+    losses: list[LossName] = Field(default_factory=lambda: ["xent"])
     select_on: Literal["source", "gold"] = Field(
         "source",
         description="validation labels for student selection: the same weak source (no gold "

@@ -12,15 +12,17 @@ Every loss has one call signature, `loss(logits, labels, step_frac, weights=None
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-def _soft_target(logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -> torch.Tensor:
-    """Check the call arguments and return the (B, 2) target [1 - p, p] in the logits' float dtype."""
+def check_inputs(logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None) -> None:
+    """Every argument of a loss call, shapes and values. The value check reads the labels back to
+    the host, a sync on an accelerator: the training loop checks all labels once instead and calls
+    `Loss.forward`."""
     if logits.ndim != 2 or logits.shape[1] != 2:
         raise ValueError(f"logits must have shape (B, 2), got {tuple(logits.shape)}")
     if logits.shape[0] == 0:
@@ -34,18 +36,18 @@ def _soft_target(logits: torch.Tensor, labels: torch.Tensor, step_frac: float) -
         raise ValueError("labels must be soft labels p(true) in [0, 1]")
     if not 0.0 <= step_frac <= 1.0:
         raise ValueError(f"step_frac must be in [0, 1], got {step_frac}")
-    labels = labels.to(logits.dtype)
-    return torch.stack([1 - labels, labels], dim=1)
-
-
-def _check_weights(logits: torch.Tensor, weights: torch.Tensor | None) -> None:
     if weights is not None and weights.shape != logits.shape[:1]:
         raise ValueError(f"weights must have shape ({logits.shape[0]},), got {tuple(weights.shape)}")
 
 
+def _soft_target(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The (B, 2) target [1 - p, p] in the logits' float dtype."""
+    labels = labels.to(logits.dtype)
+    return torch.stack([1 - labels, labels], dim=1)
+
+
 def _ce(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Soft-target cross entropy, batch mean, optionally sample-weighted."""
-    _check_weights(logits, weights)
     if weights is None:
         return F.cross_entropy(logits, target)
     return (weights.to(logits.dtype) * F.cross_entropy(logits, target, reduction="none")).mean()
@@ -73,10 +75,17 @@ def label_slope(
 
 
 class Loss(ABC):
-    """A student loss: `loss(logits, labels, step_frac, weights)` returns the batch-mean loss."""
+    """A student loss: `loss(logits, labels, step_frac, weights)` checks its arguments and returns
+    the batch-mean loss of `forward`, which each loss defines (and which skips the checks)."""
+
+    def __call__(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor:
+        check_inputs(logits, labels, step_frac, weights)
+        return self.forward(logits, labels, step_frac, weights)
 
     @abstractmethod
-    def __call__(
+    def forward(
         self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
     ) -> torch.Tensor: ...
 
@@ -88,11 +97,11 @@ class Loss(ABC):
 class XentLoss(Loss):
     """Soft-label cross entropy: mean_i -sum_c t_ic log softmax(z_i)_c, with t_i = [1 - y_i, y_i]."""
 
-    def __call__(
+    def forward(
         self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
     ) -> torch.Tensor:
         logits = logits.float()
-        target = _soft_target(logits, labels, step_frac)
+        target = _soft_target(logits, labels)
         return _ce(logits, target, weights)
 
 
@@ -109,20 +118,21 @@ class LogConfLoss(Loss):
     the reference code instead uses coef = aux_coef * step_frac before warmup_frac and jumps to
     aux_coef after it, a known quirk we do not copy.
 
-    gate (ours; `gated=False` gives the reference loss, gate = 1) is `label_slope`, the batch's
-    least-squares slope of the student's p(true) on the weak labels, clipped to [0, 1]. hard(p)
-    is label-free: it makes one-hot targets of any ranking of the student's predictions, however
-    small their differences, and its pull (|p - hard(p)| ~ 1/2 a row) outweighs that of soft weak
-    labels (|p - y| ~ |y - 1/2|). A student that has not yet learned the weak labels when the
-    warm-up ends (a zero-initialised head at a fine-tuning lr) is pushed to split every batch
-    along its own high-variance directions, and locks into a balanced split unrelated to the
-    labels (docs/training.md, "Logconf under fine-tuning"). The gate is 0 for such a student (tied
-    or unrelated predictions), so it learns from the weak labels alone; it is 1 once cov(p, y) >=
-    var(y), where the loss is the reference's; in between it weakens the self-term (a student
-    fitted by least squares has a slope near the share of the labels' variance it explains).
+    gate (ours: `gated=True`, registered as `logconf_gated`; the default is the reference loss,
+    gate = 1) is `label_slope`, the batch's least-squares slope of the student's p(true) on the
+    weak labels, clipped to [0, 1]. hard(p) is label-free: it makes one-hot targets of any ranking
+    of the student's predictions, however small their differences, and its pull (|p - hard(p)| ~
+    1/2 a row) outweighs that of soft weak labels (|p - y| ~ |y - 1/2|). A student that has not
+    yet learned the weak labels when the warm-up ends (a zero-initialised head at a fine-tuning
+    lr) is pushed to split every batch along its own high-variance directions, and locks into a
+    balanced split unrelated to the labels (docs/training.md, "Logconf under fine-tuning"). The
+    gate is 0 for such a student (tied or unrelated predictions), so it learns from the weak
+    labels alone; it is 1 once cov(p, y) >= var(y), where the loss is the reference's; in between
+    it weakens the self-term (a student fitted by least squares has a slope near the share of the
+    labels' variance it explains).
     """
 
-    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1, gated: bool = True) -> None:
+    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1, gated: bool = False) -> None:
         # Weight of the hardened self-predictions after warm-up; outside [0, 1] the mixed target
         # would leave the simplex.
         if not 0.0 <= aux_coef <= 1.0:
@@ -141,12 +151,11 @@ class LogConfLoss(Loss):
             return self.aux_coef * min(1.0, step_frac / self.warmup_frac)
         return self.aux_coef
 
-    def __call__(
+    def forward(
         self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
     ) -> torch.Tensor:
         logits = logits.float()
-        target_weak = _soft_target(logits, labels, step_frac)
-        _check_weights(logits, weights)
+        target_weak = _soft_target(logits, labels)
         preds = torch.softmax(logits, dim=-1)
         coef: float | Tensor = self.coef(step_frac)
         if self.gated:
@@ -181,11 +190,11 @@ class ProductLoss(Loss):
         self.beta = beta
         self.warmup_frac = warmup_frac
 
-    def __call__(
+    def forward(
         self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
     ) -> torch.Tensor:
         logits = logits.float()
-        target_weak = _soft_target(logits, labels, step_frac)
+        target_weak = _soft_target(logits, labels)
         log_p = torch.log_softmax(logits, dim=-1)
         # alpha = 0 ignores the weak labels (y^0 = 1, also for y = 0, where 0 * log 0 would be nan).
         log_y = torch.log(target_weak) * self.alpha if self.alpha else torch.zeros_like(log_p)
@@ -193,7 +202,20 @@ class ProductLoss(Loss):
         return _ce(logits, target.detach(), weights)
 
 
-LOSSES: dict[str, type[Loss]] = {"xent": XentLoss, "logconf": LogConfLoss, "product": ProductLoss}
+class GatedLogConfLoss(LogConfLoss):
+    """`logconf_gated`: the auxiliary confidence loss with the gate on (see `LogConfLoss`)."""
+
+    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1) -> None:
+        super().__init__(aux_coef, warmup_frac, gated=True)
+
+
+LossName = Literal["xent", "logconf", "logconf_gated", "product"]
+LOSSES: dict[str, type[Loss]] = {
+    "xent": XentLoss,
+    "logconf": LogConfLoss,  # Burns et al.'s, as the field compares against
+    "logconf_gated": GatedLogConfLoss,
+    "product": ProductLoss,
+}
 
 
 def get_loss(name: str, **kwargs: Any) -> Loss:

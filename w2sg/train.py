@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from w2sg.data import Example
-from w2sg.losses import Loss, get_loss
+from w2sg.losses import Loss, LossName, get_loss
 from w2sg.models import Classifier, Inputs
 from w2sg.progress import track
 
@@ -44,7 +44,7 @@ class TrainConfig(BaseModel):
     warmup_frac: float = Field(0.0, ge=0, lt=1, description="linear lr warm-up, as a fraction of steps")
     schedule: Literal["cosine", "constant"] = "cosine"
     eval_every: int = Field(50, ge=1, description="steps between validation scores")
-    loss: Literal["xent", "logconf", "product"] = "xent"
+    loss: LossName = "xent"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Precision = Field(
@@ -284,7 +284,8 @@ class _Loop:
             with sync:
                 with autocast(self.acc.device, self.dtype):
                     logits = self.model(**batch)  # (B, 2)
-                loss = loss_fn(logits, y, frac, w) * (len(part) / len(idx))
+                # forward: the labels were checked once, before training (a check here reads them back)
+                loss = loss_fn.forward(logits, y, frac, w) * (len(part) / len(idx))
                 self.acc.backward(self.scaler.scale(loss))
             total += loss.detach()
         self.scaler.step(self.opt)
