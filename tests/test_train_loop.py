@@ -253,3 +253,26 @@ def test_the_step_loop_reads_nothing_back_per_step(loss: str) -> None:
         reads.append(len(calls))
         assert res.steps == 256 // batch
     assert reads[0] == reads[1], reads
+
+
+def test_loss_args_reach_the_loss() -> None:
+    # logconf with aux_coef 0 is xent; with the default 0.5 it is not.
+    tr, feats = separable(96, 0)
+    gold = label_source(tr, "gold")
+    heads = {}
+    for name, cfg in {
+        "xent": {"loss": "xent"},
+        "logconf0": {"loss": "logconf", "loss_args": {"logconf": {"aux_coef": 0.0}}},
+        "logconf": {"loss": "logconf"},
+    }.items():
+        torch.manual_seed(0)
+        head = FeatureHead(feats, [e.id for e in tr])
+        tcfg = TrainConfig.model_validate(
+            {"lr": 1e-2, "epochs": 2, "eval_every": 10**6, "device": "cpu", **cfg}
+        )
+        train(head, tr, gold, tr[:4], gold[:4], tcfg)
+        heads[name] = params(head)
+    assert all(torch.allclose(heads["xent"][n], heads["logconf0"][n]) for n in heads["xent"])
+    assert not all(torch.allclose(heads["xent"][n], heads["logconf"][n]) for n in heads["xent"])
+    with pytest.raises(ValueError, match=r"logconf: .*unexpected keyword argument 'aux'"):
+        TrainConfig(loss_args={"logconf": {"aux": 0.5}})  # type: ignore[dict-item]

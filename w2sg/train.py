@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from w2sg.data import Example
@@ -45,6 +45,11 @@ class TrainConfig(BaseModel):
     schedule: Literal["cosine", "constant"] = "cosine"
     eval_every: int = Field(50, ge=1, description="steps between validation scores")
     loss: LossName = "xent"
+    loss_args: dict[LossName, dict[str, float]] = Field(
+        default_factory=dict,
+        description="keyword arguments of each loss, e.g. {logconf: {aux_coef: 0.75, warmup_frac: 0.2}} "
+        "(Burns et al.'s setting for their largest students; the defaults are 0.5 and 0.1)",
+    )
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Precision = Field(
@@ -58,12 +63,23 @@ class TrainConfig(BaseModel):
         description="split each batch into this many micro-batches whose gradients add up: the same "
         "step as one batch in 1/grad_accum of the activation memory (logconf hardens per micro-batch)",
     )
+
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass: less memory, ~1/3 more compute"
     )
     eval_batch_size: int | None = Field(
         None, ge=1, description="rows per validation / prediction batch; None: 64 on CPU, 256 on a GPU"
     )
+
+    @field_validator("loss_args")
+    @classmethod
+    def _build_losses(cls, args: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for name, kwargs in args.items():  # a wrong argument is named now, not after training starts
+            try:
+                get_loss(name, **kwargs)
+            except TypeError as e:
+                raise ValueError(f"{name}: {e}") from None
+        return args
 
 
 class TrainResult(BaseModel):
@@ -322,7 +338,7 @@ def train(
         )
     y, w = _targets(len(examples), labels, weights)
     seed_everything(cfg.seed)
-    loss_fn = loss_fn or get_loss(cfg.loss)
+    loss_fn = loss_fn or get_loss(cfg.loss, **cfg.loss_args.get(cfg.loss, {}))
     # Tokenized once: the step loop only pads batches of them.
     run = _Loop(model, model.tokenize(examples), y, w, cfg)
     val_items = model.tokenize(val)
