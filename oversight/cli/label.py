@@ -129,11 +129,13 @@ def web_cmd(
 
     import uvicorn
 
+    from oversight import sqlite
     from oversight.web import queue
     from oversight.web.app import create_app
     from oversight.web.viewer import store_path
 
     store = store_path(source)
+    sqlite.read(store, lambda db: sqlite.check_store(db, store))  # before serving: refuse any other file
     token = None if host in LOOPBACK else secrets.token_urlsafe(24)
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     console.print(f"viewer: {base}/" + (f"?token={token}" if token else ""), highlight=False, soft_wrap=True)
