@@ -144,9 +144,6 @@ def export_cmd(
     console.print(f"wrote {len(rows)} labels to {path}", highlight=False)
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 @app.command("web", rich_help_panel="Labelling")
 def web_cmd(
     source: Annotated[Path, typer.Argument(help="a label store (SQLite), or a `w2sg run` folder")],
@@ -171,7 +168,7 @@ def web_cmd(
 
     from oversight import sqlite
     from oversight.web import queue
-    from oversight.web.app import create_app
+    from oversight.web.app import LOOPBACK, create_app, host_names
     from oversight.web.viewer import store_path
 
     store = store_path(source)
@@ -184,5 +181,5 @@ def web_cmd(
             f"judge {name}: {base}/j/{queue.judge_key(store, name)}", highlight=False, soft_wrap=True
         )
     # No access log: judges' links carry their keys, and the token is printed above only.
-    uvicorn.run(create_app(store, token=token, timeout_s=timeout), host=host, port=port, access_log=False,
-                log_level="warning")  # fmt: skip
+    server = create_app(store, token=token, timeout_s=timeout, hosts=host_names(host))
+    uvicorn.run(server, host=host, port=port, access_log=False, log_level="warning")
