@@ -257,6 +257,33 @@ class ConfigError(ValueError):
     """A config file could not be read; the message names the file and the field."""
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last one
+    silently, so a pasted second `concurrency:` would quietly win). A merge (`<<: *base`) may
+    still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, list | dict | set):
+                continue  # unhashable: the base class refuses it with its own message
+            if key in seen:
+                problem = f"found key {key!r} twice"
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, problem, key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """YAML text as Python data (safe: no objects constructed), refusing duplicate keys."""
+    return yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader: no objects constructed
+
+
 def format_validation_error(
     err: ValidationError, source: str, cls: type[BaseModel], what: str = "config"
 ) -> str:
@@ -290,7 +317,7 @@ def load_config(
     A path given this way is relative to the working directory, like any command-line path."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:
@@ -333,7 +360,7 @@ def apply_overrides(cfg: C, overrides: Sequence[str], source: str) -> C:
                 raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is a value, not a section")
             node = child
         try:
-            node[parts[-1]] = yaml.safe_load(text) if text.strip() else ""
+            node[parts[-1]] = load_yaml(text) if text.strip() else ""
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {key}: {text!r} is not a YAML value ({e})") from None
         keys.append(parts)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
 
-from oversight.store import LabelStore
+from oversight.sqlite import check_store, read, tables
+from oversight.store import COLUMNS, LabelRow, row_of
 
 FORMATS = ("jsonl", "parquet", "hf")
 
@@ -27,30 +29,34 @@ class ExportError(ValueError):
 def export_rows(
     store_path: str | Path, protocol: str | None = None, config_hash: str | None = None
 ) -> list[dict[str, Any]]:
-    """One flat dict per label: ids, status, p_true, error, then the provenance record."""
-    store = LabelStore(store_path)
-    try:
-        keys = store.db.execute("SELECT DISTINCT protocol, config_hash FROM labels").fetchall()
-        keys = [(p, h) for p, h in keys if protocol in (None, p) and config_hash in (None, h)]
-        if not keys:
-            raise ValueError(f"{store_path}: no labels for protocol={protocol} config_hash={config_hash}")
-        out = []
-        for p, h in keys:
-            for r in store.rows(p, h):
-                out.append(
-                    {
-                        "example_id": r.example_id,
-                        "protocol": r.protocol,
-                        "config_hash": r.config_hash,
-                        "status": r.status,
-                        "p_true": r.p_true,
-                        "error": r.error,
-                        **r.record,
-                    }
-                )
-        return out
-    finally:
-        store.close()
+    """One flat dict per label: ids, status, p_true, error, then the provenance record. The store
+    is only read (`oversight.sqlite.read`): a file that is not a label store is refused untouched."""
+
+    def rows(db: sqlite3.Connection) -> list[LabelRow]:
+        check_store(db, store_path)
+        if "labels" not in tables(db):
+            return []  # a queue whose people have given no verdict yet
+        sql = (
+            f"SELECT {COLUMNS} FROM labels WHERE (?1 IS NULL OR protocol = ?1) AND "
+            "(?2 IS NULL OR config_hash = ?2) ORDER BY protocol, config_hash, example_id"
+        )
+        return [row_of(r) for r in db.execute(sql, (protocol, config_hash))]
+
+    got = read(store_path, rows)
+    if not got:
+        raise ValueError(f"{store_path}: no labels for protocol={protocol} config_hash={config_hash}")
+    return [
+        {
+            "example_id": r.example_id,
+            "protocol": r.protocol,
+            "config_hash": r.config_hash,
+            "status": r.status,
+            "p_true": r.p_true,
+            "error": r.error,
+            **r.record,
+        }
+        for r in got
+    ]
 
 
 def check_target(out: str | Path, fmt: str, *, force: bool = False) -> Path:

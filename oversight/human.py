@@ -32,6 +32,7 @@ from graphs.checkpoint import serializer
 from graphs.human import parse_human_reply
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec, Item
+from oversight.sqlite import connect
 from oversight.store import LabelRow, LabelStore
 
 THREADS = """CREATE TABLE IF NOT EXISTS w2sg_threads (
@@ -123,9 +124,7 @@ def thread_id_for(cfg: GraphSpec, question: str, answer: str) -> str:
 
 
 def _connect(db: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(db, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute(THREADS)
+    con = connect(db, [THREADS])
     have = {r[1] for r in con.execute("PRAGMA table_info(w2sg_threads)")}
     for name, kind in COLUMNS.items():
         if name not in have:

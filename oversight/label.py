@@ -22,8 +22,10 @@ from agents.providers import PROVIDERS
 from graphs.debate import invoke_recorded
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec
-from oversight import human
+from oversight import human, shards
+from oversight.claims import Claims
 from oversight.human import HumanRules
+from oversight.provenance import label_row
 from oversight.store import LabelRow, LabelStore
 from w2sg.data import Example, fingerprint, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
@@ -78,6 +80,12 @@ class LabelConfig(BaseModel):
         "in lockstep, so keep 1 where call latency varies widely. Labels do not change.",
     )
     store: Path = Path("runs/labels.sqlite")
+    lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="seconds a row claimed by a worker stays its own without a renewal (runs sharing "
+        "`store` split its rows; a dead worker's rows return after this, at once on this machine)",
+    )
     human: HumanRules = Field(
         default_factory=HumanRules,
         description="a graph a person judges: what each verdict must carry (its items wait in `store`)",
@@ -126,6 +134,7 @@ class LabelRun(BaseModel):
     usage: dict[str, dict[str, float]]
     quality: LabelQuality | None = Field(None, description="the selected rows' labels against gold")
     pending: int = Field(0, description="rows waiting for a person's verdict (a graph a person judges)")
+    elsewhere: int = Field(0, description="rows another run sharing the store labelled meanwhile")
 
 
 def usage_lines(usage: dict[str, dict[str, float]], where: str = "") -> list[str]:
@@ -173,17 +182,9 @@ def _model(spec: ModelSpec, replay: bool) -> Model:
     return get_model(spec)
 
 
-async def label(
-    cfg: LabelConfig,
-    *,
-    replay: bool = False,
-    rows: Sequence[Example] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
-    on_label: Callable[[LabelRow], None] | None = None,
-) -> LabelRun:
-    """Label every selected row (or the given `rows`) not yet in the store; each verdict is
-    committed on its own."""
-    t0 = time.perf_counter()
+def selection(cfg: LabelConfig, rows: Sequence[Example] | None = None) -> tuple[list[Example], int, str]:
+    """The rows to label (the config's selection, or `rows`), how many were left out because a
+    trained judge saw them, and the config hash of labelling them."""
     if rows is None:
         rows, excluded = select_rows(cfg)
     else:
@@ -191,24 +192,95 @@ async def label(
         if leaked := sorted({e.qid for e in rows} & seen):
             raise ValueError(f"{len(leaked)} rows to label trained this graph's judge, e.g. {leaked[0]}")
         excluded = 0
-    protocol, chash = cfg.protocol, cfg.config_hash(fingerprint({"rows": rows}))
+    return list(rows), excluded, cfg.config_hash(fingerprint({"rows": rows}))
+
+
+async def label(
+    cfg: LabelConfig,
+    *,
+    replay: bool = False,
+    rows: Sequence[Example] | None = None,
+    shard: str | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_label: Callable[[LabelRow], None] | None = None,
+) -> LabelRun:
+    """Label every selected row (or the given `rows`) not yet in the store; each verdict is
+    committed on its own. Runs sharing the store split the rows between them (`oversight.claims`).
+    `shard` ("i/n"): only that slice of the rows, into the shard's own store
+    (`oversight.shards`), under the config hash of the whole selection, for a merge to join."""
+    t0 = time.perf_counter()
+    rows, excluded, chash = selection(cfg, rows)
     if cfg.graph.needs_person:
-        if replay:
-            raise ValueError("--replay rebuilds model labels; a person's verdicts are in the store already")
+        if replay or shard:
+            flag = "--replay" if replay else "--shard"
+            raise ValueError(f"{flag} is for model labels: a graph a person judges queues rows in one store")
         return await _queue_for_people(cfg, rows, excluded, chash, on_start, t0)
+    if shard is not None:
+        rows = shards.pick(rows, shard)
+        cfg = cfg.model_copy(update={"store": shards.store_path(cfg.store, shard)})
     store = LabelStore(cfg.store)
-    done = store.done(protocol, chash)
-    todo = [e for e in rows if e.id not in done]
-    if on_start is not None:
-        on_start(len(rows), len(todo))
-    progress = track(f"label {cfg.name} ({protocol})", len(rows), unit="rows", start=len(rows) - len(todo))
+    try:
+        done = store.done(cfg.protocol, chash)
+        todo = [e for e in rows if e.id not in done]
+        if on_start is not None:
+            on_start(len(rows), len(todo))
+        did = await _label_rows(cfg, store, todo, chash, replay, on_label, total=len(rows))
+        got = store.p_true(cfg.protocol, chash)
+    finally:
+        store.close()
+    scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
+    failed = sum(i not in got for i in did.failures)  # a failure since labelled by another run is not one
+    return LabelRun(
+        protocol=cfg.protocol,
+        config_hash=chash,
+        excluded=excluded,
+        total=len(rows),
+        already_done=len(rows) - len(todo),
+        labelled=did.labelled,
+        failed=failed,
+        elsewhere=did.elsewhere + len(did.failures) - failed,
+        seconds=time.perf_counter() - t0,
+        usage=did.usage,
+        quality=label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None,
+    )
+
+
+class _Done(BaseModel):
+    """What one worker did with its share of the rows."""
+
+    labelled: int = 0
+    failures: list[str] = Field(default_factory=list, description="ids of the rows it failed")
+    elsewhere: int = Field(0, description="rows another run labelled first")
+    usage: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+async def _label_rows(
+    cfg: LabelConfig,
+    store: LabelStore,
+    todo: list[Example],
+    chash: str,
+    replay: bool,
+    on_label: Callable[[LabelRow], None] | None,
+    *,
+    total: int,
+) -> _Done:
+    """Label this worker's share of `todo` (rows without a label at the start): each row claimed
+    in the store first, its verdict or failure stored the moment it exists."""
+    protocol, spec, size = cfg.protocol, cfg.graph, cfg.rows_per_graph
+    batched = size > 1
+    # A fixed pool of workers pulling chunks of claimed rows: memory and scheduling stay flat
+    # in the number of rows (no task per row waiting on a semaphore). Batched, one batch more
+    # is in flight: a batch waiting on its slowest call would otherwise leave call slots idle
+    # (each model's max_concurrency still bounds its calls in flight).
+    workers = min(-(-cfg.concurrency // size) + batched, -(-len(todo) // size))
+    by_id = {e.id: e for e in todo}
+    claims = Claims(store, (protocol, chash), list(by_id), lease_s=cfg.lease_s, batch=max(1, workers) * size)
+    progress = track(f"label {cfg.name} ({protocol})", total, unit="rows", start=total - len(todo))
     models: dict[str, Model] = {}
-    batched = cfg.rows_per_graph > 1
-    spec = cfg.graph
+    did = _Done()
     try:
         models = {role: _model(s, replay) for role, s in spec.specs(cfg.models).items()}
         graph = spec.build(models, batched=batched)
-        failed = 0
 
         async def run(chunk: list[Example]) -> list[dict[str, Any]]:
             """Final states of a chunk of rows; a failed row's state holds its "error"."""
@@ -217,59 +289,38 @@ async def label(
             return [await invoke_recorded(graph, spec.start(chunk[0]))]  # a failure is recorded
 
         def keep(e: Example, state: dict[str, Any]) -> None:
-            """One row's verdict, or its failure, goes to the store."""
-            nonlocal failed
-            key = {"example_id": e.id, "protocol": protocol, "config_hash": chash}
-            if "error" in state:  # recorded, never dropped or guessed; what was said before it is kept
-                failed += 1
-                transcript = [t.model_dump(mode="json") for t in state.get("transcript", [])]
-                record = {"question": e.question, "answer": e.answer, "transcript": transcript}
-                row = LabelRow(**key, status="failed", error=state["error"], record=record)
-            else:
-                record = _record(cfg, e, state, models, chash)
-                row = LabelRow(**key, status="ok", p_true=state["verdict"].p_true, record=record)
-            store.put(row)
+            """One row's verdict, or its failure, goes to the store (its lease ends with it)."""
+            row = label_row(spec, e, state, models, chash)
+            written = store.put(row, claims.owner)
+            if row.status == "ok":
+                did.labelled += 1
+            elif written:
+                did.failures.append(e.id)
+            else:  # another run labelled it meanwhile: a failure never replaces a label
+                did.elsewhere += 1
             progress.advance()
             if on_label is not None:
                 on_label(row)
 
-        # A fixed pool of workers pulling chunks from one iterator: memory and scheduling stay flat
-        # in the number of rows (no task per row waiting on a semaphore). Batched, one batch more
-        # is in flight: a batch waiting on its slowest call would otherwise leave call slots idle
-        # (each model's max_concurrency still bounds its calls in flight).
-        size = cfg.rows_per_graph
-        chunks = (todo[k : k + size] for k in range(0, len(todo), size))
-
         async def worker() -> None:
-            for chunk in chunks:
+            while (ids := await claims.next(size)) is not None:
+                chunk = [by_id[i] for i in ids]
                 for e, state in zip(chunk, await run(chunk), strict=True):
                     keep(e, state)
 
-        workers = min(-(-cfg.concurrency // size) + batched, -(-len(todo) // size))
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        got = store.p_true(protocol, chash)
-        scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
-        quality = label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None
+        async with claims.held():
+            await asyncio.gather(*(worker() for _ in range(workers)))
+        progress.advance(len(claims.elsewhere))
+        did.elsewhere += len(claims.elsewhere)
     except BaseException:
         progress.close(failed=True)
         raise
     finally:
         for m in models.values():
             await m.aclose()
-        store.close()
+        did.usage = {k: m.usage.as_dict() for k, m in models.items()}
     progress.close()
-    return LabelRun(
-        protocol=protocol,
-        config_hash=chash,
-        excluded=excluded,
-        total=len(rows),
-        already_done=len(rows) - len(todo),
-        labelled=len(todo) - failed,
-        failed=failed,
-        seconds=time.perf_counter() - t0,
-        usage={k: m.usage.as_dict() for k, m in models.items()},
-        quality=quality,
-    )
+    return did
 
 
 async def _queue_for_people(
@@ -314,44 +365,3 @@ async def _queue_for_people(
         quality=label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None,
         pending=waiting,
     )
-
-
-def _record(
-    cfg: LabelConfig, e: Example, state: dict[str, Any], models: dict[str, Model], chash: str
-) -> dict[str, Any]:
-    """Provenance of one label: what produced it, from what, at what cost."""
-    return {
-        "question": e.question,
-        "answer": e.answer,
-        "gold": e.label,
-        "protocol": cfg.protocol,
-        "models": {k: m.name for k, m in models.items()},
-        "seed": cfg.graph.seed,
-        "config_hash": chash,
-        "verdict": state["verdict"].model_dump(mode="json"),
-        "cost_usd": label_cost(state, models, cfg.graph),
-        "transcript": [t.model_dump(mode="json") for t in state.get("transcript", [])],
-    }
-
-
-def label_cost(state: dict[str, Any], models: dict[str, Model], spec: GraphSpec) -> float | None:
-    """US dollars for one label from the models' `price:` (None when none has one). Speakers' turns
-    at their model's rates; the judge's own tokens (the verdict's total minus the turns') at its
-    input rate, as a verdict reads a prompt and emits one token."""
-    prices = {k: m.spec.price for k, m in models.items() if m.spec.price is not None}
-    if not prices:
-        return None
-    turns = state.get("transcript", [])
-    judge_role, speaker_role = spec.JUDGE, spec.SPEAKER
-    cost = 0.0
-    for t in turns:
-        if t.cost_usd is not None:  # priced by the call(s) that made it (best-of-N: all of them)
-            cost += t.cost_usd
-            continue
-        role = judge_role if t.speaker.startswith(("judge", "overseer")) else speaker_role
-        if role in prices:
-            cost += prices[role].cost(t.input_tokens, t.tokens)
-    judge_tokens = state["verdict"].tokens - sum(t.tokens + t.input_tokens for t in turns)
-    if judge_role in prices:
-        cost += prices[judge_role].cost(max(0, judge_tokens), 0)
-    return cost

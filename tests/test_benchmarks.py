@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -62,3 +64,13 @@ def test_bench_bestofn_quick() -> None:
     rates = [float(x) for x in re.findall(r"([0-9.]+) debates/s", stdout)]
     assert len(rates) == 2 and all(r > 0 for r in rates), stdout
     assert re.search(r"ratio in flight/sequential = [0-9.]+x", stdout), stdout
+
+
+@pytest.mark.slow  # ~1 min: five `w2sg label` processes
+def test_bench_soak_quick() -> None:
+    """The soak on 2,000 rows: 20 % faults, two workers, one SIGKILL and restart."""
+    stdout = run_quick("bench_soak.py")
+    checks = ("every row exactly once", "no lease left", "identical to the clean run", "workers exited 0")
+    assert all(f"{check}: yes" in stdout for check in checks), stdout
+    assert re.search(r"peak RSS: \d+ rows \d+ MiB, \d+ rows \d+ MiB", stdout), stdout
+    assert re.search(r"clean, 1 worker: +\d+ rows/s", stdout), stdout

@@ -22,7 +22,8 @@ from agents.cache import ResponseCache
 from agents.types import GenerateParams, Message
 from graphs.bestofn import candidate_seeds
 from graphs.debate import DebateConfig, debate_input, invoke_recorded
-from oversight.label import LabelConfig, label_cost
+from oversight.label import LabelConfig
+from oversight.provenance import label_cost
 from oversight.store import LabelStore
 
 Q, A = "What element is present in all organic molecules?", "carbon"

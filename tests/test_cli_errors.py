@@ -64,6 +64,15 @@ def test_a_config_with_a_bad_field_is_one_error_naming_file_and_field(tmp_path: 
         assert errors(text)[0].startswith(f"error: {cfg}")
 
 
+def test_a_key_written_twice_is_one_error_naming_the_file_key_and_line(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: a pasted second value would win unseen."""
+    cfg = write(tmp_path, "twice.yaml", "models:\n  m: {name: scripted/m}\n  m: {name: scripted/n}\n")
+    assert_one_error(invoke("models", "list", str(cfg)), str(cfg), "found key 'm' twice", "line 3")
+    ok = write(tmp_path, "ok.yaml", "models:\n  m: {name: scripted/m}\n")
+    twice = "models={a: {name: x}, a: {name: y}}"
+    assert_one_error(invoke("models", "list", str(ok), "--set", twice), "found key 'a' twice")
+
+
 def test_a_bad_set_key_is_one_error_naming_the_key(tmp_path: Path) -> None:
     result = invoke("train", W2SG_CONFIG, "--set", "sizes.weakk=3", "--set", f"out_dir={tmp_path}")
     assert_one_error(result, W2SG_CONFIG, "sizes.weakk", "Extra inputs are not permitted")

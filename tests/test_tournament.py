@@ -142,6 +142,12 @@ def test_a_scripted_tournament_rates_the_known_winner_first(tmp_path: Path) -> N
     # a rerun loads the finished folder; --force plays again from the store: no debate is rerun
     again = w2sg("tournament", str(tournament_yaml(tmp_path)))
     assert "is complete; loaded it" in again.stdout and "(loaded)" in again.stdout
+    # A results.json cut short: the error names the file and the way out.
+    done = run_dir / "results.json"
+    done.write_text(done.read_text()[:100])
+    broken = w2sg("tournament", str(tournament_yaml(tmp_path)))
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr, broken.stderr
+    assert f"error: {done}: not a finished result" in broken.stderr and "--force" in broken.stderr
     forced = w2sg("tournament", str(tournament_yaml(tmp_path)), "--force")
     assert forced.returncode == 0 and "(0 run now)" in forced.stdout
     assert json.loads((run_dir / "results.json").read_text())["rating"] == r["rating"]

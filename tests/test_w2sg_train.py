@@ -4,6 +4,7 @@ end-to-end experiment runs on CPU."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,40 @@ def test_feature_cache_hits_and_invalidates(tmp_path: Path) -> None:
     (other / "config.json").write_text(json.dumps(cfg))
     cached_features(other, rows, tmp_path)
     assert len(list(tmp_path.glob("features-*.pt"))) == 4
+
+
+class RunsCode:
+    """Unpickled with code execution allowed, this makes a folder: what a hostile file could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.mark.parametrize("damage", ["cut short", "random bytes", "a pickle that runs code", "not features"])
+def test_a_damaged_feature_cache_entry_is_named_deleted_and_computed_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    path = resolve_model_path("embedded/tiny-gpt2")
+    rows = [make_example(f"question {i}?", "answer", i % 2) for i in range(6)]
+    good = cached_features(path, rows, tmp_path)
+    (entry,) = tmp_path.glob("features-*.pt")
+    marker = tmp_path / "code-ran"
+    if damage == "cut short":
+        entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    elif damage == "random bytes":
+        entry.write_bytes(os.urandom(4096))
+    elif damage == "a pickle that runs code":
+        torch.save(RunsCode(marker), entry)
+    else:
+        torch.save(torch.zeros(3, 2), entry)  # a tensor, of the wrong shape
+    with caplog.at_level("WARNING", logger="w2sg.features"):
+        again = cached_features(path, rows, tmp_path)
+    assert torch.equal(again, good) and not marker.exists()
+    assert f"{entry}: damaged feature cache entry" in caplog.text
+    assert torch.equal(torch.load(entry, weights_only=True), good)  # recomputed in its place
 
 
 def test_feature_layers_are_cached_one_file_each_and_concatenated(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ durability across a restart, and bad submissions refused with the item unchanged
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import socket
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import pytest
 from cli import ROOT, w2sg
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from test_human_label import human_debate
 
 from oversight.web import queue
-from oversight.web.app import create_app
+from oversight.web.app import create_app, host_names, host_of
 
 
 @pytest.fixture
@@ -29,6 +31,11 @@ def store(tmp_path: Path) -> Path:
     out = w2sg("label", str(human_debate(tmp_path)))
     assert out.returncode == 0 and "4 waiting" in out.stdout, out.stderr
     return tmp_path / "h.sqlite"
+
+
+def client(app: FastAPI) -> TestClient:
+    """A client that names the server as a browser on this machine does (`Host: 127.0.0.1`)."""
+    return TestClient(app, base_url="http://127.0.0.1:8000")
 
 
 def form(html: str) -> dict[str, str]:
@@ -45,7 +52,7 @@ def labels(store: Path) -> list[tuple[str, float, str]]:
 
 
 def test_two_judges_never_get_the_same_item_and_an_abandoned_one_returns(store: Path) -> None:
-    app = TestClient(create_app(store, timeout_s=0.5))
+    app = client(create_app(store, timeout_s=0.5))
     alice, bob = queue.judge_key(store, "alice"), queue.judge_key(store, "bob")
     assert queue.judge_key(store, "alice") == alice  # kept in the file
     a, b = form(app.get(f"/j/{alice}/next").text), form(app.get(f"/j/{bob}/next").text)
@@ -63,7 +70,7 @@ def test_two_judges_never_get_the_same_item_and_an_abandoned_one_returns(store: 
 
 def test_a_verdict_is_committed_before_the_page_confirms_and_survives_a_restart(store: Path) -> None:
     key = queue.judge_key(store, "alice")
-    app = TestClient(create_app(store))
+    app = client(create_app(store))
     page = app.get(f"/j/{key}/next").text
     assert "Debater A (argues the answer is correct)" in page
     done = app.post(f"/j/{key}/verdict", data={**form(page), "p": "85", "explanation": "A quotes the text"})
@@ -71,14 +78,14 @@ def test_a_verdict_is_committed_before_the_page_confirms_and_survives_a_restart(
     ((_, p, record),) = labels(store)  # already in the file when the page came back
     assert p == 0.85 and '"judge": "alice"' in record and "A quotes the text" in record
     # A new server over the same file: the verdict is there, the other three still wait.
-    again = TestClient(create_app(store))
+    again = client(create_app(store))
     assert '<span id="waiting">3</span>' in again.get(f"/j/{key}").text
     assert "0.85" in again.get("/").text and "A quotes the text" in again.get("/t/0").text
 
 
 def test_bad_submissions_are_refused_with_the_reason_and_change_nothing(store: Path) -> None:
     key = queue.judge_key(store, "alice")
-    app = TestClient(create_app(store))
+    app = client(create_app(store))
     page = app.get(f"/j/{key}/next").text
     f = form(page)
     for p, why, message in [
@@ -100,9 +107,34 @@ def test_bad_submissions_are_refused_with_the_reason_and_change_nothing(store: P
     assert labels(store) == []
 
 
+def test_any_text_for_p_is_refused_without_a_server_error(store: Path) -> None:
+    """`"²".isdigit()` is true but `float("²")` raises: this was a 500."""
+    key = queue.judge_key(store, "alice")
+    app = client(create_app(store))
+    f = form(app.get(f"/j/{key}/next").text)
+    for p in ("²", "¹⁰", "nan", "1e999", "50%"):
+        r = app.post(f"/j/{key}/verdict", data={**f, "p": p, "explanation": "long enough here"})
+        assert r.status_code == 400 and "must be a number in [0, 100]" in r.text.replace("&#39;", "'"), p
+        assert form(r.text)["thread"] == f["thread"] and 'value="50"' in r.text
+    assert labels(store) == []
+
+
+def test_only_the_bound_host_names_are_answered(store: Path) -> None:
+    """A DNS-rebinding page (its own name resolving to 127.0.0.1) sends its own Host: refused."""
+    key = queue.judge_key(store, "alice")
+    app = client(create_app(store))
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.nip.io:8000", ""):
+        assert app.get("/", headers={"Host": host}).status_code == 400, host
+        assert app.get(f"/j/{key}/next", headers={"Host": host}).status_code == 400, host
+    for host in ("127.0.0.1:8000", "localhost:8000", "LOCALHOST", "127.0.0.1"):
+        assert app.get("/", headers={"Host": host}).status_code == 200, host
+    assert host_names("::1") == {"::1", "localhost"} and host_names("0.0.0.0") is None
+    assert host_names("judge.lab.example") == {"judge.lab.example"} and host_of("[::1]:8000") == "::1"
+
+
 def test_model_text_is_escaped_and_scripts_are_not_allowed(store: Path) -> None:
     key = queue.judge_key(store, "alice")
-    app = TestClient(create_app(store))
+    app = client(create_app(store))
     page = app.get(f"/j/{key}/next")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text or "&lt;img src=x onerror" in page.text
     assert "<script>alert" not in page.text and "<img src=x" not in page.text
@@ -115,19 +147,19 @@ def test_model_text_is_escaped_and_scripts_are_not_allowed(store: Path) -> None:
 
 
 def test_off_loopback_the_viewer_needs_the_token(store: Path) -> None:
-    app = TestClient(create_app(store, token="s3cret"))
+    app = client(create_app(store, token="s3cret"))
     assert app.get("/").status_code == 403 and app.get("/t/0").status_code == 403
     ok = app.get("/?token=s3cret")
     assert ok.status_code == 200 and "w2sg_token" in ok.headers["set-cookie"]
     assert app.get("/").status_code == 200  # the cookie
-    assert TestClient(create_app(store, token="s3cret")).get("/?token=wrong").status_code == 403
+    assert client(create_app(store, token="s3cret")).get("/?token=wrong").status_code == 403
     key = queue.judge_key(store, "alice")  # a judge's link carries its own key
-    assert TestClient(create_app(store, token="s3cret")).get(f"/j/{key}/next").status_code == 200
+    assert client(create_app(store, token="s3cret")).get(f"/j/{key}/next").status_code == 200
 
 
 def test_the_viewer_filters_and_summarises(store: Path) -> None:
     key = queue.judge_key(store, "alice")
-    app = TestClient(create_app(store))
+    app = client(create_app(store))
     for p in ("90", "10"):
         page = app.get(f"/j/{key}/next").text
         assert app.post(
@@ -178,6 +210,32 @@ def test_the_command_prints_a_token_off_loopback_and_logs_no_key(store: Path) ->
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert token not in err and key not in err  # no access log
+
+
+def test_the_command_on_loopback_refuses_another_host_name(store: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oversight.cli", "web", str(store), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def status(host: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/", headers={"Host": host})
+        return conn.getresponse().status
+
+    try:
+        for _ in range(100):
+            try:
+                status("127.0.0.1")
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert status(f"127.0.0.1:{port}") == 200 and status(f"localhost:{port}") == 200
+        assert status(f"attacker.example:{port}") == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def test_a_run_folder_or_a_store_but_nothing_else(tmp_path: Path, store: Path) -> None:

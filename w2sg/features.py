@@ -113,6 +113,25 @@ def compute_features(
     return out
 
 
+def _cached(path: Path, n: int) -> torch.Tensor | None:
+    """A cache entry's (n, H) features, or None when there is none, or it is not one: a damaged
+    entry (cut short, overwritten, another program's file) is named in a warning, deleted and
+    computed again. Read with `weights_only`, so no file can run code when loaded."""
+    if not path.exists():
+        return None
+    try:
+        feats = torch.load(path, weights_only=True)
+        ok = isinstance(feats, torch.Tensor) and feats.ndim == 2 and feats.shape[0] == n
+        problem = "" if ok else f"holds {type(feats).__name__}, not ({n}, H) features"
+    except Exception as e:  # a damaged file fails in the zip reader, the unpickler or a tensor's rebuild
+        problem = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if not problem:
+        return feats
+    log.warning("%s: damaged feature cache entry (%s); deleted, computing it again", path, problem)
+    path.unlink()
+    return None
+
+
 def cached_features(
     model_dir: str | Path,
     examples: Sequence[Example],
@@ -131,7 +150,8 @@ def cached_features(
         layer: Path(cache_dir) / f"features-{features_key(model_dir, texts, pooling, max_length, layer)}.pt"
         for layer in layers
     }
-    missing = [layer for layer, path in paths.items() if not path.exists()]
+    feats = {layer: _cached(path, len(texts)) for layer, path in paths.items()}
+    missing = [layer for layer, f in feats.items() if f is None]
     if missing:
         log.info("computing %d features (layers %s) from %s", len(texts), missing, model_dir)
         computed = compute_features(
@@ -143,10 +163,10 @@ def cached_features(
             device=device,
             layers=missing,
         )
-        for layer, feats in computed.items():
-            path = paths[layer]
+        for layer, f in computed.items():
+            feats[layer], path = f, paths[layer]
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            torch.save(feats, tmp)
+            torch.save(f, tmp)
             tmp.rename(path)  # atomic: a killed run never leaves half a file under the real name
-    return torch.cat([torch.load(paths[layer]) for layer in layers], dim=1)
+    return torch.cat([feats[layer] for layer in layers], dim=1)  # type: ignore[misc]

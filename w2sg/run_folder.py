@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from w2sg.data import Example, data_info, fingerprint
 
@@ -41,7 +41,14 @@ def load_complete(run_dir: Path, cls: type[R], force: bool = False) -> R | None:
     if force or not done.exists():
         return None
     log.info("%s is complete; loading it (use --force to rerun)", run_dir)
-    return cls.model_validate_json(done.read_text())
+    try:
+        return cls.model_validate_json(done.read_bytes())
+    except ValidationError as e:  # cut short, edited by hand, or written by another version
+        why = e.errors()[0]["msg"] if e.errors() else str(e)
+        raise ValueError(
+            f"{done}: not a finished result this version can read ({why}); rerun with --force to "
+            "compute the run again (it replaces the file)"
+        ) from None
 
 
 # Where files live changes no result: the data's content is in the fingerprint instead.

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from oversight import shards
 from oversight.cli.app import SetOpt, app, console, load
 
 if TYPE_CHECKING:
+    from oversight.label import LabelConfig
     from oversight.store import LabelRow
 
 
@@ -18,14 +20,32 @@ if TYPE_CHECKING:
 def label_cmd(
     config: Annotated[Path, typer.Argument(help="labelling YAML (see configs/label-*.yaml)")],
     replay: Annotated[bool, typer.Option(help="rebuild every label from the models' record caches")] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="label only shard i/n (1-based) of the rows into its own store beside `store`, e.g. "
+            "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; then --merge"
+        ),
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="join the shard stores of --shard runs into `store`")
+    ] = False,
     set_: SetOpt = None,
 ) -> None:
-    """Run an oversight graph over a dataset split; verdicts go to a durable SQLite store."""
+    """Run an oversight graph over a dataset split; verdicts go to a durable SQLite store.
+
+    Runs sharing a store split its rows between them; across machines, run shards (--shard i/n,
+    each into its own store) and join them with --merge."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from oversight.label import LabelConfig, label, usage_lines
 
     cfg = load(config, LabelConfig, overrides=set_)
+    if merge:
+        if shard is not None or replay:
+            raise ValueError("--merge joins the shard stores: give it without --shard and --replay")
+        _merge(cfg)
+        return
     failed = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -46,14 +66,16 @@ def label_cmd(
             tokens = row.record.get("verdict", {}).get("tokens", 0)
             bar.update(task, advance=1, note=f"{failed} failed · last {tokens} tokens")
 
-        run = asyncio.run(label(cfg, replay=replay, on_start=started, on_label=labelled))
+        run = asyncio.run(label(cfg, replay=replay, shard=shard, on_start=started, on_label=labelled))
+    store = shards.store_path(cfg.store, shard) if shard else cfg.store
     cost = sum(u.get("cost_usd", 0.0) for u in run.usage.values())
     tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
     console.print(
         f"{run.labelled} labelled, {run.failed} failed, {run.already_done} already done, of {run.total}"
         + (f" ({run.excluded} rows left out: their questions trained the judge)" if run.excluded else "")
+        + (f", {run.elsewhere} by another run sharing the store" if run.elsewhere else "")
         + "; "
-        f"{run.seconds:.1f} s, {tokens:.0f} tokens, ${cost:.4f}; store {cfg.store} "
+        f"{run.seconds:.1f} s, {tokens:.0f} tokens, ${cost:.4f}; store {store} "
         f"(protocol {run.protocol}, config {run.config_hash})",
         highlight=False,
         soft_wrap=True,
@@ -73,7 +95,25 @@ def label_cmd(
             f"label accuracy {q.accuracy} (95% CI), ECE {q.ece:.3f}, Brier {q.brier:.3f} against gold",
             highlight=False,
         )
+    if shard is not None:
+        console.print(f"when every shard is done: w2sg label {config} --merge", highlight=False)
     if run.failed:
+        raise typer.Exit(1)
+
+
+def _merge(cfg: LabelConfig) -> None:
+    """`w2sg label --merge`: exit status 1 while a shard or a row is missing, or a row failed."""
+    from oversight.merge import merge
+
+    m = merge(cfg)
+    missing = f"; shards not run yet: {', '.join(map(str, m.missing_shards))}" if m.missing_shards else ""
+    console.print(
+        f"merged {len(m.merged)} of {m.shards} shard stores into {m.store}: {m.ok} labelled, {m.failed} "
+        f"failed, {len(m.missing)} missing, of {m.total}{missing}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if m.missing_shards or m.missing or m.failed:
         raise typer.Exit(1)
 
 
@@ -104,9 +144,6 @@ def export_cmd(
     console.print(f"wrote {len(rows)} labels to {path}", highlight=False)
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 @app.command("web", rich_help_panel="Labelling")
 def web_cmd(
     source: Annotated[Path, typer.Argument(help="a label store (SQLite), or a `w2sg run` folder")],
@@ -129,11 +166,13 @@ def web_cmd(
 
     import uvicorn
 
+    from oversight import sqlite
     from oversight.web import queue
-    from oversight.web.app import create_app
+    from oversight.web.app import LOOPBACK, create_app, host_names
     from oversight.web.viewer import store_path
 
     store = store_path(source)
+    sqlite.read(store, lambda db: sqlite.check_store(db, store))  # before serving: refuse any other file
     token = None if host in LOOPBACK else secrets.token_urlsafe(24)
     base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     console.print(f"viewer: {base}/" + (f"?token={token}" if token else ""), highlight=False, soft_wrap=True)
@@ -142,5 +181,5 @@ def web_cmd(
             f"judge {name}: {base}/j/{queue.judge_key(store, name)}", highlight=False, soft_wrap=True
         )
     # No access log: judges' links carry their keys, and the token is printed above only.
-    uvicorn.run(create_app(store, token=token, timeout_s=timeout), host=host, port=port, access_log=False,
-                log_level="warning")  # fmt: skip
+    server = create_app(store, token=token, timeout_s=timeout, hosts=host_names(host))
+    uvicorn.run(server, host=host, port=port, access_log=False, log_level="warning")

@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 
 from agents import ConfigError, ModelSpec, get_model
-from agents.config import format_validation_error
+from agents.config import format_validation_error, load_yaml
 from oversight.cli.app import SetOpt, app, check_models, console, load
 from oversight.paths import check_config_models, model_name_problem, resolve_model_path
 
@@ -146,7 +146,7 @@ def _model_option(value: str) -> str | dict:
             raise ValueError(f"--model: {problem}")
         return value
     try:
-        spec = yaml.safe_load(value)
+        spec = load_yaml(value)
     except yaml.YAMLError as e:
         raise ValueError(f"--model: not a YAML mapping: {e}") from None
     if not isinstance(spec, dict):

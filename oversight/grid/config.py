@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from agents.config import ModelRef, ModelSpec
 from graphs.kinds import AnyGraph
+from oversight import shards
 from w2sg.datasets import DatasetSpec
 
 AXES = ("dataset", "judge", "debater", "protocol")
@@ -136,15 +137,6 @@ class GridConfig(BaseModel):
 
 
 def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
-    """The cells of shard `i/n` (1-based: `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`
-    with a 1-based array): every n-th cell from the i-th, so shards are disjoint, cover the grid,
-    and each gets a mix of slow and fast cells. None: all."""
-    if spec is None:
-        return cells
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard {spec!r}: expected i/n, e.g. 2/8") from None
-    if not 1 <= i <= n:
-        raise ValueError(f"--shard {spec!r}: i must be in 1..{n}")
-    return cells[i - 1 :: n]
+    """The cells of shard `i/n` (`oversight.shards.pick`): every n-th cell from the i-th, so each
+    shard gets a mix of slow and fast cells. None: all."""
+    return shards.pick(cells, spec)

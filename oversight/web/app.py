@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
 from oversight import human
@@ -35,16 +35,60 @@ CSP = (
 STATIC = {"app.css": "text/css", "app.js": "text/javascript"}  # served by name: no path from a request
 
 
-def create_app(store: Path, *, token: str | None = None, timeout_s: float = 900.0) -> FastAPI:
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def host_names(bound: str) -> frozenset[str] | None:
+    """The names a browser may reach a server bound to `bound` by (its `Host:` header); None:
+    any, for a wildcard address (0.0.0.0, ::), whose names are not known here (the viewer's
+    token guards it). A loopback server answers only to loopback names: a DNS-rebinding page
+    (evil.example resolving to 127.0.0.1) sends its own name, and is refused."""
+    bound = bound.strip("[]").lower()
+    if bound in ("0.0.0.0", "::", ""):
+        return None
+    if bound in LOOPBACK:
+        return frozenset({bound, "localhost"})
+    return frozenset({bound})
+
+
+def host_of(header: str) -> str:
+    """The name of a `Host:` header, without its port: `[::1]:8000` → `::1`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def slider(p: str) -> int:
+    """Where the slider goes back to after a refused submission: the number given when it is one
+    in [0, 100], else 50 (any text may arrive: "abc", "²", "nan")."""
+    try:
+        value = float(p)
+    except ValueError:
+        return 50
+    return int(value) if 0 <= value <= 100 else 50
+
+
+def create_app(
+    store: Path,
+    *,
+    token: str | None = None,
+    timeout_s: float = 900.0,
+    hosts: frozenset[str] | None = LOOPBACK,
+) -> FastAPI:
     """The app over `store` (a label store; its file also holds the queue). With `token`, the
-    viewer needs it (a `?token=` link sets a cookie); judges always need their key."""
+    viewer needs it (a `?token=` link sets a cookie); judges always need their key. `hosts`:
+    the `Host:` names it answers to (`host_names` of the bound address; None: any)."""
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     lock = asyncio.Lock()  # one resume at a time: the graph and the store share one SQLite file
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
+        if hosts is not None and host_of(request.headers.get("host", "")) not in hosts:
+            response: Response = PlainTextResponse("unknown Host header", status_code=400)
+        else:
+            response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"  # keys are in links: never pass them on
@@ -145,8 +189,7 @@ def create_app(store: Path, *, token: str | None = None, timeout_s: float = 900.
                 reply = human.make_reply(p, explanation, judge=judge, rules=item.rules, percent=True)
                 state = await human.answer(store, thread, reply)  # the label is committed here
             except (ValueError, human.ResumeFailed) as e:
-                keep = int(float(p)) if p.replace(".", "", 1).isdigit() and float(p) <= 100 else 50
-                ctx = judging(key, item, error=f"not recorded: {e}", p=keep, why=explanation)
+                ctx = judging(key, item, error=f"not recorded: {e}", p=slider(p), why=explanation)
                 return page("judge.html", status=400, judge=judge, **ctx)
             queue.release(store, thread)
         return page("recorded.html", key=key, judge=judge, item=item, p_true=state["verdict"].p_true)

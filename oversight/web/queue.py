@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from oversight import sqlite
+
 TABLES = (
     "CREATE TABLE IF NOT EXISTS web_judges (judge TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS web_assignments (thread_id TEXT PRIMARY KEY, judge TEXT NOT NULL, "
@@ -25,11 +27,7 @@ TABLES = (
 
 
 def connect(db: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(db, isolation_level=None, timeout=30)
-    con.execute("PRAGMA journal_mode=WAL")
-    for t in TABLES:
-        con.execute(t)
-    return con
+    return sqlite.connect(db, TABLES)
 
 
 def judge_key(db: Path, judge: str) -> str:
