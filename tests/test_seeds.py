@@ -175,7 +175,9 @@ def test_seed_shards_then_the_aggregate_trains_nothing(
     assert (agg / "results.md").read_text() == "sentinel"
     # The command prints it: `w2sg train CONFIG --set seeds=[0,1]` over the same folders.
     path = tmp_path / "w2sg.yaml"
-    path.write_text(yaml.safe_dump(tiny_config(tmp_path).model_dump(mode="json", exclude_unset=True)))
+    path.write_text(
+        yaml.safe_dump(tiny_config(tmp_path).model_dump(mode="json", exclude_unset=True), sort_keys=False)
+    )
     stamps = [(tmp_path / "runs" / x.run_id / "results.json").stat().st_mtime_ns for x in shards.values()]
     out = w2sg("train", str(path), "--set", "seeds=[0, 1]")
     assert out.returncode == 0, out.stderr
@@ -222,6 +224,12 @@ def test_run_with_seeds_aggregates_the_pipeline_runs(tmp_path: Path) -> None:
     assert student.accuracy.per_seed == pytest.approx([s.accuracy.value for s in mine])
     assert student.auc.per_seed == pytest.approx([s.auc.value for s in mine if s.auc])
     assert (tmp_path / "runs" / result.run_id / "results.md").exists()
+    # `w2sg run CONFIG` with seeds prints the aggregate, over the same complete folders.
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_unset=True), sort_keys=False))
+    out = w2sg("run", str(path))
+    assert out.returncode == 0, out.stderr
+    assert f"seeds 0, 1 · ceiling {result.ceiling.mean}" in out.stdout and result.run_id in out.stdout
 
 
 def test_run_id_of_a_config_without_seeds_is_the_one_before_seeds_existed() -> None:
