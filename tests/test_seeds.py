@@ -229,7 +229,8 @@ def test_run_with_seeds_aggregates_the_pipeline_runs(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_unset=True), sort_keys=False))
     out = w2sg("run", str(path))
     assert out.returncode == 0, out.stderr
-    assert f"seeds 0, 1 · ceiling {result.ceiling.mean}" in out.stdout and result.run_id in out.stdout
+    assert f"seeds 0, 1 · ceiling {result.ceiling.mean}" in out.stdout
+    assert f"/{result.run_id}/results.md" in "".join(out.stdout.split())  # its folder, named (folded)
 
 
 def test_run_id_of_a_config_without_seeds_is_the_one_before_seeds_existed() -> None:

@@ -43,8 +43,8 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: override
 
 def summary(e: ExperimentResult, run_dir: Path) -> Table:
     """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
-    the student and its PGR (95% CIs; under each, the same on ROC AUC), in five narrow
-    columns (two more, student and PGR on dev, when there is a dev split), then the regime and any
+    the student and its PGR (95% CIs; under each, the same on ROC AUC), in four narrow columns
+    (two more, student and PGR on dev, when there is a dev split), then the regime and any
     collapsed student in words; the full tables are in results.md."""
     from w2sg.report import collapse_lines, dev_regime_lines, regime_lines
 
@@ -60,9 +60,8 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
         notes += dev_regime_lines(e)
     dev_cols = ("dev student\nAUC", "dev PGR\non AUC") if dev is not None else ()
     table = _table(title, [*notes, *collapse_lines(e), f"All figures: {run_dir}/results.md"])
-    table.add_column("loss")
     for name in ("label acc", "student\nAUC", "PGR\non AUC", *dev_cols):
-        table.add_column(name, min_width=FIGURE)
+        table.add_column(name)
     for s in e.students:
         f = floors[s.source]
         student = _cell(s.accuracy, s.auc) + ("\ncollapsed" if s.collapsed else "")
@@ -73,7 +72,7 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
                 _cell(s.accuracy_dev, s.auc_dev),
                 _gap_cell((s.pgr_dev, f.floor_dev, dev), (s.auc_pgr_dev, f.floor_auc_dev, e.ceiling_auc_dev)),
             ]
-        table.add_row(s.source, s.loss, _short(f.labels.accuracy), student, gap, *on_dev)
+        table.add_row(f"{s.source}\n{s.loss}", _short(f.labels.accuracy), student, gap, *on_dev)
     return table
 
 
@@ -94,9 +93,8 @@ def seeds_summary(r: SeedsResult, run_dir: Path) -> Table:
         for k, why in s.collapsed.items()
     ]
     table = _table(title, [*notes, f"Each seed and every figure: {run_dir}/results.md"])
-    table.add_column("loss")
     for name in ("floor\nAUC", "student\nAUC\nSD (on AUC)", "PGR\non AUC"):
-        table.add_column(name, min_width=FIGURE)
+        table.add_column(name)
     for s in r.students:
         f = floors[s.source]
         floor = _cell(f.floor.mean, f.floor_auc.mean) + (
@@ -105,13 +103,14 @@ def seeds_summary(r: SeedsResult, run_dir: Path) -> Table:
         student = _cell(s.accuracy.mean, s.auc.mean) + f"\nSD {s.accuracy.sd:.3f} ({s.auc.sd:.3f})"
         ceiling = (r.ceiling.mean, r.ceiling_auc.mean)
         gap = _gap_cell((s.pgr, f.floor.mean, ceiling[0]), (s.auc_pgr, f.floor_auc.mean, ceiling[1]))
-        table.add_row(s.source, s.loss, floor, student, gap)
+        table.add_row(f"{s.source}\n{s.loss}", floor, student, gap)
     return table
 
 
 def _table(title: str, notes: list[str]) -> Table:
-    """A summary table with its first column, the label source. Padding between columns collapses
-    to one space, so five columns of figures fit 80 columns."""
+    """A summary table with its first column, the label source and loss. With short estimates
+    (`_short`), three columns of figures fit 80 columns; on a narrower terminal, or with more
+    columns, cells wrap inside their column."""
     table = Table(
         title=title,
         caption="\n".join(notes),
@@ -119,13 +118,12 @@ def _table(title: str, notes: list[str]) -> Table:
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
+        pad_edge=False,
     )
-    # Cells wrap inside their column on a narrow terminal, so the table stays aligned.
-    table.add_column("label source", min_width=12, overflow="fold")
+    # Cells wrap inside their column on a narrow terminal, so the table stays aligned; a long
+    # source name folds over lines (the loss under it), so that the figures keep the width.
+    table.add_column("label source\nloss", min_width=12, max_width=12, overflow="fold")
     return table
-
-
-FIGURE = len("0.609 [0.59, 0.63]")  # a figure column never wraps inside an estimate
 
 
 def _short(e: Estimate | None) -> str:
