@@ -206,6 +206,74 @@ def test_auc_by_hand() -> None:
     assert np.isnan(auc([0.1, 0.2], [1, 1]))
 
 
+def test_weighted_auc_with_integer_weights_is_the_auc_of_repeated_rows() -> None:
+    from w2sg.metrics import auc, weighted_auc
+
+    rng = np.random.default_rng(0)
+    p = np.round(rng.random(40), 1)  # rounded: many ties, which count half
+    g = (rng.random(40) < 0.5).astype(float)
+    w = rng.integers(0, 4, size=(5, 40))
+    got = weighted_auc(p, g, w)
+    for b in range(5):
+        assert got[b] == pytest.approx(auc(np.repeat(p, w[b]), np.repeat(g, w[b])))
+    assert weighted_auc(p, g, np.ones((1, 40)))[0] == pytest.approx(auc(p, g))
+    only_true = np.where(g > 0.5, 1, 0)[None]  # weights leave one class: no pair to rank
+    assert np.isnan(weighted_auc(p, g, only_true)[0])
+
+
+def test_auc_interval_resamples_questions_and_contains_the_point() -> None:
+    from w2sg.metrics import auc, auc_bootstrap, auc_ci
+
+    p, g = synthetic(400, 0.7, seed=1)
+    q = np.repeat(np.arange(200), 2)
+    est = auc_ci(p, g, q, n_boot=300, seed=2)
+    assert est.value == pytest.approx(auc(p, g)) and est.lo < est.value < est.hi and est.n == 400
+    # Resample b weighs each row by how often its question was drawn: the same draw as the
+    # accuracy bootstrap of that seed, so the AUC of those repeated rows is draw b.
+    _, draws = auc_bootstrap(p, g, q, n_boot=3, seed=2)
+    rng = np.random.default_rng(2)
+    counts = np.bincount(rng.integers(0, 200, size=200), minlength=200)
+    assert draws[0] == pytest.approx(auc(np.repeat(p, counts[q]), np.repeat(g, counts[q])))
+
+
+def test_pgr_on_auc_by_hand() -> None:
+    from w2sg.metrics import auc, auc_pgr_ci
+
+    # Gold [1, 1, 0, 0]. Floor: (0.6 > 0.5, 0.6 > 0.3, 0.4 < 0.5, 0.4 > 0.3) → AUC 3/4; student:
+    # 0.875 (test_auc_by_hand); ceiling ranks perfectly, 1. PGR on AUC = (0.875 − 0.75) / 0.25.
+    floor, student, ceiling, gold = (
+        [0.6, 0.4, 0.5, 0.3],
+        [0.9, 0.6, 0.2, 0.6],
+        [0.9, 0.8, 0.1, 0.2],
+        [1, 1, 0, 0],
+    )
+    assert (auc(floor, gold), auc(student, gold), auc(ceiling, gold)) == (0.75, 0.875, 1.0)
+    # 30 questions of these four rows each: repeating rows changes no AUC, and gives the bootstrap
+    # questions to resample.
+    rep = 30
+    tile = [np.tile(x, rep) for x in (floor, student, ceiling, gold)]
+    qids = np.repeat(np.arange(rep), 4)
+    est = auc_pgr_ci(*tile, qids, n_boot=300, seed=0)
+    assert est.value == pytest.approx(0.5) and est.lo <= est.value <= est.hi
+    # Every question is a copy of the others: each resample has the same AUCs, so no spread.
+    assert est.lo == pytest.approx(0.5) and est.hi == pytest.approx(0.5)
+    # Unpaired: the floor on rows of its own (a supervisor floored on the split it labelled).
+    other_p, other_g = synthetic(200, 0.8, seed=3)
+    unpaired = auc_pgr_ci(
+        other_p,
+        *tile[1:],
+        qids,
+        floor_gold=other_g,
+        floor_groups=np.repeat(np.arange(100), 2),
+        paired=False,
+        n_boot=300,
+        seed=0,
+    )
+    f = auc(other_p, other_g)
+    assert unpaired.value == pytest.approx((0.875 - f) / (1.0 - f))
+    assert unpaired.lo < unpaired.value < unpaired.hi  # the floor's own questions vary now
+
+
 def test_bootstrap_memory_does_not_grow_with_the_number_of_questions() -> None:
     # 1,000 resamples of 10,000 questions would be two 80 MB matrices at once; chunked, the peak
     # stays near the chunk size (labelling all of SciQ's train file grew peak RSS by 86 MB before).

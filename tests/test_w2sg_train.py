@@ -228,13 +228,37 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
     # question ids, the ceiling's and each student's figures are the question-level bootstrap's.
     from w2sg.metrics import correct, mean_ci, pgr_ci
 
-    ok = {k: correct(saved[k], saved["gold"]) for k in saved.files if k not in ("ids", "qids", "gold")}
+    test_cols = [k for k in saved.files if k not in ("ids", "qids", "gold") and not k.startswith("strong__")]
+    ok = {k: correct(saved[k], saved["gold"]) for k in test_cols}
     assert len(set(saved["qids"].tolist())) < len(saved["qids"])  # two rows per question
     assert result.ceiling == mean_ci(ok["ceiling"], saved["qids"], n_boot=200, seed=0)
     weak = next(s for s in result.students if s.source == "weak" and s.loss == "xent")
     assert weak.accuracy == mean_ci(ok["student__weak__xent"], saved["qids"], n_boot=200, seed=0)
     args = (ok["floor__weak"], ok["student__weak__xent"], ok["ceiling"], saved["qids"])
     assert weak.pgr == pgr_ci(*args, n_boot=200, seed=0)
+    # ROC AUC of every model, and PGR on AUC, with the same question resamples.
+    from w2sg.metrics import auc_ci, auc_pgr_ci
+
+    gold, qids = saved["gold"], saved["qids"]
+    assert result.ceiling_auc == auc_ci(saved["ceiling"], gold, qids, n_boot=200, seed=0)
+    assert weak.auc == auc_ci(saved["student__weak__xent"], gold, qids, n_boot=200, seed=0)
+    probs = (saved["floor__weak"], saved["student__weak__xent"], saved["ceiling"])
+    assert weak.auc_pgr == auc_pgr_ci(*probs, gold, qids, n_boot=200, seed=0)
+    # A supervisor with no test predictions is floored on the strong split, saved with its questions.
+    s_floor, s_gold, s_qids = (
+        saved["strong__floor__weak_p_true"],
+        saved["strong__gold"],
+        saved["strong__qids"],
+    )
+    assert len(saved["strong__ids"]) == result.sizes["strong"] == len(s_floor)
+    assert recorded.floor == mean_ci(correct(s_floor, s_gold), s_qids, n_boot=200, seed=0)
+    assert recorded.floor_auc == auc_ci(s_floor, s_gold, s_qids, n_boot=200, seed=0)
+    rec = next(s for s in result.students if s.source == "weak_p_true" and s.loss == "xent")
+    on_strong = {"floor_groups": s_qids, "paired": False, "n_boot": 200, "seed": 0}
+    oks = (correct(s_floor, s_gold), ok["student__weak_p_true__xent"], ok["ceiling"])
+    assert rec.pgr == pgr_ci(*oks, qids, **on_strong)
+    probs = (s_floor, saved["student__weak_p_true__xent"], saved["ceiling"])
+    assert rec.auc_pgr == auc_pgr_ci(*probs, gold, qids, floor_gold=s_gold, **on_strong)
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["name"] == "e2e" and config["data"]["rows"]["test"] == 60
     assert result.run_id == cfg.run_id(config["data"]["fingerprint"])
@@ -322,7 +346,8 @@ def test_run_id_of_a_config_without_dev_is_the_one_before_dev_existed() -> None:
     tiny = ModelConfig(kind="features", path="embedded/tiny-gpt2")
     cfg = W2SGConfig(name="rid", sizes=Sizes(weak=0.2, strong="rest", val=50), weak=tiny, strong=tiny)
     old = old_config.model_validate(cfg.model_dump(exclude_unset=True))  # no sizes.dev in it
-    assert cfg.run_id("fp") == run_id("rid", old, "fp", exclude=frozenset({"icl"}))
+    # (`seeds`, unset, came later and is left out like `dev`: test_seeds.py checks that one.)
+    assert cfg.run_id("fp") == run_id("rid", old, "fp", exclude=frozenset({"icl", "seeds"}))
     with_dev = cfg.model_copy(update={"sizes": cfg.sizes.model_copy(update={"dev": 50})})
     assert with_dev.run_id("fp") != cfg.run_id("fp")
 

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
 from w2sg.data import DataError, Example, Size, label_source, split_by_question
@@ -23,9 +23,9 @@ from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
 from w2sg.losses import LossName
-from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
+from w2sg.metrics import Estimate, auc_ci, auc_pgr_ci, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
-from w2sg.report import write_report
+from w2sg.report import collapse_reason, unrelated_reason, write_report
 from w2sg.results import ExperimentResult, SourceResult, StudentResult
 from w2sg.run_folder import mark_complete, open_run, run_id
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
@@ -57,7 +57,13 @@ class W2SGCore(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = "w2sg"
-    seed: int = 0
+    seed: int = Field(0, description="moves the splits, the distractors, every init and data order")
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="run the config once per seed (each an ordinary run with `seed` set, in its own "
+        "folder), then aggregate them: mean over seeds with a seeds-and-questions interval",
+    )
     dataset: DatasetSpec = dataset_field()
     weak: ModelConfig
     weak_train: TrainConfig = Field(default_factory=TrainConfig)
@@ -75,6 +81,21 @@ class W2SGCore(BaseModel):
     n_boot: int = Field(1000, ge=100, description="bootstrap resamples (of questions) per interval")
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds has duplicates: {seeds}")
+        return seeds
+
+    def check_one_seed(self) -> None:
+        """A runner of one run refuses a config with `seeds` (`w2sg.seeds.run_seeds` runs those)."""
+        if self.seeds is not None:
+            raise ValueError(
+                f"seeds: {self.seeds} asks for one run per seed; run them with w2sg.seeds.run_seeds (as "
+                "`w2sg train` and `w2sg run` do), or set `seeds: null` and `seed` for one run"
+            )
 
 
 class W2SGConfig(W2SGCore):
@@ -97,14 +118,16 @@ class W2SGConfig(W2SGCore):
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
         # icl is a later stage with its own folder inside this run's; it does not change training.
-        return run_id(self.name, self, data, exclude=id_exclude(self.sizes, icl=True))
+        return run_id(self.name, self, data, exclude=id_exclude(self, icl=True))
 
 
-def id_exclude(sizes: BaseModel, **drop: Any) -> dict[str, Any]:
-    """`drop` (fields that change no result) for `run_id`, plus `sizes.dev` when it is unset: configs
-    without a dev split keep the run ids they had before the field existed."""
-    if getattr(sizes, "dev", None) is None:
+def id_exclude(cfg: W2SGCore, **drop: Any) -> dict[str, Any]:
+    """`drop` (fields that change no result) for `run_id`, plus `sizes.dev` and `seeds` when unset:
+    configs without them keep the run ids they had before the fields existed."""
+    if getattr(getattr(cfg, "sizes", None), "dev", None) is None:
         drop["sizes"] = {"dev"}
+    if cfg.seeds is None:
+        drop["seeds"] = True
     return drop
 
 
@@ -179,8 +202,9 @@ class Fitter:
         """`what` names the model in the progress lines (default: the role)."""
         cfg = self.cfg
         mcfg, tcfg = (cfg.weak, cfg.weak_train) if role == "weak" else (cfg.strong, cfg.strong_train)
-        update = {"loss": loss} if seed is None else {"loss": loss, "seed": seed}
-        tcfg = tcfg.model_copy(update=update)
+        # The experiment's seed moves every init and data order too; seed 0 keeps the train seeds
+        # (so the runs made before seeds moved them keep their figures).
+        tcfg = tcfg.model_copy(update={"loss": loss, "seed": tcfg.seed + cfg.seed if seed is None else seed})
         seed_everything(tcfg.seed)  # new heads are initialised here, before train() seeds again
         model = build_classifier(
             mcfg,
@@ -194,6 +218,11 @@ class Fitter:
         res = train(model, rows, labels, self.sp["val"], val_labels, tcfg, weights=weights, stage=stage)
         return model, res.best_step
 
+    def predict(self, role: str, model: nn.Module, rows: Sequence[Example]) -> np.ndarray:
+        """p(true) of a model `fit` made, on the device and at the precision it trained with."""
+        tcfg = self.cfg.weak_train if role == "weak" else self.cfg.strong_train
+        return predict(model, rows, tcfg.eval_batch_size, tcfg.device, tcfg.precision)  # type: ignore[arg-type]
+
     def member(
         self, rows: Sequence[Example], labels: np.ndarray, weights: np.ndarray | None, seed: int
     ) -> Callable[[Sequence[Example]], np.ndarray]:
@@ -201,7 +230,7 @@ class Fitter:
         model, _ = self.fit(
             "weak", rows, list(labels), list(self.gold["val"]), weights=weights, seed=seed, what="weak member"
         )
-        return lambda xs: predict(model, xs)
+        return lambda xs: self.predict("weak", model, xs)
 
 
 def supervise(
@@ -214,7 +243,7 @@ def supervise(
         targets = ("strong", "val", "test", *(["dev"] if "dev" in sp else []))
     log.info("weak teacher on %d gold rows", len(sp[w]))
     weak, _ = fitter.fit("weak", sp[w], list(gold[w]), list(gold["val"]), what="weak teacher")
-    computed = {WEAK: {k: predict(weak, sp[k]) for k in targets}}
+    computed = {WEAK: {k: fitter.predict("weak", weak, sp[k]) for k in targets}}
     del weak
     ensembles = []
     for ens in cfg.ensembles:
@@ -234,16 +263,148 @@ def supervise(
     return computed, ensembles
 
 
+class Column(NamedTuple):
+    """A model's p(true) on the rows of one split."""
+
+    split: str
+    p: np.ndarray
+
+
+#: predictions.npz keys of the strong split (floors of supervisors with no test predictions).
+STRONG = "strong__"
+
+
 @dataclass
 class Scores:
     """What `score_models` measures: the ceiling on test (and on dev, when there is a dev split),
-    each supervisor's floor, each student, and the per-row test p(true) of every model."""
+    each supervisor's floor, each student, and the per-row p(true) of every model (on test; a floor
+    with no test predictions on the strong split, its keys prefixed STRONG)."""
 
     ceiling: Estimate
     ceiling_dev: Estimate | None
+    ceiling_auc: Estimate
+    ceiling_auc_dev: Estimate | None
     sources: list[SourceResult]
     students: list[StudentResult]
     preds: dict[str, np.ndarray]
+
+    def result(
+        self, run_id: str, ensembles: list[EnsembleResult], sizes: dict[str, int], seconds: float
+    ) -> ExperimentResult:
+        return ExperimentResult(
+            run_id=run_id,
+            ceiling=self.ceiling,
+            ceiling_dev=self.ceiling_dev,
+            ceiling_auc=self.ceiling_auc,
+            ceiling_auc_dev=self.ceiling_auc_dev,
+            sources=self.sources,
+            students=self.students,
+            ensembles=ensembles,
+            sizes=sizes,
+            seconds=seconds,
+        )
+
+
+class Scorer:
+    """Every figure of a model on a split: accuracy and ROC AUC, PGR on both, whether it collapsed;
+    each interval resamples the split's questions, with the config's n_boot and seed."""
+
+    def __init__(self, fitter: Fitter):
+        self.gold, self.qids = fitter.gold, fitter.qids
+        self.boot = {"n_boot": fitter.cfg.n_boot, "seed": fitter.cfg.seed}
+
+    def accuracy(self, c: Column) -> Estimate:
+        return mean_ci(correct(c.p, self.gold[c.split]), self.qids[c.split], **self.boot)
+
+    def auc(self, c: Column) -> Estimate:
+        return auc_ci(c.p, self.gold[c.split], self.qids[c.split], **self.boot)
+
+    def gaps(self, floor: Column, student: Column, ceiling: Column) -> tuple[Estimate, Estimate]:
+        """PGR on accuracy and on AUC. Student and ceiling share their rows; the floor too when it
+        is on them, else (the split it labelled) its rows are resampled on their own."""
+        on, paired = student.split, floor.split == student.split
+        gold, qids = self.gold[on], self.qids[on]
+        f_gold, f_qids = self.gold[floor.split], self.qids[floor.split]
+        oks = [correct(floor.p, f_gold), correct(student.p, gold), correct(ceiling.p, gold)]
+        pgr = pgr_ci(*oks, qids, floor_groups=f_qids, paired=paired, **self.boot)
+        auc_pgr = auc_pgr_ci(
+            floor.p,
+            student.p,
+            ceiling.p,
+            gold,
+            qids,
+            floor_gold=f_gold,
+            floor_groups=f_qids,
+            paired=paired,
+            **self.boot,
+        )
+        return pgr, auc_pgr
+
+    def collapsed(self, c: Column) -> str | None:
+        gold = self.gold[c.split]
+        return collapse_reason(
+            correct(c.p, gold), c.p, gold, self.qids[c.split], rows=f"{c.split} rows", **self.boot
+        )
+
+    def follows(self, p_val: np.ndarray, labels_val: np.ndarray) -> str | None:
+        """Why a student's val predictions do not follow its own labels (`unrelated_reason`)."""
+        return unrelated_reason(correct(p_val, labels_val), self.qids["val"], **self.boot)
+
+
+def floor_columns(labels: dict[str, np.ndarray], on: Sequence[str]) -> dict[str, Column]:
+    """A supervisor's floor against the students on each split of `on`: its p(true) there, or
+    against test without test predictions, on the strong split it labelled (no student is tested
+    there); none on dev without dev predictions."""
+    floors = {k: Column(k, labels[k]) for k in on if k in labels}
+    if "test" not in floors:
+        floors["test"] = Column("strong", labels["strong"])
+    return floors
+
+
+def source_result(
+    sc: Scorer, src: str, labels: dict[str, np.ndarray], floors: dict[str, Column]
+) -> SourceResult:
+    dev = floors.get("dev")
+    return SourceResult(
+        source=src,
+        floor=sc.accuracy(floors["test"]),
+        floor_split=floors["test"].split,
+        floor_auc=sc.auc(floors["test"]),
+        labels=label_quality(labels["strong"], sc.gold["strong"], sc.qids["strong"], **sc.boot),
+        floor_dev=None if dev is None else sc.accuracy(dev),
+        floor_auc_dev=None if dev is None else sc.auc(dev),
+    )
+
+
+def student_result(
+    sc: Scorer,
+    name: tuple[str, str, int],
+    floors: dict[str, Column],
+    student: dict[str, Column],
+    ceiling: dict[str, Column],
+    unrelated: str | None = None,
+) -> StudentResult:
+    """A student's figures (`name`: its source, loss, best step) on test, and on dev when it has a
+    dev column (PGR there only against a floor on dev); `unrelated`: why its predictions do not
+    follow its labels, a collapse no constant-predictor test sees."""
+    src, loss, best = name
+    pgr, auc_pgr = sc.gaps(floors["test"], student["test"], ceiling["test"])
+    on_dev: dict[str, Estimate] = {}
+    if "dev" in student:
+        on_dev = {"accuracy_dev": sc.accuracy(student["dev"]), "auc_dev": sc.auc(student["dev"])}
+        if "dev" in floors:
+            on_dev["pgr_dev"], on_dev["auc_pgr_dev"] = sc.gaps(floors["dev"], student["dev"], ceiling["dev"])
+    return StudentResult(
+        source=src,
+        loss=loss,
+        accuracy=sc.accuracy(student["test"]),
+        auc=sc.auc(student["test"]),
+        best_step=best,
+        pgr=pgr,
+        auc_pgr=auc_pgr,
+        collapsed=sc.collapsed(student["test"]) or unrelated,
+        **on_dev,
+    )
 
 
 def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) -> Scores:
@@ -252,82 +413,39 @@ def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) 
     the test rows (paired with the students); without, it is floored on the strong split it
     labelled, which no student is tested on. With a `dev` split, the ceiling, every student and
     each supervisor with `dev` p(true) are scored on it too (PGR paired there); no model trains or
-    selects on it. Per-row test p(true) of every model come back too."""
-    cfg, sp, gold, qids = fitter.cfg, fitter.sp, fitter.gold, fitter.qids
-    dev = "dev" in sp
-
-    def ok(probs: np.ndarray, split: str) -> np.ndarray:
-        return correct(probs, gold[split])
-
+    selects on it. Per-row p(true) of every model come back too."""
+    cfg, sp, gold, sc = fitter.cfg, fitter.sp, fitter.gold, Scorer(fitter)
+    on = ("test", "dev") if "dev" in sp else ("test",)
     log.info("strong ceiling on %d gold rows", len(sp["strong"]))
-    ceiling, _ = fitter.fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]), what="ceiling")
-    preds = {"gold": gold["test"], "ceiling": predict(ceiling, sp["test"])}
-    preds.update({f"floor__{k}": v["test"] for k, v in supervisors.items() if "test" in v})
-    ceiling_ok = ok(preds["ceiling"], "test")
-    ceiling_dev_ok = ok(predict(ceiling, sp["dev"]), "dev") if dev else None
-    del ceiling
-
+    model, _ = fitter.fit("strong", sp["strong"], list(gold["strong"]), list(gold["val"]), what="ceiling")
+    ceiling = {k: Column(k, fitter.predict("strong", model, sp[k])) for k in on}
+    del model
+    preds = {"gold": gold["test"], "ceiling": ceiling["test"].p}
     sources, students = [], []
     for src, labels in supervisors.items():
-        train_labels, val_labels = labels["strong"], labels["val"]
-        floor_split = "test" if "test" in labels else "strong"
-        floor_ok, paired = ok(labels[floor_split], floor_split), floor_split == "test"
-        floor_dev_ok = ok(labels["dev"], "dev") if dev and "dev" in labels else None
-        sources.append(
-            SourceResult(
-                source=src,
-                floor=accuracy_estimate(floor_ok, qids[floor_split], cfg),
-                floor_split=floor_split,
-                labels=label_quality(
-                    train_labels, gold["strong"], qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed
-                ),
-                floor_dev=None if floor_dev_ok is None else accuracy_estimate(floor_dev_ok, qids["dev"], cfg),
-            )
-        )
+        floors = floor_columns(labels, on)
+        sources.append(source_result(sc, src, labels, floors))
+        if floors["test"].split == "test":
+            preds[f"floor__{src}"] = floors["test"].p
+        else:  # unpaired: the per-seed aggregates resample these rows on their own
+            preds |= {f"{STRONG}gold": gold["strong"], f"{STRONG}floor__{src}": floors["test"].p}
         for loss in cfg.losses:
             log.info("student on %s labels, %s loss", src, loss)
-            sel = list(val_labels) if cfg.select_on == "source" else list(gold["val"])
-            student, best = fitter.fit(
-                "strong", sp["strong"], list(train_labels), sel, loss, what=f"student on {src}"
+            sel = list(labels["val"]) if cfg.select_on == "source" else list(gold["val"])
+            model, best = fitter.fit(
+                "strong", sp["strong"], list(labels["strong"]), sel, loss, what=f"student on {src}"
             )
-            preds[f"student__{src}__{loss}"] = predict(student, sp["test"])
-            student_ok = ok(preds[f"student__{src}__{loss}"], "test")
-            on_dev: dict[str, Estimate] = {}
-            if ceiling_dev_ok is not None:
-                student_dev_ok = ok(predict(student, sp["dev"]), "dev")
-                on_dev["accuracy_dev"] = accuracy_estimate(student_dev_ok, qids["dev"], cfg)
-                if floor_dev_ok is not None:
-                    on_dev["pgr_dev"] = pgr_ci(
-                        floor_dev_ok,
-                        student_dev_ok,
-                        ceiling_dev_ok,
-                        qids["dev"],
-                        paired=True,
-                        n_boot=cfg.n_boot,
-                        seed=cfg.seed,
-                    )
-            students.append(
-                StudentResult(
-                    source=src,
-                    loss=loss,
-                    accuracy=accuracy_estimate(student_ok, qids["test"], cfg),
-                    best_step=best,
-                    pgr=pgr_ci(
-                        floor_ok,
-                        student_ok,
-                        ceiling_ok,
-                        qids["test"],
-                        floor_groups=qids[floor_split],
-                        paired=paired,
-                        n_boot=cfg.n_boot,
-                        seed=cfg.seed,
-                    ),
-                    **on_dev,
-                )
-            )
+            student = {k: Column(k, fitter.predict("strong", model, sp[k])) for k in on}
+            preds[f"student__{src}__{loss}"] = student["test"].p
+            # Gold-free: does it still follow the labels it learned from, on val?
+            follows = sc.follows(fitter.predict("strong", model, sp["val"]), labels["val"])
+            students.append(student_result(sc, (src, loss, best), floors, student, ceiling, follows))
+    dev = ceiling.get("dev")
     return Scores(
-        ceiling=accuracy_estimate(ceiling_ok, qids["test"], cfg),
-        ceiling_dev=None if ceiling_dev_ok is None else accuracy_estimate(ceiling_dev_ok, qids["dev"], cfg),
+        ceiling=sc.accuracy(ceiling["test"]),
+        ceiling_dev=None if dev is None else sc.accuracy(dev),
+        ceiling_auc=sc.auc(ceiling["test"]),
+        ceiling_auc_dev=None if dev is None else sc.auc(dev),
         sources=sources,
         students=students,
         preds=preds,
@@ -338,6 +456,7 @@ def run_experiment(
     cfg: W2SGConfig, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> ExperimentResult:
     """Run (or load, when its run folder is complete and not `force`) one experiment."""
+    cfg.check_one_seed()
     t0 = time.perf_counter()
     sp = prepare_splits(cfg)
     rid, run_dir, finished = open_run(cfg, sp, ExperimentResult, force)
@@ -359,28 +478,24 @@ def run_experiment(
             k: np.asarray(label_source(sp[k], src)) for k in ("strong", "val", "dev") if k in sp
         }
     scores = score_models(fitter, supervisors)
-    result = ExperimentResult(
-        run_id=rid,
-        ceiling=scores.ceiling,
-        ceiling_dev=scores.ceiling_dev,
-        sources=scores.sources,
-        students=scores.students,
-        ensembles=ensembles,
-        sizes={k: len(v) for k, v in sp.items()},
-        seconds=time.perf_counter() - t0,
-    )
+    sizes = {k: len(v) for k, v in sp.items()}
+    result = scores.result(rid, ensembles, sizes, time.perf_counter() - t0)
     write_report(result, run_dir)
     # Per-row test p(true) of every model, for paired comparisons the table does not make.
-    save_predictions(run_dir, sp["test"], scores.preds)
+    save_predictions(run_dir, sp, scores.preds)
     mark_complete(run_dir, result)
     return result
 
 
-def save_predictions(run_dir: Path, test: Sequence[Example], preds: dict[str, np.ndarray]) -> None:
+def save_predictions(run_dir: Path, sp: dict[str, list[Example]], preds: dict[str, np.ndarray]) -> None:
     """predictions.npz: per-row test p(true) of every model, with row and question ids (so that
-    `w2sg compare` resamples questions like the report does)."""
-    ids, qids = np.array([e.id for e in test]), np.array([e.qid for e in test])
-    np.savez(run_dir / "predictions.npz", ids=ids, qids=qids, **preds)
+    `w2sg compare` resamples questions like the report does); the STRONG-prefixed columns (floors
+    with no test predictions) with the strong split's ids and question ids."""
+    cols = {"ids": np.array([e.id for e in sp["test"]]), "qids": np.array([e.qid for e in sp["test"]])}
+    if any(k.startswith(STRONG) for k in preds):
+        cols[f"{STRONG}ids"] = np.array([e.id for e in sp["strong"]])
+        cols[f"{STRONG}qids"] = np.array([e.qid for e in sp["strong"]])
+    np.savez(run_dir / "predictions.npz", **cols, **preds)
 
 
 def accuracy_estimate(correct: np.ndarray, qids: np.ndarray, cfg: W2SGCore) -> Estimate:

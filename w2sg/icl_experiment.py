@@ -73,6 +73,7 @@ def run_icl(
     cfg: W2SGConfig, model: ChoiceModel, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> ICLResult:
     """Score every (selector, source, confidence) on the test subset; reuse a complete run folder."""
+    cfg.check_one_seed()
     icl = cfg.icl
     if icl is None:
         raise ValueError("the config has no `icl:` section")

@@ -7,7 +7,7 @@ Predictions are always p(true) arrays of shape (N,); gold labels are 0/1 arrays 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -99,15 +99,20 @@ def bootstrap_means(
     sums = np.zeros((c, len(v)))
     np.add.at(sums, codes, v.T)
     sizes = np.bincount(codes, minlength=c).astype(float)
+    out = [(counts @ sums) / (counts @ sizes)[:, None] for counts in _resample_counts(c, n_boot, seed)]
+    return v.mean(1), np.concatenate(out)
+
+
+def _resample_counts(c: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """How often each of `c` clusters is drawn (with replacement, `c` draws) in each of `n_boot`
+    resamples, in chunks of shape (b, c). Every bootstrap of the project draws through here, so
+    two statistics of the same rows with the same seed see the same resamples (they stay paired)."""
     rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, len(v)))
     step = max(1, _CHUNK_CELLS // c)
     for start in range(0, n_boot, step):
         b = min(step, n_boot - start)
         draw = rng.integers(0, c, size=(b, c)) + (np.arange(b) * c)[:, None]
-        counts = np.bincount(draw.ravel(), minlength=b * c).reshape(b, c).astype(float)
-        out[start : start + b] = (counts @ sums) / (counts @ sizes)[:, None]
-    return v.mean(1), out
+        yield np.bincount(draw.ravel(), minlength=b * c).reshape(b, c).astype(float)
 
 
 def percentile_interval(draws: ArrayLike, level: float = 0.95) -> tuple[float, float]:
@@ -180,7 +185,8 @@ def pgr(weak: float, student: float, ceiling: float) -> float:
     return (student - weak) / (ceiling - weak)
 
 
-def _pgr(floor: np.ndarray, student: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+def pgr_draws(floor: np.ndarray, student: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    """PGR elementwise (e.g. over bootstrap draws); nan where floor and ceiling tie."""
     gap = ceiling - floor
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(gap == 0, np.nan, (student - floor) / np.where(gap == 0, 1.0, gap))
@@ -211,12 +217,16 @@ def pgr_ci(
         )
     if paired:
         return bootstrap_ci(
-            lambda m: _pgr(m[:, 0], m[:, 1], m[:, 2]), np.stack([f, s, c]), groups, n_boot=n_boot, seed=seed
+            lambda m: pgr_draws(m[:, 0], m[:, 1], m[:, 2]),
+            np.stack([f, s, c]),
+            groups,
+            n_boot=n_boot,
+            seed=seed,
         )
     point, draws = bootstrap_means(np.stack([s, c]), groups, n_boot=n_boot, seed=seed)
     f_point, f_draws = bootstrap_means(f, floor_groups, n_boot=n_boot, seed=seed + 1)
-    lo, hi = percentile_interval(_pgr(f_draws[:, 0], draws[:, 0], draws[:, 1]))
-    value = float(_pgr(f_point[:1], point[:1], point[1:])[0])
+    lo, hi = percentile_interval(pgr_draws(f_draws[:, 0], draws[:, 0], draws[:, 1]))
+    value = float(pgr_draws(f_point[:1], point[:1], point[1:])[0])
     return Estimate(value=value, lo=lo, hi=hi, n=len(s))
 
 
@@ -265,8 +275,79 @@ def auc(probs: ArrayLike, gold: ArrayLike) -> float:
     one (ties count half). Threshold-free, so it shows signal a miscalibrated model hides at 0.5.
     NaN when gold holds one class only."""
     p, g = _check(probs, gold)
-    pos, neg = p[g > 0.5], p[g <= 0.5]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
+    return float(weighted_auc(p, g, np.ones((1, len(p))))[0])
+
+
+def weighted_auc(probs: ArrayLike, gold: ArrayLike, weights: ArrayLike) -> np.ndarray:
+    """AUC with row weights, for B weightings at once: `weights` (B, N) -> (B,). A pair of a true
+    and a false row counts by the product of their weights, so integer weights give the AUC of the
+    rows repeated that often (a bootstrap resample: each row weighted by its question's count).
+    NaN where the weighted rows hold one class only."""
+    p, g = _check(probs, gold)
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape[1] != len(p):
+        raise ValueError(f"weights must be (B, {len(p)}), got shape {w.shape}")
+    pos = g > 0.5
+    order = np.argsort(p[pos], kind="stable")
+    p_pos, p_neg = p[pos][order], p[~pos]
+    # Weight of the true rows scoring at most each value: (B, P + 1), starting at 0.
+    below = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w[:, pos][:, order], axis=1)], axis=1)
+    lo = np.searchsorted(p_pos, p_neg, side="left")  # true rows below each false row
+    hi = np.searchsorted(p_pos, p_neg, side="right")  # ... at or below it
+    total_pos, w_neg = below[:, -1], w[:, ~pos]
+    above = total_pos[:, None] - below[:, hi]
+    ties = below[:, hi] - below[:, lo]
+    pairs = total_pos * w_neg.sum(1)
+    wins = (w_neg * (above + 0.5 * ties)).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1.0), np.nan)
+
+
+def auc_bootstrap(
+    probs: ArrayLike, gold: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> tuple[float, np.ndarray]:
+    """AUC of all rows and of each cluster-bootstrap resample, shape (n_boot,): the resamples of
+    `bootstrap_means` with the same seed (a row weighs its question's count in the draw)."""
+    p, g = _check(probs, gold)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    codes, c = _clusters(groups, len(p))
+    draws = [weighted_auc(p, g, counts[:, codes]) for counts in _resample_counts(c, n_boot, seed)]
+    return auc(p, g), np.concatenate(draws)
+
+
+def auc_ci(
+    probs: ArrayLike, gold: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> Estimate:
+    """ROC AUC with a 95% cluster-bootstrap interval (`groups`: the question of each row)."""
+    point, draws = auc_bootstrap(probs, gold, groups, n_boot=n_boot, seed=seed)
+    lo, hi = percentile_interval(draws)
+    return Estimate(value=point, lo=lo, hi=hi, n=len(np.asarray(probs)))
+
+
+def auc_pgr_ci(
+    floor_p: ArrayLike,
+    student_p: ArrayLike,
+    ceiling_p: ArrayLike,
+    gold: ArrayLike,
+    groups: ArrayLike | None = None,
+    *,
+    floor_gold: ArrayLike | None = None,
+    floor_groups: ArrayLike | None = None,
+    paired: bool = True,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> Estimate:
+    """PGR on ROC AUC as EleutherAI/w2s reports it, (AUC_student − AUC_floor) / (AUC_ceiling −
+    AUC_floor), with a 95% interval drawn like `pgr_ci`'s: student and ceiling resampled together;
+    the floor too when `paired`, else on its own rows (`floor_gold`, `floor_groups`)."""
+    s_point, s_draws = auc_bootstrap(student_p, gold, groups, n_boot=n_boot, seed=seed)
+    c_point, c_draws = auc_bootstrap(ceiling_p, gold, groups, n_boot=n_boot, seed=seed)
+    if paired:
+        f_point, f_draws = auc_bootstrap(floor_p, gold, groups, n_boot=n_boot, seed=seed)
+    else:
+        f_gold = gold if floor_gold is None else floor_gold
+        f_point, f_draws = auc_bootstrap(floor_p, f_gold, floor_groups, n_boot=n_boot, seed=seed + 1)
+    lo, hi = percentile_interval(pgr_draws(f_draws, s_draws, c_draws))
+    value = float(pgr_draws(np.array([f_point]), np.array([s_point]), np.array([c_point]))[0])
+    return Estimate(value=value, lo=lo, hi=hi, n=len(np.asarray(student_p)))

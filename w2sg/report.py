@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from w2sg.metrics import Estimate
-from w2sg.results import ExperimentResult, ICLResult, ICLRow
+import numpy as np
+from numpy.typing import ArrayLike
+
+from w2sg.metrics import Estimate, mean_ci
+from w2sg.results import ExperimentResult, ICLResult, ICLRow, SeedsResult, SeedStat
 
 
 def markdown_table(r: ExperimentResult) -> str:
@@ -23,9 +27,10 @@ def markdown_table(r: ExperimentResult) -> str:
         f = floors[s.source]
         floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
         gap = pgr_cell(s.pgr, f.floor, r.ceiling)
+        student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
         lines.append(
             f"| {s.source} | {f.labels.accuracy} | {f.labels.ece:.3f} | {f.labels.brier:.3f} | {floor} "
-            f"| {s.loss} | {s.accuracy} | {r.ceiling} | {gap} |"
+            f"| {s.loss} | {student} | {r.ceiling} | {gap} |"
         )
     if any(f.floor_split != "test" for f in r.sources):
         lines += [
@@ -34,7 +39,8 @@ def markdown_table(r: ExperimentResult) -> str:
             "have no passage): its floor is its accuracy on the strong split.",
         ]
     lines += ["", *regime_lines({f.source: f.floor for f in r.sources}, r.ceiling)]
-    lines += ["(results.json keeps every raw PGR.)"]
+    lines += ["(results.json keeps every raw PGR.)", *collapse_lines(r)]
+    lines += auc_table(r)
     if r.ceiling_dev is not None:
         lines += ["", *dev_table(r)]
     if r.ensembles:
@@ -60,6 +66,51 @@ def dev_table(r: ExperimentResult) -> list[str]:
         cells = ["-" if x is None else str(x) for x in (floor, s.accuracy_dev)]
         lines.append(f"| {s.source} | {cells[0]} | {s.loss} | {cells[1]} | {ceiling} | {gap} |")
     return [*lines, "", *dev_regime_lines(r)]
+
+
+def auc_table(r: ExperimentResult) -> list[str]:
+    """ROC AUC of every model and PGR on AUC (as EleutherAI/w2s reports it), on test and on dev
+    when there is a dev split; nothing for a result written before AUC was measured."""
+    if r.ceiling_auc is None:
+        return []
+    floors = {s.source: s for s in r.sources}
+    dev = r.ceiling_auc_dev
+    head = "| label source | floor AUC | loss | student AUC | ceiling AUC | AUC-PGR |"
+    if dev is not None:
+        head += " student AUC (dev) | AUC-PGR (dev) |"
+    lines = [
+        "",
+        "ROC AUC (threshold-free: the chance a true row scores above a false one), and PGR on AUC, "
+        "(student − floor) / (ceiling − floor) of the AUCs as EleutherAI/w2s reports it; 95% CIs over "
+        f"questions. Ceiling AUC {r.ceiling_auc}" + ("" if dev is None else f", on dev {dev}") + ".",
+        "",
+        head,
+        "|" + "---|" * (head.count("|") - 1),
+    ]
+    for s in r.students:
+        f = floors[s.source]
+        floor = cell(f.floor_auc) + ("" if f.floor_split == "test" else " †")
+        row = f"| {s.source} | {floor} | {s.loss} | {cell(s.auc)} | {r.ceiling_auc} | "
+        row += pgr_cell(s.auc_pgr, f.floor_auc, r.ceiling_auc) + " |"
+        if dev is not None:
+            row += f" {cell(s.auc_dev)} | {pgr_cell(s.auc_pgr_dev, f.floor_auc_dev, dev)} |"
+        lines.append(row)
+    return lines
+
+
+def cell(e: Estimate | None) -> str:
+    return "-" if e is None else str(e)
+
+
+def collapse_lines(r: ExperimentResult) -> list[str]:
+    """One sentence per collapsed student: no better than a constant predictor on test, or
+    predictions that do not follow its own labels."""
+    return [
+        f"Collapsed student {s.source} · {s.loss}: {s.collapsed}; its PGR does not measure "
+        "weak-to-strong generalization."
+        for s in r.students
+        if s.collapsed
+    ]
 
 
 def dev_regime_lines(r: ExperimentResult) -> list[str]:
@@ -103,13 +154,58 @@ def regime(floor: Estimate, ceiling: Estimate) -> str:
     return "gap" if ceiling.lo > floor.hi else "overlap"
 
 
-def pgr_cell(pgr: Estimate | None, floor: Estimate | None, ceiling: Estimate) -> str:
-    """PGR as a table shows it: the estimate, said to be noise without a gap, n/a above the ceiling."""
+def collapse_reason(
+    correct: ArrayLike,
+    predicted: ArrayLike,
+    gold: ArrayLike,
+    groups: ArrayLike | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    one_class: float = 0.95,
+    rows: str = "test rows",
+) -> str | None:
+    """Why a model is indistinguishable from a constant predictor, or None when it is not. Any
+    model: per-row `correct` (0/1), `predicted` classes (0/1, or p(true): above 0.5 is true) and
+    `gold`. A constant predictor always names gold's majority class (0.5 of the rows on binarized
+    SciQ). Said of a model that names one class for at least `one_class` of its rows, or whose
+    accuracy's 95% interval (questions resampled: `groups`) contains the constant's accuracy."""
+    said_true = float(np.mean(np.asarray(predicted, dtype=float) > 0.5))
+    if max(said_true, 1.0 - said_true) >= one_class:
+        name = "true" if said_true >= 0.5 else "false"
+        return f"predicts {name} for {max(said_true, 1.0 - said_true):.0%} of {rows}"
+    share = float(np.mean(np.asarray(gold, dtype=float) > 0.5))
+    constant = max(share, 1.0 - share)
+    acc = mean_ci(correct, groups, n_boot=n_boot, seed=seed)
+    if acc.lo <= constant <= acc.hi:
+        return f"accuracy {acc} contains a constant predictor's {constant:.3f}"
+    return None
+
+
+def unrelated_reason(
+    agree: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
+) -> str | None:
+    """Why a student learned nothing its labels say, or None: `agree` is per-row agreement (0/1) of
+    its val predictions with the labels it trained on, and its 95% interval reaches 0.5 (or below).
+    No gold needed. A logconf student locked onto a split of its own stays balanced, so the
+    constant-predictor test of `collapse_reason` misses it (docs/training.md, "Logconf under
+    fine-tuning"); this does not."""
+    acc = mean_ci(agree, groups, n_boot=n_boot, seed=seed)
+    if acc.lo <= 0.5:
+        return f"its val predictions agree with its own labels {acc}, no more than chance"
+    return None
+
+
+def pgr_cell(
+    pgr: Estimate | None, floor: Estimate | None, ceiling: Estimate, fmt: Callable[[Estimate], str] = str
+) -> str:
+    """PGR as a table shows it (written by `fmt`): the estimate, said to be noise without a gap,
+    n/a above the ceiling."""
     if pgr is None or floor is None:
         return "-"
     return {
-        "gap": str(pgr),
-        "overlap": f"{pgr} (no gap)",
+        "gap": fmt(pgr),
+        "overlap": f"{fmt(pgr)} (no gap)",
         "above": "n/a (supervisor ≥ ceiling)",
     }[regime(floor, ceiling)]
 
@@ -202,6 +298,113 @@ def wrap_label(name: str, width: int = 14) -> str:
 def write_report(r: ExperimentResult, run_dir: Path) -> None:
     (run_dir / "results.md").write_text(markdown_table(r))
     plot(r, run_dir / "results.png")
+
+
+def seeds_table(r: SeedsResult) -> str:
+    """The aggregate over seeds (a row per student), then each seed's own figures."""
+    floors = {f.source: f for f in r.sources}
+    runs = ", ".join(f"`{x.result.run_id}`" for x in r.runs)
+    lines = [
+        f"Seeds aggregate `{r.run_id}`: seeds {', '.join(map(str, r.seeds))} (runs {runs}), "
+        f"{r.seconds:.0f} s. "
+        "Each figure: the mean over seeds [95% interval from a two-level bootstrap: seeds with replacement, "
+        "then each drawn seed's questions], and the SD between seeds. PGR is the PGR of the seed-mean "
+        "accuracies (AUC-PGR: of the seed-mean AUCs), its interval from the same draws.",
+        "",
+        "| label source | loss | floor | student | ceiling | PGR "
+        "| floor AUC | student AUC | ceiling AUC | AUC-PGR |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in r.students:
+        f = floors[s.source]
+        floor, floor_auc = seed_cell(f.floor), seed_cell(f.floor_auc)
+        if f.floor_split != "test":
+            floor, floor_auc = floor + " †", floor_auc + " †"
+        student = seed_cell(s.accuracy) + (" (collapsed)" if s.collapsed else "")
+        lines.append(
+            f"| {s.source} | {s.loss} | {floor} | {student} | {seed_cell(r.ceiling)} "
+            f"| {pgr_cell(s.pgr, f.floor.mean, r.ceiling.mean)} | {floor_auc} | {seed_cell(s.auc)} "
+            f"| {seed_cell(r.ceiling_auc)} | {pgr_cell(s.auc_pgr, f.floor_auc.mean, r.ceiling_auc.mean)} |"
+        )
+    if any(f.floor_split != "test" for f in r.sources):
+        lines += ["", "† no test predictions: the supervisor's floor is on the strong split it labelled."]
+    lines += [
+        "",
+        *regime_lines({f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling"),
+    ]
+    lines += [
+        f"Collapsed student {s.source} · {s.loss} in seed {seed}: {why}."
+        for s in r.students
+        for seed, why in s.collapsed.items()
+    ]
+    return "\n".join([*lines, "", *per_seed_table(r)]) + "\n"
+
+
+def seed_cell(x: SeedStat) -> str:
+    return f"{x.mean} SD {x.sd:.3f}"
+
+
+def per_seed_table(r: SeedsResult) -> list[str]:
+    """A row per seed and student: each run's own figures, with intervals over its questions."""
+    lines = [
+        "Per seed (each run's own figures; 95% CIs over its questions):",
+        "",
+        "| seed | label source | loss | floor | student | ceiling | PGR | student AUC | AUC-PGR |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in r.runs:
+        e = run.result
+        floors = {f.source: f for f in e.sources}
+        for s in e.students:
+            f = floors[s.source]
+            floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
+            lines.append(
+                f"| {run.seed} | {s.source} | {s.loss} | {floor} | {s.accuracy} | {e.ceiling} "
+                f"| {pgr_cell(s.pgr, f.floor, e.ceiling)} | {cell(s.auc)} "
+                f"| {'-' if e.ceiling_auc is None else pgr_cell(s.auc_pgr, f.floor_auc, e.ceiling_auc)} |"
+            )
+    return lines
+
+
+def plot_seeds(r: SeedsResult, path: Path) -> None:
+    """One row per student: floor, student and ceiling as seed means with their two-level 95%
+    intervals, and each seed's student as a small grey dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    floors = {f.source: f.floor for f in r.sources}
+    rows = list(reversed(r.students))  # first student on top
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.42 * len(rows)))
+    for offset, label, marker, stats in (
+        (0.2, "supervisor (floor)", "s", [floors[s.source] for s in rows]),
+        (0.0, "strong student", "o", [s.accuracy for s in rows]),
+        (-0.2, "strong ceiling", "^", [r.ceiling for _ in rows]),
+    ):
+        ests = [x.mean for x in stats]
+        err = [[e.value - e.lo for e in ests], [e.hi - e.value for e in ests]]
+        ax.errorbar(
+            [e.value for e in ests],
+            [i + offset for i in range(len(rows))],
+            xerr=err,
+            fmt=marker,
+            capsize=3,
+            label=label,
+        )
+    for i, s in enumerate(rows):
+        ax.plot(s.accuracy.per_seed, [i] * len(s.accuracy.per_seed), ".", color="grey", markersize=4)
+    ax.set_yticks(list(range(len(rows))), [f"{s.source} · {s.loss}" for s in rows], fontsize=8)
+    ax.set_xlabel(
+        f"test accuracy, mean over {len(r.seeds)} seeds (95% CIs over seeds and questions; dots: seeds)"
+    )
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    save_plot(fig, ax, "", r.run_id, path, legend="below")
+
+
+def write_seeds_report(r: SeedsResult, run_dir: Path) -> None:
+    (run_dir / "results.md").write_text(seeds_table(r))
+    plot_seeds(r, run_dir / "results.png")
 
 
 def icl_table(r: ICLResult) -> str:

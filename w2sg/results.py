@@ -3,7 +3,7 @@ import them one way (runner → report → results)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from w2sg.ensembles import EnsembleResult
 from w2sg.metrics import Estimate, LabelQuality
@@ -17,6 +17,18 @@ class StudentResult(BaseModel):
     best_step: int
     accuracy_dev: Estimate | None = Field(None, description="accuracy on the dev split, when there is one")
     pgr_dev: Estimate | None = Field(None, description="PGR on the dev split (all three paired)")
+    # Optional, so results.json files written before they existed still load.
+    auc: Estimate | None = Field(None, description="ROC AUC on test")
+    auc_pgr: Estimate | None = Field(
+        None, description="PGR on AUC (EleutherAI/w2s): (student − floor) / (ceiling − floor) of the AUCs"
+    )
+    auc_dev: Estimate | None = Field(None, description="ROC AUC on the dev split")
+    auc_pgr_dev: Estimate | None = Field(None, description="PGR on AUC on the dev split")
+    collapsed: str | None = Field(
+        None,
+        description="why the student collapsed, if it did: indistinguishable from a constant predictor "
+        "on test, or val predictions that agree with its own labels no more than chance",
+    )
 
 
 class SourceResult(BaseModel):
@@ -25,12 +37,16 @@ class SourceResult(BaseModel):
     floor_split: str
     labels: LabelQuality = Field(description="quality of the labels on the strong split")
     floor_dev: Estimate | None = Field(None, description="the supervisor's accuracy on the dev split")
+    floor_auc: Estimate | None = Field(None, description="the supervisor's ROC AUC (on floor_split)")
+    floor_auc_dev: Estimate | None = Field(None, description="the supervisor's ROC AUC on the dev split")
 
 
 class ExperimentResult(BaseModel):
     run_id: str
     ceiling: Estimate
     ceiling_dev: Estimate | None = Field(None, description="the ceiling on the dev split, when there is one")
+    ceiling_auc: Estimate | None = Field(None, description="the ceiling's ROC AUC on test")
+    ceiling_auc_dev: Estimate | None = Field(None, description="the ceiling's ROC AUC on the dev split")
     sources: list[SourceResult]
     students: list[StudentResult]
     ensembles: list[EnsembleResult] = Field(default_factory=list)
@@ -57,4 +73,50 @@ class ICLResult(BaseModel):
     sizes: dict[str, int]
     source_accuracy: dict[str, float] = Field(description="each source's label accuracy on the demo pool")
     rows: list[ICLRow]
+    seconds: float
+
+
+class SeedStat(BaseModel):
+    """One figure over seeds: the mean of the per-seed figures with its 95% interval from a
+    two-level bootstrap (seeds with replacement, then each drawn seed's questions), the standard
+    deviation between seeds (nan for one seed), and each seed's figure."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    mean: Estimate
+    sd: float
+    per_seed: list[float]
+
+
+class SeedsSource(BaseModel):
+    source: str
+    floor_split: str = Field(description="test, or strong for a supervisor with no test predictions")
+    floor: SeedStat
+    floor_auc: SeedStat
+
+
+class SeedsStudent(BaseModel):
+    source: str
+    loss: str
+    accuracy: SeedStat
+    auc: SeedStat
+    pgr: Estimate = Field(description="PGR of the seed-mean accuracies, its interval from the same draws")
+    auc_pgr: Estimate = Field(description="PGR of the seed-mean AUCs")
+    collapsed: dict[int, str] = Field(default_factory=dict, description="seed → why its student collapsed")
+
+
+class SeedRun(BaseModel):
+    seed: int
+    result: ExperimentResult = Field(description="the seed's own run, with its per-question intervals")
+
+
+class SeedsResult(BaseModel):
+    run_id: str
+    seeds: list[int]
+    runs: list[SeedRun]
+    ceiling: SeedStat
+    ceiling_auc: SeedStat
+    sources: list[SeedsSource]
+    students: list[SeedsStudent]
+    n_boot: int
     seconds: float

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from oversight.cli.app import SetOpt, app, console, load
-from oversight.cli.train import ForceOpt, summary
+from oversight.cli.train import ForceOpt, seeds_and_print, summary
 from oversight.paths import resolve_model_path
+
+if TYPE_CHECKING:
+    from w2sg.results import ExperimentResult
 
 
 @app.command("run", rich_help_panel="Experiments")
@@ -25,6 +28,13 @@ def run_cmd(
     from oversight.run.runner import run_pipeline
 
     cfg = load(config, RunConfig, overrides=set_)
+    if cfg.seeds is not None:  # each seed's run folder has its own report (usage, failed rows)
+
+        def run_one(c: RunConfig) -> ExperimentResult:
+            return run_pipeline(c, resolve=resolve_model_path, force=force).experiment
+
+        seeds_and_print(cfg, run_one, force, "judges, labels, students and the ceiling")
+        return
     with console.status("judges, labels, students and the ceiling; -v shows each step"):
         result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
     run_dir = cfg.out_dir / result.run_id

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 import yaml
@@ -18,8 +19,11 @@ from oversight.cli.app import SetOpt, app, check_models, console, load
 from oversight.paths import check_config_models, model_name_problem, resolve_model_path
 
 if TYPE_CHECKING:
-    from w2sg.experiment import W2SGConfig
-    from w2sg.results import ExperimentResult
+    from w2sg.experiment import W2SGConfig, W2SGCore
+    from w2sg.metrics import Estimate
+    from w2sg.results import ExperimentResult, SeedsResult
+
+    C = TypeVar("C", bound=W2SGCore)
 
 
 def _load_w2sg(
@@ -39,46 +43,138 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: override
 
 def summary(e: ExperimentResult, run_dir: Path) -> Table:
     """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
-    the student and its PGR (95% CIs), in five narrow columns (two more, student and PGR on dev,
-    when there is a dev split), then the regime in words; the full table is results.md."""
-    from w2sg.report import dev_regime_lines, pgr_cell, regime_lines
+    the student and its PGR (95% CIs; under each, the same on ROC AUC), in four narrow columns
+    (two more, student and PGR on dev, when there is a dev split), then the regime and any
+    collapsed student in words; the full tables are in results.md."""
+    from w2sg.report import collapse_lines, dev_regime_lines, regime_lines
 
     floors = {s.source: s for s in e.sources}
-    regime = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)
-    title = f"ceiling {e.ceiling} · test {e.sizes['test']} rows · 95% CIs over questions"
+    notes = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)
+    title = (
+        f"ceiling {e.ceiling}{_auc_note(e.ceiling_auc)}\ntest {e.sizes['test']} rows · 95% CIs over questions"
+    )
     dev = e.ceiling_dev
     if dev is not None:  # choose settings on these columns, not on test
-        title += f"\ndev ceiling {dev} · dev {e.sizes.get('dev', 0)} rows (choose settings on dev)"
-        regime += dev_regime_lines(e)
-    table = Table(
-        title=title,
-        caption="\n".join([*regime, f"All figures: {run_dir}/results.md"]),
-        title_justify="left",
-        caption_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
-    # Cells wrap inside their column on a narrow terminal, so the table stays aligned.
-    table.add_column("label source", min_width=12, overflow="fold")
-    dev_cols = ("dev student", "dev PGR") if dev is not None else ()
-    for name in ("loss", "label acc", "student", "PGR", *dev_cols):
+        title += f"\ndev ceiling {dev}{_auc_note(e.ceiling_auc_dev)} · dev {e.sizes.get('dev', 0)} rows"
+        title += " (choose settings on dev)"
+        notes += dev_regime_lines(e)
+    dev_cols = ("dev student\nAUC", "dev PGR\non AUC") if dev is not None else ()
+    table = _table(title, [*notes, *collapse_lines(e), f"All figures: {run_dir}/results.md"])
+    for name in ("label acc", "student\nAUC", "PGR\non AUC", *dev_cols):
         table.add_column(name)
     for s in e.students:
         f = floors[s.source]
-        gap = pgr_cell(s.pgr, f.floor, e.ceiling)
+        student = _cell(s.accuracy, s.auc) + ("\ncollapsed" if s.collapsed else "")
+        gap = _gap_cell((s.pgr, f.floor, e.ceiling), (s.auc_pgr, f.floor_auc, e.ceiling_auc))
         on_dev: list[str] = []
         if dev is not None:
-            acc_dev = "-" if s.accuracy_dev is None else str(s.accuracy_dev)
-            on_dev = [acc_dev, pgr_cell(s.pgr_dev, f.floor_dev, dev)]
-        table.add_row(s.source, s.loss, str(f.labels.accuracy), str(s.accuracy), gap, *on_dev)
+            on_dev = [
+                _cell(s.accuracy_dev, s.auc_dev),
+                _gap_cell((s.pgr_dev, f.floor_dev, dev), (s.auc_pgr_dev, f.floor_auc_dev, e.ceiling_auc_dev)),
+            ]
+        table.add_row(f"{s.source}\n{s.loss}", _short(f.labels.accuracy), student, gap, *on_dev)
     return table
+
+
+def seeds_summary(r: SeedsResult, run_dir: Path) -> Table:
+    """The aggregate over seeds at the end of a run with `seeds`: per label source and loss, the
+    floor, the student (the SD between seeds under it) and its PGR, each a mean over seeds with its
+    95% interval over seeds and questions, with the same on AUC under it; each seed's figures are
+    in results.md."""
+    from w2sg.report import regime_lines
+
+    floors = {f.source: f for f in r.sources}
+    title = f"seeds {', '.join(map(str, r.seeds))} · ceiling {r.ceiling.mean}{_auc_note(r.ceiling_auc.mean)}"
+    title += "\nmeans over seeds · 95% CIs over seeds and questions · SD between seeds"
+    notes = regime_lines({f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling")
+    notes += [
+        f"Collapsed: {s.source} · {s.loss} in seed {k}: {why}"
+        for s in r.students
+        for k, why in s.collapsed.items()
+    ]
+    table = _table(title, [*notes, f"Each seed and every figure: {run_dir}/results.md"])
+    for name in ("floor\nAUC", "student\nAUC\nSD (on AUC)", "PGR\non AUC"):
+        table.add_column(name)
+    for s in r.students:
+        f = floors[s.source]
+        floor = _cell(f.floor.mean, f.floor_auc.mean) + (
+            "" if f.floor_split == "test" else "\n† strong split"
+        )
+        student = _cell(s.accuracy.mean, s.auc.mean) + f"\nSD {s.accuracy.sd:.3f} ({s.auc.sd:.3f})"
+        ceiling = (r.ceiling.mean, r.ceiling_auc.mean)
+        gap = _gap_cell((s.pgr, f.floor.mean, ceiling[0]), (s.auc_pgr, f.floor_auc.mean, ceiling[1]))
+        table.add_row(f"{s.source}\n{s.loss}", floor, student, gap)
+    return table
+
+
+def _table(title: str, notes: list[str]) -> Table:
+    """A summary table with its first column, the label source and loss. With short estimates
+    (`_short`), three columns of figures fit 80 columns; on a narrower terminal, or with more
+    columns, cells wrap inside their column."""
+    table = Table(
+        title=title,
+        caption="\n".join(notes),
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    # Cells wrap inside their column on a narrow terminal, so the table stays aligned; a long
+    # source name folds over lines (the loss under it), so that the figures keep the width.
+    table.add_column("label source\nloss", min_width=12, max_width=12, overflow="fold")
+    return table
+
+
+def _short(e: Estimate | None) -> str:
+    """An estimate in a narrow cell: the interval to two decimals (results.md has three)."""
+    return "-" if e is None else f"{e.value:.3f} [{e.lo:.2f}, {e.hi:.2f}]"
+
+
+def _auc_note(auc: Estimate | None) -> str:
+    return "" if auc is None else f" · AUC {auc}"
+
+
+def _cell(acc: Estimate | None, auc: Estimate | None) -> str:
+    """A figure on accuracy and under it on AUC (none in results written before AUC was measured)."""
+    return _short(acc) + ("" if auc is None else f"\n{_short(auc)}")
+
+
+Gap = tuple["Estimate | None", "Estimate | None", "Estimate | None"]
+
+
+def _gap_cell(on_acc: Gap, on_auc: Gap) -> str:
+    """PGR (pgr, floor, ceiling) as `pgr_cell` shows it, and under it PGR on AUC, its regime read
+    from the AUCs' intervals."""
+    from w2sg.report import pgr_cell
+
+    pgr, floor, ceiling = on_acc
+    text = "-" if ceiling is None else pgr_cell(pgr, floor, ceiling, _short)
+    pgr, floor, ceiling = on_auc
+    return text if pgr is None or ceiling is None else f"{text}\n{pgr_cell(pgr, floor, ceiling, _short)}"
 
 
 def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:
     from w2sg.experiment import run_experiment
 
+    def run_one(c: W2SGConfig) -> ExperimentResult:
+        return run_experiment(c, resolve=resolve_model_path, force=force)
+
+    if cfg.seeds is not None:
+        seeds_and_print(cfg, run_one, force, status)
+        return
     with console.status(f"{status}; -v shows each step"):
-        result = run_experiment(cfg, resolve=resolve_model_path, force=force)
+        result = run_one(cfg)
     console.print(summary(result, cfg.out_dir / result.run_id), highlight=False)
+
+
+def seeds_and_print(cfg: C, run_one: Callable[[C], ExperimentResult], force: bool, status: str) -> None:
+    """Every seed of `cfg.seeds` with `run_one`, their aggregate, and its summary."""
+    from w2sg.seeds import run_seeds
+
+    with console.status(f"{status}, seeds {cfg.seeds}; -v shows each step"):
+        result = run_seeds(cfg, run_one, force=force)
+    console.print(seeds_summary(result, cfg.out_dir / result.run_id), highlight=False)
 
 
 @app.command("train", rich_help_panel="Experiments")
@@ -183,10 +279,11 @@ def compare_cmd(
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (run `w2sg train` first)")
     z = np.load(path)
+    # strong__ columns are floors on the strong split (for seed aggregates), not test rows.
+    columns = [f for f in z.files if f not in ("ids", "qids", "gold") and not f.startswith("strong__")]
     for col in (a, b):
-        if col not in z.files:
-            cols = ", ".join(f for f in z.files if f not in ("ids", "qids", "gold"))
-            raise ValueError(f"{path}: no column {col!r}; columns: {cols}")
+        if col not in columns:
+            raise ValueError(f"{path}: no column {col!r}; columns: {', '.join(columns)}")
     ok_a, ok_b = correct(z[a], z["gold"]), correct(z[b], z["gold"])
     # Folders written before question ids were saved resample rows (and say so).
     qids = z["qids"] if "qids" in z.files else None

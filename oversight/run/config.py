@@ -128,7 +128,7 @@ class RunConfig(W2SGCore):
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
         # How models are called (retries, timeouts, limits) and the failure policy change no label:
         # a run resumed with longer timeouts, or with `on_failure: drop`, keeps its folder and store.
-        how = id_exclude(self.sizes, concurrency=True, on_failure=True, models={"__all__": HOW_FIELDS})
+        how = id_exclude(self, concurrency=True, on_failure=True, models={"__all__": HOW_FIELDS})
         return run_id(self.name, self, data, exclude=how)
 
 

@@ -6,7 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from oversight.run.results import PipelineResult
-from w2sg.report import dev_table, pgr_cell, pgr_defined, plot, regime, regime_lines, save_plot
+from w2sg.report import (
+    auc_table,
+    collapse_lines,
+    dev_table,
+    pgr_cell,
+    pgr_defined,
+    plot,
+    regime,
+    regime_lines,
+    save_plot,
+)
 
 
 def pipeline_table(r: PipelineResult) -> str:
@@ -35,13 +45,14 @@ def pipeline_table(r: PipelineResult) -> str:
         for loss in losses:
             s = students[(src.source, loss)]
             gap = pgr_cell(s.pgr, f.floor, e.ceiling)
+            student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
             lines.append(
                 f"| {src.source} | {src.kind} | {src.raw.accuracy} | {src.raw.ece:.3f} | {src.raw.brier:.3f} "
-                f"| {cal} | {floor} | {loss} | {s.accuracy} | {e.ceiling} | {gap} | {gain} | {tokens} "
+                f"| {cal} | {floor} | {loss} | {student} | {e.ceiling} | {gap} | {gain} | {tokens} "
                 f"| {secs} |"
             )
     judges = [s for s in r.sources if s.judge is not None]
-    lines += ["", *regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)]
+    lines += ["", *regime_lines({f.source: f.floor for f in e.sources}, e.ceiling), *collapse_lines(e)]
     if r.passage_questions is not None:
         graph_rows = sum(e.sizes.get(k, 0) for k in ("judge", "calib", "strong", "val"))
         lines += [
@@ -57,6 +68,7 @@ def pipeline_table(r: PipelineResult) -> str:
         "Tokens count every call of the graph (debaters, assistant, judge; words for the extractive "
         "reader); weak teachers are one classifier pass per member.",
     ]
+    lines += auc_table(e)
     if e.ceiling_dev is not None:
         lines += ["", *dev_table(e)]
         if no_dev := [s.source for s in e.sources if s.floor_dev is None]:

@@ -36,13 +36,7 @@ from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross
 from oversight.store import LabelRow, LabelStore
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split
-from w2sg.experiment import (
-    ExperimentResult,
-    Fitter,
-    save_predictions,
-    score_models,
-    supervise,
-)
+from w2sg.experiment import Fitter, save_predictions, score_models, supervise
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
 from w2sg.progress import duration, track
 from w2sg.run_folder import mark_complete, open_run
@@ -182,6 +176,7 @@ def run_pipeline(
     cfg: RunConfig, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> PipelineResult:
     """Run (or load, when complete and not `force`) the end-to-end experiment."""
+    cfg.check_one_seed()
     t0 = time.perf_counter()
     sp, passage_questions = prepare_run_splits(cfg)
     rid, run_dir, finished = open_run(cfg, sp, PipelineResult, force)
@@ -300,16 +295,7 @@ def run_pipeline(
     }
     scores = score_models(fitter, supervisors)
     stage_done("students and ceiling", t)
-    experiment = ExperimentResult(
-        run_id=rid,
-        ceiling=scores.ceiling,
-        ceiling_dev=scores.ceiling_dev,
-        sources=scores.sources,
-        students=scores.students,
-        ensembles=_ensembles,
-        sizes={k: len(v) for k, v in sp.items()},
-        seconds=time.perf_counter() - t0,
-    )
+    experiment = scores.result(rid, _ensembles, {k: len(v) for k, v in sp.items()}, time.perf_counter() - t0)
     result = PipelineResult(
         run_id=rid,
         experiment=experiment,
@@ -318,7 +304,7 @@ def run_pipeline(
         passage_questions=passage_questions,
         dropped_questions=dropped,
     )
-    save_predictions(run_dir, sp["test"], scores.preds)
+    save_predictions(run_dir, sp, scores.preds)
     np.savez(
         run_dir / "labels.npz",
         **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in (*GRAPH_SPLITS, *scored)},
