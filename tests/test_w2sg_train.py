@@ -397,6 +397,49 @@ def test_train_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
     assert results[0][1] == results[1][1]  # gradients were all-reduced: both ranks hold one model
 
 
+TORCHRUN_CONFIG = """
+name: ddp
+sizes: {weak: 20, strong: 40, val: 15, test: 30}
+weak: {kind: features, path: embedded/tiny-gpt2, max_length: 48}
+weak_train: {lr: 1.0e-3, epochs: 2, batch_size: 16, eval_every: 4, device: cpu}
+strong: {kind: features, path: embedded/tiny-gpt2, max_length: 48, pooling: mean}
+strong_train: {lr: 1.0e-3, epochs: 2, batch_size: 16, eval_every: 4, device: cpu}
+label_sources: [weak]
+n_boot: 100
+"""
+
+
+def test_w2sg_train_runs_whole_under_torchrun_and_one_process_writes(tmp_path: Path) -> None:
+    # Every process runs the whole experiment (features, DDP training, scoring); only rank 0 writes
+    # the run folder, and the others wait for it: one complete folder, no half-written file.
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(TORCHRUN_CONFIG)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    where = ["--set", f"out_dir={tmp_path / 'runs'}", "--set", f"cache_dir={tmp_path / 'cache'}"]
+    out = subprocess.run(
+        [*torchrun, "-m", "oversight.cli", "train", str(cfg), *where],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert {p.name for p in run.iterdir()} == {
+        "config.json",
+        "results.json",
+        "results.md",
+        "results.png",
+        "predictions.npz",
+        "supervisors.npz",
+    }
+    assert not list((tmp_path / "cache").glob("*.tmp"))
+    assert out.stdout.count("All figures:") == 1  # the summary is printed once, by rank 0
+
+
 @pytest.mark.parametrize(
     ("n", "sizes"), [(33, [33]), (65, [32, 33]), (64, [32, 32]), (34, [32, 2]), (1, [1])]
 )

@@ -27,7 +27,7 @@ from w2sg.metrics import Estimate, auc_ci, auc_pgr_ci, correct, label_quality, m
 from w2sg.models import ModelConfig, build_classifier
 from w2sg.report import collapse_reason, unrelated_reason, write_report
 from w2sg.results import ExperimentResult, SourceResult, StudentResult
-from w2sg.run_folder import mark_complete, open_run, run_id
+from w2sg.run_folder import is_main_process, mark_complete, open_run, run_id, wait_for_main
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -464,12 +464,6 @@ def run_experiment(
         return finished
     fitter = Fitter(cfg, sp, resolve)
     computed, ensembles = supervise(fitter, cfg.label_sources)
-    # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.
-    np.savez(
-        run_dir / "supervisors.npz",
-        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in ("strong", "val", "test", "dev") if k in sp},
-        **{f"{src}__{k}": v for src, d in computed.items() for k, v in d.items()},
-    )
     supervisors = {}
     for src in cfg.label_sources:
         # A recorded column is a zero-shot supervisor: its labels on `strong` are held out for it.
@@ -480,10 +474,22 @@ def run_experiment(
     scores = score_models(fitter, supervisors)
     sizes = {k: len(v) for k, v in sp.items()}
     result = scores.result(rid, ensembles, sizes, time.perf_counter() - t0)
-    write_report(result, run_dir)
-    # Per-row test p(true) of every model, for paired comparisons the table does not make.
-    save_predictions(run_dir, sp, scores.preds)
-    mark_complete(run_dir, result)
+    if is_main_process():  # under torchrun every process gets here with the same figures
+        # The supervisors' p(true) per split, for later stages (ICL demos) without retraining.
+        np.savez(
+            run_dir / "supervisors.npz",
+            **{
+                f"{k}__ids": np.array([e.id for e in sp[k]])
+                for k in ("strong", "val", "test", "dev")
+                if k in sp
+            },
+            **{f"{src}__{k}": v for src, d in computed.items() for k, v in d.items()},
+        )
+        write_report(result, run_dir)
+        # Per-row test p(true) of every model, for paired comparisons the table does not make.
+        save_predictions(run_dir, sp, scores.preds)
+        mark_complete(run_dir, result)
+    wait_for_main()
     return result
 
 

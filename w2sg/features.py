@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def cached_features(
         for layer, f in computed.items():
             feats[layer], path = f, paths[layer]
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # processes of one torchrun write it at once
             torch.save(f, tmp)
             tmp.rename(path)  # atomic: a killed run never leaves half a file under the real name
     return torch.cat([feats[layer] for layer in layers], dim=1)  # type: ignore[misc]

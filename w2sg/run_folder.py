@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,9 +70,26 @@ def run_id(
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
+def is_main_process() -> bool:
+    """False in every process but the first of a `torchrun` / `accelerate launch` group: each
+    runs the whole experiment (DDP keeps their models equal), and only the first writes files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def wait_for_main() -> None:
+    """Under `torchrun` / `accelerate launch`, every process waits here until all arrive, so none
+    goes on to read a file the first has not finished writing. Alone: returns at once."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
 def start_run(run_dir: Path, cfg: BaseModel, data: dict[str, Any]) -> None:
     """Create the folder and record the config that produced it and the data it ran on."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not is_main_process():
+        return
     record = {"config": cfg.model_dump(mode="json"), "data": data}
     (run_dir / "config.json").write_text(json.dumps(record, indent=2))
 

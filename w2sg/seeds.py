@@ -34,7 +34,7 @@ from w2sg.metrics import (
 )
 from w2sg.report import write_seeds_report
 from w2sg.results import ExperimentResult, SeedRun, SeedsResult, SeedsSource, SeedsStudent, SeedStat
-from w2sg.run_folder import load_complete, mark_complete, start_run
+from w2sg.run_folder import is_main_process, load_complete, mark_complete, start_run, wait_for_main
 
 log = logging.getLogger(__name__)
 C = TypeVar("C", bound=W2SGCore)
@@ -83,8 +83,10 @@ def run_seeds(cfg: C, run_one: Callable[[C], ExperimentResult], *, force: bool =
     columns = [load_columns(cfg.out_dir / r.result.run_id) for r in runs]
     result = aggregate(rid, runs, columns, n_boot=cfg.n_boot)
     result = result.model_copy(update={"seconds": time.perf_counter() - t0})
-    write_seeds_report(result, run_dir)
-    mark_complete(run_dir, result)
+    if is_main_process():  # under torchrun every process aggregates the same files; one writes
+        write_seeds_report(result, run_dir)
+        mark_complete(run_dir, result)
+    wait_for_main()
     return result
 
 

@@ -17,6 +17,7 @@ from agents import ConfigError, ModelSpec, get_model
 from agents.config import format_validation_error, load_yaml
 from oversight.cli.app import SetOpt, app, check_models, console, load
 from oversight.paths import check_config_models, model_name_problem, resolve_model_path
+from w2sg.run_folder import is_main_process
 
 if TYPE_CHECKING:
     from w2sg.experiment import W2SGConfig, W2SGCore
@@ -165,7 +166,8 @@ def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:
         return
     with console.status(f"{status}; -v shows each step"):
         result = run_one(cfg)
-    console.print(summary(result, cfg.out_dir / result.run_id), highlight=False)
+    if is_main_process():  # under torchrun every process has the result; one prints it
+        console.print(summary(result, cfg.out_dir / result.run_id), highlight=False)
 
 
 def seeds_and_print(cfg: C, run_one: Callable[[C], ExperimentResult], force: bool, status: str) -> None:
@@ -174,7 +176,8 @@ def seeds_and_print(cfg: C, run_one: Callable[[C], ExperimentResult], force: boo
 
     with console.status(f"{status}, seeds {cfg.seeds}; -v shows each step"):
         result = run_seeds(cfg, run_one, force=force)
-    console.print(seeds_summary(result, cfg.out_dir / result.run_id), highlight=False)
+    if is_main_process():
+        console.print(seeds_summary(result, cfg.out_dir / result.run_id), highlight=False)
 
 
 @app.command("train", rich_help_panel="Experiments")
