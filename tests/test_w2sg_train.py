@@ -457,3 +457,35 @@ def test_training_batches_never_end_with_a_single_row(n: int, sizes: list[int]) 
     # The shuffle is the plain DataLoader's: same seed, same order, so other runs do not change.
     plain = DataLoader(rows, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(3))
     assert [x for b in got for x in b] == [int(x) for b in plain for x in b]
+
+
+@pytest.mark.parametrize(
+    ("config", "documented"),
+    # The run ids the README and docs/results.md cite: new fields at their neutral values (precision
+    # auto, grad_accum 1, ...) leave them unchanged, so the documented commands still find the runs.
+    [("w2sg-sciq.yaml", "sciq-w2s-d39d0a3200"), ("run-demo.yaml", "run-demo-26051f52f2")],
+)
+def test_documented_run_ids_still_name_their_runs(config: str, documented: str) -> None:
+    import yaml
+
+    from oversight.run.config import RunConfig
+    from oversight.run.runner import prepare_run_splits
+    from w2sg.data import fingerprint
+    from w2sg.experiment import prepare_splits
+
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "configs" / config).read_text())
+    if config.startswith("run-"):
+        run = RunConfig.model_validate(raw)
+        assert run.run_id(fingerprint(prepare_run_splits(run)[0])) == documented
+        return
+    cfg = W2SGConfig.model_validate(raw)
+    assert cfg.run_id(fingerprint(prepare_splits(cfg))) == documented
+    bf16 = cfg.model_copy(update={"strong_train": cfg.strong_train.model_copy(update={"precision": "bf16"})})
+    assert bf16.run_id("fp") != cfg.run_id("fp")  # away from its neutral value, a field is in the id
+    # seed != 0 now moves inits and data order too: its runs do not reuse a folder made before.
+    from w2sg.experiment import id_exclude
+    from w2sg.run_folder import run_id
+
+    seed1 = cfg.model_copy(update={"seed": 1})
+    assert seed1.run_id("fp") != run_id(seed1.name, seed1, "fp", exclude=id_exclude(seed1, icl=True))

@@ -89,6 +89,12 @@ class W2SGCore(BaseModel):
             raise ValueError(f"seeds has duplicates: {seeds}")
         return seeds
 
+    def id_data(self, data: str) -> str:
+        """The data part of the run id. Since `seed` moves every init and data order too (not only
+        the splits), a run with seed != 0 differs from one made before: it gets another id, so an
+        older folder of that seed is never reused for it. Seed 0 runs are unchanged."""
+        return data if self.seed == 0 else f"{data}|seed moves inits"
+
     def check_one_seed(self) -> None:
         """A runner of one run refuses a config with `seeds` (`w2sg.seeds.run_seeds` runs those)."""
         if self.seeds is not None:
@@ -118,7 +124,7 @@ class W2SGConfig(W2SGCore):
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
         # icl is a later stage with its own folder inside this run's; it does not change training.
-        return run_id(self.name, self, data, exclude=id_exclude(self, icl=True))
+        return run_id(self.name, self, self.id_data(data), exclude=id_exclude(self, icl=True))
 
 
 def id_exclude(cfg: W2SGCore, **drop: Any) -> dict[str, Any]:

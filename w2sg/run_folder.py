@@ -66,7 +66,8 @@ def run_id(
     drop.update(exclude if isinstance(exclude, dict) else dict.fromkeys(exclude, True))
     if isinstance(getattr(cfg, "dataset", None), BaseModel):
         drop["dataset"] = {"path"}  # where the dataset's files are; their content is in `data`
-    blob = cfg.model_dump_json(exclude=drop) + "|data:" + data
+    # context: sections may leave out fields at values that reproduce runs made before them
+    blob = cfg.model_dump_json(exclude=drop, context={"run_id": True}) + "|data:" + data
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 

@@ -129,7 +129,7 @@ class RunConfig(W2SGCore):
         # How models are called (retries, timeouts, limits) and the failure policy change no label:
         # a run resumed with longer timeouts, or with `on_failure: drop`, keeps its folder and store.
         how = id_exclude(self, concurrency=True, on_failure=True, models={"__all__": HOW_FIELDS})
-        return run_id(self.name, self, data, exclude=how)
+        return run_id(self.name, self, self.id_data(data), exclude=how)
 
 
 def _first_error(e: ValueError) -> str:
