@@ -35,8 +35,20 @@ def test_bench_train_quick() -> None:
     assert re.search(r"ratio ours/bare step time = [0-9.]+x", stdout), stdout
     speedup = float(re.search(r"speed-up = ([0-9.]+)x", stdout).group(1))  # type: ignore[union-attr]
     assert speedup > 1, "loading cached features should beat computing them"
-    lora = float(re.search(r"ratio LoRA / feature head = ([0-9.]+)x", stdout).group(1))  # type: ignore[union-attr]
-    assert lora >= 1, "a backbone step cannot be cheaper than a head on cached features"
+    ratios = re.findall(r"(fp32|bf16): ratio LoRA / full fine-tune = ([0-9.]+)x", stdout)
+    assert {p for p, _ in ratios} == {"fp32", "bf16"} and all(float(r) > 0 for _, r in ratios), stdout
+    ms = {
+        (way.strip(), precision): float(t)
+        for way, precision, t in re.findall(
+            r"^\s+(feature head|LoRA r=8|full fine-tune)\s+(fp32|bf16):\s+([0-9.]+) ms/step", stdout, re.M
+        )
+    }
+    assert len(ms) == 6, stdout
+    for precision in ("fp32", "bf16"):
+        head = ms[("feature head", precision)]
+        assert head < ms[("LoRA r=8", precision)], (
+            "a backbone step cannot be cheaper than a head on cached features"
+        )
 
 
 def test_bench_ensemble_quick() -> None:
