@@ -138,8 +138,7 @@ class GraphSpec(Config):
     def passage_settings(self) -> list[str]:
         """The boolean settings, on in this config, that use a row's passage: show it to a role, or
         check quotes against it. Empty: the passage reaches no model, so the protocol is the same
-        on data without passages, and `w2sg run` draws its graph splits from every question.
-        Otherwise rows need one (a kind decides which of its settings count)."""
+        on data without passages, where `w2sg run` runs it. Otherwise rows need one (a kind decides which of its settings count)."""
         raise NotImplementedError
 
     @property

@@ -378,30 +378,34 @@ def test_run_refuses_a_protocol_that_needs_a_passage_on_data_without_one(tmp_pat
     data = tmp_path / "two-choice"
     assert f"none of the 60 questions in {data} test has a passage, and protocol consultancy " in err
     assert "(debaters_see_context, verify_quotes) needs a passage: drop it, or set those settings " in err
-    assert "draw from all 60 questions" in err and "smaller" not in err and "blind" not in err
+    assert "smaller" not in err and "blind" not in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
     # The way out the message gives works: those settings off, the consultant runs without one.
     quiet = {**consult, "debaters_see_context": False, "verify_quotes": False}
     sp, _ = prepare_run_splits(RunConfig.model_validate({**over, "protocols": {"c": quiet}}))
     assert len({e.qid for e in sp["strong"]}) == 20
-    # Some passages, too few: smaller sizes are offered too, beside dropping the protocol.
+    # Some passages, too few: smaller sizes are offered.
     cfg = RunConfig.model_validate(small(tmp_path, sizes={"judge": 400, "calib": 50, "strong": 10, "val": 5}))
     with pytest.raises(DataError) as e:
         prepare_run_splits(cfg)
     n_passage, msg = len({x.qid for x in load_split(cfg.dataset, "test", seed=0) if x.support}), str(e.value)
     assert f"but there are {n_passage} questions with a passage in sciq test (of its 500 questions)" in msg
-    assert "give smaller counts" in msg and "protocols debate (debaters_see_context, verify_quotes) " in msg
+    assert "give smaller counts" in msg
 
 
 def test_which_questions_the_graph_splits_draw_from(tmp_path: Path) -> None:
-    """SciQ with a protocol that needs a passage draws from its questions with one, as before (the
-    shipped configs' run ids are pinned in test_w2sg_train.py); with none that does, from all."""
+    """Data with passages (SciQ): the graph splits come from its questions with one, whatever the
+    protocols, so every config on it labels the same questions (the shipped configs' run ids are
+    pinned in test_w2sg_train.py); data without passages: from all its questions."""
     both = RunConfig.model_validate(small(tmp_path))
     sp, n_passage = prepare_run_splits(both)
     test_rows = load_split(both.dataset, "test", seed=0)
     assert n_passage == len({e.qid for e in test_rows if e.support}) < len({e.qid for e in test_rows})
     assert all(e.support for k in ("judge", "calib", "strong", "val") for e in sp[k])
-    every = {"judge": 12, "calib": 8, "strong": "rest", "val": 6, "test": 20}  # all 500 test questions
-    alone = RunConfig.model_validate(small(tmp_path, protocols={"blind": BLIND}, sizes=every))
-    sp, n_passage = prepare_run_splits(alone)
-    assert n_passage is None and not all(e.support for e in sp["strong"])  # every question is drawn
+    alone = RunConfig.model_validate(small(tmp_path, protocols={"blind": BLIND}))
+    sp_alone, _ = prepare_run_splits(alone)
+    ids = {k: [e.id for e in v] for k, v in sp.items()}
+    assert {k: [e.id for e in v] for k, v in sp_alone.items()} == ids
+    free, n_free = prepare_run_splits(RunConfig.model_validate(passage_free(tmp_path, blind=BLIND)))
+    graph = ("judge", "calib", "strong", "val")
+    assert n_free is None and sum(len({e.qid for e in free[k]}) for k in graph) == 46

@@ -26,7 +26,7 @@ class Config(BaseModel):
 class RunSizes(Config):
     """Questions per split: a count, a share (0.25), or `rest` (what the others leave). judge,
     calib, strong and val are drawn from the test split's questions (only those with a passage when
-    a protocol needs one); test (and dev, drawn after it) from the train split's other questions
+    the data has passages); test (and dev, drawn after it) from the train split's other questions
     (no passage needed)."""
 
     judge: Size = Field(150, description="gold for every weak supervisor: trained judges and weak teachers")

@@ -43,7 +43,7 @@ class PipelineResult(BaseModel):
     passage_questions: int | None = Field(
         None,
         description="questions with a passage in the test file: what the graph splits draw from when "
-        "a protocol needs a passage (None: they draw from every test-file question)",
+        "the data has passages (None: it has none, and they draw from every test-file question)",
     )
     dropped_questions: list[str] = Field(
         default_factory=list, description="on_failure: drop: questions left out of every source"

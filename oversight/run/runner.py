@@ -1,6 +1,6 @@
 """`w2sg run CONFIG`: the whole experiment of DESIGN.md in one command.
 
-The test split's questions (those with a passage when a protocol needs one) → the gold budget
+The test split's questions (those with a passage when the data has passages) → the gold budget
 every weak supervisor shares (the `judge` split: trained judges and weak teachers learn from the
 same questions) → labels from each oversight graph (blind judge, consultancy, debate,
 interaction) and from the weak teachers (single, bagging, boosting) on the `strong` and `val`
@@ -46,30 +46,26 @@ log = logging.getLogger(__name__)
 
 
 def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int | None]:
-    """The graph splits from the test split's questions (only those with a passage when a protocol
-    needs one: `GraphSpec.needs_passage`), the students' test split from the train split's other
-    questions, and the dev split (when `sizes.dev` is set) from what test leaves of them; and how
-    many questions have a passage when the graph splits are drawn from those (what caps them, named
-    in the report), else None. Too few questions for the graph splits is a DataError, before any
-    model runs, naming the protocols that need a passage and the settings that make them."""
+    """The graph splits from the test split's questions with a passage when the data has passages
+    (the speakers' privileged context), from all of them when it has none; the students' test
+    split from the train split's other questions, and the dev split (when `sizes.dev` is set) from
+    what test leaves of them; and how many questions have a passage when the graph splits are drawn
+    from those (what caps them, named in the report), else None. The pool depends on the data, not
+    on the protocols, so every config on one dataset labels the same questions (a blind-judge grid
+    cell and a debate cell are compared on the same rows). A protocol that needs a passage
+    (`GraphSpec.needs_passage`) on data without one is a DataError before any model runs."""
     where = cfg.dataset.title
     test_rows = load_split(cfg.dataset, "test", seed=cfg.seed)
     s = cfg.sizes
     n_all = len({e.qid for e in test_rows})
-    needing = {name: g.passage_settings() for name, g in cfg.protocols.items() if g.needs_passage}
-    pool, what, remedy = test_rows, f"questions in {where} test", ""
-    if needing:
-        pool = [e for e in test_rows if e.support]
-        what = f"questions with a passage in {where} test (of its {n_all} questions)"
-        remedy = _passage_remedy(needing, n_all)
-        if not pool:  # not a matter of sizes
-            raise DataError(f"none of the {n_all} questions in {where} test has a passage, and {remedy}")
+    with_passage = [e for e in test_rows if e.support]
+    if with_passage:
+        pool, what = with_passage, f"questions with a passage in {where} test (of its {n_all} questions)"
+    else:
+        pool, what = test_rows, f"questions in {where} test"
+        _refuse_passage_protocols(cfg, n_all)
     sp = split_by_question(
-        pool,
-        {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val},
-        seed=cfg.seed,
-        what=what,
-        remedy=remedy,
+        pool, {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val}, seed=cfg.seed, what=what
     )
     used = {e.qid for e in pool}
     pool = [e for e in load_split(cfg.dataset, "train", seed=cfg.seed) if e.qid not in used]
@@ -78,18 +74,20 @@ def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int | 
     sp |= split_by_question(
         pool, held, seed=cfg.seed, what=f"questions in {where} train not in its test split"
     )
-    return sp, len(used) if needing else None
+    return sp, len(used) if with_passage else None
 
 
-def _passage_remedy(needing: dict[str, list[str]], n_all: int) -> str:
-    """The way out when the protocols that need a passage leave too few questions: name them, and
-    the settings that make them need one."""
+def _refuse_passage_protocols(cfg: RunConfig, n_all: int) -> None:
+    """On data without passages, name the protocols that need one and the settings that make them."""
+    needing = {name: g.passage_settings() for name, g in cfg.protocols.items() if g.needs_passage}
+    if not needing:
+        return
     named = " and ".join(f"{name} ({', '.join(settings)})" for name, settings in needing.items())
     one = len(needing) == 1
-    return (
+    raise DataError(
+        f"none of the {n_all} questions in {cfg.dataset.title} test has a passage, and "
         f"protocol{'' if one else 's'} {named} need{'s' if one else ''} a passage: drop "
-        f"{'it' if one else 'them'}, or set those settings to false, and the graph splits draw from "
-        f"all {n_all} questions (docs/protocols.md#passages)"
+        f"{'it' if one else 'them'}, or set those settings to false (docs/protocols.md#passages)"
     )
 
 
