@@ -138,7 +138,8 @@ class GraphSpec(Config):
     def passage_settings(self) -> list[str]:
         """The boolean settings, on in this config, that use a row's passage: show it to a role, or
         check quotes against it. Empty: the passage reaches no model, so the protocol is the same
-        on data without passages, where `w2sg run` runs it. Otherwise rows need one (a kind decides which of its settings count)."""
+        on data without passages, where `w2sg run` runs it. Otherwise rows need one (a kind
+        decides which of its settings count)."""
         raise NotImplementedError
 
     @property
