@@ -262,6 +262,15 @@ class DebateSettings(GraphSpec):
         own = {f"debaters.{s}": r for s in SIDE_NAMES if (r := getattr(self.debaters, s, None)) is not None}
         return own | ({"debater": self.debater} if len(own) < len(SIDE_NAMES) else {})
 
+    def passage_settings(self) -> list[str]:
+        # A blind judge hears no speaker: only its own view of the passage uses it. Otherwise an
+        # empty passage leaves the debaters nothing to read or quote, and every quote marked to the
+        # judge as "not found in the source passage": not the protocol configured.
+        names: tuple[str, ...] = ("judge_sees_context",)
+        if self.protocol != "blind":
+            names = ("debaters_see_context", "judge_sees_context", "verify_quotes")
+        return [n for n in names if getattr(self, n)]
+
     @property
     def speakers_consult_judge(self) -> bool:
         return any(s.optimised and s.preference is None for s in self._debater_specs().values())

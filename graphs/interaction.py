@@ -101,6 +101,10 @@ class InteractionConfig(GraphSpec):
         overseer = {"overseer": self.overseer_model} if self.overseer == "model" else {}
         return {"assistant": self.assistant, **overseer}
 
+    def passage_settings(self) -> list[str]:
+        # Nothing is quoted or verified here: the passage matters only where someone is shown it.
+        return [n for n in ("assistant_sees_context", "overseer_sees_context") if getattr(self, n)]
+
     @property
     def lockstep(self) -> bool:
         """Every row takes the same route (no human, no follow-up questions): it can run batched."""

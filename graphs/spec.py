@@ -135,6 +135,18 @@ class GraphSpec(Config):
         """A person gives the verdict: it waits in a queue (`w2sg human`), not in a labelling run."""
         return False
 
+    def passage_settings(self) -> list[str]:
+        """The boolean settings, on in this config, that use a row's passage: show it to a role, or
+        check quotes against it. Empty: the passage reaches no model, so the protocol is the same
+        on data without passages, where `w2sg run` runs it. Otherwise rows need one (a kind
+        decides which of its settings count)."""
+        raise NotImplementedError
+
+    @property
+    def needs_passage(self) -> bool:
+        """Rows need a passage (`passage_settings`): without one this is not the protocol configured."""
+        return bool(self.passage_settings())
+
     def passage(self, context: str) -> str:
         """The privileged passage within `max_context_tokens`, as quotes are checked against it
         (`graphs.passage.fit`; raises PassageTooLong, a ValueError, with `on_long_context: error`)."""

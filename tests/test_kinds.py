@@ -91,3 +91,54 @@ def test_only_graphs_knows_the_kinds() -> None:
         if kind_test.search(line) or re.search(r"\b(DebateConfig|InteractionConfig)\b", line)
     ]
     assert not found, found
+
+
+WITH_PASSAGE = [
+    *({"kind": "debate", "protocol": p} for p in ("simultaneous", "sequential", "consultancy", "n_agent")),
+    {"kind": "debate", "protocol": "blind", "judge_sees_context": True},
+    {"kind": "interaction"},
+    {"kind": "interaction", "overseer": "simulated", "overseer_sees_context": True},
+]
+
+
+def shown_prompts(spec: GraphSpec, row: Example) -> tuple[list[str], dict]:
+    """Every prompt a run of `spec` on `row` showed a model, and its final state. The speakers
+    quote the row's first passage sentence (so quote checking has something to check)."""
+    quote = "<quote>All organic molecules contain carbon.</quote> STANCE: correct"
+    backends = {r: ScriptedBackend(f"scripted/{r}", reply_fn=lambda m, p: quote) for r in spec.roles()}
+    models = {role: wrap(b) for role, b in backends.items()}  # type: ignore[arg-type]
+    state = asyncio.run(invoke_once(spec.build(models), spec.start(row), None))  # type: ignore[arg-type]
+    return [m.content for b in backends.values() for _, msgs in b.calls for m in msgs], state
+
+
+@pytest.mark.parametrize("settings", WITH_PASSAGE, ids=lambda s: "-".join(map(str, s.values())))
+def test_a_graph_that_needs_no_passage_never_uses_one(settings: dict) -> None:
+    """`passage_settings` names every setting that shows the passage or checks quotes against it:
+    with them off, the passage reaches no prompt, no quote is checked, and a row without a passage
+    runs to a verdict. With them on, the passage does reach a model (the check can fail)."""
+    spec = TypeAdapter(AnyGraph).validate_python(settings)
+    assert spec.needs_passage and spec.passage_settings()
+    unseen = "Oxygen is common but not universal."  # the passage's second sentence: never quoted
+    prompts, state = shown_prompts(spec, ROW)
+    assert any(unseen in p for p in prompts)
+    off = type(spec).model_validate({**spec.model_dump(), **dict.fromkeys(spec.passage_settings(), False)})
+    assert not off.needs_passage and off.passage_settings() == []
+    prompts, state = shown_prompts(off, ROW)
+    assert prompts and not any(unseen in p for p in prompts)
+    assert all(not t.quotes for t in state["transcript"]) and 0 <= state["verdict"].p_true <= 1
+    bare, _ = shown_prompts(off, ROW.model_copy(update={"support": None}))
+    assert bare == prompts  # without its passage, the row is shown exactly as before
+
+
+def test_which_graphs_need_a_passage() -> None:
+    adapter = TypeAdapter(AnyGraph)
+
+    def needs(**settings: object) -> list[str]:
+        return adapter.validate_python(settings).passage_settings()
+
+    assert needs(kind="debate", protocol="blind") == []  # a blind judge reads no passage
+    assert needs(kind="debate", protocol="consultancy") == ["debaters_see_context", "verify_quotes"]
+    assert needs(kind="debate", debaters_see_context=False) == ["verify_quotes"]  # quotes still checked
+    assert needs(kind="debate", debaters_see_context=False, verify_quotes=False) == []
+    assert needs(kind="interaction") == ["assistant_sees_context"]
+    assert needs(kind="interaction", assistant_sees_context=False) == []

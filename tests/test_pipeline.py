@@ -16,6 +16,7 @@ from agents import ConfigError, load_config
 from oversight.paths import resolve_model_path
 from oversight.run.config import RunConfig
 from oversight.run.runner import prepare_run_splits, run_pipeline
+from w2sg.data import DataError
 from w2sg.datasets import load_split
 
 TINY = {"kind": "features", "path": "embedded/tiny-gpt2", "max_length": 48}
@@ -307,3 +308,104 @@ def test_a_protocol_that_fails_on_some_rows_fails_the_run_or_is_dropped(tmp_path
     report = (tmp_path / "runs" / result.run_id / "results.md").read_text()
     assert f"on_failure: drop: {len(dropped)} questions" in report
     assert "| flaky | logprobs 100% |" in report
+
+
+def two_choice_folder(tmp_path: Path) -> Path:
+    """Two-choice questions in the HF `choices` + `answerKey` schema with no passage (QuaRTz's
+    shape): a train and a test file."""
+
+    def rows(lo: int, hi: int) -> list[dict]:
+        return [
+            {
+                "id": f"q{i}",
+                "question": f"Heating gas sample {i} in a closed flask makes its pressure do what?",
+                "choices": {"text": [f"rise ({i})", f"fall ({i})"], "label": ["A", "B"]},
+                "answerKey": "A",
+            }
+            for i in range(lo, hi)
+        ]
+
+    data = tmp_path / "two-choice"
+    data.mkdir()
+    for name, (lo, hi) in {"train": (0, 40), "test": (100, 160)}.items():
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(lo, hi)))
+    return data
+
+
+def passage_free(tmp_path: Path, **protocols: dict) -> dict:
+    """`small` on the two-choice data: the given protocols and a weak teacher, no ensembles."""
+    over = small(tmp_path)
+    over["models"]["helper"] = {"name": "scripted/helper", "scripted": {"default_reply": "STANCE: correct"}}
+    over |= {"dataset": {"path": str(two_choice_folder(tmp_path))}, "ensembles": [], "aggregate": []}
+    over["protocols"] = protocols
+    return over
+
+
+BLIND = {"kind": "debate", "protocol": "blind", "judge": "rule"}
+
+
+def test_run_on_data_without_passages(tmp_path: Path) -> None:
+    """With no protocol that needs a passage (a blind judge; an assistant that sees none), the graph
+    splits are drawn from every test question; `w2sg run` runs end to end."""
+    brief = {"kind": "interaction", "assistant": "helper", "overseer_model": "rule"}
+    over = passage_free(tmp_path, blind=BLIND, brief={**brief, "assistant_sees_context": False})
+    cfg = RunConfig.model_validate(over)
+    sp, passage_questions = prepare_run_splits(cfg)
+    assert passage_questions is None and not any(e.support for v in sp.values() for e in v)
+    graph = {k: len({e.qid for e in sp[k]}) for k in ("judge", "calib", "strong", "val")}
+    assert graph == {"judge": 12, "calib": 8, "strong": 20, "val": 6}  # of the test file's 60
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(over))
+    out = w2sg("run", str(tmp_path / "run.yaml"))
+    assert out.returncode == 0, out.stderr
+    run = next((tmp_path / "runs").glob("e2e-*"))
+    result = json.loads((run / "results.json").read_text())
+    assert {s["source"] for s in result["sources"]} == {"weak", "blind", "brief"}
+    assert all(s["raw"]["n"] == 40 for s in result["sources"])  # 20 strong questions, 2 rows each
+    assert result["passage_questions"] is None
+    report = (run / "results.md").read_text()
+    assert "with a passage" not in report  # nothing capped the graph splits but the data's size
+
+
+def test_run_refuses_a_protocol_that_needs_a_passage_on_data_without_one(tmp_path: Path) -> None:
+    """Before any model runs, naming the protocol, the settings that need the passage, the data,
+    how many questions have one, and the way out; never smaller sizes, which cannot help."""
+    consult = {"kind": "debate", "protocol": "consultancy", "rounds": 1, "debater": "helper", "judge": "rule"}
+    over = passage_free(tmp_path, blind=BLIND, consultancy=consult)
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(over))
+    out = w2sg("run", str(tmp_path / "run.yaml"))
+    assert out.returncode == 2
+    err = " ".join(out.stderr.split())
+    data = tmp_path / "two-choice"
+    assert f"none of the 60 questions in {data} test has a passage, and protocol consultancy " in err
+    assert "(debaters_see_context, verify_quotes) needs a passage: drop it, or set those settings " in err
+    assert "smaller" not in err and "blind" not in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()
+    # The way out the message gives works: those settings off, the consultant runs without one.
+    quiet = {**consult, "debaters_see_context": False, "verify_quotes": False}
+    sp, _ = prepare_run_splits(RunConfig.model_validate({**over, "protocols": {"c": quiet}}))
+    assert len({e.qid for e in sp["strong"]}) == 20
+    # Some passages, too few: smaller sizes are offered.
+    cfg = RunConfig.model_validate(small(tmp_path, sizes={"judge": 400, "calib": 50, "strong": 10, "val": 5}))
+    with pytest.raises(DataError) as e:
+        prepare_run_splits(cfg)
+    n_passage, msg = len({x.qid for x in load_split(cfg.dataset, "test", seed=0) if x.support}), str(e.value)
+    assert f"but there are {n_passage} questions with a passage in sciq test (of its 500 questions)" in msg
+    assert "give smaller counts" in msg
+
+
+def test_which_questions_the_graph_splits_draw_from(tmp_path: Path) -> None:
+    """Data with passages (SciQ): the graph splits come from its questions with one, whatever the
+    protocols, so every config on it labels the same questions (the shipped configs' run ids are
+    pinned in test_w2sg_train.py); data without passages: from all its questions."""
+    both = RunConfig.model_validate(small(tmp_path))
+    sp, n_passage = prepare_run_splits(both)
+    test_rows = load_split(both.dataset, "test", seed=0)
+    assert n_passage == len({e.qid for e in test_rows if e.support}) < len({e.qid for e in test_rows})
+    assert all(e.support for k in ("judge", "calib", "strong", "val") for e in sp[k])
+    alone = RunConfig.model_validate(small(tmp_path, protocols={"blind": BLIND}))
+    sp_alone, _ = prepare_run_splits(alone)
+    ids = {k: [e.id for e in v] for k, v in sp.items()}
+    assert {k: [e.id for e in v] for k, v in sp_alone.items()} == ids
+    free, n_free = prepare_run_splits(RunConfig.model_validate(passage_free(tmp_path, blind=BLIND)))
+    graph = ("judge", "calib", "strong", "val")
+    assert n_free is None and sum(len({e.qid for e in free[k]}) for k in graph) == 46

@@ -48,8 +48,15 @@ def test_splits_never_share_a_question(pool) -> None:  # type: ignore[no-untyped
 
 
 def test_too_large_splits_are_refused(pool) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(DataError, match="asked for 9000 questions"):
+    with pytest.raises(DataError, match=r"asked for 9000 questions.*give smaller counts"):
         split_by_question(pool, {"a": 9000}, seed=0)
+    # Fewer questions than splits: no sizes could fit, so none are suggested.
+    two = [e for e in pool if e.qid in sorted({x.qid for x in pool})[:2]]
+    with pytest.raises(DataError) as e:
+        split_by_question(two, {"a": 1, "b": 1, "c": "rest"}, seed=0, what="questions in x")
+    assert str(e.value).endswith("2 questions in x; no sizes fit: each of the 3 splits needs a question")
+    with pytest.raises(DataError, match=r"; drop the filter$"):
+        split_by_question(two, {"a": 1, "b": 1, "c": 1}, seed=0, remedy="drop the filter")
 
 
 @pytest.mark.parametrize(

@@ -120,11 +120,16 @@ def resolve_sizes(sizes: dict[str, Size], n: int) -> dict[str, int]:
 
 
 def split_by_question(
-    examples: Sequence[Example], sizes: dict[str, Size], *, seed: int, what: str = "questions"
+    examples: Sequence[Example],
+    sizes: dict[str, Size],
+    *,
+    seed: int,
+    what: str = "questions",
+    remedy: str = "",
 ) -> dict[str, list[Example]]:
     """Disjoint splits of `sizes[name]` questions each (a count, a share, or `rest`), seeded.
     `what` says which questions `examples` are, for the message when there are too few (e.g.
-    "questions with a passage in sciq test")."""
+    "questions with a passage in sciq test"); `remedy`, another way out, is added to it."""
     qids = sorted({e.qid for e in examples})
     counts = resolve_sizes(sizes, len(qids))
     need = sum(counts.values())
@@ -132,9 +137,12 @@ def split_by_question(
         asked = ", ".join(
             f"{k}: {v}" + (f" (= {counts[k]})" if v != counts[k] else "") for k, v in sizes.items()
         )
+        # Smaller sizes help only where every split can have a question.
+        fixes = ["give smaller counts, shares (0.2) or `rest`"] if len(qids) >= len(sizes) else []
+        fixes += [remedy] if remedy else []
+        fix = "; or ".join(fixes) or f"no sizes fit: each of the {len(sizes)} splits needs a question"
         raise DataError(
-            f"asked for {need} questions across splits ({asked}), but there are {len(qids)} {what}; "
-            "give smaller counts, shares (0.2) or `rest`"
+            f"asked for {need} questions across splits ({asked}), but there are {len(qids)} {what}; {fix}"
         )
     random.Random(seed).shuffle(qids)
     owner: dict[str, str] = {}

@@ -25,8 +25,9 @@ class Config(BaseModel):
 
 class RunSizes(Config):
     """Questions per split: a count, a share (0.25), or `rest` (what the others leave). judge,
-    calib, strong and val are drawn from the test split's questions with a passage; test (and dev,
-    drawn after it) from the train split's other questions (no passage needed)."""
+    calib, strong and val are drawn from the test split's questions (only those with a passage when
+    the data has passages); test (and dev, drawn after it) from the train split's other questions
+    (no passage needed)."""
 
     judge: Size = Field(150, description="gold for every weak supervisor: trained judges and weak teachers")
     calib: Size = Field(50, description="gold for calibrating and weighting label sources")

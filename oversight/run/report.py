@@ -63,8 +63,8 @@ def pipeline_table(r: PipelineResult) -> str:
         ]
     lines += [
         "",
-        "† no test predictions (an oversight graph needs the passage, which test rows lack): the floor "
-        "is the label accuracy on the strong split.",
+        "† no test predictions (an oversight graph labels only the graph splits, not the students' test "
+        "rows): the floor is the label accuracy on the strong split.",
         "Tokens count every call of the graph (debaters, assistant, judge; words for the extractive "
         "reader); weak teachers are one classifier pass per member.",
     ]
@@ -74,9 +74,8 @@ def pipeline_table(r: PipelineResult) -> str:
         if no_dev := [s.source for s in e.sources if s.floor_dev is None]:
             lines += [
                 "",
-                f"No dev predictions for {', '.join(no_dev)} (an oversight graph needs the passage, "
-                "which dev rows lack; an aggregate is built on the graph splits only): no floor or PGR "
-                "on dev.",
+                f"No dev predictions for {', '.join(no_dev)} (an oversight graph labels only the graph "
+                "splits, and an aggregate is built on them): no floor or PGR on dev.",
             ]
     if judges:
         lines += ["", "Trained judges (same gold questions for each):", ""]

@@ -41,7 +41,9 @@ class PipelineResult(BaseModel):
     sources: list[SourceReport]
     stage_seconds: dict[str, float]
     passage_questions: int | None = Field(
-        None, description="questions with a passage in the test file: what the graph splits draw from"
+        None,
+        description="questions with a passage in the test file: what the graph splits draw from when "
+        "the data has passages (None: it has none, and they draw from every test-file question)",
     )
     dropped_questions: list[str] = Field(
         default_factory=list, description="on_failure: drop: questions left out of every source"

@@ -1,16 +1,17 @@
 """`w2sg run CONFIG`: the whole experiment of DESIGN.md in one command.
 
-SciQ questions with a support passage → the gold budget every weak supervisor shares (the `judge`
-split: trained judges and weak teachers learn from the same questions) → labels from each
-oversight graph (blind judge, consultancy, debate, interaction) and from the weak teachers (single,
-bagging, boosting) on the `strong` and `val` splits → calibration on the `calib` split and
-aggregation across sources → a strong student per label source, a ceiling on gold → one report
-(label quality, student accuracy, PGR, cost per label, all with CIs; plots).
+The test split's questions (those with a passage when the data has passages) → the gold budget
+every weak supervisor shares (the `judge` split: trained judges and weak teachers learn from the
+same questions) → labels from each oversight graph (blind judge, consultancy, debate,
+interaction) and from the weak teachers (single, bagging, boosting) on the `strong` and `val`
+splits → calibration on the `calib` split and aggregation across sources → a strong student per
+label source, a ceiling on gold → one report (label quality, student accuracy, PGR, cost per
+label, all with CIs; plots).
 
-Offline, only SciQ's test file carries support passages, so the four graph splits come from it;
-students are tested on questions of the train file (a test row needs no passage). Every stage is
-reused when it exists: trained judges (their folder), labels (the SQLite store, so a killed run
-resumes), strong features (the feature cache).
+The four graph splits come from the test split (offline, only SciQ's test file carries support
+passages); students are tested on questions of the train split (a test row needs no passage).
+Every stage is reused when it exists: trained judges (their folder), labels (the SQLite store, so
+a killed run resumes), strong features (the feature cache).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from oversight.run.report import write_pipeline_report
 from oversight.run.results import PipelineResult, SourceReport
 from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
 from oversight.store import LabelRow, LabelStore
-from w2sg.data import Example, split_by_question
+from w2sg.data import DataError, Example, split_by_question
 from w2sg.datasets import load_split
 from w2sg.experiment import Fitter, save_predictions, score_models, supervise
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
@@ -44,30 +45,50 @@ from w2sg.run_folder import mark_complete, open_run
 log = logging.getLogger(__name__)
 
 
-def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int]:
-    """The graph splits from the test split's questions with a passage (the speakers' privileged
-    context), the students' test split from the train split's other questions, and the dev split
-    (when `sizes.dev` is set) from what test leaves of them; and how many questions have a passage
-    (what caps the graph splits, named in the report)."""
+def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int | None]:
+    """The graph splits from the test split's questions with a passage when the data has passages
+    (the speakers' privileged context), from all of them when it has none; the students' test
+    split from the train split's other questions, and the dev split (when `sizes.dev` is set) from
+    what test leaves of them; and how many questions have a passage when the graph splits are drawn
+    from those (what caps them, named in the report), else None. The pool depends on the data, not
+    on the protocols, so every config on one dataset labels the same questions (a blind-judge grid
+    cell and a debate cell are compared on the same rows). A protocol that needs a passage
+    (`GraphSpec.needs_passage`) on data without one is a DataError before any model runs."""
     where = cfg.dataset.title
     test_rows = load_split(cfg.dataset, "test", seed=cfg.seed)
-    with_passage = [e for e in test_rows if e.support]
     s = cfg.sizes
     n_all = len({e.qid for e in test_rows})
+    with_passage = [e for e in test_rows if e.support]
+    if with_passage:
+        pool, what = with_passage, f"questions with a passage in {where} test (of its {n_all} questions)"
+    else:
+        pool, what = test_rows, f"questions in {where} test"
+        _refuse_passage_protocols(cfg, n_all)
     sp = split_by_question(
-        with_passage,
-        {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val},
-        seed=cfg.seed,
-        what=f"questions with a passage in {where} test (of its {n_all} questions)",
+        pool, {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val}, seed=cfg.seed, what=what
     )
-    used = {e.qid for e in with_passage}
+    used = {e.qid for e in pool}
     pool = [e for e in load_split(cfg.dataset, "train", seed=cfg.seed) if e.qid not in used]
     # dev is drawn after test in one shuffle: with a count, test keeps its questions without dev.
     held = {"test": s.test, **({"dev": s.dev} if s.dev is not None else {})}
     sp |= split_by_question(
         pool, held, seed=cfg.seed, what=f"questions in {where} train not in its test split"
     )
-    return sp, len(used)
+    return sp, len(used) if with_passage else None
+
+
+def _refuse_passage_protocols(cfg: RunConfig, n_all: int) -> None:
+    """On data without passages, name the protocols that need one and the settings that make them."""
+    needing = {name: g.passage_settings() for name, g in cfg.protocols.items() if g.needs_passage}
+    if not needing:
+        return
+    named = " and ".join(f"{name} ({', '.join(settings)})" for name, settings in needing.items())
+    one = len(needing) == 1
+    raise DataError(
+        f"none of the {n_all} questions in {cfg.dataset.title} test has a passage, and "
+        f"protocol{'' if one else 's'} {named} need{'s' if one else ''} a passage: drop "
+        f"{'it' if one else 'them'}, or set those settings to false (docs/protocols.md#passages)"
+    )
 
 
 def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run_dir: Path) -> JudgeInfo:
@@ -214,7 +235,8 @@ def run_pipeline(
 
     labels: dict[str, dict[str, np.ndarray]] = {}
     reports: dict[str, SourceReport] = {}
-    # The weak teachers label dev too (its rows need no passage); the graphs cannot (no floor on dev).
+    # The weak teachers label dev too (its rows need no passage); the graphs label only the graph
+    # splits (no floor on dev).
     scored = ("test", "dev") if "dev" in sp else ("test",)
     teachers, _ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", *scored))
     stage_done("weak teachers", t)
