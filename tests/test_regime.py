@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from w2sg.metrics import Estimate, mean_ci
+from w2sg.metrics import Estimate, correct, mean_ci
 from w2sg.report import pgr_cell, regime, regime_lines
 
 
@@ -38,49 +38,47 @@ def test_cells_and_sentences_say_which() -> None:
     assert regime_lines({"weak": est(0.55, 0.51, 0.59)}, CEILING)[0].startswith("Weak-to-strong gap")
 
 
-def rows(gold: np.ndarray, says_true: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row correctness, p(true) and gold of a model that says true where `says_true`."""
-    p = np.where(says_true, 0.8, 0.2)
-    return ((p > 0.5) == (gold > 0.5)).astype(float), p, gold
+def rows(gold: np.ndarray, says_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """p(true) and gold of a model that says true where `says_true`."""
+    return np.where(says_true, 0.8, 0.2), gold
 
 
-def test_collapse_reason_names_one_class_or_chance_accuracy() -> None:
-    from w2sg.report import collapse_reason
+def test_chance_reason_names_one_class_or_chance_accuracy() -> None:
+    from w2sg.report import chance_reason
 
     rng = np.random.default_rng(0)
     gold = np.tile([1.0, 0.0], 200)  # binarized: a true and a false answer per question
     q = np.repeat(np.arange(200), 2)
     learned = np.where(rng.random(400) < 0.85, gold > 0.5, gold < 0.5)
-    assert collapse_reason(*rows(gold, learned), q, n_boot=300) is None
+    assert chance_reason(*rows(gold, learned), q, n_boot=300) is None
     one_class = np.ones(400, dtype=bool)
     one_class[:8] = False  # true for 98% of rows
-    assert collapse_reason(*rows(gold, one_class), q, n_boot=300) == "predicts true for 98% of test rows"
-    assert (
-        collapse_reason(*rows(gold, ~one_class), q, rows="dev rows") == "predicts false for 98% of dev rows"
-    )
+    assert chance_reason(*rows(gold, one_class), q, n_boot=300) == "predicts true for 98% of test rows"
+    assert chance_reason(*rows(gold, ~one_class), q, rows="dev rows") == "predicts false for 98% of dev rows"
     # Both classes, but right on half the questions: its interval holds the constant's 0.5.
     coin = np.repeat(rng.random(200) < 0.5, 2) == (gold > 0.5)
-    reason = collapse_reason(*rows(gold, coin), q, n_boot=300)
-    assert reason is not None and reason.endswith("contains a constant predictor's 0.500")
+    reason = chance_reason(*rows(gold, coin), q, n_boot=300)
+    assert reason is not None and "contains a constant predictor's 0.500" in reason
     # Far below chance is informative (inverted), not constant.
     inverted = np.where(rng.random(400) < 0.85, gold < 0.5, gold > 0.5)
-    assert collapse_reason(*rows(gold, inverted), q, n_boot=300) is None
+    assert chance_reason(*rows(gold, inverted), q, n_boot=300) is None
 
 
 def test_a_constant_predictor_names_the_majority_class() -> None:
-    from w2sg.report import collapse_reason
+    from w2sg.report import chance_reason
 
     # 70% of rows true (a judge's rows need not be balanced): always saying true scores 0.7.
     gold = np.array([1.0] * 280 + [0.0] * 120)
     rng = np.random.default_rng(1)
     near_constant = (gold > 0.5) & (rng.random(400) < 0.9) | (gold < 0.5) & (rng.random(400) < 0.8)
-    ok, p, g = rows(gold, near_constant)  # says true on ~87% of rows, accuracy ~0.69
+    p, g = rows(gold, near_constant)  # says true on ~87% of rows, accuracy ~0.69
+    ok = correct(p, g)
     assert 0.6 < ok.mean() < 0.8 and np.mean(p > 0.5) < 0.95
-    assert collapse_reason(ok, p, g, n_boot=300) == (
+    assert chance_reason(p, g, n_boot=300) == (
         f"accuracy {mean_ci(ok, n_boot=300)} contains a constant predictor's 0.700"
     )
     better = np.where(rng.random(400) < 0.9, gold > 0.5, gold < 0.5)  # ~0.9: above the constant
-    assert collapse_reason(*rows(gold, better), n_boot=300) is None
+    assert chance_reason(*rows(gold, better), n_boot=300) is None
 
 
 def test_results_written_before_auc_load_and_render() -> None:
@@ -114,6 +112,11 @@ def test_results_written_before_auc_load_and_render() -> None:
     assert r.ceiling_auc is None and r.students[0].auc is None and r.students[0].collapsed is None
     table = markdown_table(r)
     assert "| weak |" in table and "ROC AUC" not in table and "Collapsed" not in table
+    # Nor the chance flags: none is read as at chance, and the regime is read as before them.
+    assert (
+        r.ceiling_chance is None and r.sources[0].floor_chance is None and r.sources[0].labels_chance is None
+    )
+    assert "At chance" not in table and "Weak-to-strong gap for weak" in table
     console = Console(record=True, width=80)
     console.print(summary(r, Path("runs/old-1")))
     shown = console.export_text()

@@ -25,7 +25,7 @@ from w2sg.icl import ICLConfig
 from w2sg.losses import LossName
 from w2sg.metrics import Estimate, auc_ci, auc_pgr_ci, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
-from w2sg.report import collapse_reason, unrelated_reason, write_report
+from w2sg.report import chance_reason, unrelated_reason, write_report
 from w2sg.results import ExperimentResult, SourceResult, StudentResult
 from w2sg.run_folder import is_main_process, mark_complete, open_run, run_id, wait_for_main
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
@@ -293,6 +293,8 @@ class Scores:
     sources: list[SourceResult]
     students: list[StudentResult]
     preds: dict[str, np.ndarray]
+    ceiling_chance: str | None = None
+    ceiling_chance_dev: str | None = None
 
     def result(
         self, run_id: str, ensembles: list[EnsembleResult], sizes: dict[str, int], seconds: float
@@ -303,6 +305,8 @@ class Scores:
             ceiling_dev=self.ceiling_dev,
             ceiling_auc=self.ceiling_auc,
             ceiling_auc_dev=self.ceiling_auc_dev,
+            ceiling_chance=self.ceiling_chance,
+            ceiling_chance_dev=self.ceiling_chance_dev,
             sources=self.sources,
             students=self.students,
             ensembles=ensembles,
@@ -312,7 +316,7 @@ class Scores:
 
 
 class Scorer:
-    """Every figure of a model on a split: accuracy and ROC AUC, PGR on both, whether it collapsed;
+    """Every figure of a model on a split: accuracy and ROC AUC, PGR on both, whether it is at chance;
     each interval resamples the split's questions, with the config's n_boot and seed."""
 
     def __init__(self, fitter: Fitter):
@@ -346,11 +350,9 @@ class Scorer:
         )
         return pgr, auc_pgr
 
-    def collapsed(self, c: Column) -> str | None:
-        gold = self.gold[c.split]
-        return collapse_reason(
-            correct(c.p, gold), c.p, gold, self.qids[c.split], rows=f"{c.split} rows", **self.boot
-        )
+    def chance(self, c: Column) -> str | None:
+        """Why the model is indistinguishable from chance or a constant predictor there, or None."""
+        return chance_reason(c.p, self.gold[c.split], self.qids[c.split], rows=f"{c.split} rows", **self.boot)
 
     def follows(self, p_val: np.ndarray, labels_val: np.ndarray) -> str | None:
         """Why a student's val predictions do not follow its own labels (`unrelated_reason`)."""
@@ -371,6 +373,9 @@ def source_result(
     sc: Scorer, src: str, labels: dict[str, np.ndarray], floors: dict[str, Column]
 ) -> SourceResult:
     dev = floors.get("dev")
+    floor_chance = sc.chance(floors["test"])
+    # Without test predictions the floor is scored on the strong split: the labels' own flag.
+    on_strong = floors["test"].split == "strong"
     return SourceResult(
         source=src,
         floor=sc.accuracy(floors["test"]),
@@ -379,6 +384,9 @@ def source_result(
         labels=label_quality(labels["strong"], sc.gold["strong"], sc.qids["strong"], **sc.boot),
         floor_dev=None if dev is None else sc.accuracy(dev),
         floor_auc_dev=None if dev is None else sc.auc(dev),
+        floor_chance=floor_chance,
+        floor_chance_dev=None if dev is None else sc.chance(dev),
+        labels_chance=floor_chance if on_strong else sc.chance(Column("strong", labels["strong"])),
     )
 
 
@@ -408,7 +416,7 @@ def student_result(
         best_step=best,
         pgr=pgr,
         auc_pgr=auc_pgr,
-        collapsed=sc.collapsed(student["test"]) or unrelated,
+        collapsed=sc.chance(student["test"]) or unrelated,
         **on_dev,
     )
 
@@ -452,6 +460,8 @@ def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) 
         ceiling_dev=None if dev is None else sc.accuracy(dev),
         ceiling_auc=sc.auc(ceiling["test"]),
         ceiling_auc_dev=None if dev is None else sc.auc(dev),
+        ceiling_chance=sc.chance(ceiling["test"]),
+        ceiling_chance_dev=None if dev is None else sc.chance(dev),
         sources=sources,
         students=students,
         preds=preds,

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from w2sg.metrics import Estimate, mean_ci
+from w2sg.metrics import Estimate, auc_ci, correct, mean_ci
 from w2sg.results import ExperimentResult, ICLResult, ICLRow, SeedsResult, SeedStat
 
 
 def markdown_table(r: ExperimentResult) -> str:
     floors = {s.source: s for s in r.sources}
+    chance = chance_by_source(r)
     lines = [
         f"Run `{r.run_id}`: sizes {r.sizes} (rows), {r.seconds:.0f} s. "
         "Accuracy on test; 95% CIs from a bootstrap over questions.",
@@ -26,7 +27,7 @@ def markdown_table(r: ExperimentResult) -> str:
     for s in r.students:
         f = floors[s.source]
         floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
-        gap = pgr_cell(s.pgr, f.floor, r.ceiling)
+        gap = pgr_cell(s.pgr, f.floor, r.ceiling, chance=s.source in chance)
         student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
         lines.append(
             f"| {s.source} | {f.labels.accuracy} | {f.labels.ece:.3f} | {f.labels.brier:.3f} | {floor} "
@@ -38,8 +39,8 @@ def markdown_table(r: ExperimentResult) -> str:
             "† a supervisor with no test predictions (a recorded column, or an oversight graph: test rows "
             "have no passage): its floor is its accuracy on the strong split.",
         ]
-    lines += ["", *regime_lines({f.source: f.floor for f in r.sources}, r.ceiling)]
-    lines += ["(results.json keeps every raw PGR.)", *collapse_lines(r)]
+    lines += ["", *regime_lines({f.source: f.floor for f in r.sources}, r.ceiling, chance=chance)]
+    lines += ["(results.json keeps every raw PGR.)", *chance_lines(r), *collapse_lines(r)]
     lines += auc_table(r)
     if r.ceiling_dev is not None:
         lines += ["", *dev_table(r)]
@@ -54,6 +55,7 @@ def dev_table(r: ExperimentResult) -> list[str]:
     if ceiling is None:
         return []
     floors = {s.source: s.floor_dev for s in r.sources}
+    chance = chance_by_source(r, dev=True)
     lines = [
         f"Validation (dev split, {r.sizes.get('dev', 0)} rows: choose settings here, not on test)",
         "",
@@ -62,7 +64,7 @@ def dev_table(r: ExperimentResult) -> list[str]:
     ]
     for s in r.students:
         floor = floors.get(s.source)
-        gap = pgr_cell(s.pgr_dev, floor, ceiling)
+        gap = pgr_cell(s.pgr_dev, floor, ceiling, chance=s.source in chance)
         cells = ["-" if x is None else str(x) for x in (floor, s.accuracy_dev)]
         lines.append(f"| {s.source} | {cells[0]} | {s.loss} | {cells[1]} | {ceiling} | {gap} |")
     return [*lines, "", *dev_regime_lines(r)]
@@ -75,6 +77,7 @@ def auc_table(r: ExperimentResult) -> list[str]:
         return []
     floors = {s.source: s for s in r.sources}
     dev = r.ceiling_auc_dev
+    chance, chance_dev = chance_by_source(r), chance_by_source(r, dev=True)
     head = "| label source | floor AUC | loss | student AUC | ceiling AUC | AUC-PGR |"
     if dev is not None:
         head += " student AUC (dev) | AUC-PGR (dev) |"
@@ -91,9 +94,10 @@ def auc_table(r: ExperimentResult) -> list[str]:
         f = floors[s.source]
         floor = cell(f.floor_auc) + ("" if f.floor_split == "test" else " †")
         row = f"| {s.source} | {floor} | {s.loss} | {cell(s.auc)} | {r.ceiling_auc} | "
-        row += pgr_cell(s.auc_pgr, f.floor_auc, r.ceiling_auc) + " |"
+        row += pgr_cell(s.auc_pgr, f.floor_auc, r.ceiling_auc, chance=s.source in chance) + " |"
         if dev is not None:
-            row += f" {cell(s.auc_dev)} | {pgr_cell(s.auc_pgr_dev, f.floor_auc_dev, dev)} |"
+            gap = pgr_cell(s.auc_pgr_dev, f.floor_auc_dev, dev, chance=s.source in chance_dev)
+            row += f" {cell(s.auc_dev)} | {gap} |"
         lines.append(row)
     return lines
 
@@ -103,8 +107,8 @@ def cell(e: Estimate | None) -> str:
 
 
 def collapse_lines(r: ExperimentResult) -> list[str]:
-    """One sentence per collapsed student: no better than a constant predictor on test, or
-    predictions that do not follow its own labels."""
+    """One sentence per collapsed student: indistinguishable from chance or a constant predictor on
+    test (`chance_reason`), or predictions that do not follow its own labels."""
     return [
         f"Collapsed student {s.source} · {s.loss}: {s.collapsed}; its PGR does not measure "
         "weak-to-strong generalization."
@@ -118,7 +122,7 @@ def dev_regime_lines(r: ExperimentResult) -> list[str]:
     if r.ceiling_dev is None:
         return []
     floors = {s.source: s.floor_dev for s in r.sources if s.floor_dev is not None}
-    return regime_lines(floors, r.ceiling_dev, what="the ceiling on dev")
+    return regime_lines(floors, r.ceiling_dev, "the ceiling on dev", chance_by_source(r, dev=True))
 
 
 def ensemble_table(r: ExperimentResult) -> list[str]:
@@ -145,41 +149,70 @@ def pgr_defined(floor: Estimate, ceiling: Estimate) -> bool:
     return ceiling.value > floor.value
 
 
-def regime(floor: Estimate, ceiling: Estimate) -> str:
-    """Is there a weak-to-strong gap for PGR to measure? `gap`: the ceiling's 95% interval lies
-    above the supervisor's; `overlap`: the ceiling is higher but within the intervals, so PGR is
-    mostly noise; `above`: the supervisor is at least as accurate as the ceiling (PGR undefined)."""
+#: The smallest ceiling − floor gap (accuracy, or AUC for PGR on AUC) read as a weak-to-strong
+#: regime. PGR divides by the gap, so one accuracy point of the student moves PGR by 0.01 / gap:
+#: at 0.03, by a third of PGR's 0-to-1 range, while a student's accuracy moves by more than a point
+#: between seeds alone (SD 0.016-0.018 on SciQ, docs/results.md). A large test split makes even a
+#: one-point gap "beyond the intervals"; this keeps such a gap from reading as a regime.
+MIN_GAP = 0.03
+#: A model that names one class for at least this share of rows is a constant predictor.
+ONE_CLASS = 0.95
+#: p(true) whose middle 90% of rows lie in a band narrower than this (one of the ten confidence
+#: bins of the report's ECE) say nearly the same thing about every row. Named in a chance reason,
+#: never a reason alone: an under-confident model can still be right (docs/training.md, "Logconf
+#: under fine-tuning": an xent student with p(true) spread 0.023 and dev accuracy 0.562).
+MIN_SPREAD = 0.05
+
+
+def regime(floor: Estimate, ceiling: Estimate, chance: bool = False) -> str:
+    """Is there a weak-to-strong gap for PGR to measure? `chance`: the floor or the ceiling is
+    indistinguishable from chance or a constant predictor (`chance_reason`), so none can be read;
+    `above`: the supervisor is at least as accurate as the ceiling (PGR undefined); `overlap`: the
+    ceiling is higher but within the 95% intervals (PGR mostly noise); `small`: beyond the intervals
+    but by less than MIN_GAP; `gap`: beyond the intervals and by at least MIN_GAP."""
+    if chance:
+        return "chance"
     if not pgr_defined(floor, ceiling):
         return "above"
-    return "gap" if ceiling.lo > floor.hi else "overlap"
+    if ceiling.lo <= floor.hi:
+        return "overlap"
+    return "gap" if ceiling.value - floor.value >= MIN_GAP else "small"
 
 
-def collapse_reason(
-    correct: ArrayLike,
-    predicted: ArrayLike,
+def chance_reason(
+    p: ArrayLike,
     gold: ArrayLike,
     groups: ArrayLike | None = None,
     *,
     n_boot: int = 1000,
     seed: int = 0,
-    one_class: float = 0.95,
     rows: str = "test rows",
 ) -> str | None:
-    """Why a model is indistinguishable from a constant predictor, or None when it is not. Any
-    model: per-row `correct` (0/1), `predicted` classes (0/1, or p(true): above 0.5 is true) and
-    `gold`. A constant predictor always names gold's majority class (0.5 of the rows on binarized
-    SciQ). Said of a model that names one class for at least `one_class` of its rows, or whose
-    accuracy's 95% interval (questions resampled: `groups`) contains the constant's accuracy."""
-    said_true = float(np.mean(np.asarray(predicted, dtype=float) > 0.5))
-    if max(said_true, 1.0 - said_true) >= one_class:
+    """Why a model (a floor, ceiling, student, label source or judge: its p(true) `p` on rows with
+    `gold`) is indistinguishable from chance or from a constant predictor, or None when it is not.
+    A constant predictor always names gold's majority class (0.5 of the rows on binarized data).
+    Said of a model that names one class for at least ONE_CLASS of its rows, or whose accuracy's 95%
+    interval contains the constant's accuracy, or whose ROC AUC's contains 0.5; every finding is
+    named, with p(true) that barely vary (MIN_SPREAD) beside them. Intervals resample questions
+    (`groups`). Far below chance is informative (inverted), not flagged."""
+    p, g = np.asarray(p, dtype=float), np.asarray(gold, dtype=float)
+    said_true = float(np.mean(p > 0.5))
+    if max(said_true, 1.0 - said_true) >= ONE_CLASS:
         name = "true" if said_true >= 0.5 else "false"
         return f"predicts {name} for {max(said_true, 1.0 - said_true):.0%} of {rows}"
-    share = float(np.mean(np.asarray(gold, dtype=float) > 0.5))
+    found = []
+    share = float(np.mean(g > 0.5))
     constant = max(share, 1.0 - share)
-    acc = mean_ci(correct, groups, n_boot=n_boot, seed=seed)
+    acc = mean_ci(correct(p, g), groups, n_boot=n_boot, seed=seed)
     if acc.lo <= constant <= acc.hi:
-        return f"accuracy {acc} contains a constant predictor's {constant:.3f}"
-    return None
+        found.append(f"accuracy {acc} contains a constant predictor's {constant:.3f}")
+    roc = auc_ci(p, g, groups, n_boot=n_boot, seed=seed)
+    if roc.lo <= 0.5 <= roc.hi:  # nan (gold of one class) compares False: not flagged
+        found.append(f"AUC {roc} contains chance's 0.5")
+    lo, hi = np.percentile(p, [5, 95])
+    if found and hi - lo < MIN_SPREAD:
+        found.append(f"p(true) of 90% of {rows} within [{lo:.3f}, {hi:.3f}], a spread under {MIN_SPREAD:g}")
+    return "; ".join(found) or None
 
 
 def unrelated_reason(
@@ -188,7 +221,7 @@ def unrelated_reason(
     """Why a student learned nothing its labels say, or None: `agree` is per-row agreement (0/1) of
     its val predictions with the labels it trained on, and its 95% interval reaches 0.5 (or below).
     No gold needed. A logconf student locked onto a split of its own stays balanced, so the
-    constant-predictor test of `collapse_reason` misses it (docs/training.md, "Logconf under
+    constant-predictor test of `chance_reason` misses it (docs/training.md, "Logconf under
     fine-tuning"); this does not."""
     acc = mean_ci(agree, groups, n_boot=n_boot, seed=seed)
     if acc.lo <= 0.5:
@@ -197,29 +230,53 @@ def unrelated_reason(
 
 
 def pgr_cell(
-    pgr: Estimate | None, floor: Estimate | None, ceiling: Estimate, fmt: Callable[[Estimate], str] = str
+    pgr: Estimate | None,
+    floor: Estimate | None,
+    ceiling: Estimate,
+    fmt: Callable[[Estimate], str] = str,
+    chance: bool = False,
 ) -> str:
-    """PGR as a table shows it (written by `fmt`): the estimate, said to be noise without a gap,
-    n/a above the ceiling."""
+    """PGR as a table shows it (written by `fmt`): the estimate, said to be noise without a gap or
+    below MIN_GAP, unreadable at chance (`chance`: the floor or the ceiling), n/a above the ceiling."""
     if pgr is None or floor is None:
         return "-"
     return {
         "gap": fmt(pgr),
         "overlap": f"{fmt(pgr)} (no gap)",
+        "small": f"{fmt(pgr)} (gap < {MIN_GAP:g})",
+        "chance": f"{fmt(pgr)} (at chance)",
         "above": "n/a (supervisor ≥ ceiling)",
-    }[regime(floor, ceiling)]
+    }[regime(floor, ceiling, chance)]
 
 
-def regime_lines(floors: dict[str, Estimate], ceiling: Estimate, what: str = "the ceiling") -> list[str]:
-    """The regime in words, one sentence per case, for every report and the console."""
-    by: dict[str, list[str]] = {"gap": [], "overlap": [], "above": []}
+def regime_lines(
+    floors: dict[str, Estimate],
+    ceiling: Estimate,
+    what: str = "the ceiling",
+    chance: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The regime in words, one sentence per case, for every report and the console. `chance`:
+    source → which of its floor and the ceiling is at chance (`chance_by_source`)."""
+    chance = chance or {}
+    by: dict[str, list[str]] = {"gap": [], "small": [], "overlap": [], "above": []}
+    at: dict[str, list[str]] = {}
     for source, floor in floors.items():
-        by[regime(floor, ceiling)].append(source)
+        if source in chance:
+            at.setdefault(chance[source], []).append(source)
+        else:
+            by[regime(floor, ceiling)].append(source)
     lines = []
     if by["gap"]:
         lines.append(
             f"Weak-to-strong gap for {', '.join(by['gap'])}: {what} ({ceiling}) is above the "
-            "supervisor beyond the 95% intervals, so PGR measures what the student recovers."
+            f"supervisor beyond the 95% intervals and by at least {MIN_GAP:g} (the minimum gap), and "
+            "neither is at chance, so PGR measures what the student recovers."
+        )
+    if by["small"]:
+        lines.append(
+            f"No weak-to-strong regime for {', '.join(by['small'])}: {what} ({ceiling}) is above the "
+            f"supervisor beyond the 95% intervals but by less than {MIN_GAP:g} (the minimum gap), so "
+            "their PGR divides by a gap too small to read."
         )
     if by["overlap"]:
         lines.append(
@@ -231,7 +288,43 @@ def regime_lines(floors: dict[str, Estimate], ceiling: Estimate, what: str = "th
             f"No weak-to-strong regime for {', '.join(by['above'])}: the supervisor is at least as "
             f"accurate as {what} ({ceiling}), so there is no gap to recover and PGR is undefined."
         )
+    lines += [
+        f"No weak-to-strong regime can be read for {', '.join(sources)}: against {what} ({ceiling}), "
+        f"{who} {'are' if ' and ' in who else 'is'} indistinguishable from chance or from a constant "
+        'predictor ("At chance" below), so PGR does not measure weak-to-strong generalization.'
+        for who, sources in at.items()
+    ]
     return lines
+
+
+def chance_by_source(r: ExperimentResult, dev: bool = False) -> dict[str, str]:
+    """Source → which of its floor and the ceiling is at chance, on test (`dev`: on dev), for the
+    sources with either (`regime_lines`' `chance`); empty for a results.json from before the flags."""
+    return {src: " and ".join(who) for src, who in _at_chance(r, dev).items()}
+
+
+def _at_chance(r: ExperimentResult, dev: bool = False) -> dict[str, list[str]]:
+    ceiling = r.ceiling_chance_dev if dev else r.ceiling_chance
+    out = {}
+    for s in r.sources:
+        floor = s.floor_chance_dev if dev else s.floor_chance
+        if who := [w for w, flag in (("the supervisor", floor), ("the ceiling", ceiling)) if flag]:
+            out[s.source] = who
+    return out
+
+
+def chance_lines(r: ExperimentResult, where: str = "") -> list[str]:
+    """One sentence per model at chance (`chance_reason`): the ceiling, each floor and each source's
+    labels, on test and dev (`where`: e.g. " in seed 1"); students are named by `collapse_lines`."""
+    flags = [("the ceiling (test)", r.ceiling_chance), ("the ceiling (dev)", r.ceiling_chance_dev)]
+    for s in r.sources:
+        if s.floor_split == "strong":  # floor and labels: the same predictions on the same rows
+            flags.append((f"{s.source}'s floor and labels (strong split)", s.floor_chance))
+        else:
+            flags.append((f"{s.source}'s floor ({s.floor_split})", s.floor_chance))
+            flags.append((f"{s.source}'s labels (strong split, as its students learn them)", s.labels_chance))
+        flags.append((f"{s.source}'s floor (dev)", s.floor_chance_dev))
+    return [f"At chance{where}: {who}: {why}." for who, why in flags if why]
 
 
 def plot(r: ExperimentResult, path: Path) -> None:
@@ -243,6 +336,7 @@ def plot(r: ExperimentResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     floors = {s.source: s.floor for s in r.sources}
+    chance = chance_by_source(r)
     rows = list(reversed(r.students))  # first student on top
     fig, ax = plt.subplots(figsize=(8, 1.2 + 0.42 * len(rows)))
     y = range(len(rows))
@@ -257,11 +351,8 @@ def plot(r: ExperimentResult, path: Path) -> None:
     dots(-0.2, [r.ceiling for _ in rows], "strong ceiling", "^")
     ax.set_yticks(list(y), [f"{s.source} · {s.loss}" for s in rows], fontsize=8)
     for i, s in zip(y, rows, strict=True):
-        shown = {
-            "gap": f"PGR {s.pgr.value:.2f}",
-            "overlap": f"PGR {s.pgr.value:.2f} (no gap)",
-            "above": "PGR n/a",
-        }[regime(floors[s.source], r.ceiling)]
+        at = s.source in chance
+        shown = pgr_cell(s.pgr, floors[s.source], r.ceiling, lambda e: f"PGR {e.value:.2f}", at)
         ax.annotate(shown, (1.01, i), xycoords=("axes fraction", "data"), va="center", fontsize=8)
     ax.set_xlabel("test accuracy (95% CIs over questions)")
     ax.set_ylim(-0.6, len(rows) - 0.4)
@@ -303,6 +394,7 @@ def write_report(r: ExperimentResult, run_dir: Path) -> None:
 def seeds_table(r: SeedsResult) -> str:
     """The aggregate over seeds (a row per student), then each seed's own figures."""
     floors = {f.source: f for f in r.sources}
+    chance = seeds_chance(r)
     runs = ", ".join(f"`{x.result.run_id}`" for x in r.runs)
     lines = [
         f"Seeds aggregate `{r.run_id}`: seeds {', '.join(map(str, r.seeds))} (runs {runs}), "
@@ -323,21 +415,40 @@ def seeds_table(r: SeedsResult) -> str:
         student = seed_cell(s.accuracy) + (" (collapsed)" if s.collapsed else "")
         lines.append(
             f"| {s.source} | {s.loss} | {floor} | {student} | {seed_cell(r.ceiling)} "
-            f"| {pgr_cell(s.pgr, f.floor.mean, r.ceiling.mean)} | {floor_auc} | {seed_cell(s.auc)} "
-            f"| {seed_cell(r.ceiling_auc)} | {pgr_cell(s.auc_pgr, f.floor_auc.mean, r.ceiling_auc.mean)} |"
+            f"| {pgr_cell(s.pgr, f.floor.mean, r.ceiling.mean, chance=s.source in chance)} | {floor_auc} "
+            f"| {seed_cell(s.auc)} | {seed_cell(r.ceiling_auc)} "
+            f"| {pgr_cell(s.auc_pgr, f.floor_auc.mean, r.ceiling_auc.mean, chance=s.source in chance)} |"
         )
     if any(f.floor_split != "test" for f in r.sources):
         lines += ["", "† no test predictions: the supervisor's floor is on the strong split it labelled."]
     lines += [
         "",
-        *regime_lines({f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling"),
+        *regime_lines(
+            {f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling", chance
+        ),
     ]
+    lines += [line for x in r.runs for line in chance_lines(x.result, f" in seed {x.seed}")]
     lines += [
         f"Collapsed student {s.source} · {s.loss} in seed {seed}: {why}."
         for s in r.students
         for seed, why in s.collapsed.items()
     ]
     return "\n".join([*lines, "", *per_seed_table(r)]) + "\n"
+
+
+def seeds_chance(r: SeedsResult) -> dict[str, str]:
+    """Source → which of its floor and the ceiling is at chance in some seed, and in which seeds
+    (`chance_by_source` of each seed's run): a seed mean over a chance seed reads no regime either."""
+    out = {}
+    for f in r.sources:
+        seeds: dict[str, list[int]] = {}
+        for x in r.runs:
+            for who in _at_chance(x.result).get(f.source, []):
+                seeds.setdefault(who, []).append(x.seed)
+        if seeds:
+            said = [f"{who} (seed{'s' * (len(k) > 1)} {', '.join(map(str, k))})" for who, k in seeds.items()]
+            out[f.source] = " and ".join(said)
+    return out
 
 
 def seed_cell(x: SeedStat) -> str:
@@ -355,13 +466,16 @@ def per_seed_table(r: SeedsResult) -> list[str]:
     for run in r.runs:
         e = run.result
         floors = {f.source: f for f in e.sources}
+        chance = chance_by_source(e)
         for s in e.students:
             f = floors[s.source]
             floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
+            at = s.source in chance
+            auc_ceiling = e.ceiling_auc
+            auc_pgr = "-" if auc_ceiling is None else pgr_cell(s.auc_pgr, f.floor_auc, auc_ceiling, chance=at)
             lines.append(
                 f"| {run.seed} | {s.source} | {s.loss} | {floor} | {s.accuracy} | {e.ceiling} "
-                f"| {pgr_cell(s.pgr, f.floor, e.ceiling)} | {cell(s.auc)} "
-                f"| {'-' if e.ceiling_auc is None else pgr_cell(s.auc_pgr, f.floor_auc, e.ceiling_auc)} |"
+                f"| {pgr_cell(s.pgr, f.floor, e.ceiling, chance=at)} | {cell(s.auc)} | {auc_pgr} |"
             )
     return lines
 

@@ -26,8 +26,9 @@ class StudentResult(BaseModel):
     auc_pgr_dev: Estimate | None = Field(None, description="PGR on AUC on the dev split")
     collapsed: str | None = Field(
         None,
-        description="why the student collapsed, if it did: indistinguishable from a constant predictor "
-        "on test, or val predictions that agree with its own labels no more than chance",
+        description="why the student collapsed, if it did: indistinguishable from chance or from a "
+        "constant predictor on test (`w2sg.report.chance_reason`), or val predictions that agree with "
+        "its own labels no more than chance",
     )
 
 
@@ -39,6 +40,15 @@ class SourceResult(BaseModel):
     floor_dev: Estimate | None = Field(None, description="the supervisor's accuracy on the dev split")
     floor_auc: Estimate | None = Field(None, description="the supervisor's ROC AUC (on floor_split)")
     floor_auc_dev: Estimate | None = Field(None, description="the supervisor's ROC AUC on the dev split")
+    # Chance flags (`w2sg.report.chance_reason`): None when not at chance, or in a results.json
+    # written before the flags existed.
+    floor_chance: str | None = Field(
+        None, description="why its floor (on floor_split) is indistinguishable from chance or a constant"
+    )
+    floor_chance_dev: str | None = Field(None, description="the same of its floor on the dev split")
+    labels_chance: str | None = Field(
+        None, description="the same of its labels on the strong split (what the students learn from)"
+    )
 
 
 class ExperimentResult(BaseModel):
@@ -47,6 +57,10 @@ class ExperimentResult(BaseModel):
     ceiling_dev: Estimate | None = Field(None, description="the ceiling on the dev split, when there is one")
     ceiling_auc: Estimate | None = Field(None, description="the ceiling's ROC AUC on test")
     ceiling_auc_dev: Estimate | None = Field(None, description="the ceiling's ROC AUC on the dev split")
+    ceiling_chance: str | None = Field(
+        None, description="why the ceiling is indistinguishable from chance or a constant on test"
+    )
+    ceiling_chance_dev: str | None = Field(None, description="the same on the dev split")
     sources: list[SourceResult]
     students: list[StudentResult]
     ensembles: list[EnsembleResult] = Field(default_factory=list)

@@ -45,12 +45,13 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: override
 def summary(e: ExperimentResult, run_dir: Path) -> Table:
     """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
     the student and its PGR (95% CIs; under each, the same on ROC AUC), in four narrow columns
-    (two more, student and PGR on dev, when there is a dev split), then the regime and any
-    collapsed student in words; the full tables are in results.md."""
-    from w2sg.report import collapse_lines, dev_regime_lines, regime_lines
+    (two more, student and PGR on dev, when there is a dev split), then the regime, any model
+    at chance and any collapsed student in words; the full tables are in results.md."""
+    from w2sg.report import chance_by_source, chance_lines, collapse_lines, dev_regime_lines, regime_lines
 
     floors = {s.source: s for s in e.sources}
-    notes = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling)
+    chance, chance_dev = chance_by_source(e), chance_by_source(e, dev=True)
+    notes = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling, chance=chance)
     title = (
         f"ceiling {e.ceiling}{_auc_note(e.ceiling_auc)}\ntest {e.sizes['test']} rows · 95% CIs over questions"
     )
@@ -60,18 +61,23 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
         title += " (choose settings on dev)"
         notes += dev_regime_lines(e)
     dev_cols = ("dev student\nAUC", "dev PGR\non AUC") if dev is not None else ()
-    table = _table(title, [*notes, *collapse_lines(e), f"All figures: {run_dir}/results.md"])
+    table = _table(
+        title, [*notes, *chance_lines(e), *collapse_lines(e), f"All figures: {run_dir}/results.md"]
+    )
     for name in ("label acc", "student\nAUC", "PGR\non AUC", *dev_cols):
         table.add_column(name)
     for s in e.students:
         f = floors[s.source]
         student = _cell(s.accuracy, s.auc) + ("\ncollapsed" if s.collapsed else "")
-        gap = _gap_cell((s.pgr, f.floor, e.ceiling), (s.auc_pgr, f.floor_auc, e.ceiling_auc))
+        gap = _gap_cell(
+            (s.pgr, f.floor, e.ceiling), (s.auc_pgr, f.floor_auc, e.ceiling_auc), s.source in chance
+        )
         on_dev: list[str] = []
         if dev is not None:
+            on_auc = (s.auc_pgr_dev, f.floor_auc_dev, e.ceiling_auc_dev)
             on_dev = [
                 _cell(s.accuracy_dev, s.auc_dev),
-                _gap_cell((s.pgr_dev, f.floor_dev, dev), (s.auc_pgr_dev, f.floor_auc_dev, e.ceiling_auc_dev)),
+                _gap_cell((s.pgr_dev, f.floor_dev, dev), on_auc, s.source in chance_dev),
             ]
         table.add_row(f"{s.source}\n{s.loss}", _short(f.labels.accuracy), student, gap, *on_dev)
     return table
@@ -82,12 +88,16 @@ def seeds_summary(r: SeedsResult, run_dir: Path) -> Table:
     floor, the student (the SD between seeds under it) and its PGR, each a mean over seeds with its
     95% interval over seeds and questions, with the same on AUC under it; each seed's figures are
     in results.md."""
-    from w2sg.report import regime_lines
+    from w2sg.report import chance_lines, regime_lines, seeds_chance
 
     floors = {f.source: f for f in r.sources}
+    chance = seeds_chance(r)
     title = f"seeds {', '.join(map(str, r.seeds))} · ceiling {r.ceiling.mean}{_auc_note(r.ceiling_auc.mean)}"
     title += "\nmeans over seeds · 95% CIs over seeds and questions · SD between seeds"
-    notes = regime_lines({f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling")
+    notes = regime_lines(
+        {f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling", chance
+    )
+    notes += [line for x in r.runs for line in chance_lines(x.result, f" in seed {x.seed}")]
     notes += [
         f"Collapsed: {s.source} · {s.loss} in seed {k}: {why}"
         for s in r.students
@@ -103,7 +113,8 @@ def seeds_summary(r: SeedsResult, run_dir: Path) -> Table:
         )
         student = _cell(s.accuracy.mean, s.auc.mean) + f"\nSD {s.accuracy.sd:.3f} ({s.auc.sd:.3f})"
         ceiling = (r.ceiling.mean, r.ceiling_auc.mean)
-        gap = _gap_cell((s.pgr, f.floor.mean, ceiling[0]), (s.auc_pgr, f.floor_auc.mean, ceiling[1]))
+        at = s.source in chance
+        gap = _gap_cell((s.pgr, f.floor.mean, ceiling[0]), (s.auc_pgr, f.floor_auc.mean, ceiling[1]), at)
         table.add_row(f"{s.source}\n{s.loss}", floor, student, gap)
     return table
 
@@ -144,15 +155,17 @@ def _cell(acc: Estimate | None, auc: Estimate | None) -> str:
 Gap = tuple["Estimate | None", "Estimate | None", "Estimate | None"]
 
 
-def _gap_cell(on_acc: Gap, on_auc: Gap) -> str:
+def _gap_cell(on_acc: Gap, on_auc: Gap, chance: bool = False) -> str:
     """PGR (pgr, floor, ceiling) as `pgr_cell` shows it, and under it PGR on AUC, its regime read
-    from the AUCs' intervals."""
+    from the AUCs' intervals; `chance`: the floor or the ceiling is at chance."""
     from w2sg.report import pgr_cell
 
     pgr, floor, ceiling = on_acc
-    text = "-" if ceiling is None else pgr_cell(pgr, floor, ceiling, _short)
+    text = "-" if ceiling is None else pgr_cell(pgr, floor, ceiling, _short, chance)
     pgr, floor, ceiling = on_auc
-    return text if pgr is None or ceiling is None else f"{text}\n{pgr_cell(pgr, floor, ceiling, _short)}"
+    if pgr is None or ceiling is None:
+        return text
+    return f"{text}\n{pgr_cell(pgr, floor, ceiling, _short, chance)}"
 
 
 def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:

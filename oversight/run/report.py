@@ -7,7 +7,10 @@ from pathlib import Path
 
 from oversight.run.results import PipelineResult
 from w2sg.report import (
+    MIN_GAP,
     auc_table,
+    chance_by_source,
+    chance_lines,
     collapse_lines,
     dev_table,
     pgr_cell,
@@ -22,6 +25,7 @@ from w2sg.report import (
 def pipeline_table(r: PipelineResult) -> str:
     e = r.experiment
     floors = {s.source: s for s in e.sources}
+    chance = chance_by_source(e)
     students = {(s.source, s.loss): s for s in e.students}
     losses = sorted({s.loss for s in e.students})
     lines = [
@@ -44,7 +48,7 @@ def pipeline_table(r: PipelineResult) -> str:
         floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
         for loss in losses:
             s = students[(src.source, loss)]
-            gap = pgr_cell(s.pgr, f.floor, e.ceiling)
+            gap = pgr_cell(s.pgr, f.floor, e.ceiling, chance=src.source in chance)
             student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
             lines.append(
                 f"| {src.source} | {src.kind} | {src.raw.accuracy} | {src.raw.ece:.3f} | {src.raw.brier:.3f} "
@@ -52,7 +56,8 @@ def pipeline_table(r: PipelineResult) -> str:
                 f"| {secs} |"
             )
     judges = [s for s in r.sources if s.judge is not None]
-    lines += ["", *regime_lines({f.source: f.floor for f in e.sources}, e.ceiling), *collapse_lines(e)]
+    lines += ["", *regime_lines({f.source: f.floor for f in e.sources}, e.ceiling, chance=chance)]
+    lines += [*chance_lines(e), *collapse_lines(e)]
     if r.passage_questions is not None:
         graph_rows = sum(e.sizes.get(k, 0) for k in ("judge", "calib", "strong", "val"))
         lines += [
@@ -78,14 +83,7 @@ def pipeline_table(r: PipelineResult) -> str:
                 "splits, and an aggregate is built on them): no floor or PGR on dev.",
             ]
     if judges:
-        lines += ["", "Trained judges (same gold questions for each):", ""]
-        lines += [
-            f"- {s.source}: fine-tuned on {j.rows['train']} rows; accuracy {j.heldout_accuracy:.3f} on the "
-            f"{j.heldout_rows} calib rows (never used to train or select it); {j.val_accuracy:.3f} on the "
-            f"{j.rows['val']} rows that picked its checkpoint"
-            for s in judges
-            if (j := s.judge) is not None
-        ]
+        lines += ["", *judge_lines(r)]
     if notes := [f"- {s.source}: {s.note}" for s in r.sources if s.note]:
         lines += ["", "Warnings:", "", *notes]
     lines += oversight_lines(r)
@@ -97,6 +95,26 @@ def pipeline_table(r: PipelineResult) -> str:
     ]
     lines += ["", "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r.stage_seconds.items())]
     return "\n".join(lines) + "\n"
+
+
+def judge_lines(r: PipelineResult) -> list[str]:
+    """Each trained judge: its rows, its accuracy held out and on the rows that picked it, and
+    whether its verdicts (its source's labels on the strong split) are at chance."""
+    floors = {s.source: s for s in r.experiment.sources}
+    lines = ["Trained judges (same gold questions for each):", ""]
+    for s in r.sources:
+        if (j := s.judge) is None:
+            continue
+        held = "-" if j.heldout_accuracy is None else f"{j.heldout_accuracy:.3f}"
+        line = (
+            f"- {s.source}: fine-tuned on {j.rows['train']} rows; accuracy {held} on the "
+            f"{j.heldout_rows} calib rows (never used to train or select it); {j.val_accuracy:.3f} on the "
+            f"{j.rows['val']} rows that picked its checkpoint"
+        )
+        # Its verdicts are its source's labels: that source's flag is the judge's.
+        flag = floors[s.source].labels_chance if s.source in floors else None
+        lines.append(line + (f"; at chance by its verdicts on the strong split: {flag}" if flag else ""))
+    return lines
 
 
 def oversight_lines(r: PipelineResult) -> list[str]:
@@ -147,6 +165,7 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
 
     e = r.experiment
     floors = {s.source: s.floor for s in e.sources}
+    chance = chance_by_source(e)
     shown = [s for s in reversed(e.students) if pgr_defined(floors[s.source], e.ceiling)]
     hidden = sorted({s.source for s in e.students} - {s.source for s in shown})
     fig, ax = plt.subplots(figsize=(8, 1.6 + 0.4 * max(1, len(shown))))
@@ -154,9 +173,9 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
     if shown:
         lo_x, hi_x = PGR_RANGE
         for i, s in enumerate(shown):
-            gap = regime(floors[s.source], e.ceiling) == "gap"
+            gap = regime(floors[s.source], e.ceiling, s.source in chance) == "gap"
             v, lo, hi = (min(max(x, lo_x), hi_x) for x in (s.pgr.value, s.pgr.lo, s.pgr.hi))
-            # Filled: a real gap; hollow: no gap beyond the intervals (PGR mostly noise).
+            # Filled: a weak-to-strong regime; hollow: none (no gap, too small, or at chance).
             color = "C0" if gap else "C1"
             err = [[v - lo], [hi - v]]
             ax.errorbar([v], [i], xerr=err, fmt="o", capsize=3, color=color, mfc=color if gap else "white")
@@ -178,7 +197,10 @@ def plot_pgr(r: PipelineResult, path: Path) -> None:
     ax.set_xlabel(
         "PGR = (student − floor) / (ceiling − floor); 0: no gain over the supervisor, 1: the ceiling"
     )
-    notes = ["filled: a gap beyond the 95% intervals; hollow: no gap beyond them (PGR mostly noise)"]
+    notes = [
+        f"filled: a gap beyond the 95% intervals of at least {MIN_GAP:g}, neither at chance; hollow: "
+        "no such gap, or the floor or the ceiling at chance (PGR mostly noise, or not readable)"
+    ]
     if clipped:
         lo_x, hi_x = PGR_RANGE
         notes.append(f"◀ ▶ an interval clipped at {lo_x:g} / {hi_x:g}; its full value at the right")
