@@ -1,5 +1,11 @@
-"""Export labels with their provenance: JSONL always; parquet (pyarrow) and a Hugging Face
+"""Export labels with their provenance: JSONL and CSV always; parquet (pyarrow) and a Hugging Face
 `datasets` folder when those packages are installed.
+
+Each label carries where its row came from in the user's data: `source_id` (the record's `id`
+column, else its row in the file from 0) and `source` (the record's columns but the passage),
+nested in JSONL and flattened to `source.<column>` columns in CSV, parquet and hf (the names
+pandas' `json_normalize` and `datasets`' `flatten` give). Labels stored before rows carried it
+export with `source_id` null and no source columns.
 
 Nothing the user owns is clobbered: an existing output is replaced only with `force`, and never
 when it is the wrong kind (a folder where a file goes, a file where a folder goes). The export is
@@ -8,6 +14,7 @@ interrupted export leaves neither a half-written output nor a temporary file beh
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -19,7 +26,7 @@ from typing import Any
 from oversight.sqlite import check_store, read, tables
 from oversight.store import COLUMNS, LabelRow, row_of
 
-FORMATS = ("jsonl", "parquet", "hf")
+FORMATS = ("jsonl", "csv", "parquet", "hf")
 
 
 class ExportError(ValueError):
@@ -29,7 +36,7 @@ class ExportError(ValueError):
 def export_rows(
     store_path: str | Path, protocol: str | None = None, config_hash: str | None = None
 ) -> list[dict[str, Any]]:
-    """One flat dict per label: ids, status, p_true, error, then the provenance record. The store
+    """One dict per label: ids, status, p_true, error, then the provenance record. The store
     is only read (`oversight.sqlite.read`): a file that is not a label store is refused untouched."""
 
     def rows(db: sqlite3.Connection) -> list[LabelRow]:
@@ -48,11 +55,13 @@ def export_rows(
     return [
         {
             "example_id": r.example_id,
+            "source_id": None,  # the record has it, but for labels stored before rows carried it
             "protocol": r.protocol,
             "config_hash": r.config_hash,
             "status": r.status,
             "p_true": r.p_true,
             "error": r.error,
+            "source": {},
             **r.record,
         }
         for r in got
@@ -83,7 +92,7 @@ def check_target(out: str | Path, fmt: str, *, force: bool = False) -> Path:
 def write_export(rows: list[dict[str, Any]], out: str | Path, fmt: str, *, force: bool = False) -> Path:
     """Write `rows` to `out` as `fmt`; see the module docstring for what is never overwritten."""
     out = check_target(out, fmt, force=force)
-    write = {"jsonl": _write_jsonl, "parquet": _write_parquet, "hf": _write_hf}[fmt]
+    write = {"jsonl": _write_jsonl, "csv": _write_csv, "parquet": _write_parquet, "hf": _write_hf}[fmt]
     writer = _import_writer(fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Hidden and unique, beside the target: same filesystem (so the move is a rename), and two
@@ -119,6 +128,14 @@ def _write_jsonl(rows: list[dict[str, Any]], tmp: Path, _: Any) -> None:
     with tmp.open("x") as f:
         for row in rows:
             f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def _write_csv(rows: list[dict[str, Any]], tmp: Path, _: Any) -> None:
+    flat = _flat(rows, text=True)
+    with tmp.open("x", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else [])
+        writer.writeheader()
+        writer.writerows(flat)
 
 
 def _write_parquet(rows: list[dict[str, Any]], tmp: Path, writer: Any) -> None:
@@ -170,9 +187,36 @@ def _remove(tmp: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _flat(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Columnar formats want scalar columns: nested transcript and verdict become JSON strings."""
-    return [
-        {**r, "transcript": json.dumps(r.get("transcript")), "verdict": json.dumps(r.get("verdict"))}
-        for r in rows
-    ]
+def _flat(rows: list[dict[str, Any]], *, text: bool = False) -> list[dict[str, Any]]:
+    """Columnar formats want one value per cell: nested transcript and verdict become JSON, and
+    so does a source column's nested value; the source's columns become `source.<column>`. Every
+    row gets every column (None where it has none), and a column whose values differ in kind
+    across rows (one file's string ids, another's row numbers) holds their text. `text` (CSV):
+    every nested value is JSON."""
+    flat = []
+    for r in rows:
+        row = {k: v for k, v in r.items() if k != "source"}
+        row["transcript"], row["verdict"] = json.dumps(r.get("transcript")), json.dumps(r.get("verdict"))
+        row |= {
+            f"source.{k}": v if _kind(v) != "nested" else json.dumps(v)
+            for k, v in (r.get("source") or {}).items()
+        }
+        flat.append(row)
+    names = list(dict.fromkeys(k for row in flat for k in row))
+    as_text = {k for k in names if len({_kind(row.get(k)) for row in flat} - {None}) > 1}
+    if text:
+        as_text |= {k for k in names if any(_kind(row.get(k)) == "nested" for row in flat)}
+    return [{k: _text(row.get(k)) if k in as_text else row.get(k) for k in names} for row in flat]
+
+
+def _kind(value: Any) -> str | None:
+    """What a columnar format stores a value as (None: a missing value fits any column)."""
+    if value is None:
+        return None
+    if isinstance(value, bool | str):
+        return type(value).__name__
+    return "number" if isinstance(value, int | float) else "nested"
+
+
+def _text(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else json.dumps(value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -32,13 +33,22 @@ from graphs.checkpoint import serializer
 from graphs.human import parse_human_reply
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec, Item
+from oversight.provenance import origin
 from oversight.sqlite import connect
 from oversight.store import LabelRow, LabelStore
 
 THREADS = """CREATE TABLE IF NOT EXISTS w2sg_threads (
     thread_id TEXT PRIMARY KEY, config TEXT NOT NULL, question TEXT, answer TEXT, created REAL)"""
 # Columns added for labelling runs (a queue file from before gets them on first use).
-COLUMNS = {"example_id": "TEXT", "protocol": "TEXT", "config_hash": "TEXT", "gold": "REAL", "rules": "TEXT"}
+# `origin`: the row's place in the user's data (`oversight.provenance.origin`, as JSON).
+COLUMNS = {
+    "example_id": "TEXT",
+    "protocol": "TEXT",
+    "config_hash": "TEXT",
+    "gold": "REAL",
+    "rules": "TEXT",
+    "origin": "TEXT",
+}
 GRAPH: TypeAdapter[Any] = TypeAdapter(AnyGraph)
 
 
@@ -243,10 +253,10 @@ async def queue_rows(
     # connection is closed.
     with _connect(db) as con:
         con.executemany(
-            "INSERT OR IGNORE INTO w2sg_threads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO w2sg_threads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (tids[e.id], blob, e.question, e.answer, time.time(), e.id, spec.protocol_name, config_hash,
-                 float(e.label), rules.model_dump_json())
+                 float(e.label), rules.model_dump_json(), json.dumps(origin(e)))
                 for e in new
             ],
         )  # fmt: skip
@@ -307,6 +317,7 @@ def _store(db: Path, row: dict[str, Any], spec: GraphSpec, values: dict[str, Any
     }
     if row.get("gold") is not None:
         record["gold"] = row["gold"]
+    record |= json.loads(row.get("origin") or "{}")  # none for an item queued before it was kept
     label = LabelRow(
         example_id=row["example_id"] or row["thread_id"],
         protocol=spec.protocol_name,

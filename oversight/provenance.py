@@ -3,6 +3,7 @@ produced it, from what, at what cost)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from agents import Model
@@ -19,7 +20,7 @@ def label_row(
     key = {"example_id": e.id, "protocol": graph.protocol_name, "config_hash": chash}
     if "error" in state:
         transcript = [t.model_dump(mode="json") for t in state.get("transcript", [])]
-        record = {"question": e.question, "answer": e.answer, "transcript": transcript}
+        record = {"question": e.question, "answer": e.answer, "transcript": transcript, **origin(e)}
         return LabelRow(**key, status="failed", error=state["error"], record=record)
     record = _record(graph, e, state, models, chash)
     return LabelRow(**key, status="ok", p_true=state["verdict"].p_true, record=record)
@@ -40,7 +41,17 @@ def _record(
         "verdict": state["verdict"].model_dump(mode="json"),
         "cost_usd": label_cost(state, models, graph),
         "transcript": [t.model_dump(mode="json") for t in state.get("transcript", [])],
+        **origin(e),
     }
+
+
+def origin(e: Example) -> dict[str, Any]:
+    """Where the row came from in the user's data (`source_id`, `source`: its columns), for an
+    export to join labels back to it; nothing for a row made in code. Values JSON cannot hold
+    (a date, bytes of a parquet file) are kept as their text."""
+    if e.source_id is None:
+        return {}
+    return {"source_id": e.source_id, "source": json.loads(json.dumps(e.source, default=str))}
 
 
 def label_cost(state: dict[str, Any], models: dict[str, Model], spec: GraphSpec) -> float | None:

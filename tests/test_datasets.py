@@ -323,6 +323,22 @@ TINY = {"kind": "features", "path": "embedded/tiny-gpt2", "max_length": 48}
 FAST = {"lr": 1.0e-3, "epochs": 2, "batch_size": 16, "eval_every": 4, "device": "cpu"}
 
 
+def tiny_train(tmp_path: Path, name: str, dataset: dict, sizes: dict) -> dict:
+    """A `w2sg train` config that trains in seconds: the embedded tiny model's features."""
+    return {
+        "name": name,
+        "dataset": dataset,
+        "sizes": sizes,
+        "weak": TINY,
+        "weak_train": FAST,
+        "strong": {**TINY, "pooling": "mean"},
+        "strong_train": FAST,
+        "n_boot": 100,
+        "out_dir": str(tmp_path / "runs"),
+        "cache_dir": str(tmp_path / "cache"),
+    }
+
+
 def arc_folder(tmp_path: Path) -> Path:
     """A dataset folder in ARC's schema plus passages: train (no passages needed) and test."""
     data = tmp_path / "arc"
@@ -342,22 +358,8 @@ def test_w2sg_train_on_a_choices_key_file_and_a_binary_csv(tmp_path: Path) -> No
         )
     for name, dataset in (("arc", {"path": str(data)}), ("bin", {"path": str(binary), "format": "binary"})):
         cfg = tmp_path / f"{name}.yaml"
-        cfg.write_text(
-            yaml.safe_dump(
-                {
-                    "name": name,
-                    "dataset": dataset,
-                    "sizes": {"weak": 0.3, "strong": 0.4, "val": "rest", "test": 20},
-                    "weak": TINY,
-                    "weak_train": FAST,
-                    "strong": {**TINY, "pooling": "mean"},
-                    "strong_train": FAST,
-                    "n_boot": 100,
-                    "out_dir": str(tmp_path / "runs"),
-                    "cache_dir": str(tmp_path / "cache"),
-                }
-            )
-        )
+        sizes = {"weak": 0.3, "strong": 0.4, "val": "rest", "test": 20}
+        cfg.write_text(yaml.safe_dump(tiny_train(tmp_path, name, dataset, sizes)))
         out = w2sg("train", str(cfg))
         assert out.returncode == 0, out.stderr
         run = next((tmp_path / "runs").glob(f"{name}-*"))
@@ -475,7 +477,9 @@ def test_overrides_keep_the_default_dataset_and_bad_splits_fail_early(tmp_path: 
     assert got.dataset.name == "sciq" and got.dataset.strategy == "all_choices"  # the default kept
     one = write_jsonl(tmp_path / "one.jsonl", mc_records(20, passage=False))
     same = W2SGConfig.model_validate({"weak": TINY, "strong": TINY, "dataset": {"path": str(one)}})
-    with pytest.raises(DataError, match=r"one\.jsonl: its train and test splits are the same questions"):
+    with pytest.raises(
+        DataError, match=r"one\.jsonl: its train and test splits are the same questions.*`split:"
+    ):
         prepare_splits(same)
     data = arc_folder(tmp_path)
     recorded = W2SGConfig.model_validate(
@@ -489,3 +493,78 @@ def test_overrides_keep_the_default_dataset_and_bad_splits_fail_early(tmp_path: 
     )
     with pytest.raises(DataError, match=r"has no label source 'weak_p_true'"):
         prepare_splits(recorded)  # before any model is trained
+
+
+# -- one file, split by question (`split:`) -------------------------------------------------------
+
+
+def qids_of(spec: dict, split: str) -> set[str]:
+    return {e.qid for e in rows_of(spec, split)}
+
+
+def test_one_file_splits_by_question_seeded_and_independent_of_row_order(tmp_path: Path) -> None:
+    records = mc_records(50, passage=False)
+    path = write_jsonl(tmp_path / "one.jsonl", records)
+    spec = {"path": str(path), "split": {"test": 0.2, "seed": 0}}
+    train, test = rows_of(spec, "train"), rows_of(spec, "test")
+    by_q = {e.qid for e in train}, {e.qid for e in test}
+    assert not by_q[0] & by_q[1] and len(by_q[0] | by_q[1]) == 50  # every question, in one split only
+    assert len(by_q[1]) == 10 and len(test) == 20  # the share, in questions (2 rows each)
+    assert qids_of(spec, "test") == by_q[1]  # deterministic
+    shuffled = write_jsonl(tmp_path / "shuffled.jsonl", random.Random(1).sample(records, len(records)))
+    assert qids_of({**spec, "path": str(shuffled)}, "test") == by_q[1]  # row order does not move it
+    reseeded = qids_of({**spec, "split": {"test": 0.2, "seed": 1}}, "test")
+    assert len(reseeded) == 10 and reseeded != by_q[1]
+    assert len(qids_of({**spec, "split": {"test": 7}}, "test")) == 7  # a count of questions
+    # Without `split:`, one file is every split, as before.
+    assert [e.id for e in rows_of({"path": str(path)}, "test")] == [
+        e.id for e in rows_of({"path": str(path)})
+    ]
+    with pytest.raises(DataError, match=r"with `split:`, the data has the splits train and test, not 'dev'"):
+        rows_of(spec, "dev")
+    with pytest.raises(DataError, match=r"split test 60 of its 50 questions leaves no train question"):
+        rows_of({**spec, "split": {"test": 60}}, "test")
+    for bad in (1.0, "rest", 0):
+        with pytest.raises(ValidationError, match=r"split\.test"):
+            DatasetSpec.model_validate({**spec, "split": {"test": bad}})
+
+
+def test_w2sg_train_on_one_split_file_and_its_run_id_follows_the_split(tmp_path: Path) -> None:
+    from w2sg.data import fingerprint
+    from w2sg.experiment import W2SGConfig, prepare_splits
+
+    one = write_jsonl(tmp_path / "one.jsonl", mc_records(60, passage=False))
+    dataset = {"path": str(one), "split": {"test": 0.25, "seed": 0}}
+    raw = tiny_train(tmp_path, "one", dataset, {"weak": 0.3, "strong": 0.4, "val": "rest"})
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(raw))
+    out = w2sg("train", str(tmp_path / "one.yaml"))
+    assert out.returncode == 0, out.stderr
+    run = next((tmp_path / "runs").glob("one-*"))
+    assert json.loads((run / "results.json").read_text())["sizes"]["test"] == 30  # 15 questions, 2 rows each
+    assert json.loads((run / "config.json").read_text())["config"]["dataset"]["split"] == {
+        "test": 0.25,
+        "seed": 0,
+    }
+
+    def run_id(split: dict) -> str:
+        cfg = W2SGConfig.model_validate({**raw, "dataset": {"path": str(one), "split": split}})
+        return cfg.run_id(fingerprint(prepare_splits(cfg)))
+
+    assert run.name == run_id({"test": 0.25, "seed": 0}) != run_id({"test": 0.25, "seed": 1})
+
+
+def test_rows_keep_their_source_id_and_columns(tmp_path: Path) -> None:
+    records = mc_records(3)
+    rows = rows_of({"path": str(write_jsonl(tmp_path / "ids.jsonl", records))})
+    assert [e.source_id for e in rows] == ["q0", "q0", "q1", "q1", "q2", "q2"]
+    assert rows[0].source == {
+        k: v for k, v in records[0].items() if k != "passage"
+    }  # the passage is `support`
+    renamed = [{**{k: v for k, v in r.items() if k != "id"}, "uid": 10 + i} for i, r in enumerate(records)]
+    path = write_jsonl(tmp_path / "uid.jsonl", renamed)
+    assert {e.source_id for e in rows_of({"path": str(path), "columns": {"id": "uid"}})} == {10, 11, 12}
+    with pytest.raises(DataError, match=r"uid\.jsonl:1: missing id column 'key'"):
+        rows_of({"path": str(path), "columns": {"id": "key"}})
+    # No id column: the record's row from 0 (a blank line is no row; SciQ's files are like this).
+    (tmp_path / "gap.jsonl").write_text(json.dumps(renamed[0]) + "\n\n" + json.dumps(renamed[1]) + "\n")
+    assert [e.source_id for e in rows_of({"path": str(tmp_path / "gap.jsonl")})] == [0, 0, 1, 1]

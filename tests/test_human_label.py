@@ -99,7 +99,10 @@ def test_label_queues_a_split_for_a_human_judge_collects_and_exports(tmp_path: P
     exported = w2sg("export", str(store), "--out", str(tmp_path / "h.jsonl"))
     assert exported.returncode == 0 and "wrote 1 labels" in exported.stdout, exported.stderr
     (line,) = (tmp_path / "h.jsonl").read_text().splitlines()
-    assert json.loads(line)["human"]["explanation"] == "B has no quote"
+    got = json.loads(line)
+    assert got["human"]["explanation"] == "B has no quote"
+    # Where the row came from travels through the queue: SciQ's test file has no id column, so its row.
+    assert isinstance(got["source_id"], int) and got["source"]["question"] == got["question"]
 
 
 def test_a_verdict_whose_label_was_lost_is_collected_by_a_rerun(tmp_path: Path) -> None:
@@ -235,3 +238,21 @@ def test_a_human_judge_hears_per_side_debaters_each_from_its_own_spec(tmp_path: 
     state = asyncio.run(human.answer(store, first.thread_id, reply))
     assert state["verdict"].p_true == pytest.approx(0.8)
     assert "1 already done" in w2sg("label", str(path)).stdout
+
+
+def test_a_queue_from_before_source_ids_gains_the_column(tmp_path: Path) -> None:
+    """A queue file made before rows carried their source (no `origin` column) gains the column
+    and takes new rows, which keep it."""
+    from agents import load_config
+    from oversight.label import LabelConfig, label
+
+    store = tmp_path / "h.sqlite"
+    with sqlite3.connect(store) as db:  # the queue's table as the previous version left it
+        db.execute(human.THREADS)
+        for name, kind in human.COLUMNS.items():
+            if name != "origin":
+                db.execute(f"ALTER TABLE w2sg_threads ADD COLUMN {name} {kind}")
+    asyncio.run(label(load_config(human_debate(tmp_path, questions=1), LabelConfig)))
+    with sqlite3.connect(store) as db:
+        origins = [json.loads(r[0]) for r in db.execute("SELECT origin FROM w2sg_threads")]
+    assert len(origins) == 2 and all(isinstance(o["source_id"], int) and o["source"] for o in origins)

@@ -254,3 +254,100 @@ async def test_a_failed_verdict_keeps_its_transcript(tmp_path: Path, rows_per_gr
 
     said = [[t["text"] for t in json.loads(r[2])["transcript"]] for r in rows]
     assert all(s == ["It is right.", "It is wrong."] for s in said)
+
+
+# -- exports join back to the user's data ----------------------------------------------------------
+
+
+def _label_file(data: Path, store: Path) -> None:
+    """Label every row of `data` with a scripted blind judge, into `store`."""
+    import asyncio
+
+    from oversight.label import LabelConfig, label
+
+    cfg = LabelConfig.model_validate(
+        {
+            "dataset": {"path": str(data)},
+            "store": str(store),
+            "models": {"judge": {"name": "scripted/judge"}},
+            "graph": {"kind": "debate", "protocol": "blind", "judge": "judge"},
+        }
+    )
+    assert asyncio.run(label(cfg)).labelled > 0
+
+
+def _exports(tmp_path: Path, store: Path) -> tuple[list[dict], list[dict]]:
+    """The store exported as JSONL and as CSV, read back."""
+    import csv
+    import json
+
+    from oversight.export import export_rows, write_export
+
+    rows = export_rows(store)
+    jsonl = write_export(rows, tmp_path / f"{store.stem}.jsonl", "jsonl")
+    with write_export(rows, tmp_path / f"{store.stem}.csv", "csv").open(newline="") as f:
+        table = list(csv.DictReader(f))
+    return [json.loads(line) for line in jsonl.read_text().splitlines()], table
+
+
+def test_exports_carry_the_source_id_and_columns(tmp_path: Path) -> None:
+    import json
+
+    from test_datasets import mc_records, write_csv, write_jsonl
+
+    records = [{**r, "grade": 4 + i % 2, "meta": {"topic": "capitals"}} for i, r in enumerate(mc_records(3))]
+    _label_file(write_jsonl(tmp_path / "mc.jsonl", records), tmp_path / "ids.sqlite")
+    jsonl, table = _exports(tmp_path, tmp_path / "ids.sqlite")
+    by_id = {r["id"]: r for r in records}
+    assert len(jsonl) == len(table) == 6
+    for row, flat in zip(jsonl, table, strict=True):
+        want = {k: v for k, v in by_id[row["source_id"]].items() if k != "passage"}  # the passage stays out
+        assert row["source"] == want and row["question"] == want["question"]  # nested in JSONL
+        assert flat["example_id"] == row["example_id"] and flat["source_id"] == row["source_id"]
+        assert flat["source.grade"] == str(want["grade"]) and flat["source.answerKey"] == want["answerKey"]
+        # Flattened in CSV: a nested value as JSON.
+        assert json.loads(flat["source.meta"]) == want["meta"] and "source.passage" not in flat
+        assert len(json.loads(flat["transcript"])) == len(row["transcript"])
+    # A file without an id column: its rows, from 0 (a CSV's first row under the header is 0).
+    plain = [{"text": f"claim {i}", "label": str(i % 2), "note": f"n{i}"} for i in range(3)]
+    _label_file(write_csv(tmp_path / "plain.csv", plain), tmp_path / "rows.sqlite")
+    jsonl, table = _exports(tmp_path, tmp_path / "rows.sqlite")
+    assert sorted(r["source_id"] for r in jsonl) == [0, 1, 2]
+    assert all(r["source"] == plain[r["source_id"]] for r in jsonl)
+    assert sorted(r["source_id"] for r in table) == ["0", "1", "2"]
+    assert {r["source.note"] for r in table} == {"n0", "n1", "n2"}
+
+
+def test_a_store_from_before_source_ids_still_exports(tmp_path: Path) -> None:
+    """Labels stored without source ids (today's stores) export with source_id null; a store mixing
+    them with new ones (string ids, row numbers) gives columnar exports one kind per column."""
+    import pyarrow.parquet as pq
+
+    from oversight.store import LabelRow, LabelStore
+
+    store = LabelStore(tmp_path / "old.sqlite")
+    old = {"question": "q", "answer": "a", "gold": 1, "verdict": {"p_true": 0.7}, "transcript": []}
+    store.put(
+        LabelRow(example_id="e0", protocol="blind", config_hash="h", status="ok", p_true=0.7, record=old)
+    )
+    store.close()
+    jsonl, table = _exports(tmp_path, tmp_path / "old.sqlite")
+    assert jsonl[0]["source_id"] is None and jsonl[0]["source"] == {} and jsonl[0]["p_true"] == 0.7
+    assert table[0]["source_id"] == "" and not [k for k in table[0] if k.startswith("source.")]
+    store = LabelStore(tmp_path / "old.sqlite")
+    for i, sid in enumerate(("quartz-0", 3)):
+        record = {**old, "source_id": sid, "source": {"id": sid, "para": "p", "n": i}}
+        store.put(
+            LabelRow(example_id=f"e{i + 1}", protocol="blind", config_hash="h", status="ok", record=record)
+        )
+    store.close()
+    from oversight.export import export_rows, write_export
+
+    got = pq.read_table(write_export(export_rows(tmp_path / "old.sqlite"), tmp_path / "m.parquet", "parquet"))
+    rows = got.to_pylist()
+    assert [r["source_id"] for r in rows] == [None, "quartz-0", "3"]  # one kind: text
+    assert [r["source.n"] for r in rows] == [None, 0, 1] and [r["source.id"] for r in rows] == [
+        None,
+        "quartz-0",
+        "3",
+    ]

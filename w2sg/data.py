@@ -8,7 +8,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -34,6 +34,14 @@ class Example(BaseModel):
     label: int = Field(ge=0, le=1, description="gold: 1 if `answer` is correct")
     support: str = ""
     labels: dict[str, float] = Field(default_factory=dict)
+    source_id: str | int | None = Field(
+        None,
+        description="the record it came from: the file's `id` column, else its row (from 0); None when "
+        "made in code",
+    )
+    source: dict[str, Any] = Field(
+        default_factory=dict, description="the record's columns, but the passage (exported with labels)"
+    )
 
     def text_pair(self) -> tuple[str, str]:
         return self.question, self.answer
@@ -78,15 +86,20 @@ def dedupe(examples: Sequence[Example], where: str = "data") -> list[Example]:
     return [v[0] for k, v in by_id.items() if k not in bad]
 
 
+#: Where a row came from changes no result: left out of fingerprints (run ids and label config
+#: hashes stay as they were before rows carried it).
+ORIGIN = frozenset({"source_id", "source"})
+
+
 def fingerprint(splits: dict[str, Sequence[Example]]) -> str:
     """Content hash of the rows a run uses, split by split: every field of every row (text,
-    passage, gold, recorded labels). Run folders are named by it with the config, so the same
-    config over other data never reuses a folder."""
+    passage, gold, recorded labels) but its `ORIGIN`. Run folders are named by it with the config,
+    so the same config over other data never reuses a folder."""
     h = hashlib.sha256()
     for name in sorted(splits):
         h.update(f"\x1e{name}\x1e".encode())
         for e in sorted(splits[name], key=lambda e: e.id):
-            h.update(e.model_dump_json().encode())
+            h.update(e.model_dump_json(exclude=ORIGIN).encode())
     return h.hexdigest()[:16]
 
 

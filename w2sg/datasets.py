@@ -18,21 +18,36 @@ Formats (the columns each reads, before `columns:` renames them):
 - `pairwise`: chosen, rejected (+ prompt; default their common prefix) → a row each, chosen gold 1.
 Multiple choice binarizes by `strategy`: `one_distractor` (the correct choice and one seeded
 wrong one) or `all_choices` (every choice a row).
+
+Each row keeps where it came from (`Example.source_id`: the record's `id` column, else its row
+in the file from 0; `Example.source`: the record's columns but the passage), for exports to join
+labels back to the user's data. `split:` divides one file (or a source's train split) into
+train and test by question, seeded (`FileSplit`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import random
 from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from w2sg.data import DATA_DIR_ENV, DataError, Example, dedupe, make_id
+from w2sg.data import DATA_DIR_ENV, DataError, Example, Size, dedupe, make_id, resolve_sizes
 
 Format = Literal["auto", "sciq", "choices_key", "choices_index", "boolq", "binarized", "binary", "pairwise"]
 Record = dict[str, Any]
@@ -67,6 +82,38 @@ def sciq_dir() -> Path:
     return Path(
         os.environ.get(DATA_DIR_ENV, Path(__file__).resolve().parents[2] / "shared" / "data" / "sciq")
     )
+
+
+class FileSplit(BaseModel):
+    """`split: {test: 0.2, seed: 0}`: one file's questions divided into train and test. A
+    question's rank is a hash of the seed and its id, so the split depends on the seed and the
+    questions alone (not on row order), and a question stays where it is as the file grows
+    unless it sits at the boundary."""
+
+    model_config = ConfigDict(extra="forbid")
+    test: Size = Field(0.2, description="test questions: a share (0.2, rounded down) or a count")
+    seed: int = Field(0, description="which questions go to test (the experiment's `seed` does not move it)")
+
+    @field_validator("test")
+    @classmethod
+    def _leaves_train(cls, v: Size) -> Size:
+        if v == "rest" or (isinstance(v, float) and v == 1.0):
+            raise ValueError(f"test is a share below 1 or a count, so that train keeps questions; got {v!r}")
+        return v
+
+    def divide(self, rows: Sequence[Example], where: str) -> dict[str, list[Example]]:
+        """train and test, disjoint by question, each in the rows' order."""
+        qids = sorted(
+            {e.qid for e in rows}, key=lambda q: hashlib.sha256(f"{self.seed}|{q}".encode()).digest()
+        )
+        n = resolve_sizes({"test": self.test}, len(qids))["test"]
+        if not 0 < n < len(qids):
+            raise DataError(
+                f"{where}: split test {self.test!r} of its {len(qids)} questions leaves "
+                f"{'no test' if n < 1 else 'no train'} question; give a share (0.2) or a smaller count"
+            )
+        test = set(qids[:n])
+        return {"train": [e for e in rows if e.qid not in test], "test": [e for e in rows if e.qid in test]}
 
 
 class DatasetSpec(BaseModel):
@@ -108,6 +155,11 @@ class DatasetSpec(BaseModel):
     duplicates: Literal["error", "drop"] = Field(
         "error", description="rows with one id and different gold: an error, or dropped (counted in the log)"
     )
+    split: FileSplit | None = Field(
+        None,
+        description="divide one file (a folder's or hub's `train` split) into train and test by question, "
+        "seeded: {test: 0.2, seed: 0}",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +178,14 @@ class DatasetSpec(BaseModel):
         if "question" not in self.qid_fields or not set(self.qid_fields) <= {"question", "passage"}:
             raise ValueError(f"qid_fields: [question] or [passage, question], got {self.qid_fields}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        # Unset, `split` is left out: configs from before it keep their run ids and label hashes.
+        if isinstance(data, dict) and data.get("split", 0) is None:
+            del data["split"]
+        return data
 
     def resolved(self) -> DatasetSpec:
         """The registry entry's fields, overridden by those this spec sets."""
@@ -159,8 +219,20 @@ def load(dataset: str | DatasetSpec, split: str, *, seed: int = 0) -> list[Examp
 
 def load_split(spec: DatasetSpec, split: str, *, seed: int = 0) -> list[Example]:
     """One split's rows, validated (a bad record is a DataError naming file, row and column, with
-    the columns it has) and deduplicated."""
+    the columns it has) and deduplicated. With `split:`, train and test are the two parts of the
+    source's (one file's) rows."""
     full = spec.resolved()
+    if full.split is None:
+        return _load_rows(spec, full, split, seed)
+    if split not in ("train", "test"):
+        raise DataError(f"{full.title}: with `split:`, the data has the splits train and test, not {split!r}")
+    rows = _load_rows(spec, full, "train", seed)
+    where = f"{full.title} (split: test {full.split.test}, seed {full.split.seed})"
+    return full.split.divide(rows, where)[split]
+
+
+def _load_rows(spec: DatasetSpec, full: DatasetSpec, split: str, seed: int) -> list[Example]:
+    """`split` as the source has it (`full`: `spec` resolved)."""
     # A path the config gives must exist; a registry entry's default folder may be absent (its hub copy then).
     rows, where = _read(full, split, must_exist=spec.name is None or "path" in spec.model_fields_set)
     if not rows:
@@ -169,8 +241,8 @@ def load_split(spec: DatasetSpec, split: str, *, seed: int = 0) -> list[Example]
     parse = PARSERS[fmt]
     out: list[Example] = []
     labels_seen: set[str] = set()
-    for line, raw in rows:
-        rec = Fields(raw, full, fmt, where, line)
+    for index, (line, raw) in enumerate(rows):
+        rec = Fields(raw, full, fmt, where, line, index)
         extra = rec.labels()  # a record's recorded labels, on each of its rows
         labels_seen |= set(extra)
         out += [e.model_copy(update={"labels": extra}) if extra else e for e in parse(rec, full, seed)]
@@ -205,8 +277,9 @@ def detect(record: Record, spec: DatasetSpec, where: str) -> str:
 class Fields:
     """One record read through a format's field names, with errors that name file, row and column."""
 
-    def __init__(self, raw: Record, spec: DatasetSpec, fmt: str, where: str, line: int):
-        self.raw, self.spec, self.fmt, self.where, self.line = raw, spec, fmt, where, line
+    def __init__(self, raw: Record, spec: DatasetSpec, fmt: str, where: str, line: int, index: int):
+        # line: where messages point (a JSONL or CSV line); index: the record's row, from 0.
+        self.raw, self.spec, self.fmt, self.where, self.line, self.index = raw, spec, fmt, where, line, index
 
     def fail(self, message: str) -> DataError:
         return DataError(f"{self.where}:{self.line}: {message} (columns: {', '.join(sorted(self.raw))})")
@@ -250,6 +323,24 @@ class Fields:
     def passage(self) -> str:
         return self.text("passage?", required=False) if "passage?" in FORMAT_FIELDS[self.fmt] else ""
 
+    @cached_property
+    def source_id(self) -> str | int:
+        """The record's `id` column (`columns: {id: ...}` renames it), else its row from 0 (as
+        pandas and `datasets` number rows; in a CSV, the first row under the header is 0)."""
+        col = self.spec.columns.get("id", "id")
+        value = self.raw.get(col) if isinstance(col, str) else None
+        if value is None:
+            if "id" in self.spec.columns:  # named in the config: it has to be there
+                raise self.fail(f"missing id column {col!r} (named by `columns: {{id: ...}}`)")
+            return self.index
+        return value if isinstance(value, str | int) and not isinstance(value, bool) else str(value)
+
+    @cached_property
+    def source(self) -> Record:
+        """The record's columns but the passage (the row's `support`: long, and joined back by id)."""
+        passage = self.col("passage?") if "passage?" in FORMAT_FIELDS[self.fmt] else None
+        return {k: v for k, v in self.raw.items() if k != passage}
+
     def qid_text(self, question: str) -> str:
         parts = {"question": question, "passage": self.passage()}
         return "\x1f".join(parts[k] for k in self.spec.qid_fields)
@@ -280,7 +371,16 @@ def _is_int(v: Any) -> bool:
 
 def _example(rec: Fields, question: str, answer: str, label: int) -> Example:
     qid, rid = make_id(rec.qid_text(question), answer)
-    return Example(id=rid, qid=qid, question=question, answer=answer, label=label, support=rec.passage())
+    return Example(
+        id=rid,
+        qid=qid,
+        question=question,
+        answer=answer,
+        label=label,
+        support=rec.passage(),
+        source_id=rec.source_id,
+        source=rec.source,
+    )
 
 
 def _choose(

@@ -145,7 +145,8 @@ def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
     if pool and all(e.qid in test_qids for e in pool):
         raise DataError(
             f"{where}: its train and test splits are the same questions (one file serves every split); "
-            "give a folder with a train and a test file, or `files: {train: ..., test: ...}`"
+            "give a folder with a train and a test file, `files: {train: ..., test: ...}`, or "
+            "`split: {test: 0.2, seed: 0}` to divide the file by question"
         )
     pool = [e for e in pool if e.qid not in test_qids]  # a few SciQ questions repeat across splits
     s = cfg.sizes
