@@ -2,7 +2,8 @@
 
 (a) `w2sg.train.train` against a bare torch loop at the same precision and batches (same model,
     rows tokenized once, optimizer, loss), in fp32 and bf16. Goal: ours / bare <= 1.05.
-(b) strong features: cached (loaded from disk) vs uncached (computed) for the same rows.
+(b) strong features: cached (loaded from disk) vs uncached (computed) for the same rows; and the
+    cost of a warm cache as rows grow (20,000 rows of SmolLM2's 576 features, random, no model).
 (c) the strong model's step through our loop: a linear head on frozen features (the CPU default),
     LoRA and full fine-tuning, each in fp32 and bf16. Goal: LoRA cheaper per step than full.
 
@@ -35,9 +36,9 @@ import torch
 from _timing import interleaved_medians
 
 from oversight.paths import resolve_model_path
-from w2sg.data import Example, label_source
+from w2sg.data import Example, label_source, make_example
 from w2sg.datasets import load
-from w2sg.features import cached_features
+from w2sg.features import CHUNK_ROWS, LayerCache, cached_features, layer_dir, lm_text, text_key
 from w2sg.models import Classifier, ModelConfig, build_classifier
 from w2sg.train import TrainConfig, autocast, resolve_precision, seed_everything, train
 
@@ -134,6 +135,24 @@ def bench_features(model: str, n: int, device: str) -> None:
     print(f"    speed-up = {uncached / cached:.0f}x")
 
 
+def bench_cache_load(n: int, width: int = 576) -> None:
+    """Best of 3 reads of `n` cached rows, written in chunks as a run writes them: a warm cache's
+    cost, which grows with the rows (each text hashed, each row gathered from its chunk)."""
+    rows = [make_example(f"question {i} about something?", f"answer {i}", i % 2) for i in range(n)]
+    model = "bench/cache-load"  # not a directory: fingerprinted by its name, never loaded
+    with tempfile.TemporaryDirectory() as cache:
+        keys = [text_key(lm_text(e)) for e in rows]
+        layer = LayerCache(layer_dir(cache, model, "last", 128, -1), ())
+        for s in range(0, n, CHUNK_ROWS):
+            layer.write(keys[s : s + CHUNK_ROWS], torch.randn(len(keys[s : s + CHUNK_ROWS]), width))
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            cached_features(model, rows, cache)
+            best = min(best, time.perf_counter() - t0)
+    print(f"    cached load of {n} rows x {width} features: {best * 1000:.0f} ms")
+
+
 def bench_strong_step(
     model: str, steps: int, batch_size: int, max_length: int, device: str, peaks: dict[str, float]
 ) -> None:
@@ -203,6 +222,7 @@ def main() -> None:
         for precision in ("fp32", "bf16"):
             bench_ours_vs_bare(tiny, precision, steps, 16, args.device, 1)
         bench_features("embedded/tiny-gpt2", 64, args.device)
+        bench_cache_load(2_000)
         bench_strong_step("embedded/tiny-gpt2", steps, 8, 64, args.device, peaks)
         return
     steps = args.steps or 20
@@ -210,6 +230,7 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         bench_ours_vs_bare(minilm, precision, steps, 32, args.device, args.rounds)
     bench_features("embedded/smollm2", 256, args.device)
+    bench_cache_load(20_000)
     bench_strong_step("embedded/smollm2", max(4, steps // 3), 32, 128, args.device, peaks)
 
 

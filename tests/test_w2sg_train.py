@@ -1,10 +1,9 @@
-"""Classifiers learn, the loop selects on validation only, features cache correctly, and a small
-end-to-end experiment runs on CPU."""
+"""Classifiers learn, the loop selects on validation only, and a small end-to-end experiment runs
+on CPU (the feature cache: test_feature_cache.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import torch
 from oversight.paths import resolve_model_path
 from w2sg.data import Example, label_source, make_example
 from w2sg.experiment import Sizes, W2SGConfig, run_experiment
-from w2sg.features import cached_features
 from w2sg.models import FeatureHead, ModelConfig, build_classifier
 from w2sg.train import TrainConfig, TrainResult, lr_at, predict, train
 
@@ -111,76 +109,6 @@ def test_lm_head_with_lora_trains_only_adapters_and_head() -> None:
     model = build_classifier(cfg, resolve_model_path(cfg.path), train=[])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n or n.startswith("head.") for n in trainable)
-
-
-def test_feature_cache_hits_and_invalidates(tmp_path: Path) -> None:
-    path = resolve_model_path("embedded/tiny-gpt2")
-    rows = [make_example(f"question {i}?", "answer", i % 2) for i in range(6)]
-    a = cached_features(path, rows, tmp_path)
-    assert len(list(tmp_path.glob("features-*.pt"))) == 1
-    assert torch.equal(cached_features(path, rows, tmp_path), a)  # hit
-    assert len(list(tmp_path.glob("features-*.pt"))) == 1
-    cached_features(path, [*rows[:5], make_example("changed?", "answer", 1)], tmp_path)  # data changed
-    cached_features(path, rows, tmp_path, pooling="mean")  # pooling changed
-    assert len(list(tmp_path.glob("features-*.pt"))) == 3
-    # Model changed: a copy of the model with a different config is a different key.
-    import shutil
-
-    other = tmp_path / "other-model"
-    shutil.copytree(path, other)
-    cfg = json.loads((other / "config.json").read_text())
-    cfg["n_layer"] = 1
-    (other / "config.json").write_text(json.dumps(cfg))
-    cached_features(other, rows, tmp_path)
-    assert len(list(tmp_path.glob("features-*.pt"))) == 4
-
-
-class RunsCode:
-    """Unpickled with code execution allowed, this makes a folder: what a hostile file could do."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (os.mkdir, (str(self.marker),))
-
-
-@pytest.mark.parametrize("damage", ["cut short", "random bytes", "a pickle that runs code", "not features"])
-def test_a_damaged_feature_cache_entry_is_named_deleted_and_computed_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
-) -> None:
-    path = resolve_model_path("embedded/tiny-gpt2")
-    rows = [make_example(f"question {i}?", "answer", i % 2) for i in range(6)]
-    good = cached_features(path, rows, tmp_path)
-    (entry,) = tmp_path.glob("features-*.pt")
-    marker = tmp_path / "code-ran"
-    if damage == "cut short":
-        entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
-    elif damage == "random bytes":
-        entry.write_bytes(os.urandom(4096))
-    elif damage == "a pickle that runs code":
-        torch.save(RunsCode(marker), entry)
-    else:
-        torch.save(torch.zeros(3, 2), entry)  # a tensor, of the wrong shape
-    with caplog.at_level("WARNING", logger="w2sg.features"):
-        again = cached_features(path, rows, tmp_path)
-    assert torch.equal(again, good) and not marker.exists()
-    assert f"{entry}: damaged feature cache entry" in caplog.text
-    assert torch.equal(torch.load(entry, weights_only=True), good)  # recomputed in its place
-
-
-def test_feature_layers_are_cached_one_file_each_and_concatenated(tmp_path: Path) -> None:
-    path = resolve_model_path("embedded/tiny-gpt2")
-    rows = [make_example(f"question {i}?", "answer", i % 2) for i in range(6)]
-    last = cached_features(path, rows, tmp_path)  # the default: the last layer, as before layers existed
-    both = cached_features(path, rows, tmp_path, layers=[1, -1])  # one pass computes layer 1 only
-    assert len(list(tmp_path.glob("features-*.pt"))) == 2
-    assert both.shape == (6, 2 * last.shape[1])
-    assert torch.equal(both[:, last.shape[1] :], last)  # concatenated in the order given
-    assert not torch.equal(both[:, : last.shape[1]], last)  # layer 1 is another representation
-    assert torch.equal(cached_features(path, rows, tmp_path, layers=[1]), both[:, : last.shape[1]])
-    with pytest.raises(ValueError, match="layer 9 is out of range"):
-        cached_features(path, rows, tmp_path, layers=[9])
 
 
 def test_small_experiment_end_to_end(tmp_path: Path) -> None:

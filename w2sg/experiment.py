@@ -188,8 +188,9 @@ class Fitter:
         self.gold = {k: np.asarray(label_source(v, "gold")) for k, v in sp.items()}
         # Each row's question: every interval resamples questions (a question's rows correlate).
         self.qids = {k: np.array([e.qid for e in v]) for k, v in sp.items()}
-        # Any further split (e.g. a calibration split) is one the weak teachers label. The list
-        # keys the feature cache: dev rows go last, so runs without a dev split keep their caches.
+        # Any further split (e.g. a calibration split) is one the weak teachers label. Features are
+        # computed for the whole list in one pass (and cached row by row): dev rows go last, so a
+        # run without a dev split batches its rows as runs did before dev splits existed.
         self.seen = {
             "weak": [e for rows in sp.values() for e in rows],
             "strong": [*sp["strong"], *sp["val"], *sp["test"], *sp.get("dev", [])],

@@ -248,7 +248,8 @@ def build_classifier(
         return SeqClassifier(path, cfg)
     if cfg.kind == "lm_head":
         return LMHeadClassifier(path, cfg)
-    # all_examples first: the cache key then does not depend on which subset is trained on (bags).
+    # all_examples first: every bag asks for the same rows in one order, so a cold cache computes
+    # them in one pass, batched alike, whichever subset is trained on.
     rows = list({e.id: e for e in [*all_examples, *train]}.values())
     feats = cached_features(
         path,
