@@ -1,6 +1,6 @@
 """Labelling pipeline overhead and memory, against baselines measured in the same run.
 
-(a) labels/s of a blind-judge labelling run (`oversight.label`: graph, durable SQLite store, a
+(a) labels/s of a blind-judge labelling run (`oversight.labelling.label`: graph, durable SQLite store, a
     progress bar) vs a bare loop of the same `choice_probs` calls on the same model at the same
     concurrency, against the local OpenAI-compatible server with a fixed latency (reading the data is
     outside all timings). Goal ≥ 0.9×: graphs, store and progress cost under 10 %. Ours runs twice:
@@ -37,7 +37,7 @@ from agents import ModelSpec, get_model
 from agents.backends.classifier import PAIR_SEP
 from graphs.debate import DebateConfig
 from graphs.render import judge_prompt
-from oversight.label import LabelConfig, label, select_rows
+from oversight.labelling.label import LabelConfig, label, select_rows
 
 ROWS_PER_GRAPH = 16
 

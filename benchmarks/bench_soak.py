@@ -111,7 +111,7 @@ def load_child(cfg: Path) -> None:
     import oversight.cli.label  # noqa: F401 -- the command's own imports
     from agents import load_config
     from agents.backends import openai_compat  # noqa: F401 -- what the model loads
-    from oversight.label import LabelConfig, selection
+    from oversight.labelling.label import LabelConfig, selection
 
     rows, _, _ = selection(load_config(cfg, LabelConfig))
     print(

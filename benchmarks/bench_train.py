@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from _timing import interleaved_medians
 
-from oversight.paths import resolve_model_path
+from agents.names import resolve_model_path
 from w2sg.data import Example, label_source, make_example
 from w2sg.datasets import load
 from w2sg.features import CHUNK_ROWS, LayerCache, cached_features, layer_dir, lm_text, text_key

@@ -59,7 +59,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from oversight.paths import resolve_model_path
+from agents.names import resolve_model_path
 from w2sg.experiment import Fitter, W2SGConfig, prepare_splits, supervise
 from w2sg.losses import LogConfLoss, Loss, XentLoss, label_slope
 from w2sg.models import build_classifier

@@ -1,7 +1,7 @@
 """A person as the judge or overseer of a graph: the node that waits for them.
 
 The node calls LangGraph's `interrupt()` with what the person is shown; the state waits in a
-checkpointer (SQLite in `oversight.human`) and `Command(resume=reply)` continues it, from any
+checkpointer (SQLite in `oversight.labelling.human`) and `Command(resume=reply)` continues it, from any
 process, any time later. A reply is {"verdict": p(true) in [0, 1]} or {"ask": "a follow-up"},
 with the person's id ("judge") and their reasons ("explanation") beside it; the verdict's
 provenance is kept in the state's `human` entry, from where it reaches the label store.

@@ -97,7 +97,7 @@ class GraphSpec(Config):
         return type(self).model_validate(data)
 
     def model_refs(self) -> dict[str, tuple[str, str]]:
-        """field → (model name, "name"): what `oversight.paths.check_config_models` resolves (an
+        """field → (model name, "name"): what `agents.names.check_config_models` resolves (an
         inline spec is a `ModelSpec` there, checked as one)."""
         return {path: (ref, "name") for path, ref in self.role_paths().values() if isinstance(ref, str)}
 

@@ -3,6 +3,6 @@
 Also home of the `w2sg` CLI, since this is the one package allowed to import all the others.
 """
 
-from oversight.config import ExperimentConfig
+from oversight.experiments.config import ExperimentConfig
 
 __all__ = ["ExperimentConfig"]

@@ -30,12 +30,12 @@ def config_class(path: Path) -> type:
     from graphs.config import DebaterSet
     from graphs.debate import DebateConfig
     from graphs.interaction import InteractionConfig
-    from oversight.config import ExperimentConfig
-    from oversight.grid.config import GridConfig
-    from oversight.label import LabelConfig
-    from oversight.ladder.config import LadderConfig
-    from oversight.run.config import RunConfig
-    from oversight.tournament.config import TournamentConfig
+    from oversight.experiments.config import ExperimentConfig
+    from oversight.experiments.grid.config import GridConfig
+    from oversight.experiments.ladder.config import LadderConfig
+    from oversight.experiments.run.config import RunConfig
+    from oversight.experiments.tournament.config import TournamentConfig
+    from oversight.labelling.label import LabelConfig
     from w2sg.experiment import W2SGConfig
 
     kinds = {

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from oversight.store import LabelStore
+from oversight.labelling.store import LabelStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,9 +22,9 @@ from agents.cache import ResponseCache
 from agents.types import GenerateParams, Message
 from graphs.bestofn import candidate_seeds
 from graphs.debate import DebateConfig, debate_input, invoke_recorded
-from oversight.label import LabelConfig
-from oversight.provenance import label_cost
-from oversight.store import LabelStore
+from oversight.labelling.label import LabelConfig
+from oversight.labelling.provenance import label_cost
+from oversight.labelling.store import LabelStore
 
 Q, A = "What element is present in all organic molecules?", "carbon"
 CONTEXT = "Organic molecules are built around chains of carbon atoms."
@@ -268,7 +268,7 @@ def test_bad_debaters_are_errors_that_name_the_field(tmp_path: Path, graph: dict
 
 def test_judge_training_transcripts_use_every_speaking_role() -> None:
     """`collect_transcripts` runs per-side debaters and preference models, never a stand-in."""
-    from oversight.judges import collect_transcripts
+    from oversight.labelling.judges import collect_transcripts
     from w2sg.data import make_example
 
     cfg = DebateConfig.model_validate(

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from oversight.judges import JudgeInfo
-from oversight.run.report import pipeline_table
-from oversight.run.results import PipelineResult, SourceReport
+from oversight.experiments.run.report import pipeline_table
+from oversight.experiments.run.results import PipelineResult, SourceReport
+from oversight.labelling.judges import JudgeInfo
 from w2sg.experiment import score_models
 from w2sg.metrics import Estimate, label_quality
 from w2sg.report import (

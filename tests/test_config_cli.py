@@ -12,7 +12,7 @@ from cli import SHIPPED_CONFIGS, config_class, w2sg
 
 from agents import ConfigError, ModelSpec, load_config
 from agents.testing import FakeServer
-from oversight.config import ExperimentConfig
+from oversight.experiments.config import ExperimentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,7 +157,7 @@ graph: {{kind: debate, protocol: blind, judge: judge}}
     assert out.returncode == 0, out.stderr[-2000:]
     assert "6 labelled, 0 failed" in out.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
-    assert "w2sg.metrics" in imported and "oversight.label" in imported  # the trace is real
+    assert "w2sg.metrics" in imported and "oversight.labelling.label" in imported  # the trace is real
     assert not {m for m in imported if m.split(".")[0] in ("torch", "transformers")}
 
 

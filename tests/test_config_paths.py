@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from agents import load_config
 from agents.config import rebase_paths
-from oversight.config import ExperimentConfig
+from oversight.experiments.config import ExperimentConfig
 
 
 def write(folder: Path, text: str, name: str = "cfg.yaml") -> Path:
@@ -22,7 +22,7 @@ def write(folder: Path, text: str, name: str = "cfg.yaml") -> Path:
 
 
 def test_written_paths_resolve_beside_the_config(tmp_path: Path) -> None:
-    from oversight.label import LabelConfig
+    from oversight.labelling.label import LabelConfig
 
     cfg = write(
         tmp_path / "cfgs",
@@ -47,8 +47,8 @@ graph: {kind: debate, protocol: consultancy, debater: deb, judge: judge}
 
 
 def test_defaults_and_absolute_paths_are_left_alone(tmp_path: Path) -> None:
-    from oversight.label import LabelConfig
-    from oversight.run.config import RunConfig
+    from oversight.experiments.run.config import RunConfig
+    from oversight.labelling.label import LabelConfig
 
     c = load_config(
         write(tmp_path / "a", f"store: {tmp_path / 'abs.sqlite'}\ngraph: {{kind: debate}}\n"), LabelConfig
@@ -140,7 +140,7 @@ def test_shipped_config_paths_point_into_the_checkouts_runs(
 
 
 def test_shipped_label_configs_keep_their_store_and_cache() -> None:
-    from oversight.label import LabelConfig
+    from oversight.labelling.label import LabelConfig
 
     c = load_config(ROOT / "configs" / "label-debate.yaml", LabelConfig)
     assert c.store == ROOT / "runs" / "labels.sqlite"

@@ -290,7 +290,7 @@ def test_spec_errors_name_the_field(tmp_path: Path) -> None:
     ]:
         cfg.write_text(text)
         with pytest.raises(ConfigError, match=r"cfg\.yaml: invalid config\n  .*" + re.escape(message)):
-            from oversight.label import LabelConfig
+            from oversight.labelling.label import LabelConfig
 
             load_config(cfg, LabelConfig, only=("dataset",))
     assert parse_spec("boolq").name == "boolq" and parse_spec(str(cfg)).path == cfg

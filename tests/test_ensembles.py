@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from oversight.paths import resolve_model_path
+from agents.names import resolve_model_path
 from w2sg.data import Example, make_example
 from w2sg.ensembles import (
     PERFECT_ALPHA,

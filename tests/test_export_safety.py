@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cli import w2sg
 
-from oversight.export import write_export
-from oversight.store import LabelRow, LabelStore
+from oversight.labelling.export import write_export
+from oversight.labelling.store import LabelRow, LabelStore
 
 
 @pytest.fixture

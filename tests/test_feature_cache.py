@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import w2sg.features as features
-from oversight.paths import resolve_model_path
+from agents.names import resolve_model_path
 from w2sg.data import Example, make_example
 from w2sg.features import cached_features, chunk_name, compute_features, lm_text, unpack_keys
 

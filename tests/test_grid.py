@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli import ROOT, w2sg
 
-from oversight.grid.config import GridConfig, shard
+from oversight.experiments.grid.config import GridConfig, shard
 
 
 def grid_yaml(tmp_path: Path, *, latency: float = 0.0, questions: int = 6) -> Path:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from cli import w2sg
 
-from oversight import human
-from oversight.human import HumanRules, make_reply, parse_p
+from oversight.labelling import human
+from oversight.labelling.human import HumanRules, make_reply, parse_p
 
 # Debater A quotes the passage of the first question (verified there, unverified elsewhere);
 # both try to inject markup, which every page has to show as text.
@@ -244,7 +244,7 @@ def test_a_queue_from_before_source_ids_gains_the_column(tmp_path: Path) -> None
     """A queue file made before rows carried their source (no `origin` column) gains the column
     and takes new rows, which keep it."""
     from agents import load_config
-    from oversight.label import LabelConfig, label
+    from oversight.labelling.label import LabelConfig, label
 
     store = tmp_path / "h.sqlite"
     with sqlite3.connect(store) as db:  # the queue's table as the previous version left it

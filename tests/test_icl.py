@@ -12,8 +12,8 @@ import pytest
 
 from agents import wrap
 from agents.backends.scripted import ScriptedBackend
+from agents.names import resolve_model_path
 from agents.types import Message
-from oversight.paths import resolve_model_path
 from w2sg.data import make_example
 from w2sg.experiment import Sizes, W2SGConfig
 from w2sg.icl import (

@@ -207,7 +207,7 @@ def test_cli_interact_with_a_simulated_overseer(tmp_path: Path) -> None:
 def test_a_thread_that_fails_after_a_reply_is_listed_as_stalled_and_resumes(tmp_path: Path) -> None:
     from agents import register_provider
     from agents.errors import FatalModelError
-    from oversight import human
+    from oversight.labelling import human
 
     fails = {"left": 1}
 

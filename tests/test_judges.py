@@ -15,10 +15,10 @@ from agents import get_model, wrap
 from agents.backends.classifier import PAIR_SEP
 from agents.backends.scripted import ScriptedBackend
 from agents.errors import FatalModelError
+from agents.names import resolve_model_path
 from agents.types import GenerateParams, Message
 from graphs.debate import DebateConfig, build_debate_graph, run_debate
-from oversight.judges import collect_transcripts, judge_examples, train_judge
-from oversight.paths import resolve_model_path
+from oversight.labelling.judges import collect_transcripts, judge_examples, train_judge
 from w2sg.data import split_by_question
 from w2sg.datasets import load
 from w2sg.train import TrainConfig

@@ -80,7 +80,11 @@ def test_only_graphs_knows_the_kinds() -> None:
     """Outside `graphs/`, no module tests which kind a graph is; the commands that run one kind
     on purpose (`w2sg debate`, `w2sg interact`, the human queue, `w2sg tournament`'s cross-play
     debates) are the exceptions."""
-    on_purpose = {"oversight/cli/graphs.py", "oversight/human.py", "oversight/tournament/config.py"}
+    on_purpose = {
+        "oversight/cli/graphs.py",
+        "oversight/labelling/human.py",
+        "oversight/experiments/tournament/config.py",
+    }
     kind_test = re.compile(r"isinstance\([^)]*(DebateConfig|InteractionConfig)|\.protocol ==|\.overseer ==")
     found = [
         f"{p.relative_to(ROOT)}:{i}"

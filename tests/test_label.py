@@ -178,8 +178,8 @@ def test_cost_per_label_from_the_models_prices(tmp_path: Path) -> None:
     import asyncio
 
     from agents import load_config
-    from oversight.label import LabelConfig, label
-    from oversight.store import LabelStore
+    from oversight.labelling.label import LabelConfig, label
+    from oversight.labelling.store import LabelStore
 
     text = config(tmp_path, "c.sqlite", questions=2).read_text()
     text = text.replace(
@@ -235,7 +235,7 @@ async def test_a_failed_verdict_keeps_its_transcript(tmp_path: Path, rows_per_gr
     debaters said. Batched, a batch whose every row failed ends (it used to loop to the recursion
     limit and sink the run)."""
     from agents import load_config
-    from oversight.label import LabelConfig, label
+    from oversight.labelling.label import LabelConfig, label
 
     text = config(tmp_path, "dead.sqlite").read_text()
     text = text.replace(
@@ -263,7 +263,7 @@ def _label_file(data: Path, store: Path) -> None:
     """Label every row of `data` with a scripted blind judge, into `store`."""
     import asyncio
 
-    from oversight.label import LabelConfig, label
+    from oversight.labelling.label import LabelConfig, label
 
     cfg = LabelConfig.model_validate(
         {
@@ -281,7 +281,7 @@ def _exports(tmp_path: Path, store: Path) -> tuple[list[dict], list[dict]]:
     import csv
     import json
 
-    from oversight.export import export_rows, write_export
+    from oversight.labelling.export import export_rows, write_export
 
     rows = export_rows(store)
     jsonl = write_export(rows, tmp_path / f"{store.stem}.jsonl", "jsonl")
@@ -323,7 +323,7 @@ def test_a_store_from_before_source_ids_still_exports(tmp_path: Path) -> None:
     them with new ones (string ids, row numbers) gives columnar exports one kind per column."""
     import pyarrow.parquet as pq
 
-    from oversight.store import LabelRow, LabelStore
+    from oversight.labelling.store import LabelRow, LabelStore
 
     store = LabelStore(tmp_path / "old.sqlite")
     old = {"question": "q", "answer": "a", "gold": 1, "verdict": {"p_true": 0.7}, "transcript": []}
@@ -341,7 +341,7 @@ def test_a_store_from_before_source_ids_still_exports(tmp_path: Path) -> None:
             LabelRow(example_id=f"e{i + 1}", protocol="blind", config_hash="h", status="ok", record=record)
         )
     store.close()
-    from oversight.export import export_rows, write_export
+    from oversight.labelling.export import export_rows, write_export
 
     got = pq.read_table(write_export(export_rows(tmp_path / "old.sqlite"), tmp_path / "m.parquet", "parquet"))
     rows = got.to_pylist()

@@ -22,11 +22,11 @@ from test_store_safety import served, together
 
 from agents import load_config
 from agents.testing import FakeServer
-from oversight import shards
-from oversight.claims import MACHINE
-from oversight.label import LabelConfig, label, selection
-from oversight.merge import merge
-from oversight.store import COLUMNS, LabelStore
+from oversight.labelling import shards
+from oversight.labelling.claims import MACHINE
+from oversight.labelling.label import LabelConfig, label, selection
+from oversight.labelling.merge import merge
+from oversight.labelling.store import COLUMNS, LabelStore
 
 
 @pytest.mark.parametrize("attempt", [1, 2])

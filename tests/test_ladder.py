@@ -17,9 +17,9 @@ import torch
 from cli import ROOT, w2sg
 
 from agents import ConfigError, load_config
-from oversight.ladder.config import LadderConfig, ladder_splits
-from oversight.ladder.results import LadderResult
-from oversight.ladder.runner import FitFn, Fitted, RungFitter, run_ladder
+from oversight.experiments.ladder.config import LadderConfig, ladder_splits
+from oversight.experiments.ladder.results import LadderResult
+from oversight.experiments.ladder.runner import FitFn, Fitted, RungFitter, run_ladder
 from w2sg.data import Example, label_source
 from w2sg.synthetic import OVERSEER
 
@@ -124,7 +124,7 @@ def test_capability_order_shows_in_ceilings(ladder: Ladder) -> None:
 
 
 def test_report_says_when_a_rung_is_no_stronger(ladder: Ladder) -> None:
-    from oversight.ladder.report import capability_lines
+    from oversight.experiments.ladder.report import capability_lines
 
     r = ladder.result.model_copy(deep=True)
     rung2 = [x for x in r.results if x.rung == 2]
@@ -196,8 +196,8 @@ def test_oversight_arm_mixes_the_column_into_the_evaluators_labels(ladder: Ladde
 KILL_AT_RUNG_2 = """
 import os, signal, sys, torch
 torch.set_num_threads(1)
-from oversight.ladder.runner import RungFitter, run_ladder
-from oversight.ladder.config import LadderConfig, ladder_splits
+from oversight.experiments.ladder.runner import RungFitter, run_ladder
+from oversight.experiments.ladder.config import LadderConfig, ladder_splits
 cfg = LadderConfig.model_validate_json(open(sys.argv[1]).read())
 base = RungFitter(cfg, ladder_splits(cfg), str)
 def fit(rung, *args):

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oversight.grid.config import GridConfig
-from oversight.label import LabelConfig, selection
-from oversight.ladder.config import LadderConfig
-from oversight.run.config import RunConfig
-from oversight.run.results import PipelineResult
-from oversight.store import LabelStore
-from oversight.tournament.config import TournamentConfig
+from oversight.experiments.grid.config import GridConfig
+from oversight.experiments.ladder.config import LadderConfig
+from oversight.experiments.run.config import RunConfig
+from oversight.experiments.run.results import PipelineResult
+from oversight.experiments.tournament.config import TournamentConfig
+from oversight.labelling.label import LabelConfig, selection
+from oversight.labelling.store import LabelStore
 from w2sg.experiment import W2SGConfig
 from w2sg.run_folder import load_complete
 

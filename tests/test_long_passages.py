@@ -278,7 +278,7 @@ def test_an_over_long_row_fails_and_the_others_go_on_in_a_batched_graph() -> Non
     irows = [interaction_input(Q, A, SHORT), interaction_input(Q, A, PASSAGE)]
     ishort, ilong = asyncio.run(igraph.ainvoke({"rows": irows}))["rows"]
     assert "verdict" in ishort and ilong["error"].startswith("PassageTooLong: ")
-    # One row per graph run: the error reaches the caller, which records it (oversight.label).
+    # One row per graph run: the error reaches the caller, which records it (oversight.labelling.label).
     with pytest.raises(PassageTooLong, match="over max_context_tokens"):
         asyncio.run(
             run_debate(
@@ -292,8 +292,8 @@ def test_an_over_long_row_fails_and_the_others_go_on_in_a_batched_graph() -> Non
 
 @pytest.mark.parametrize("rows_per_graph", [1, 2])
 def test_a_labelling_run_stores_the_over_long_row_as_failed(tmp_path: Path, rows_per_graph: int) -> None:
-    from oversight.label import LabelConfig, label
-    from oversight.store import LabelStore
+    from oversight.labelling.label import LabelConfig, label
+    from oversight.labelling.store import LabelStore
     from w2sg.data import make_example
 
     cfg = LabelConfig.model_validate(

@@ -10,7 +10,7 @@ import yaml
 from cli import w2sg
 
 from agents.config import resolve_spec
-from oversight.label import LabelConfig
+from oversight.labelling.label import LabelConfig
 
 
 def label_config(judge: object, **over: object) -> LabelConfig:

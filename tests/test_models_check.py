@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import oversight.cli
 from agents import ConfigError, load_config
+from agents.names import check_config_models
 from oversight.cli.app import app
-from oversight.paths import check_config_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,7 +204,7 @@ def test_graph_needs_no_trained_judge(tmp_path: Path) -> None:
     ],
 )
 def test_model_spec_problems_name_the_field(tmp_path: Path, spec: dict, problem: str) -> None:
-    from oversight.config import ExperimentConfig
+    from oversight.experiments.config import ExperimentConfig
 
     cfg = ExperimentConfig.model_validate({"models": {"m": spec}})
     with pytest.raises(ConfigError, match=re.escape("x.yaml: models.m.")) as err:
@@ -213,7 +213,7 @@ def test_model_spec_problems_name_the_field(tmp_path: Path, spec: dict, problem:
 
 
 def test_fine_model_names_pass(tmp_path: Path) -> None:
-    from oversight.config import ExperimentConfig
+    from oversight.experiments.config import ExperimentConfig
 
     (tmp_path / "judge").mkdir()
     cfg = ExperimentConfig.model_validate(
@@ -256,7 +256,7 @@ def test_hub_ids_offline_must_be_in_the_local_cache(tmp_path: Path, monkeypatch:
 
 
 def test_run_config_graph_names_may_be_keys_or_trained() -> None:
-    from oversight.run.config import RunConfig
+    from oversight.experiments.run.config import RunConfig
 
     base = {
         "models": {"reader": {"name": "extractive"}},

@@ -13,9 +13,9 @@ import yaml
 from cli import w2sg
 
 from agents import ConfigError, load_config
-from oversight.paths import resolve_model_path
-from oversight.run.config import RunConfig
-from oversight.run.runner import prepare_run_splits, run_pipeline
+from agents.names import resolve_model_path
+from oversight.experiments.run.config import RunConfig
+from oversight.experiments.run.runner import prepare_run_splits, run_pipeline
 from w2sg.data import DataError
 from w2sg.datasets import load_split
 
@@ -124,7 +124,13 @@ def test_run_end_to_end(tmp_path: Path) -> None:
 
     # Aggregates out of sample: Dawid-Skene is fitted once on every graph split and applied to
     # each; the average's weights are scored on calib by calibrators fitted on the other folds.
-    from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
+    from oversight.labelling.soft_labels import (
+        Calibrator,
+        DawidSkene,
+        average_weights,
+        cross_fit,
+        weighted_average,
+    )
 
     combined = ["weak", "bagging", "blind", "debate", "interaction"]
     splits = ("calib", "strong", "val")
@@ -198,7 +204,7 @@ def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> N
     from pydantic import Field, create_model
 
     from agents.config import HOW_FIELDS
-    from oversight.run.config import RunSizes
+    from oversight.experiments.run.config import RunSizes
     from w2sg.run_folder import run_id
 
     fields = {k: (f.annotation, f) for k, f in RunSizes.model_fields.items() if k != "dev"}

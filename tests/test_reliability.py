@@ -17,7 +17,7 @@ from label_runs import labels, sigkill_midway
 
 from agents import ConfigError, get_model, load_config
 from agents.testing import FakeServer, p_yes
-from oversight.label import LabelConfig, LabelRun, label, select_rows
+from oversight.labelling.label import LabelConfig, LabelRun, label, select_rows
 from w2sg.data import DataError
 from w2sg.datasets import sciq_dir
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from cli import w2sg
 
-from oversight.paths import resolve_model_path
+from agents.names import resolve_model_path
 from w2sg.experiment import Sizes, W2SGConfig, run_experiment
 from w2sg.metrics import auc, correct, mean_ci, pgr
 from w2sg.models import ModelConfig
@@ -191,8 +191,8 @@ def test_seed_shards_then_the_aggregate_trains_nothing(
 def test_run_with_seeds_aggregates_the_pipeline_runs(tmp_path: Path) -> None:
     from test_pipeline import small
 
-    from oversight.run.config import RunConfig
-    from oversight.run.runner import run_pipeline
+    from oversight.experiments.run.config import RunConfig
+    from oversight.experiments.run.runner import run_pipeline
 
     over = small(tmp_path)
     over["protocols"] = {"blind": over["protocols"]["blind"]}  # scripted: no judge to train
@@ -207,7 +207,7 @@ def test_run_with_seeds_aggregates_the_pipeline_runs(tmp_path: Path) -> None:
 
     result = run_seeds(cfg, run_one)
     assert [r.result.run_id for r in result.runs] == [runs[0].run_id, runs[1].run_id]
-    from oversight.run.runner import prepare_run_splits
+    from oversight.experiments.run.runner import prepare_run_splits
     from w2sg.data import fingerprint
 
     for s in (0, 1):  # each seed an ordinary, complete `w2sg run` folder, named as one
@@ -236,7 +236,7 @@ def test_run_with_seeds_aggregates_the_pipeline_runs(tmp_path: Path) -> None:
 def test_run_id_of_a_config_without_seeds_is_the_one_before_seeds_existed() -> None:
     from pydantic import create_model
 
-    from oversight.run.config import RunConfig
+    from oversight.experiments.run.config import RunConfig
     from w2sg.run_folder import run_id
 
     for cls, drop in ((W2SGConfig, {"icl": True}), (RunConfig, {"concurrency": True, "on_failure": True})):

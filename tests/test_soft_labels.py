@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from oversight.soft_labels import (
+from oversight.labelling.soft_labels import (
     Calibrator,
     DawidSkene,
     average_weights,

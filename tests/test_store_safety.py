@@ -28,8 +28,8 @@ from test_reliability import write_config
 from agents import load_config
 from agents.cache import ResponseCache
 from agents.testing import FakeServer
-from oversight.label import LabelConfig, label
-from oversight.store import LabelRow, LabelStore
+from oversight.labelling.label import LabelConfig, label
+from oversight.labelling.store import LabelRow, LabelStore
 
 FORK = multiprocessing.get_context("fork")  # children start at once, with this process's imports
 

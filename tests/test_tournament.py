@@ -17,7 +17,7 @@ import pytest
 from cli import ROOT, w2sg
 from label_runs import count_labels
 
-from oversight.tournament.ratings import (
+from oversight.experiments.tournament.ratings import (
     Match,
     accuracy_by_debater,
     bradley_terry_elo,

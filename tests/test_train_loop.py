@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from oversight.paths import resolve_model_path
+from agents.names import resolve_model_path
 from w2sg.data import Example, label_source, make_example
 from w2sg.features import lm_text
 from w2sg.metrics import Estimate, correct, mean_ci

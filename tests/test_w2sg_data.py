@@ -127,7 +127,7 @@ def test_changed_data_gets_a_new_run_folder(tmp_path: Path) -> None:
     # The same config over data that differs in one row must not reuse (and report) the old run.
     import shutil
 
-    from oversight.paths import resolve_model_path
+    from agents.names import resolve_model_path
     from w2sg.experiment import Sizes, W2SGConfig, prepare_splits, run_experiment
     from w2sg.models import ModelConfig
     from w2sg.train import TrainConfig

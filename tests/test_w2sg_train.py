@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from oversight.paths import resolve_model_path
+from agents.names import resolve_model_path
 from w2sg.data import Example, label_source, make_example
 from w2sg.experiment import Sizes, W2SGConfig, run_experiment
 from w2sg.models import FeatureHead, ModelConfig, build_classifier
@@ -396,8 +396,8 @@ def test_training_batches_never_end_with_a_single_row(n: int, sizes: list[int]) 
 def test_documented_run_ids_still_name_their_runs(config: str, documented: str) -> None:
     import yaml
 
-    from oversight.run.config import RunConfig
-    from oversight.run.runner import prepare_run_splits
+    from oversight.experiments.run.config import RunConfig
+    from oversight.experiments.run.runner import prepare_run_splits
     from w2sg.data import fingerprint
     from w2sg.experiment import prepare_splits
 

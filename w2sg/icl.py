@@ -57,7 +57,7 @@ class ICLConfig(BaseModel):
     instruction: str = INSTRUCTION
 
     def model_refs(self) -> dict[str, tuple[str, str]]:
-        """field → (name, kind): what `oversight.paths.check_config_models` resolves."""
+        """field → (name, kind): what `agents.names.check_config_models` resolves."""
         model = {"model": (self.model, "name")} if isinstance(self.model, str) else {}
         return {**model, "embedder": (self.embedder, "path")}
 

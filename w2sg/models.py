@@ -55,7 +55,7 @@ class ModelConfig(Config):
     )
 
     def model_refs(self) -> dict[str, tuple[str, str]]:
-        """field → (name, "path"): what `oversight.paths.check_config_models` resolves."""
+        """field → (name, "path"): what `agents.names.check_config_models` resolves."""
         return {"path": (self.path, "path")}
 
 

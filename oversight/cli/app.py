@@ -19,7 +19,7 @@ from rich.markup import escape
 from typer.exceptions import TyperException
 
 from agents import ModelError, load_config
-from oversight.paths import check_config_models
+from agents.names import check_config_models
 from w2sg import progress
 
 #: What a bad input raises anywhere under a command: a config (`ConfigError`, pydantic's

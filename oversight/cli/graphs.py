@@ -12,12 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from agents import get_model
+from agents.names import model_path_problem, resolve_model_path
 from oversight.cli.app import SetOpt, app, check_models, console, err_console, load
-from oversight.paths import model_path_problem, resolve_model_path
 
 if TYPE_CHECKING:
     from graphs.debate import DebateConfig
-    from oversight.human import HumanRules
+    from oversight.labelling.human import HumanRules
 
 
 DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
@@ -127,7 +127,7 @@ def judge_train_cmd(
 ) -> None:
     """Debate `questions` questions of a dataset under CONFIG's protocol, then fine-tune a judge on gold:
     trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
-    from oversight.judges import collect_transcripts, speaker_models, train_judge
+    from oversight.labelling.judges import collect_transcripts, speaker_models, train_judge
     from w2sg.data import split_by_question
     from w2sg.datasets import load_split, parse_spec
     from w2sg.train import TrainConfig
@@ -205,7 +205,7 @@ def interact_cmd(
     """A strong assistant helps a weak overseer (model, simulated or human) judge one answer."""
     from graphs.debate import invoke_recorded
     from graphs.interaction import InteractionConfig, interaction_input
-    from oversight import human
+    from oversight.labelling import human
 
     cfg = load(config, InteractionConfig, overrides=set_)
     if cfg.overseer == "human":
@@ -238,7 +238,7 @@ def interact_cmd(
 @human_app.command("queue")
 def human_queue_cmd(db: Annotated[Path, typer.Argument(help="the SQLite queue")]) -> None:
     """List the items waiting for a person."""
-    from oversight import human
+    from oversight.labelling import human
 
     waiting = asyncio.run(human.pending(db))
     table = Table("thread", "question", "answer", "can ask", "last error")
@@ -263,8 +263,8 @@ def human_answer_cmd(
 
     Typed at the prompt, a reply that is refused ("maybe", 1.7, no explanation) is asked again;
     given as options, it is refused and nothing changes. The web page (`w2sg web`) validates and
-    resumes through the same functions (`oversight.human.make_reply`, `answer`)."""
-    from oversight import human
+    resumes through the same functions (`oversight.labelling.human.make_reply`, `answer`)."""
+    from oversight.labelling import human
 
     waiting = asyncio.run(human.pending(db))
     if not waiting:
@@ -312,7 +312,7 @@ def human_answer_cmd(
 def _prompt_reply(can_ask: bool, rules: HumanRules, judge: str, p: float | None) -> dict:
     """Ask at the terminal until the reply is valid: each refusal says why, then asks again
     (a p given as --verdict is checked first, and refused without asking)."""
-    from oversight import human
+    from oversight.labelling import human
 
     value = None if p is None else human.parse_p(p, rules=rules)
     while value is None:

@@ -24,11 +24,11 @@ def grid_cmd(
 ) -> None:
     """Every cell of the grid is a resumable run folder (a finished cell is never redone); without
     --shard the report is built at the end, with --shard run `--merge` once every shard is done."""
-    from oversight.grid.config import GridConfig
-    from oversight.grid.config import shard as pick
-    from oversight.grid.report import write_report
-    from oversight.grid.runner import merge as merged
-    from oversight.grid.runner import run_grid
+    from oversight.experiments.grid.config import GridConfig
+    from oversight.experiments.grid.config import shard as pick
+    from oversight.experiments.grid.report import write_report
+    from oversight.experiments.grid.runner import merge as merged
+    from oversight.experiments.grid.runner import run_grid
 
     cfg = load(config, GridConfig, overrides=set_)
     cells = cfg.cells()

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from oversight import shards
 from oversight.cli.app import SetOpt, app, console, load
+from oversight.labelling import shards
 
 if TYPE_CHECKING:
-    from oversight.label import LabelConfig
-    from oversight.store import LabelRow
+    from oversight.labelling.label import LabelConfig
+    from oversight.labelling.store import LabelRow
 
 
 @app.command("label", rich_help_panel="Labelling")
@@ -38,7 +38,7 @@ def label_cmd(
     each into its own store) and join them with --merge."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from oversight.label import LabelConfig, label, usage_lines
+    from oversight.labelling.label import LabelConfig, label, usage_lines
 
     cfg = load(config, LabelConfig, overrides=set_)
     if merge:
@@ -103,7 +103,7 @@ def label_cmd(
 
 def _merge(cfg: LabelConfig) -> None:
     """`w2sg label --merge`: exit status 1 while a shard or a row is missing, or a row failed."""
-    from oversight.merge import merge
+    from oversight.labelling.merge import merge
 
     m = merge(cfg)
     missing = f"; shards not run yet: {', '.join(map(str, m.missing_shards))}" if m.missing_shards else ""
@@ -133,7 +133,7 @@ def export_cmd(
 
     An existing --out is kept unless --force; a folder where a file goes (or the reverse) is never
     replaced. The output appears only once complete; no temporary file is left behind."""
-    from oversight.export import check_target, export_rows, write_export
+    from oversight.labelling.export import check_target, export_rows, write_export
 
     if not store.is_file():
         raise FileNotFoundError(f"{store}: no such store")
@@ -167,7 +167,7 @@ def web_cmd(
 
     import uvicorn
 
-    from oversight import sqlite
+    from oversight.labelling import sqlite
     from oversight.web import queue
     from oversight.web.app import LOOPBACK, create_app, host_names
     from oversight.web.viewer import store_path

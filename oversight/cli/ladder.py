@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from agents.names import resolve_model_path
 from oversight.cli.app import SetOpt, app, console, load
-from oversight.paths import resolve_model_path
 
 #: What a rung does after each node of the ladder graph, for the status line.
 NEXT = {"label": "training", "train": "evaluating", "evaluate": "promoting", "promote": "labelling"}
@@ -27,9 +27,9 @@ def ladder_cmd(
     Per rung: label accuracy, drift from rung 0's labels, student accuracy, ceiling and PGR.
     Arms: recursive, the non-recursive baseline, and (if configured) oversight-assisted labels.
     A killed run resumes from its checkpoint; finished rungs are not retrained."""
-    from oversight.ladder.config import LadderConfig
-    from oversight.ladder.report import markdown_table
-    from oversight.ladder.runner import run_ladder
+    from oversight.experiments.ladder.config import LadderConfig
+    from oversight.experiments.ladder.report import markdown_table
+    from oversight.experiments.ladder.runner import run_ladder
 
     # --out is `--set out_dir=...`
     cfg = load(

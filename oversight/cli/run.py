@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from agents.names import resolve_model_path
 from oversight.cli.app import SetOpt, app, console, load
 from oversight.cli.train import ForceOpt, seeds_and_print, summary
-from oversight.paths import resolve_model_path
 
 if TYPE_CHECKING:
     from w2sg.results import ExperimentResult
@@ -23,9 +23,9 @@ def run_cmd(
 ) -> None:
     """End to end: weak teachers and oversight graphs label a dataset, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
-    from oversight.label import usage_lines
-    from oversight.run.config import RunConfig
-    from oversight.run.runner import run_pipeline
+    from oversight.experiments.run.config import RunConfig
+    from oversight.experiments.run.runner import run_pipeline
+    from oversight.labelling.label import usage_lines
 
     cfg = load(config, RunConfig, overrides=set_)
     if cfg.seeds is not None:  # each seed's run folder has its own report (usage, failed rows)

@@ -19,9 +19,9 @@ def tournament_cmd(
 ) -> None:
     """Cross-play debates between debater configurations on the same questions (both sides, both
     speaking positions), rated with openskill and Bradley-Terry Elo; one report in a run folder."""
-    from oversight.tournament.config import TournamentConfig
-    from oversight.tournament.report import by_rating
-    from oversight.tournament.runner import run_tournament
+    from oversight.experiments.tournament.config import TournamentConfig
+    from oversight.experiments.tournament.report import by_rating
+    from oversight.experiments.tournament.runner import run_tournament
 
     cfg = load(config, TournamentConfig, overrides=set_)
     result, run_dir, loaded = run_tournament(cfg, force=force)

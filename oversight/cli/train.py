@@ -15,8 +15,8 @@ from rich.table import Table
 
 from agents import ConfigError, ModelSpec, get_model
 from agents.config import format_validation_error, load_yaml
+from agents.names import check_config_models, model_name_problem, resolve_model_path
 from oversight.cli.app import SetOpt, app, check_models, console, load
-from oversight.paths import check_config_models, model_name_problem, resolve_model_path
 from w2sg.run_folder import is_main_process
 
 if TYPE_CHECKING:

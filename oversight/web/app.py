@@ -7,7 +7,7 @@ Pages (server-rendered Jinja2, autoescaped: model and dataset text is always sho
   speech timings), a p(true) slider, an explanation, and for a graph that allows it an Ask box;
 - `/`: the viewer: every label with filters and per-protocol accuracy; `/t/{n}`: one transcript.
 
-Submitting goes through `oversight.human.make_reply` and `answer`, as `w2sg human answer` does;
+Submitting goes through `oversight.labelling.human.make_reply` and `answer`, as `w2sg human answer` does;
 the verdict is committed to the store before the page confirms it. Every POST carries the
 judge's CSRF token; every response a Content-Security-Policy that allows no inline script. No
 request names a file: the store is the one given on the command line.
@@ -24,7 +24,7 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
-from oversight import human
+from oversight.labelling import human
 from oversight.web import queue, viewer
 
 HERE = Path(__file__).parent

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from oversight import sqlite
+from oversight.labelling import sqlite
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS web_judges (judge TEXT PRIMARY KEY, key TEXT NOT NULL UNIQUE)",

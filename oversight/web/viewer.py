@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from graphs.render import judge_turns
 from graphs.types import Turn
-from oversight.store import LabelStore
+from oversight.labelling.store import LabelStore
 
 TAGGED = re.compile(r"<(v|u)_quote>(.*?)</\1_quote>", re.S)
 

@@ -8,7 +8,7 @@ a broken server cannot undo a healthy run's labels); a success replaces a failur
 
 Workers sharing a store split its rows through leases (`claim`): a row leased by one is not
 called by another until its owner stores it, gives it back, or stops renewing the lease (a dead
-worker's rows return). Opening goes through `oversight.sqlite`: a bad file is one clear error.
+worker's rows return). Opening goes through `oversight.labelling.sqlite`: a bad file is one clear error.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from oversight.sqlite import connect, errors
+from oversight.labelling.sqlite import connect, errors
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS labels (

@@ -26,15 +26,21 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from agents.names import resolve_model_path
 from graphs.spec import GraphSpec
-from oversight.judges import JudgeInfo, collect_transcripts, speaker_models, train_judge
-from oversight.label import LabelConfig, label
-from oversight.paths import resolve_model_path
-from oversight.run.config import GRAPH_SPLITS, TRAINED, RunConfig
-from oversight.run.report import write_pipeline_report
-from oversight.run.results import PipelineResult, SourceReport
-from oversight.soft_labels import Calibrator, DawidSkene, average_weights, cross_fit, weighted_average
-from oversight.store import LabelRow, LabelStore
+from oversight.experiments.run.config import GRAPH_SPLITS, TRAINED, RunConfig
+from oversight.experiments.run.report import write_pipeline_report
+from oversight.experiments.run.results import PipelineResult, SourceReport
+from oversight.labelling.judges import JudgeInfo, collect_transcripts, speaker_models, train_judge
+from oversight.labelling.label import LabelConfig, label
+from oversight.labelling.soft_labels import (
+    Calibrator,
+    DawidSkene,
+    average_weights,
+    cross_fit,
+    weighted_average,
+)
+from oversight.labelling.store import LabelRow, LabelStore
 from w2sg.data import DataError, Example, split_by_question
 from w2sg.datasets import load_split
 from w2sg.experiment import Fitter, save_predictions, score_models, supervise

@@ -26,9 +26,9 @@ import numpy as np
 from langgraph.graph import END, START, StateGraph
 
 from graphs.checkpoint import sqlite_saver
-from oversight.ladder.config import LadderConfig, ladder_splits, slice_name
-from oversight.ladder.report import rung_result, write_run
-from oversight.ladder.results import LadderResult, RungResult
+from oversight.experiments.ladder.config import LadderConfig, ladder_splits, slice_name
+from oversight.experiments.ladder.report import rung_result, write_run
+from oversight.experiments.ladder.results import LadderResult, RungResult
 from w2sg.data import DataError, Example, label_source
 from w2sg.models import FeatureHead, build_classifier
 from w2sg.progress import track

@@ -1,5 +1,5 @@
 """Play a tournament: every ordered pair of distinct debaters on every row, both speaking positions,
-each match one debate labelled through the durable store (`oversight.label`), so a killed or
+each match one debate labelled through the durable store (`oversight.labelling.label`), so a killed or
 repeated tournament redoes no debate. Then rate the debaters and write the report."""
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 
 from graphs.types import SIDES, Side
-from oversight.label import LabelConfig, label, select_rows
-from oversight.store import LabelStore
-from oversight.tournament.config import TournamentConfig
-from oversight.tournament.ratings import (
+from oversight.experiments.tournament.config import TournamentConfig
+from oversight.experiments.tournament.ratings import (
     Match,
     accuracy_by_debater,
     bradley_terry_elo,
@@ -22,7 +20,9 @@ from oversight.tournament.ratings import (
     openskill_ratings,
     win_matrix,
 )
-from oversight.tournament.results import TournamentResult
+from oversight.experiments.tournament.results import TournamentResult
+from oversight.labelling.label import LabelConfig, label, select_rows
+from oversight.labelling.store import LabelStore
 from w2sg.data import Example
 from w2sg.progress import track
 from w2sg.run_folder import mark_complete, open_run
@@ -109,7 +109,7 @@ def rate(cfg: TournamentConfig, matches: list[Match]) -> dict[str, object]:
 def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[TournamentResult, Path, bool]:
     """Play (or load, when complete and not `force`) the tournament and write its report; the
     result, its run folder, and whether it was loaded."""
-    from oversight.tournament.report import write_report
+    from oversight.experiments.tournament.report import write_report
 
     t0 = time.perf_counter()
     base = match_label_config(cfg, *list(cfg.debaters)[:2], "correct", Path("unused"))

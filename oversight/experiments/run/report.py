@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oversight.run.results import PipelineResult
+from oversight.experiments.run.results import PipelineResult
 from w2sg.report import (
     MIN_GAP,
     auc_table,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oversight.grid.runner import CellResult, GridResult
+from oversight.experiments.grid.runner import CellResult, GridResult
 
 
 def _ci(e: object) -> str:

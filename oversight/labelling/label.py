@@ -22,11 +22,11 @@ from agents.providers import PROVIDERS
 from graphs.debate import invoke_recorded
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec
-from oversight import human, shards
-from oversight.claims import Claims
-from oversight.human import HumanRules
-from oversight.provenance import label_row
-from oversight.store import LabelRow, LabelStore
+from oversight.labelling import human, shards
+from oversight.labelling.claims import Claims
+from oversight.labelling.human import HumanRules
+from oversight.labelling.provenance import label_row
+from oversight.labelling.store import LabelRow, LabelStore
 from w2sg.data import Example, fingerprint, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.metrics import LabelQuality, label_quality
@@ -205,9 +205,9 @@ async def label(
     on_label: Callable[[LabelRow], None] | None = None,
 ) -> LabelRun:
     """Label every selected row (or the given `rows`) not yet in the store; each verdict is
-    committed on its own. Runs sharing the store split the rows between them (`oversight.claims`).
+    committed on its own. Runs sharing the store split the rows between them (`oversight.labelling.claims`).
     `shard` ("i/n"): only that slice of the rows, into the shard's own store
-    (`oversight.shards`), under the config hash of the whole selection, for a merge to join."""
+    (`oversight.labelling.shards`), under the config hash of the whole selection, for a merge to join."""
     t0 = time.perf_counter()
     rows, excluded, chash = selection(cfg, rows)
     if cfg.graph.needs_person:

@@ -6,7 +6,7 @@ renews its leases while it runs (a heartbeat); a row leased by another live work
 and looked at again later, so a worker ends only when every row is labelled or was tried by it
 once. A worker that dies stops renewing: its rows return when its leases expire, at once when it
 ran on this machine (its process is gone). A row another worker failed is tried once more here
-(the retry a rerun would make); a failure never replaces a success (`oversight.store`).
+(the retry a rerun would make); a failure never replaces a success (`oversight.labelling.store`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
-from oversight.store import LabelStore
+from oversight.labelling.store import LabelStore
 
 
 def _machine() -> str:

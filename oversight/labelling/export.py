@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from oversight.sqlite import check_store, read, tables
-from oversight.store import COLUMNS, LabelRow, row_of
+from oversight.labelling.sqlite import check_store, read, tables
+from oversight.labelling.store import COLUMNS, LabelRow, row_of
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 
@@ -36,8 +36,9 @@ class ExportError(ValueError):
 def export_rows(
     store_path: str | Path, protocol: str | None = None, config_hash: str | None = None
 ) -> list[dict[str, Any]]:
-    """One dict per label: ids, status, p_true, error, then the provenance record. The store
-    is only read (`oversight.sqlite.read`): a file that is not a label store is refused untouched."""
+    """One dict per label: ids, status, p_true, error, then the provenance record. The store is
+    only read (`oversight.labelling.sqlite.read`): a file that is not a label store is refused
+    untouched."""
 
     def rows(db: sqlite3.Connection) -> list[LabelRow]:
         check_store(db, store_path)

@@ -7,7 +7,7 @@ queued one at a time (`start`, `w2sg interact --db`) or a whole split at once (`
 `w2sg label`). `pending` lists what waits for a person; `make_reply` validates what a person
 typed or submitted (the CLI and the web page both call it), and `answer` resumes the thread with
 `Command(resume=reply)`, in whatever process and however much later. A verdict is written to the
-label store in the same file (`oversight.store`, with the person's id, the time and their
+label store in the same file (`oversight.labelling.store`, with the person's id, the time and their
 explanation) before `answer` returns, so it exports like a model's label: there is no second
 store of verdicts.
 """
@@ -33,14 +33,14 @@ from graphs.checkpoint import serializer
 from graphs.human import parse_human_reply
 from graphs.kinds import AnyGraph
 from graphs.spec import GraphSpec, Item
-from oversight.provenance import origin
-from oversight.sqlite import connect
-from oversight.store import LabelRow, LabelStore
+from oversight.labelling.provenance import origin
+from oversight.labelling.sqlite import connect
+from oversight.labelling.store import LabelRow, LabelStore
 
 THREADS = """CREATE TABLE IF NOT EXISTS w2sg_threads (
     thread_id TEXT PRIMARY KEY, config TEXT NOT NULL, question TEXT, answer TEXT, created REAL)"""
 # Columns added for labelling runs (a queue file from before gets them on first use).
-# `origin`: the row's place in the user's data (`oversight.provenance.origin`, as JSON).
+# `origin`: the row's place in the user's data (`oversight.labelling.provenance.origin`, as JSON).
 COLUMNS = {
     "example_id": "TEXT",
     "protocol": "TEXT",

@@ -12,8 +12,8 @@ from agents.config import ModelRef
 from graphs.config import DebaterRef
 from graphs.debate import DebateConfig
 from graphs.types import Side
-from oversight.config import ExperimentConfig
-from oversight.label import check_model_names, graph_models
+from oversight.experiments.config import ExperimentConfig
+from oversight.labelling.label import check_model_names, graph_models
 from w2sg.run_folder import run_id
 
 #: what the debaters and judge of each match are set to; the rest of `graph:` is shared by all.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oversight.tournament.results import TournamentResult
+from oversight.experiments.tournament.results import TournamentResult
 from w2sg.metrics import Estimate
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from oversight import shards, sqlite
-from oversight.label import LabelConfig, selection
-from oversight.store import COLUMNS, LabelStore
+from oversight.labelling import shards, sqlite
+from oversight.labelling.label import LabelConfig, selection
+from oversight.labelling.store import COLUMNS, LabelStore
 
 
 class MergeRun(BaseModel):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from agents.config import ModelRef, ModelSpec
 from graphs.kinds import AnyGraph
-from oversight import shards
+from oversight.labelling import shards
 from w2sg.datasets import DatasetSpec
 
 AXES = ("dataset", "judge", "debater", "protocol")
@@ -95,8 +95,8 @@ class GridConfig(BaseModel):
 
     def cells(self) -> list[Cell]:
         """Every cell, in a fixed order (datasets, judges, debaters, protocols), each validated."""
-        from oversight.label import LabelConfig
-        from oversight.run.config import RunConfig
+        from oversight.experiments.run.config import RunConfig
+        from oversight.labelling.label import LabelConfig
 
         datasets: dict[str, DatasetSpec | None] = dict(self.datasets or {"-": None})
         out, seen = [], set()
@@ -137,6 +137,6 @@ class GridConfig(BaseModel):
 
 
 def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
-    """The cells of shard `i/n` (`oversight.shards.pick`): every n-th cell from the i-th, so each
+    """The cells of shard `i/n` (`oversight.labelling.shards.pick`): every n-th cell from the i-th, so each
     shard gets a mix of slow and fast cells. None: all."""
     return shards.pick(cells, spec)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from oversight.judges import JudgeInfo
+from oversight.labelling.judges import JudgeInfo
 from w2sg.metrics import Estimate, LabelQuality
 from w2sg.results import ExperimentResult
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from oversight.grid.config import Cell, GridConfig
+from oversight.experiments.grid.config import Cell, GridConfig
 from w2sg.metrics import Estimate
 from w2sg.progress import track
 from w2sg.run_folder import mark_complete
@@ -60,7 +60,7 @@ def run_cell(cfg: GridConfig, cell: Cell) -> CellResult:
 
 
 def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
-    from oversight.label import LabelConfig, label
+    from oversight.labelling.label import LabelConfig, label
 
     cfg = LabelConfig.model_validate({**cell.config, "store": str(folder / "labels.sqlite")})
     run = asyncio.run(label(cfg))
@@ -77,9 +77,9 @@ def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
 
 
 def _run_train(cell: Cell, folder: Path) -> dict[str, object]:
-    from oversight.paths import resolve_model_path
-    from oversight.run.config import RunConfig
-    from oversight.run.runner import run_pipeline
+    from agents.names import resolve_model_path
+    from oversight.experiments.run.config import RunConfig
+    from oversight.experiments.run.runner import run_pipeline
 
     cfg = RunConfig.model_validate({**cell.config, "out_dir": str(folder)})
     r = run_pipeline(cfg, resolve=resolve_model_path)

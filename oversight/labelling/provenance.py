@@ -8,7 +8,7 @@ from typing import Any
 
 from agents import Model
 from graphs.spec import GraphSpec
-from oversight.store import LabelRow
+from oversight.labelling.store import LabelRow
 from w2sg.data import Example
 
 

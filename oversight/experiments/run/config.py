@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agents import ModelSpec
 from agents.config import HOW_FIELDS
 from graphs.kinds import AnyGraph
-from oversight.label import check_model_names, graph_models
+from oversight.labelling.label import check_model_names, graph_models
 from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore, id_exclude
 from w2sg.run_folder import run_id
@@ -54,7 +54,7 @@ class JudgeTraining(Config):
     )
 
     def model_refs(self) -> dict[str, tuple[str, str]]:
-        """field → (name, kind): what `oversight.paths.check_config_models` resolves."""
+        """field → (name, kind): what `agents.names.check_config_models` resolves."""
         return {"base": (self.base, "path")}
 
 

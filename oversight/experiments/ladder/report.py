@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from oversight.ladder.config import LadderConfig, slice_name
-from oversight.ladder.results import LadderResult, RungResult
+from oversight.experiments.ladder.config import LadderConfig, slice_name
+from oversight.experiments.ladder.results import LadderResult, RungResult
 from w2sg.data import Example, label_source
 from w2sg.metrics import Estimate, correct, label_quality, mean_ci, pgr_ci
 from w2sg.report import pgr_cell, regime_lines, save_plot, wrap_label
