@@ -1,5 +1,7 @@
-"""Model names → local directories for the training core, which knows nothing of `agents`; and the
-check, at load, that every model name and path of a config resolves (`check_config_models`)."""
+"""Is this model name known: the one place that decides. `check_model_names` (a name a config
+uses is a key of its `models:`, an alias, or a model string of a known provider), the check at
+load that every model name and path of a config resolves (`check_config_models`), and model names
+→ local directories for the training core, which knows nothing of `agents` (`resolve_model_path`)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,22 @@ EMBEDDED_PACKAGES = {
 }
 #: `org/name`: what a hub id looks like (a local folder of that shape that does not exist looks alike).
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def check_model_names(
+    names: dict[str, str], models: Collection[str], where: str = "", also: tuple[str, ...] = ()
+) -> None:
+    """Each name (by config path) must be a key of `models:`, one of `also` (aliases such as a run's
+    `trained`), or a model string of a known provider; else a ValueError naming the field."""
+    for field, name in names.items():
+        if name in models or name in also or name.split("/", 1)[0] in PROVIDERS:
+            continue
+        keys = ", ".join(models) or "none"
+        extra = "".join(f", `{a}`" for a in also)
+        raise ValueError(
+            f"{where}{field}: {name!r} is neither a key of `models:` ({keys}){extra} nor a model string "
+            f"(providers: {', '.join(PROVIDERS)})"
+        )
 
 
 def resolve_model_path(name: str) -> str:

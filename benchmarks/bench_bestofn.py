@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import HFOptions, Model, ModelSpec, get_model
 from agents.types import ChoiceProbs, Completion
-from graphs.debate import DebateConfig, debate_input, invoke_recorded
+from graphs.debate import DebateConfig, debate_input
+from graphs.invoke import invoke_recorded
 from w2sg.datasets import load
 
 

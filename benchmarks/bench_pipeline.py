@@ -35,8 +35,7 @@ from _timing import interleaved_medians
 
 from agents import ModelSpec, get_model
 from agents.backends.classifier import PAIR_SEP
-from graphs.debate import DebateConfig
-from graphs.render import judge_prompt
+from graphs.debate import DebateConfig, judge_prompt
 from oversight.labelling.label import LabelConfig, label, select_rows
 
 ROWS_PER_GRAPH = 16

@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import ModelSpec, get_model
 from agents.config import load_config
-from graphs.config import DebaterSet
-from graphs.debate import DebateConfig, debate_input, invoke_recorded
+from graphs.debate import DebateConfig, debate_input
+from graphs.debaters import DebaterSet
+from graphs.invoke import invoke_recorded
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load
 

@@ -3,20 +3,20 @@ human-AI interaction) ending in a verdict with p(true). Built on `agents` only; 
 in, never global."""
 
 from graphs.checkpoint import memory_saver, serializer, sqlite_saver
-from graphs.config import DebateSettings, Prompts
-from graphs.debate import DebateConfig, build_debate_graph, run_debate
+from graphs.debate import DebateConfig, Prompts, build_debate_graph, run_debate
 from graphs.draw import draw_png, mermaid
 from graphs.interaction import InteractionConfig, build_interaction_graph, parse_human_reply, run_interaction
+from graphs.invoke import invoke_once, invoke_recorded
 from graphs.overseers import SimulatedOverseer, simulate_verdict
 from graphs.quotes import check_quotes, tag_quotes
-from graphs.types import SIDES, DebateState, Quote, Side, Turn, Verdict
+from graphs.types import SIDES, GraphState, JudgeRun, Quote, Side, Turn, Verdict
 
 __all__ = [
     "SIDES",
     "DebateConfig",
-    "DebateSettings",
-    "DebateState",
+    "GraphState",
     "InteractionConfig",
+    "JudgeRun",
     "Prompts",
     "Quote",
     "Side",
@@ -27,6 +27,8 @@ __all__ = [
     "build_interaction_graph",
     "check_quotes",
     "draw_png",
+    "invoke_once",
+    "invoke_recorded",
     "memory_saver",
     "mermaid",
     "parse_human_reply",

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from agents.types import ChoiceProbs, Completion
-from graphs.config import DebaterSpec
+from graphs.debaters import DebaterSpec
 
 #: (prompt, seed, temperature) -> the model's completion
 Sample = Callable[[str, int, float], Awaitable[Completion]]

@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-STATE_TYPES = [("graphs.types", "Turn"), ("graphs.types", "Quote"), ("graphs.types", "Verdict")]
+STATE_TYPES = [("graphs.types", n) for n in ("Turn", "Quote", "Verdict", "JudgeRun")]
 
 
 def serializer() -> JsonPlusSerializer:

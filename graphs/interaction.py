@@ -18,17 +18,17 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import Field, model_validator
 
 from agents.backends.classifier import PAIR_SEP
-from agents.config import ModelRef
+from agents.config import Config, ModelRef
 from agents.model import Model
 from graphs.batch import BatchGraph
-from graphs.debate import call_seed, invoke_once
 from graphs.human import parse_human_reply as parse_human_reply  # re-exported
 from graphs.human import wait_for_person
+from graphs.invoke import call_seed, invoke_once
 from graphs.overseers import SimulatedOverseer, simulate_verdict
 from graphs.quotes import strip_verifier_tags
 from graphs.render import shown_block, speaker_label
-from graphs.spec import Config, GraphSpec, Item
-from graphs.types import DebateState, Turn, Verdict
+from graphs.spec import GraphSpec, Item
+from graphs.types import GraphState, Turn, Verdict
 
 Node = Callable[[Any], Any]
 
@@ -128,12 +128,12 @@ class InteractionConfig(GraphSpec):
     def start(self, item: Item) -> dict[str, Any]:
         return interaction_input(item.question, item.answer, item.support or "", gold=bool(item.label))
 
-    def judge_texts(self, state: DebateState, pair_sep: str) -> list[tuple[str, str]]:
+    def judge_texts(self, state: GraphState, pair_sep: str) -> list[tuple[str, str]]:
         trained = self.model_copy(update={"judge_kind": "trained"})
         return [("overseer", overseer_pair(trained, state, pair_sep))]  # type: ignore[arg-type]
 
 
-class InteractionState(DebateState, total=False):
+class InteractionState(GraphState, total=False):
     gold: bool  # only for a simulated overseer; never shown to any model
     followups: int
     pending: str  # the overseer's follow-up question, waiting for the assistant

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphs.config import DebateSettings
 from graphs.quotes import strip_verifier_tags, tag_quotes
 from graphs.spec import GraphSpec
 from graphs.types import Side, Turn
@@ -59,50 +58,3 @@ def shown_block(template: str, context: str, shown: bool, spec: GraphSpec) -> st
     """The privileged passage rendered with `template`, only for an audience allowed to see it,
     within `spec`'s prompt budget (`GraphSpec.shown_passage`)."""
     return template.format(context=spec.shown_passage(context)) if shown and context else ""
-
-
-def context_block(cfg: DebateSettings, context: str, for_judge: bool) -> str:
-    if for_judge:
-        return shown_block(cfg.prompts.judge_context_block, context, cfg.judge_sees_context, cfg)
-    return shown_block(cfg.prompts.context_block, context, cfg.debaters_see_context, cfg)
-
-
-def speaker_prompt(
-    cfg: DebateSettings,
-    template: str,
-    state: dict,
-    *,
-    side: Side | None = None,
-    name: str = "",
-) -> str:
-    return template.format(
-        question=state["question"],
-        answer=state["answer"],
-        side_claim=CLAIM[side] if side else "",
-        context_block=context_block(cfg, state.get("context", ""), for_judge=False),
-        transcript=transcript_for_speakers(state.get("transcript", [])),
-        round=state.get("round", 1),
-        rounds=cfg.rounds,
-        word_limit=cfg.word_limit,
-        name=name,
-    )
-
-
-def judge_prompt(cfg: DebateSettings, state: dict, order: Sequence[Side], *, pair_sep: str) -> str:
-    """A prompted judge gets one message; a trained judge gets a text pair joined by `pair_sep`:
-    question + answer, then what the protocol showed it (transcript, or the context if allowed)."""
-    turns = state.get("transcript", [])
-    ctx = context_block(cfg, state.get("context", ""), for_judge=True)
-    if cfg.judge_kind == "trained":
-        shown = transcript_for_judge(turns, order, tag=cfg.verify_quotes) if cfg.protocol != "blind" else ""
-        return f"{state['question']} {state['answer']}{pair_sep}{(ctx + ' ' + shown).strip()}"
-    if cfg.protocol == "blind":
-        return cfg.prompts.blind_judge.format(
-            question=state["question"], answer=state["answer"], context_block=ctx
-        )
-    return cfg.prompts.judge.format(
-        question=state["question"],
-        answer=state["answer"],
-        context_block=ctx,
-        transcript=transcript_for_judge(turns, order, tag=cfg.verify_quotes),
-    )

@@ -5,27 +5,28 @@ and one line of `graphs.kinds.KINDS`. Labelling, judge training and the end-to-e
 to this interface: which model each role calls, how to build the graph, a row's start state,
 the copy with a trained judge, the text pair a trained judge reads, the protocol name labels are
 stored under. Nothing outside a kind's module asks which kind it is.
+
+The members every kind must give are abstract (`build`, `start`, `judge_texts`,
+`passage_settings`, and the class variables `ROLE_FIELDS`, `SPEAKER`, `JUDGE`): a kind that
+leaves one out is a TypeError when its class is created, at import, not at its first run.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from agents.config import ModelRef, ModelSpec, resolve_spec
+from agents.config import Config, ModelRef, ModelSpec, resolve_spec
 from graphs.passage import OnLong, fit, shown
 
 if TYPE_CHECKING:
     from typing import Self
 
     from agents.model import Model
-    from graphs.types import DebateState
-
-
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    from graphs.types import GraphState
 
 
 class Item(Protocol):
@@ -66,6 +67,19 @@ class GraphSpec(Config):
     SPEAKER: ClassVar[str]
     JUDGE: ClassVar[str]
 
+    #: what each kind must define: the abstract methods, and these class variables.
+    REQUIRED_CLASS_VARS: ClassVar[tuple[str, ...]] = ("ROLE_FIELDS", "SPEAKER", "JUDGE")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        missing += [v for v in cls.REQUIRED_CLASS_VARS if not hasattr(cls, v)]
+        if missing:
+            raise TypeError(
+                f"protocol kind {cls.__name__} does not define {', '.join(missing)} (graphs.spec)"
+            )
+
     @property
     def protocol_name(self) -> str:
         """The name its labels are stored under."""
@@ -101,6 +115,11 @@ class GraphSpec(Config):
         inline spec is a `ModelSpec` there, checked as one)."""
         return {path: (ref, "name") for path, ref in self.role_paths().values() if isinstance(ref, str)}
 
+    def model_names(self, where: str = "") -> dict[str, str]:
+        """The model names this graph calls, by config path (`where` is the graph's own path);
+        inline specs are validated as specs and not listed."""
+        return {f"{where}{field}": name for field, (name, _) in self.model_refs().items()}
+
     @property
     def speakers_consult_judge(self) -> bool:
         """A speaker calls the judge's model before the verdict (a debater optimised against it)."""
@@ -135,12 +154,13 @@ class GraphSpec(Config):
         """A person gives the verdict: it waits in a queue (`w2sg human`), not in a labelling run."""
         return False
 
+    @abstractmethod
     def passage_settings(self) -> list[str]:
         """The boolean settings, on in this config, that use a row's passage: show it to a role, or
         check quotes against it. Empty: the passage reaches no model, so the protocol is the same
         on data without passages, where `w2sg run` runs it. Otherwise rows need one (a kind
         decides which of its settings count)."""
-        raise NotImplementedError
+        ...
 
     @property
     def needs_passage(self) -> bool:
@@ -161,15 +181,18 @@ class GraphSpec(Config):
         data = self.model_dump() | {self.ROLE_FIELDS[self.JUDGE]: model, "judge_kind": "trained"}
         return type(self).model_validate(data)
 
+    @abstractmethod
     def build(self, models: Mapping[str, Model], *, batched: bool = False, checkpointer: Any = None) -> Any:
         """The compiled LangGraph; `models` by role (only the roles in `roles()` are read)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def start(self, item: Item) -> dict[str, Any]:
         """A row's start state, its support passage as the privileged context."""
-        raise NotImplementedError
+        ...
 
-    def judge_texts(self, state: DebateState, pair_sep: str) -> list[tuple[str, str]]:
+    @abstractmethod
+    def judge_texts(self, state: GraphState, pair_sep: str) -> list[tuple[str, str]]:
         """(id suffix, text) for each text a trained judge of this protocol reads for a finished
         `state` (question + answer, `pair_sep`, what it was shown): its training inputs."""
-        raise NotImplementedError
+        ...

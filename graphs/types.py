@@ -68,8 +68,26 @@ class Verdict(Record):
         )
 
 
-class DebateState(TypedDict, total=False):
-    """LangGraph state. Nodes return partial updates; turns are appended (the reducer adds)."""
+class JudgeRun(Record):
+    """One reading of a model judge (position swap: one per presentation order)."""
+
+    p_true: float
+    method: str
+    tokens: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def of(cls, run: JudgeRun | Sequence[object]) -> JudgeRun:
+        """A run as it is, or from the (p, method, tokens, seconds) tuple checkpoints held before."""
+        if isinstance(run, JudgeRun):
+            return run
+        p, method, tokens, seconds = run
+        return cls(p_true=float(p), method=str(method), tokens=int(tokens), seconds=float(seconds))  # type: ignore[arg-type]
+
+
+class GraphState(TypedDict, total=False):
+    """The state of every kind's graph (an interaction adds its own fields). Nodes return partial
+    updates; turns are appended (the reducer adds)."""
 
     question: str
     answer: str
@@ -77,6 +95,6 @@ class DebateState(TypedDict, total=False):
     round: int
     consultant_side: Side
     transcript: Annotated[list[Turn], operator.add]
-    judge_runs: Annotated[list[tuple[float, str, int, float]], operator.add]  # (p, method, tokens, s)
+    judge_runs: Annotated[list[JudgeRun], operator.add]
     verdict: Verdict
     human: dict[str, str]  # a person's verdict: who gave it, when, and why (graphs.human)

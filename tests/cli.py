@@ -27,8 +27,8 @@ SHIPPED_CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 def config_class(path: Path) -> type:
     """The config model a shipped config file is for, by its name's prefix."""
-    from graphs.config import DebaterSet
     from graphs.debate import DebateConfig
+    from graphs.debaters import DebaterSet
     from graphs.interaction import InteractionConfig
     from oversight.experiments.config import ExperimentConfig
     from oversight.experiments.grid.config import GridConfig

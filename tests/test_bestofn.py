@@ -21,7 +21,8 @@ from agents.backends.scripted import ScriptedBackend
 from agents.cache import ResponseCache
 from agents.types import GenerateParams, Message
 from graphs.bestofn import candidate_seeds
-from graphs.debate import DebateConfig, debate_input, invoke_recorded
+from graphs.debate import DebateConfig, debate_input
+from graphs.invoke import invoke_recorded
 from oversight.labelling.label import LabelConfig
 from oversight.labelling.provenance import label_cost
 from oversight.labelling.store import LabelStore
@@ -114,7 +115,7 @@ def test_best_of_n_keeps_the_candidate_the_preference_rates_highest_for_its_side
 
 
 def _turn_seed(cfg: DebateConfig, side: str) -> int:
-    from graphs.debate import call_seed
+    from graphs.invoke import call_seed
 
     return call_seed(cfg.seed, Q, A, f"debater_{side}", 1)
 
@@ -335,7 +336,7 @@ def test_the_offline_ladder_orders_judge_accuracy() -> None:
     values were fixed a priori, not fitted on these)."""
     from agents import get_model
     from agents.config import load_config
-    from graphs.config import DebaterSet, as_debater
+    from graphs.debaters import DebaterSet, as_debater
     from w2sg.datasets import load
 
     ladder = load_config(Path(__file__).parents[1] / "configs" / "debaters-offline.yaml", DebaterSet)
@@ -377,7 +378,7 @@ def test_best_of_n_over_sampled_smollm2_turns() -> None:
     """The real thing at small N: SmolLM2 samples 3 seeded candidates (batched by the embedded
     backend), SmolLM2 as judge rates them, the kept turn is the best rated of those candidates."""
     from agents import get_model
-    from graphs.debate import call_seed
+    from graphs.invoke import call_seed
 
     smol = get_model("embedded/smollm2")
     cfg = DebateConfig.model_validate(
@@ -397,7 +398,7 @@ def test_best_of_n_over_sampled_smollm2_turns() -> None:
     (kept,) = state["transcript"]
     assert len(kept.scores) == 3 and smol.usage.calls == 3 + 3 + 1  # candidates, ratings, verdict
     # The candidates again, one by one: seeded, so reproducible; not all alike; the kept one among them.
-    from graphs.render import speaker_prompt
+    from graphs.debate import speaker_prompt
 
     prompt = speaker_prompt(
         cfg, cfg.prompts.consultant, debate_input(Q, A, CONTEXT), side="correct", name="consultant"

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from agents import wrap
 from agents.backends.classifier import PAIR_SEP
 from agents.backends.scripted import ScriptedBackend
-from graphs.debate import invoke_once
+from graphs.invoke import invoke_once
 from graphs.kinds import KINDS, AnyGraph
 from graphs.spec import GraphSpec
 from w2sg.data import Example
@@ -146,3 +146,26 @@ def test_which_graphs_need_a_passage() -> None:
     assert needs(kind="debate", debaters_see_context=False, verify_quotes=False) == []
     assert needs(kind="interaction") == ["assistant_sees_context"]
     assert needs(kind="interaction", assistant_sees_context=False) == []
+
+
+def test_a_kind_that_forgets_a_required_member_fails_when_its_class_is_made() -> None:
+    """GraphSpec's required members are abstract: a new kind without one is a TypeError at import
+    (class creation), naming what it lacks, not an error at its first run."""
+    from typing import ClassVar, Literal
+
+    from graphs.spec import GraphSpec
+
+    with pytest.raises(TypeError, match=r"Half does not define build, judge_texts, SPEAKER"):
+
+        class Half(GraphSpec):
+            kind: Literal["half"] = "half"
+            ROLE_FIELDS: ClassVar[dict[str, str]] = {"judge": "judge"}
+            JUDGE: ClassVar[str] = "judge"
+
+            def passage_settings(self) -> list[str]:
+                return []
+
+            def start(self, item: object) -> dict:
+                return {}
+
+    assert all(not getattr(cls, "__abstractmethods__", ()) for cls in KINDS.values())

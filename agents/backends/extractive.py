@@ -10,7 +10,7 @@ that points elsewhere). As an assistant (no side), it quotes the best sentences 
 stance: correct when the answer's words appear in them.
 
 It reads the fields it needs from the prompt text with configurable patterns that match the
-default templates of `graphs.config.Prompts` and `graphs.interaction.InteractionPrompts`; change
+default templates of `graphs.debate.Prompts` and `graphs.interaction.InteractionPrompts`; change
 `ExtractiveOptions` when you change those templates.
 
 Graded debaters (issue 20): `recall` (the chance it reads each sentence), `skill` (the chance it

@@ -41,7 +41,8 @@ def debate_cmd(
     set_: SetOpt = None,
 ) -> None:
     """Run one debate (or consultancy, blind judge, N-agent debate) and print transcript and verdict."""
-    from graphs.debate import debate_input, invoke_recorded
+    from graphs.debate import debate_input
+    from graphs.invoke import invoke_recorded
 
     # --protocol is `--set protocol=...`; models are checked after it (it decides whether a debater is called)
     cfg = _load_debate(config, [*(set_ or []), *([f"protocol={protocol}"] if protocol else [])], check=False)
@@ -203,8 +204,8 @@ def interact_cmd(
     set_: SetOpt = None,
 ) -> None:
     """A strong assistant helps a weak overseer (model, simulated or human) judge one answer."""
-    from graphs.debate import invoke_recorded
     from graphs.interaction import InteractionConfig, interaction_input
+    from graphs.invoke import invoke_recorded
     from oversight.labelling import human
 
     cfg = load(config, InteractionConfig, overrides=set_)

@@ -26,9 +26,10 @@ from typing import Any
 
 from langgraph.checkpoint.serde.base import maybe_add_typed_methods
 from langgraph.types import Command
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 from agents import get_model
+from agents.config import Config
 from graphs.checkpoint import serializer
 from graphs.human import parse_human_reply
 from graphs.kinds import AnyGraph
@@ -52,10 +53,8 @@ COLUMNS = {
 GRAPH: TypeAdapter[Any] = TypeAdapter(AnyGraph)
 
 
-class HumanRules(BaseModel):
+class HumanRules(Config):
     """What a person's verdict must carry; kept with each queued item."""
-
-    model_config = ConfigDict(extra="forbid")
 
     min_words: int = Field(
         1, ge=0, description="words the explanation needs (0: optional); required by default"

@@ -20,9 +20,9 @@ from agents import Model, ModelSpec, get_model, wrap
 from agents.backends.classifier import PAIR_SEP, save_classifier
 from agents.backends.scripted import ScriptedBackend
 from agents.config import resolve_spec
-from graphs.debate import invoke_once
+from graphs.invoke import invoke_once
 from graphs.spec import GraphSpec
-from graphs.types import DebateState
+from graphs.types import GraphState
 from w2sg.data import Example, split_by_question
 from w2sg.models import ModelConfig, SeqClassifier
 from w2sg.progress import track
@@ -53,7 +53,7 @@ async def collect_transcripts(
     rows: Sequence[Example],
     *,
     concurrency: int = 32,
-) -> list[DebateState]:
+) -> list[GraphState]:
     """Run the graph on every row (its support passage as the privileged context) with `speaker`
     in the speaking role (debaters, consultant, assistant), or a model for each role but the judge
     (per-side debaters, preference models: `speaker_models`). The verdict is not needed to train a
@@ -71,7 +71,7 @@ async def collect_transcripts(
     graph = cfg.build(models)  # type: ignore[arg-type]
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(e: Example) -> DebateState:
+    async def one(e: Example) -> GraphState:
         async with gate:
             state = await invoke_once(graph, cfg.start(e), None)
         progress.advance()
@@ -88,7 +88,7 @@ def speaker_models(cfg: GraphSpec, models: dict[str, ModelSpec] | None = None) -
     return {role: get_model(resolve_spec(ref, models)) for role, ref in refs.items()}
 
 
-def judge_examples(cfg: GraphSpec, rows: Sequence[Example], states: Sequence[DebateState]) -> list[Example]:
+def judge_examples(cfg: GraphSpec, rows: Sequence[Example], states: Sequence[GraphState]) -> list[Example]:
     """The judge's text pair(s) for each row, exactly as `classifier/<dir>` will receive them,
     with the gold label (a debate with position swap: both presentation orders)."""
     return [
@@ -106,7 +106,7 @@ def _pair_example(e: Example, new_id: str, text: str) -> Example:
 def train_judge(
     cfg: GraphSpec,
     rows: Sequence[Example],
-    states: Sequence[DebateState],
+    states: Sequence[GraphState],
     *,
     base_path: str,
     out_dir: str | Path,

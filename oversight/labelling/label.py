@@ -14,14 +14,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from agents import Model, ModelSpec, get_model
-from agents.config import CacheConfig, resolve_spec, spec_identity
-from agents.providers import PROVIDERS
-from graphs.debate import invoke_recorded
+from agents.config import CacheConfig, Config, resolve_spec, spec_identity
+from agents.names import check_model_names
+from graphs.invoke import invoke_recorded
 from graphs.kinds import AnyGraph
-from graphs.spec import GraphSpec
 from oversight.labelling import human, shards
 from oversight.labelling.claims import Claims
 from oversight.labelling.human import HumanRules
@@ -33,30 +32,7 @@ from w2sg.metrics import LabelQuality, label_quality
 from w2sg.progress import track
 
 
-def graph_models(graph: GraphSpec, where: str = "") -> dict[str, str]:
-    """The model names a graph calls, by config path (`where` is the graph's own path); inline
-    specs are validated as specs and not listed."""
-    return {f"{where}{field}": name for field, (name, _) in graph.model_refs().items()}
-
-
-def check_model_names(
-    names: dict[str, str], models: dict[str, ModelSpec], where: str = "", also: tuple[str, ...] = ()
-) -> None:
-    """Each name must be a key of `models:`, one of `also`, or a model string of a known provider."""
-    for field, name in names.items():
-        if name in models or name in also or name.split("/", 1)[0] in PROVIDERS:
-            continue
-        keys = ", ".join(models) or "none"
-        extra = "".join(f", `{a}`" for a in also)
-        raise ValueError(
-            f"{where}{field}: {name!r} is neither a key of `models:` ({keys}){extra} nor a model string "
-            f"(providers: {', '.join(PROVIDERS)})"
-        )
-
-
-class LabelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LabelConfig(Config):
     name: str = "labels"
     dataset: DatasetSpec = dataset_field()
     split: str = Field("test", description="the dataset's split (SciQ offline: only test has passages)")
@@ -93,7 +69,7 @@ class LabelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> LabelConfig:
-        check_model_names(graph_models(self.graph, "graph."), self.models)
+        check_model_names(self.graph.model_names("graph."), self.models)
         if self.rows_per_graph > self.concurrency:
             n, c = self.rows_per_graph, self.concurrency
             raise ValueError(f"rows_per_graph ({n}) exceeds concurrency ({c}): rows in flight")

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from agents.config import ModelRef, ModelSpec
+from agents.config import Config, ModelRef, ModelSpec
 from graphs.kinds import AnyGraph
 from oversight.labelling import shards
 from w2sg.datasets import DatasetSpec
@@ -41,9 +41,7 @@ class Cell(BaseModel):
     id: str = Field(description="hash of the config: the cell's folder name")
 
 
-class GridConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class GridConfig(Config):
     name: str = "grid"
     out_dir: Path = Field(Path("runs"), description="the grid's folder is <out_dir>/<name>/")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="named models every cell may use")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from agents.config import Config
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.models import ModelConfig
@@ -20,9 +21,7 @@ SYNTHETIC_TEST = 500
 ARMS = ("recursive", "baseline", "oversight")
 
 
-class Rung(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Rung(Config):
     name: str = Field(min_length=1)
     questions: int = Field(
         ge=1, description="rung 0: gold (human) questions; rung k ≥ 1: questions its student learns from"
@@ -31,18 +30,14 @@ class Rung(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
-class OversightArm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OversightArm(Config):
     column: str = Field(description="a p(true) column of the data, e.g. weak_p_true_with_support")
     weight: float = Field(
         0.5, gt=0, le=1, description="the column's share of each label; 1 replaces the evaluator's"
     )
 
 
-class LadderConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LadderConfig(Config):
     name: str = "ladder"
     seed: int = 0
     # `synthetic`: generated rows whose models are views of one hidden variable (tests, benchmarks).

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from agents import ModelSpec
-from agents.config import HOW_FIELDS
+from agents.config import HOW_FIELDS, Config
+from agents.names import check_model_names
 from graphs.kinds import AnyGraph
-from oversight.labelling.label import check_model_names, graph_models
 from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore, id_exclude
 from w2sg.run_folder import run_id
@@ -17,10 +17,6 @@ from w2sg.train import TrainConfig
 
 TRAINED = "trained"  # as a graph's judge / overseer_model: train a judge here on the `judge` split
 GRAPH_SPLITS = ("calib", "strong", "val")
-
-
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class RunSizes(Config):
@@ -112,7 +108,7 @@ class RunConfig(W2SGCore):
                     f"{where[:-1]}: a person gives these verdicts: queue them with `w2sg label` and judge "
                     "them with `w2sg web` (docs/human-studies.md), not in `w2sg run`"
                 )
-            check_model_names(graph_models(graph, where), self.models, also=self.MODEL_ALIASES)
+            check_model_names(graph.model_names(where), self.models, also=self.MODEL_ALIASES)
             if graph.judge_model == TRAINED:
                 try:  # the copy with its trained judge must be valid too: say so now, not after training
                     graph.with_judge(f"classifier/{TRAINED}")

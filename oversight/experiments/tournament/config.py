@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from agents.config import ModelRef
-from graphs.config import DebaterRef
+from agents.names import check_model_names
 from graphs.debate import DebateConfig
+from graphs.debaters import DebaterRef
 from graphs.types import Side
 from oversight.experiments.config import ExperimentConfig
-from oversight.labelling.label import check_model_names, graph_models
 from w2sg.run_folder import run_id
 
 #: what the debaters and judge of each match are set to; the rest of `graph:` is shared by all.
@@ -45,7 +45,7 @@ class TournamentConfig(ExperimentConfig):
     )
     graph: dict[str, Any] = Field(
         default_factory=lambda: {"protocol": "sequential", "rounds": 1, "word_limit": 40},
-        description="the debate's settings shared by every match (graphs.config.DebateSettings "
+        description="the debate's settings shared by every match (graphs.debate.DebateConfig "
         "fields, less the debaters, judge and `first`, which each match sets)",
     )
     concurrency: int = Field(32, ge=1, description="debates in flight at once")
@@ -66,7 +66,7 @@ class TournamentConfig(ExperimentConfig):
         for a, b in zip(names, names[1:] + names[:1], strict=True):  # every debater on each side
             # A match's model names (each debater's model and preference model, the judge) must
             # resolve; an error names the debater, not the side it argued.
-            refs = graph_models(self.match(a, b, "correct"))
+            refs = self.match(a, b, "correct").model_names()
             check_model_names({_named(f, a, b): n for f, n in refs.items()}, self.models)
         return self
 
