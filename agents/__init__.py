@@ -22,7 +22,7 @@ from agents.errors import (
     NoChoiceProbsError,
     RetryableError,
 )
-from agents.model import Model, RetriesExhaustedError, UsageStats
+from agents.model import Model, RetriesExhaustedError, UsageStats, closing_all
 from agents.protocol import ModelAPI
 from agents.providers import PROVIDERS, register_provider
 from agents.registry import get_model, wrap
@@ -55,6 +55,7 @@ __all__ = [
     "ScriptedRule",
     "Usage",
     "UsageStats",
+    "closing_all",
     "get_model",
     "load_config",
     "register_provider",

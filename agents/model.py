@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import TypeVar
 
@@ -30,6 +31,7 @@ from agents.types import (
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", Completion, ChoiceProbs)
+M = TypeVar("M", bound=Mapping[str, "Model"])
 
 
 class RetriesExhaustedError(ModelError):
@@ -245,6 +247,16 @@ class Model:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+@asynccontextmanager
+async def closing_all(models: M) -> AsyncIterator[M]:
+    """`models` (role → Model) for an `async with` block, each closed when it ends, however it ends."""
+    try:
+        yield models
+    finally:
+        for m in models.values():
+            await m.aclose()
 
 
 def timed() -> Callable[[], float]:

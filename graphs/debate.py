@@ -560,6 +560,24 @@ def build_debate_graph(
         raise ValueError("a model judge needs a judge model")
     models = {**({"judge": judge} if judge is not None else {}), **(others or {})}
     models |= {"debater": debater} if debater is not None else {}
+    if cfg.position_swap and cfg.protocol not in ("simultaneous", "sequential"):
+        raise ValueError("position_swap applies to two-sided debate (simultaneous or sequential)")
+    g = BatchGraph(GraphState) if batched else StateGraph(GraphState)
+    speakers = _add_speakers(g, cfg, models)
+    judge = None if human else judge  # a person judging calls no judge model
+    judges = _add_judges(g, cfg, judge)
+    if not speakers:  # blind judge: question and answer only
+        for name in judges:
+            g.add_edge(START, name)
+        if human:
+            g.add_edge("human", END)
+    else:
+        _add_rounds(g, cfg, speakers, judges, judge)
+    return g.compile(checkpointer=checkpointer)
+
+
+def _add_speakers(g: Any, cfg: DebateConfig, models: Mapping[str, Model]) -> list[str]:
+    """The speakers' nodes; returns the speakers of one round, in speaking order."""
 
     def speaker(side: Side | None) -> Speaker:
         role, pref = cfg.side_roles(side)
@@ -570,54 +588,50 @@ def build_debate_graph(
             raise ValueError(f"the {role}'s best_of_n / critique need a {pref} model")
         return Speaker(models[role], spec, models.get(pref), pref == "judge")
 
-    if cfg.position_swap and cfg.protocol not in ("simultaneous", "sequential"):
-        raise ValueError("position_swap applies to two-sided debate (simultaneous or sequential)")
-    g = BatchGraph(GraphState) if batched else StateGraph(GraphState)
     p = cfg.prompts
-    first: Side = cfg.first
-    second: Side = "incorrect" if first == "correct" else "correct"
-
-    # Speakers of one round, and the node each round starts with.
     if cfg.protocol in ("simultaneous", "sequential"):
         for side in SIDES:
             g.add_node(
                 f"debater_{side}", speaker_node(cfg, speaker(side), p.debater, f"debater_{side}", side)
             )
-        speakers = [f"debater_{first}", f"debater_{second}"]
-    elif cfg.protocol == "consultancy":
+        second: Side = "incorrect" if cfg.first == "correct" else "correct"
+        return [f"debater_{cfg.first}", f"debater_{second}"]
+    if cfg.protocol == "consultancy":
         g.add_node("assign_side", assign_side(cfg))
         g.add_node("consultant", consultant_node(cfg, {s: speaker(s) for s in SIDES}))
-        speakers = ["consultant"]
-    elif cfg.protocol == "n_agent":
+        return ["consultant"]
+    if cfg.protocol == "n_agent":
         speakers = [f"agent_{i + 1}" for i in range(cfg.n_agents)]
         for name in speakers:
             g.add_node(name, speaker_node(cfg, speaker(None), p.agent, name))
-    else:
-        speakers = []
+        return speakers
+    return []
 
-    if human:  # one node: the person's verdict, or a question answered by one more round
-        judges = ["human"]
+
+def _add_judges(g: Any, cfg: DebateConfig, judge: Model | None) -> list[str]:
+    """The verdict's nodes; returns the nodes a finished debate goes to."""
+    if judge is None:  # a person: one node, the verdict or a question answered by one more round
         g.add_node("human", human_judge_node(cfg))
-    else:
-        assert judge is not None
-        orders: list[tuple[Side, Side]] = [("correct", "incorrect")]
-        if cfg.position_swap:
-            orders.append(("incorrect", "correct"))
-        judges = [f"judge_{'_'.join(o)}" if cfg.position_swap else "judge" for o in orders]
-        for name, order in zip(judges, orders, strict=True):
-            g.add_node(name, judge_node(cfg, judge, order))
-        g.add_node("verdict", verdict_node(judge.name))
-        for name in judges:
-            g.add_edge(name, "verdict")
-        g.add_edge("verdict", END)
+        return ["human"]
+    orders: list[tuple[Side, Side]] = [("correct", "incorrect")]
+    if cfg.position_swap:
+        orders.append(("incorrect", "correct"))
+    judges = [f"judge_{'_'.join(o)}" if cfg.position_swap else "judge" for o in orders]
+    for name, order in zip(judges, orders, strict=True):
+        g.add_node(name, judge_node(cfg, judge, order))
+    g.add_node("verdict", verdict_node(judge.name))
+    for name in judges:
+        g.add_edge(name, "verdict")
+    g.add_edge("verdict", END)
+    return judges
 
-    if not speakers:  # blind judge: question and answer only
-        for name in judges:
-            g.add_edge(START, name)
-        if human:
-            g.add_edge("human", END)
-        return g.compile(checkpointer=checkpointer)
 
+def _add_rounds(
+    g: Any, cfg: DebateConfig, speakers: list[str], judges: list[str], judge: Model | None
+) -> None:
+    """The rounds' edges: speakers, end of round, then another round, the judge's question, or the
+    verdict."""
+    human = judge is None
     g.add_node("end_round", end_round)
     parallel = cfg.protocol in ("simultaneous", "n_agent")
     round_start = speakers if parallel else [speakers[0]]
@@ -642,7 +656,7 @@ def build_debate_graph(
 
         g.add_conditional_edges("human", route_human, [END, *round_start])
     elif cfg.interactive_judge:
-        g.add_node("judge_question", judge_question_node(cfg, judge))  # type: ignore[arg-type]
+        g.add_node("judge_question", judge_question_node(cfg, judge))
         for s in round_start:
             g.add_edge("judge_question", s)
         targets.append("judge_question")
@@ -654,7 +668,6 @@ def build_debate_graph(
         entry = "assign_side"
     for s in round_start:
         g.add_edge(entry, s)
-    return g.compile(checkpointer=checkpointer)
 
 
 async def run_debate(

@@ -74,3 +74,33 @@ def test_trained_judge_reads_the_transcript(tmp_path: Path) -> None:
 def test_classifier_backend_needs_a_saved_directory(tmp_path: Path) -> None:
     with pytest.raises(FatalModelError, match="not a directory"):
         get_model(f"classifier/{tmp_path / 'missing'}")
+
+
+def test_one_judge_training_default_for_run_and_judge_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`w2sg run` and `w2sg judge train` / `train_judge` train judges with the same default: the one
+    that learns (lr 1e-4 x 5 epochs; at 5e-5 x 3 the judges stayed at chance)."""
+    import oversight.labelling.judges as judges
+    from oversight.experiments.run.config import JudgeTraining
+    from w2sg.data import Example
+
+    default = judges.judge_train_config()
+    assert (default.lr, default.epochs, default.batch_size, default.eval_every) == (1e-4, 5, 16, 15)
+    assert default.warmup_frac == 0.1 and JudgeTraining().train == default
+    used: list = []
+
+    def stop(model: object, *args: object, **kwargs: object) -> None:
+        used.append(args[4])  # train(model, x, y, vx, vy, tcfg, ...)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(judges, "train", stop)
+    monkeypatch.setattr(judges, "SeqClassifier", lambda *a, **k: None)
+    rows = [
+        Example(id=f"q{i}-{a}", qid=f"q{i}", question="q", answer=a, label=int(a == "y"))
+        for i in range(5)
+        for a in "yn"
+    ]
+    cfg = DebateConfig(protocol="blind", judge="scripted/j")
+    states = [{"question": e.question, "answer": e.answer, "transcript": []} for e in rows]
+    with pytest.raises(RuntimeError, match="stop"):
+        judges.train_judge(cfg, rows, states, base_path="x", out_dir="y", seed=3)  # type: ignore[arg-type]
+    assert used == [judges.judge_train_config(seed=3)]

@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -229,6 +229,23 @@ def load_split(spec: DatasetSpec, split: str, *, seed: int = 0) -> list[Example]
     rows = _load_rows(spec, full, "train", seed)
     where = f"{full.title} (split: test {full.split.test}, seed {full.split.seed})"
     return full.split.divide(rows, where)[split]
+
+
+def train_pool(
+    spec: DatasetSpec, seed: int, taken: Collection[str], *, refuse_same: bool = True
+) -> list[Example]:
+    """The train split's rows whose question is not in `taken` (the questions of splits drawn from
+    the test split: a few SciQ questions repeat across its files, and a question is in one split
+    only). `refuse_same`: nothing left means train and test are the same questions (one file
+    serves every split), a DataError saying how to divide it."""
+    pool = [e for e in load_split(spec, "train", seed=seed) if e.qid not in taken]
+    if refuse_same and not pool:
+        raise DataError(
+            f"{spec.title}: its train and test splits are the same questions (one file serves every split); "
+            "give a folder with a train and a test file, `files: {train: ..., test: ...}`, or "
+            "`split: {test: 0.2, seed: 0}` to divide the file by question"
+        )
+    return pool
 
 
 def _load_rows(spec: DatasetSpec, full: DatasetSpec, split: str, seed: int) -> list[Example]:

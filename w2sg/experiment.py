@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
-from w2sg.data import DataError, Example, Size, label_source, split_by_question
-from w2sg.datasets import DatasetSpec, dataset_field, load_split
+from w2sg.data import Example, Size, label_source, split_by_question
+from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
 from w2sg.losses import LossName
@@ -138,17 +138,9 @@ def id_exclude(cfg: W2SGCore, **drop: Any) -> dict[str, Any]:
 
 
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
-    pool = load_split(cfg.dataset, "train", seed=cfg.seed)
     test = load_split(cfg.dataset, "test", seed=cfg.seed)
-    test_qids = {e.qid for e in test}
+    pool = train_pool(cfg.dataset, cfg.seed, {e.qid for e in test})
     where = f"{cfg.dataset.title}"
-    if pool and all(e.qid in test_qids for e in pool):
-        raise DataError(
-            f"{where}: its train and test splits are the same questions (one file serves every split); "
-            "give a folder with a train and a test file, `files: {train: ..., test: ...}`, or "
-            "`split: {test: 0.2, seed: 0}` to divide the file by question"
-        )
-    pool = [e for e in pool if e.qid not in test_qids]  # a few SciQ questions repeat across splits
     s = cfg.sizes
     sizes = {"weak": s.weak, "strong": s.strong, "val": s.val}
     if s.dev is not None:  # drawn last: without `rest`, the others keep their questions

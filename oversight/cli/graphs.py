@@ -11,13 +11,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agents import get_model
+from agents import closing_all, get_model
 from agents.names import model_path_problem, resolve_model_path
 from oversight.cli.app import SetOpt, app, check_models, console, err_console, load
 
 if TYPE_CHECKING:
     from graphs.debate import DebateConfig
     from oversight.labelling.human import HumanRules
+    from oversight.labelling.judges import JudgeInfo
 
 
 DebateConfigArg = Annotated[Path, typer.Argument(help="debate YAML (see configs/debate-*.yaml)")]
@@ -49,12 +50,8 @@ def debate_cmd(
     check_models(cfg, config)  # after --protocol: it decides whether the debater is called
 
     async def go() -> dict:
-        models = {role: get_model(spec) for role, spec in cfg.specs().items()}
-        try:
+        async with closing_all({role: get_model(spec) for role, spec in cfg.specs().items()}) as models:
             return await invoke_recorded(cfg.build(models), debate_input(question, answer, context))
-        finally:
-            for m in models.values():
-                await m.aclose()
 
     with console.status(f"{cfg.protocol}: {cfg.rounds} round(s)"):
         state = asyncio.run(go())
@@ -118,7 +115,7 @@ def judge_train_cmd(
         typer.Option(help="the dataset's split (SciQ offline: only `test` has passages for the debaters)"),
     ] = "test",
     base: Annotated[str, typer.Option(help="classifier to fine-tune")] = "embedded/minilm",
-    epochs: Annotated[float, typer.Option(help="training epochs")] = 3.0,
+    epochs: Annotated[float, typer.Option(help="training epochs (the default is `w2sg run`'s)")] = 5.0,
     seed: Annotated[int, typer.Option(help="question sampling and training seed")] = 0,
     concurrency: Annotated[int, typer.Option(help="debates in flight")] = 32,
     holdout: Annotated[
@@ -128,10 +125,14 @@ def judge_train_cmd(
 ) -> None:
     """Debate `questions` questions of a dataset under CONFIG's protocol, then fine-tune a judge on gold:
     trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
-    from oversight.labelling.judges import collect_transcripts, speaker_models, train_judge
+    from oversight.labelling.judges import (
+        collect_transcripts,
+        judge_train_config,
+        speaker_models,
+        train_judge,
+    )
     from w2sg.data import split_by_question
     from w2sg.datasets import load_split, parse_spec
-    from w2sg.train import TrainConfig
 
     # The config's judge is what this trains, so it need not exist yet.
     cfg = _load_debate(config, set_, ignore=("judge",))
@@ -139,22 +140,18 @@ def judge_train_cmd(
         raise ValueError(f"--base: {problem}")
     if not 0.0 <= holdout < 0.8:
         raise ValueError(f"--holdout: a share in [0, 0.8), got {holdout}")
+    what = f"questions in {dataset} {split}"
     data = load_split(parse_spec(dataset), split, seed=seed)
-    rows = split_by_question(data, {"judge": questions}, seed=seed, what=f"questions in {dataset} {split}")[
-        "judge"
-    ]
+    rows = split_by_question(data, {"judge": questions}, seed=seed, what=what)["judge"]
 
     async def debates() -> list:
-        speakers = speaker_models(cfg)  # per-side debaters and preference models too
-        try:
+        async with closing_all(speaker_models(cfg)) as speakers:  # per-side debaters, preference models
             return await collect_transcripts(cfg, speakers, rows, concurrency=concurrency)
-        finally:
-            for m in speakers.values():
-                await m.aclose()
 
     with console.status(f"{len(rows)} {cfg.protocol} debates"):
         states = asyncio.run(debates())
-    tcfg = TrainConfig(lr=5e-5, epochs=epochs, batch_size=16, eval_every=20, seed=seed, device="auto")
+    # `w2sg run`'s judge training (judges.judge_train_config), on any device.
+    tcfg = judge_train_config(epochs=epochs, seed=seed, device="auto")
     with console.status(f"fine-tuning {base} on {len(rows)} transcripts"):
         info = train_judge(
             cfg,
@@ -166,6 +163,11 @@ def judge_train_cmd(
             test_frac=holdout,
             seed=seed,
         )
+    _print_judge(info, out)
+
+
+def _print_judge(info: JudgeInfo, out: Path) -> None:
+    """A trained judge's accuracies, and how a config uses it."""
     held = (
         f"held-out accuracy {info.heldout_accuracy:.3f} on {info.heldout_rows} rows (not used to train or "
         "select it); "
@@ -221,14 +223,10 @@ def interact_cmd(
         raise ValueError("a simulated overseer needs --gold or --no-gold")
 
     async def go() -> dict:
-        models = {role: get_model(spec) for role, spec in cfg.specs().items()}
-        try:
+        async with closing_all({role: get_model(spec) for role, spec in cfg.specs().items()}) as models:
             return await invoke_recorded(
                 cfg.build(models), interaction_input(question, answer, context, gold)
             )
-        finally:
-            for m in models.values():
-                await m.aclose()
 
     state = asyncio.run(go())
     _show_interaction(state)

@@ -12,7 +12,7 @@ from oversight.cli.app import SetOpt, app, console, load
 from oversight.labelling import shards
 
 if TYPE_CHECKING:
-    from oversight.labelling.label import LabelConfig
+    from oversight.labelling.label import LabelConfig, LabelRun
     from oversight.labelling.store import LabelRow
 
 
@@ -36,9 +36,7 @@ def label_cmd(
 
     Runs sharing a store split its rows between them; across machines, run shards (--shard i/n,
     each into its own store) and join them with --merge."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from oversight.labelling.label import LabelConfig, label, usage_lines
+    from oversight.labelling.label import LabelConfig
 
     cfg = load(config, LabelConfig, overrides=set_)
     if merge:
@@ -46,6 +44,20 @@ def label_cmd(
             raise ValueError("--merge joins the shard stores: give it without --shard and --replay")
         _merge(cfg)
         return
+    run = _label_with_bar(cfg, replay, shard)
+    _print_run(cfg, run, shards.store_path(cfg.store, shard) if shard else cfg.store)
+    if shard is not None:
+        console.print(f"when every shard is done: w2sg label {config} --merge", highlight=False)
+    if run.failed:
+        raise typer.Exit(1)
+
+
+def _label_with_bar(cfg: LabelConfig, replay: bool, shard: str | None) -> LabelRun:
+    """`label` with a progress bar: rows done of all, failures so far, the last label's tokens."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from oversight.labelling.label import label
+
     failed = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -66,8 +78,13 @@ def label_cmd(
             tokens = row.record.get("verdict", {}).get("tokens", 0)
             bar.update(task, advance=1, note=f"{failed} failed · last {tokens} tokens")
 
-        run = asyncio.run(label(cfg, replay=replay, shard=shard, on_start=started, on_label=labelled))
-    store = shards.store_path(cfg.store, shard) if shard else cfg.store
+        return asyncio.run(label(cfg, replay=replay, shard=shard, on_start=started, on_label=labelled))
+
+
+def _print_run(cfg: LabelConfig, run: LabelRun, store: Path) -> None:
+    """What a labelling run did: counts, cost, store, people waiting, calls per role, label quality."""
+    from oversight.labelling.label import usage_lines
+
     cost = sum(u.get("cost_usd", 0.0) for u in run.usage.values())
     tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
     console.print(
@@ -95,10 +112,6 @@ def label_cmd(
             f"label accuracy {q.accuracy} (95% CI), ECE {q.ece:.3f}, Brier {q.brier:.3f} against gold",
             highlight=False,
         )
-    if shard is not None:
-        console.print(f"when every shard is done: w2sg label {config} --merge", highlight=False)
-    if run.failed:
-        raise typer.Exit(1)
 
 
 def _merge(cfg: LabelConfig) -> None:

@@ -28,7 +28,7 @@ from langgraph.checkpoint.serde.base import maybe_add_typed_methods
 from langgraph.types import Command
 from pydantic import BaseModel, Field, TypeAdapter
 
-from agents import get_model
+from agents import closing_all, get_model
 from agents.config import Config
 from graphs.checkpoint import serializer
 from graphs.human import parse_human_reply
@@ -159,12 +159,11 @@ async def _graph(
             for role, spec in cfg.specs().items()
         }
         try:
-            yield cfg.build(built, checkpointer=saver)
+            async with closing_all(built):
+                yield cfg.build(built, checkpointer=saver)
         finally:
-            for role, m in built.items():
-                await m.aclose()
-                if usage is not None:
-                    usage[role] = m.usage.as_dict()
+            if usage is not None:
+                usage.update({role: m.usage.as_dict() for role, m in built.items()})
 
 
 def _threads(db: Path) -> list[dict[str, Any]]:

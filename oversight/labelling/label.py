@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from agents import Model, ModelSpec, get_model
+from agents import Model, ModelSpec, closing_all, get_model
 from agents.config import CacheConfig, Config, resolve_spec, spec_identity
 from agents.names import check_model_names
 from graphs.invoke import invoke_recorded
@@ -252,11 +252,9 @@ async def _label_rows(
     by_id = {e.id: e for e in todo}
     claims = Claims(store, (protocol, chash), list(by_id), lease_s=cfg.lease_s, batch=max(1, workers) * size)
     progress = track(f"label {cfg.name} ({protocol})", total, unit="rows", start=total - len(todo))
-    models: dict[str, Model] = {}
     did = _Done()
     try:
         models = {role: _model(s, replay) for role, s in spec.specs(cfg.models).items()}
-        graph = spec.build(models, batched=batched)
 
         async def run(chunk: list[Example]) -> list[dict[str, Any]]:
             """Final states of a chunk of rows; a failed row's state holds its "error"."""
@@ -284,17 +282,17 @@ async def _label_rows(
                 for e, state in zip(chunk, await run(chunk), strict=True):
                     keep(e, state)
 
-        async with claims.held():
-            await asyncio.gather(*(worker() for _ in range(workers)))
+        try:
+            async with closing_all(models), claims.held():
+                graph = spec.build(models, batched=batched)  # `run` calls it
+                await asyncio.gather(*(worker() for _ in range(workers)))
+        finally:
+            did.usage = {k: m.usage.as_dict() for k, m in models.items()}
         progress.advance(len(claims.elsewhere))
         did.elsewhere += len(claims.elsewhere)
     except BaseException:
         progress.close(failed=True)
         raise
-    finally:
-        for m in models.values():
-            await m.aclose()
-        did.usage = {k: m.usage.as_dict() for k, m in models.items()}
     progress.close()
     return did
 

@@ -69,6 +69,70 @@ def slider(p: str) -> int:
     return int(value) if 0 <= value <= 100 else 50
 
 
+class Site:
+    """What every route of one app shares: the store, its pages, the viewer's token, the judges'
+    claim timeout, and one lock (one resume at a time: the graph and the store share one file)."""
+
+    def __init__(self, store: Path, token: str | None, timeout_s: float):
+        self.store, self.token, self.timeout_s = store, token, timeout_s
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+        self.lock = asyncio.Lock()
+
+    def page(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        return HTMLResponse(self.env.get_template(name).render(**ctx), status_code=status)
+
+    def judge_of(self, key: str) -> str:
+        judge = queue.judge_for(self.store, key)
+        if judge is None:
+            raise HTTPException(404, "no such judge link")
+        return judge
+
+    def check_csrf(self, key: str, csrf: str) -> None:
+        if not hmac.compare_digest(csrf, queue.csrf_token(self.store, key)):
+            raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
+
+    def viewer_access(self, request: Request) -> str | None:
+        """None when allowed; otherwise the reason. A `?token=` link also sets the cookie."""
+        if self.token is None:
+            return None
+        given = request.query_params.get("token") or request.cookies.get("w2sg_token") or ""
+        allowed = hmac.compare_digest(given, self.token)
+        return None if allowed else "this server needs its token: use the link it printed"
+
+    async def waiting(self) -> list[human.Pending]:
+        return [p for p in await human.pending(self.store) if not p.stalled]  # stalled: `w2sg human answer`
+
+    def judging(
+        self, key: str, item: human.Pending, error: str = "", p: int = 50, why: str = ""
+    ) -> dict[str, Any]:
+        rounds: dict[int, list[dict[str, Any]]] = {}
+        for t in item.turns:
+            rounds.setdefault(t["round"], []).append(
+                {"speaker": t["speaker"], "segments": viewer.segments(t["text"])}
+            )
+        quotes = any(k != "text" for ts in rounds.values() for t in ts for k, _ in t["segments"])
+        return {
+            "key": key,
+            "item": item,
+            "rounds": sorted(rounds.items()),
+            "quotes": quotes,
+            "csrf": queue.csrf_token(self.store, key),
+            "error": error or item.error or "",
+            "p": p,
+            "why": why,
+        }
+
+    async def held_item(self, judge: str, thread: str) -> human.Pending:
+        if queue.holder(self.store, thread, self.timeout_s) != judge:
+            raise HTTPException(
+                409, "this item is not assigned to you (it timed out, or was judged): take the next one"
+            )
+        item = next((p for p in await self.waiting() if p.thread_id == thread), None)
+        if item is None:
+            raise HTTPException(409, "this item is no longer waiting")
+        return item
+
+
 def create_app(
     store: Path,
     *,
@@ -79,9 +143,8 @@ def create_app(
     """The app over `store` (a label store; its file also holds the queue). With `token`, the
     viewer needs it (a `?token=` link sets a cookie); judges always need their key. `hosts`:
     the `Host:` names it answers to (`host_names` of the bound address; None: any)."""
-    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    lock = asyncio.Lock()  # one resume at a time: the graph and the store share one SQLite file
+    site = Site(store, token, timeout_s)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
@@ -95,83 +158,41 @@ def create_app(
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
-
-    def judge_of(key: str) -> str:
-        judge = queue.judge_for(store, key)
-        if judge is None:
-            raise HTTPException(404, "no such judge link")
-        return judge
-
-    def check_csrf(key: str, csrf: str) -> None:
-        if not hmac.compare_digest(csrf, queue.csrf_token(store, key)):
-            raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
-
-    def viewer_access(request: Request) -> str | None:
-        """None when allowed; otherwise the reason. A `?token=` link also sets the cookie."""
-        if token is None:
-            return None
-        given = request.query_params.get("token") or request.cookies.get("w2sg_token") or ""
-        return (
-            None
-            if hmac.compare_digest(given, token)
-            else "this server needs its token: use the link it printed"
-        )
-
-    async def waiting() -> list[human.Pending]:
-        return [p for p in await human.pending(store) if not p.stalled]  # stalled: `w2sg human answer`
-
-    def judging(key: str, item: human.Pending, error: str = "", p: int = 50, why: str = "") -> dict[str, Any]:
-        rounds: dict[int, list[dict[str, Any]]] = {}
-        for t in item.turns:
-            rounds.setdefault(t["round"], []).append(
-                {"speaker": t["speaker"], "segments": viewer.segments(t["text"])}
-            )
-        quotes = any(k != "text" for ts in rounds.values() for t in ts for k, _ in t["segments"])
-        return {
-            "key": key,
-            "item": item,
-            "rounds": sorted(rounds.items()),
-            "quotes": quotes,
-            "csrf": queue.csrf_token(store, key),
-            "error": error or item.error or "",
-            "p": p,
-            "why": why,
-        }
-
     @app.get("/static/{name}")
     def static(name: str) -> Response:
         if name not in STATIC:
             raise HTTPException(404)
         return Response((HERE / "static" / name).read_text(), media_type=STATIC[name])
 
+    queue_routes(app, site)
+    judging_routes(app, site)
+    viewer_routes(app, site)
+    return app
+
+
+def queue_routes(app: FastAPI, site: Site) -> None:
+    """A judge's queue, and the next item it assigns them."""
+
     @app.get("/j/{key}", response_class=HTMLResponse)
     async def judge_home(key: str) -> HTMLResponse:
-        judge = judge_of(key)
-        items = await waiting()
-        return page("queue.html", key=key, judge=judge, waiting=len(items))
+        judge = site.judge_of(key)
+        items = await site.waiting()
+        return site.page("queue.html", key=key, judge=judge, waiting=len(items))
 
     @app.get("/j/{key}/next", response_class=HTMLResponse)
     async def judge_next(key: str) -> HTMLResponse:
-        judge = judge_of(key)
-        async with lock:
-            items = await waiting()
-            tid = queue.claim(store, judge, [p.thread_id for p in items], timeout_s)
+        judge = site.judge_of(key)
+        async with site.lock:
+            items = await site.waiting()
+            tid = queue.claim(site.store, judge, [p.thread_id for p in items], site.timeout_s)
         if tid is None:
-            return page("queue.html", key=key, judge=judge, waiting=len(items), none_left=True)
+            return site.page("queue.html", key=key, judge=judge, waiting=len(items), none_left=True)
         item = next(p for p in items if p.thread_id == tid)
-        return page("judge.html", judge=judge, **judging(key, item))
+        return site.page("judge.html", judge=judge, **site.judging(key, item))
 
-    async def held_item(key: str, judge: str, thread: str) -> human.Pending:
-        if queue.holder(store, thread, timeout_s) != judge:
-            raise HTTPException(
-                409, "this item is not assigned to you (it timed out, or was judged): take the next one"
-            )
-        item = next((p for p in await waiting() if p.thread_id == thread), None)
-        if item is None:
-            raise HTTPException(409, "this item is no longer waiting")
-        return item
+
+def judging_routes(app: FastAPI, site: Site) -> None:
+    """A judge's verdict on, or question about, the item they hold."""
 
     @app.post("/j/{key}/verdict", response_class=HTMLResponse)
     async def judge_verdict(
@@ -181,34 +202,37 @@ def create_app(
         explanation: str = Form(""),
         csrf: str = Form(""),
     ) -> HTMLResponse:
-        judge = judge_of(key)
-        check_csrf(key, csrf)
-        async with lock:
-            item = await held_item(key, judge, thread)
+        judge = site.judge_of(key)
+        site.check_csrf(key, csrf)
+        async with site.lock:
+            item = await site.held_item(judge, thread)
             try:
                 reply = human.make_reply(p, explanation, judge=judge, rules=item.rules, percent=True)
-                state = await human.answer(store, thread, reply)  # the label is committed here
+                state = await human.answer(site.store, thread, reply)  # the label is committed here
             except (ValueError, human.ResumeFailed) as e:
-                ctx = judging(key, item, error=f"not recorded: {e}", p=slider(p), why=explanation)
-                return page("judge.html", status=400, judge=judge, **ctx)
-            queue.release(store, thread)
-        return page("recorded.html", key=key, judge=judge, item=item, p_true=state["verdict"].p_true)
+                ctx = site.judging(key, item, error=f"not recorded: {e}", p=slider(p), why=explanation)
+                return site.page("judge.html", status=400, judge=judge, **ctx)
+            queue.release(site.store, thread)
+        return site.page("recorded.html", key=key, judge=judge, item=item, p_true=state["verdict"].p_true)
 
     @app.post("/j/{key}/ask")
     async def judge_ask(
         key: str, thread: str = Form(...), question: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        judge = judge_of(key)
-        check_csrf(key, csrf)
-        async with lock:
-            item = await held_item(key, judge, thread)
+        judge = site.judge_of(key)
+        site.check_csrf(key, csrf)
+        async with site.lock:
+            item = await site.held_item(judge, thread)
             try:
-                await human.answer(store, thread, human.make_ask(question, judge=judge))
+                await human.answer(site.store, thread, human.make_ask(question, judge=judge))
             except (ValueError, human.ResumeFailed) as e:
-                return page(
-                    "judge.html", status=400, judge=judge, **judging(key, item, error=f"not asked: {e}")
-                )
+                ctx = site.judging(key, item, error=f"not asked: {e}")
+                return site.page("judge.html", status=400, judge=judge, **ctx)
         return RedirectResponse(f"/j/{key}/next", status_code=303)  # the reply is on the page
+
+
+def viewer_routes(app: FastAPI, site: Site) -> None:
+    """The viewer: every label with filters, and one transcript."""
 
     @app.get("/", response_class=HTMLResponse)
     async def index(
@@ -220,8 +244,8 @@ def create_app(
         pmax: str = "",
         q: str = "",
     ) -> HTMLResponse:
-        if (why := viewer_access(request)) is not None:
-            return page("denied.html", status=403, why=why)
+        if (why := site.viewer_access(request)) is not None:
+            return site.page("denied.html", status=403, why=why)
         try:
             f = viewer.Filters(
                 protocol=protocol,
@@ -233,9 +257,9 @@ def create_app(
             )
         except ValueError:
             raise HTTPException(400, "pmin and pmax are numbers in [0, 1]") from None
-        rows, _ = viewer.load(store)
+        rows, _ = viewer.load(site.store)
         shown = viewer.select(rows, f)
-        response = page(
+        response = site.page(
             "viewer.html",
             rows=shown[:1000],
             total=len(rows),
@@ -243,23 +267,20 @@ def create_app(
             summary=viewer.summary(rows),
             protocols=sorted({r.protocol for r in rows}),
             f=f,
-            pending=len(await waiting()),
-            store=store.name,
+            pending=len(await site.waiting()),
+            store=site.store.name,
         )
-        if token is not None and request.query_params.get("token"):
-            response.set_cookie("w2sg_token", token, httponly=True, samesite="strict")
+        if site.token is not None and request.query_params.get("token"):
+            response.set_cookie("w2sg_token", site.token, httponly=True, samesite="strict")
         return response
 
     @app.get("/t/{n}", response_class=HTMLResponse)
     async def transcript(request: Request, n: int) -> HTMLResponse:
-        if (why := viewer_access(request)) is not None:
-            return page("denied.html", status=403, why=why)
-        rows, records = viewer.load(store)
+        if (why := site.viewer_access(request)) is not None:
+            return site.page("denied.html", status=403, why=why)
+        rows, records = viewer.load(site.store)
         if not 0 <= n < len(rows):
             raise HTTPException(404, "no such row")
         rec = records[n]
-        return page(
-            "transcript.html", row=rows[n], rec=rec, turns=viewer.shown_turns(rec.get("transcript", []))
-        )
-
-    return app
+        turns = viewer.shown_turns(rec.get("transcript", []))
+        return site.page("transcript.html", row=rows[n], rec=rec, turns=turns)

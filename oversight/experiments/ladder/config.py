@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from agents.config import Config
 from w2sg.data import Example, split_by_question
-from w2sg.datasets import DatasetSpec, dataset_field, load_split
+from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.models import ModelConfig
 from w2sg.run_folder import run_id
 from w2sg.synthetic import SyntheticModel, synthetic_rows
@@ -83,10 +83,8 @@ def ladder_splits(cfg: LadderConfig) -> dict[str, list[Example]]:
         pool = synthetic_rows(sum(sizes.values()), cfg.seed, "pool")
         test = synthetic_rows(cfg.test or SYNTHETIC_TEST, cfg.seed, "test")
     else:
-        pool = load_split(cfg.dataset, "train", seed=cfg.seed)
         test = load_split(cfg.dataset, "test", seed=cfg.seed)
-        test_qids = {e.qid for e in test}
-        pool = [e for e in pool if e.qid not in test_qids]  # a few SciQ questions repeat across splits
+        pool = train_pool(cfg.dataset, cfg.seed, {e.qid for e in test})
     splits = split_by_question(pool, sizes, seed=cfg.seed)
     splits["test"] = split_by_question(test, {"test": cfg.test}, seed=cfg.seed)["test"] if cfg.test else test
     return splits

@@ -118,47 +118,55 @@ class LadderState(TypedDict, total=False):
     columns: dict[str, list[float]]  # per-row arrays for predictions.npz / labels.npz
 
 
-def build_ladder_graph(
-    cfg: LadderConfig, sp: dict[str, list[Example]], fit: FitFn, checkpointer: Any = None
-) -> Any:
-    """label → train → evaluate → promote, then the next rung or END. Invoke with {"rung": 0}."""
-    arms, n = cfg.arms(), len(cfg.rungs)
-    gold = {name: np.asarray(label_source(rows, "gold")) for name, rows in sp.items()}
-    qids = {name: np.array([e.qid for e in rows]) for name, rows in sp.items()}
+class LadderNodes:
+    """The ladder graph's nodes over one run's splits: label → train → evaluate → promote."""
 
-    def column(split: str) -> list[float] | None:
+    def __init__(self, cfg: LadderConfig, sp: dict[str, list[Example]], fit: FitFn):
+        self.cfg, self.sp, self.fit = cfg, sp, fit
+        self.arms, self.n = cfg.arms(), len(cfg.rungs)
+        self.gold = {name: np.asarray(label_source(rows, "gold")) for name, rows in sp.items()}
+        self.qids = {name: np.array([e.qid for e in rows]) for name, rows in sp.items()}
+
+    def column(self, split: str) -> list[float] | None:
         try:
-            return label_source(sp[split], cfg.oversight.column) if cfg.oversight else None
+            return label_source(self.sp[split], self.cfg.oversight.column) if self.cfg.oversight else None
         except DataError:
             return None  # only the test split may lack it (checked before the run)
 
-    def label(state: LadderState) -> LadderState:
+    def label(self, state: LadderState) -> LadderState:
         k = state["rung"]
         if k == 0:
-            g: dict[str, list[float] | None] = {"train": gold["rung0"].tolist(), "val": gold["val"].tolist()}
-            return {"labels": {arm: {**g, "test": None} for arm in arms}}
+            g: dict[str, list[float] | None] = {
+                "train": self.gold["rung0"].tolist(),
+                "val": self.gold["val"].tolist(),
+            }
+            return {"labels": {arm: {**g, "test": None} for arm in self.arms}}
         labels: dict[str, dict[str, list[float] | None]] = {}
-        for arm in arms:
+        for arm in self.arms:
             src = state["rung0"] if arm == "baseline" else state["evaluators"][arm]
             lab: dict[str, list[float] | None] = {
                 "train": src[slice_name(k)],
                 "val": src["val"],
                 "test": src["test"],
             }
-            if arm == "oversight" and cfg.oversight is not None:
-                w = cfg.oversight.weight
-                cols = {s: column(sp_name(s, k)) for s in lab}
+            if arm == "oversight" and self.cfg.oversight is not None:
+                w = self.cfg.oversight.weight
+                cols = {s: self.column(sp_name(s, k)) for s in lab}
                 lab = {
                     s: None if v is None or cols[s] is None else mix(v, cols[s], w) for s, v in lab.items()
                 }
             labels[arm] = lab
         return {"labels": labels}
 
-    def train_rung(state: LadderState) -> LadderState:
+    def train_rung(self, state: LadderState) -> LadderState:
         k = state["rung"]
-        rows = sp[slice_name(k)]
-        later = labelled_by(k, n)
-        targets = {"val": sp["val"], "test": sp["test"], **{slice_name(j): sp[slice_name(j)] for j in later}}
+        rows = self.sp[slice_name(k)]
+        later = labelled_by(k, self.n)
+        targets = {
+            "val": self.sp["val"],
+            "test": self.sp["test"],
+            **{slice_name(j): self.sp[slice_name(j)] for j in later},
+        }
         trained: dict[str, dict[str, Any]] = {}
         first: dict[tuple[tuple[float, ...], tuple[float, ...]], str] = {}
         for arm, lab in state["labels"].items():
@@ -166,59 +174,67 @@ def build_ladder_graph(
             if key in first:  # identical labels (rung 0, or baseline = recursive at rung 1): train once
                 trained[arm] = {**trained[first[key]], "same_as": first[key] if k else None}
                 continue
-            f = fit(
+            f = self.fit(
                 k, rows, np.asarray(lab["train"]), np.asarray(lab["val"]), "gold" if k == 0 else "student"
             )
             preds = {s: f.predict(xs).tolist() for s, xs in targets.items()}
             trained[arm], first[key] = {"preds": preds, "best_step": f.best_step, "same_as": None}, arm
         if k == 0:  # trained on gold of its own rows, rung 0 is its own ceiling
-            ceiling = trained[arms[0]]["preds"]["test"]
+            ceiling = trained[self.arms[0]]["preds"]["test"]
         else:
-            c = fit(k, rows, gold[slice_name(k)], gold["val"], "ceiling")
-            ceiling = c.predict(sp["test"]).tolist()
+            c = self.fit(k, rows, self.gold[slice_name(k)], self.gold["val"], "ceiling")
+            ceiling = c.predict(self.sp["test"]).tolist()
         return {"trained": trained, "ceiling": ceiling}
 
-    def evaluate(state: LadderState) -> LadderState:
+    def evaluate(self, state: LadderState) -> LadderState:
         k, trained = state["rung"], state["trained"]
-        g = {"rows": gold[slice_name(k)], "test": gold["test"]}
-        q = {"rows": qids[slice_name(k)], "test": qids["test"]}
+        g = {"rows": self.gold[slice_name(k)], "test": self.gold["test"]}
+        q = {"rows": self.qids[slice_name(k)], "test": self.qids["test"]}
         results, columns = list(state.get("results", [])), dict(state.get("columns", {}))
         columns[f"ceiling__rung{k}"] = state["ceiling"]
         if k == 0:
-            results.append(rung_result(cfg, 0, "gold", trained[arms[0]], state["ceiling"], g, q).model_dump())
-            columns["student__rung0"] = trained[arms[0]]["preds"]["test"]
-        for arm in arms if k else []:
+            results.append(
+                rung_result(self.cfg, 0, "gold", trained[self.arms[0]], state["ceiling"], g, q).model_dump()
+            )
+            columns["student__rung0"] = trained[self.arms[0]]["preds"]["test"]
+        for arm in self.arms if k else []:
             lab = state["labels"][arm]
             res = rung_result(
-                cfg, k, arm, trained[arm], state["ceiling"], g, q, lab, state["rung0"][slice_name(k)]
+                self.cfg, k, arm, trained[arm], state["ceiling"], g, q, lab, state["rung0"][slice_name(k)]
             )
             results.append(res.model_dump())
             columns[f"student__{arm}__rung{k}"] = trained[arm]["preds"]["test"]
             columns[f"labels__{arm}__rung{k}"] = lab["train"] or []
         return {"results": results, "columns": columns}
 
-    def promote(state: LadderState) -> LadderState:
+    def promote(self, state: LadderState) -> LadderState:
         k, trained = state["rung"], state["trained"]
         update: LadderState = {"rung": k + 1, "labels": {}, "trained": {}, "ceiling": []}
         if k == 0:
-            update["rung0"] = trained[arms[0]]["preds"]
+            update["rung0"] = trained[self.arms[0]]["preds"]
         # The evaluator of rung k + 1 in each arm is the student just trained (baseline ignores it).
-        update["evaluators"] = {arm: trained[arm]["preds"] for arm in arms}
+        update["evaluators"] = {arm: trained[arm]["preds"] for arm in self.arms}
         return update
 
-    def route_rung(state: LadderState) -> str:
-        return "label" if state["rung"] < n else END
+    def route_rung(self, state: LadderState) -> str:
+        return "label" if state["rung"] < self.n else END
 
+
+def build_ladder_graph(
+    cfg: LadderConfig, sp: dict[str, list[Example]], fit: FitFn, checkpointer: Any = None
+) -> Any:
+    """label → train → evaluate → promote, then the next rung or END. Invoke with {"rung": 0}."""
+    nodes = LadderNodes(cfg, sp, fit)
     g = StateGraph(LadderState)
-    g.add_node("label", label)
-    g.add_node("train", train_rung)
-    g.add_node("evaluate", evaluate)
-    g.add_node("promote", promote)
+    g.add_node("label", nodes.label)
+    g.add_node("train", nodes.train_rung)
+    g.add_node("evaluate", nodes.evaluate)
+    g.add_node("promote", nodes.promote)
     g.add_edge(START, "label")
     g.add_edge("label", "train")
     g.add_edge("train", "evaluate")
     g.add_edge("evaluate", "promote")
-    g.add_conditional_edges("promote", route_rung, ["label", END])
+    g.add_conditional_edges("promote", nodes.route_rung, ["label", END])
     return g.compile(checkpointer=checkpointer)
 
 

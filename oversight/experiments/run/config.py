@@ -10,6 +10,7 @@ from agents import ModelSpec
 from agents.config import HOW_FIELDS, Config
 from agents.names import check_model_names
 from graphs.kinds import AnyGraph
+from oversight.labelling.judges import judge_train_config
 from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore, id_exclude
 from w2sg.run_folder import run_id
@@ -41,13 +42,7 @@ class RunSizes(Config):
 class JudgeTraining(Config):
     base: str = Field("embedded/minilm", description="classifier fine-tuned as each trained judge")
     max_length: int = Field(160, ge=16, description="tokens per (claim, transcript) pair")
-    # Chosen on held-out judge-training questions: at lr 5e-5 for 3 epochs the judges stayed at
-    # chance (loss 0.69); 1e-4 for 5 epochs learns.
-    train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(
-            lr=1e-4, epochs=5, batch_size=16, eval_every=15, warmup_frac=0.1, device="cpu"
-        )
-    )
+    train: TrainConfig = Field(default_factory=judge_train_config)  # the one that learns
 
     def model_refs(self) -> dict[str, tuple[str, str]]:
         """field → (name, kind): what `agents.names.check_config_models` resolves."""

@@ -24,10 +24,7 @@ from w2sg.report import (
 
 def pipeline_table(r: PipelineResult) -> str:
     e = r.experiment
-    floors = {s.source: s for s in e.sources}
     chance = chance_by_source(e)
-    students = {(s.source, s.loss): s for s in e.students}
-    losses = sorted({s.loss for s in e.students})
     lines = [
         f"Run `{r.run_id}`: sizes {e.sizes} (rows), {e.seconds:.0f} s. Label quality on the strong "
         "split; student and ceiling accuracy on test; 95% CIs from a bootstrap over questions.",
@@ -36,25 +33,7 @@ def pipeline_table(r: PipelineResult) -> str:
         "| ceiling | PGR | label acc − blind (paired) | tokens / label | model s / label |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for src in r.sources:
-        f = floors[src.source]
-        cal = f"{src.calibrated.accuracy.value:.3f} / {src.calibrated.ece:.3f}" if src.calibrated else "-"
-        tokens = f"{src.tokens_per_label}" if src.tokens_per_label else "-"
-        if src.usd_per_label is not None:
-            tokens += f" (${src.usd_per_label.value:.6f})"
-        secs = f"{src.seconds_per_label.value:.4f}" if src.seconds_per_label else "-"
-        d = src.vs_blind
-        gain = f"{d.value:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]" if d else "-"
-        floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
-        for loss in losses:
-            s = students[(src.source, loss)]
-            gap = pgr_cell(s.pgr, f.floor, e.ceiling, chance=src.source in chance)
-            student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
-            lines.append(
-                f"| {src.source} | {src.kind} | {src.raw.accuracy} | {src.raw.ece:.3f} | {src.raw.brier:.3f} "
-                f"| {cal} | {floor} | {loss} | {student} | {e.ceiling} | {gap} | {gain} | {tokens} "
-                f"| {secs} |"
-            )
+    lines += source_rows(r)
     judges = [s for s in r.sources if s.judge is not None]
     lines += ["", *regime_lines({f.source: f.floor for f in e.sources}, e.ceiling, chance=chance)]
     lines += [*chance_lines(e), *collapse_lines(e)]
@@ -95,6 +74,36 @@ def pipeline_table(r: PipelineResult) -> str:
     ]
     lines += ["", "Seconds per stage: " + ", ".join(f"{k} {v:.0f}" for k, v in r.stage_seconds.items())]
     return "\n".join(lines) + "\n"
+
+
+def source_rows(r: PipelineResult) -> list[str]:
+    """The table's rows: one per (label source, loss)."""
+    e = r.experiment
+    floors = {s.source: s for s in e.sources}
+    chance = chance_by_source(e)
+    students = {(s.source, s.loss): s for s in e.students}
+    losses = sorted({s.loss for s in e.students})
+    lines: list[str] = []
+    for src in r.sources:
+        f = floors[src.source]
+        cal = f"{src.calibrated.accuracy.value:.3f} / {src.calibrated.ece:.3f}" if src.calibrated else "-"
+        tokens = f"{src.tokens_per_label}" if src.tokens_per_label else "-"
+        if src.usd_per_label is not None:
+            tokens += f" (${src.usd_per_label.value:.6f})"
+        secs = f"{src.seconds_per_label.value:.4f}" if src.seconds_per_label else "-"
+        d = src.vs_blind
+        gain = f"{d.value:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]" if d else "-"
+        floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
+        for loss in losses:
+            s = students[(src.source, loss)]
+            gap = pgr_cell(s.pgr, f.floor, e.ceiling, chance=src.source in chance)
+            student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
+            lines.append(
+                f"| {src.source} | {src.kind} | {src.raw.accuracy} | {src.raw.ece:.3f} | {src.raw.brier:.3f} "
+                f"| {cal} | {floor} | {loss} | {student} | {e.ceiling} | {gap} | {gain} | {tokens} "
+                f"| {secs} |"
+            )
+    return lines
 
 
 def judge_lines(r: PipelineResult) -> list[str]:

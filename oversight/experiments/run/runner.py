@@ -22,10 +22,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
+from agents import closing_all
 from agents.names import resolve_model_path
 from graphs.spec import GraphSpec
 from oversight.experiments.run.config import GRAPH_SPLITS, TRAINED, RunConfig
@@ -42,7 +43,7 @@ from oversight.labelling.soft_labels import (
 )
 from oversight.labelling.store import LabelRow, LabelStore
 from w2sg.data import DataError, Example, split_by_question
-from w2sg.datasets import load_split
+from w2sg.datasets import load_split, train_pool
 from w2sg.experiment import Fitter, save_predictions, score_models, supervise
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
 from w2sg.progress import duration, track
@@ -74,7 +75,7 @@ def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int | 
         pool, {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val}, seed=cfg.seed, what=what
     )
     used = {e.qid for e in pool}
-    pool = [e for e in load_split(cfg.dataset, "train", seed=cfg.seed) if e.qid not in used]
+    pool = train_pool(cfg.dataset, cfg.seed, used, refuse_same=False)  # test is drawn from the rest
     # dev is drawn after test in one shuffle: with a count, test keeps its questions without dev.
     held = {"test": s.test, **({"dev": s.dev} if s.dev is not None else {})}
     sp |= split_by_question(
@@ -104,12 +105,9 @@ def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run
         return JudgeInfo.model_validate_json((out / "judge.json").read_text())
 
     async def transcripts() -> list:
-        speakers = speaker_models(graph, cfg.models)  # per-side debaters and preference models too
-        try:
+        # per-side debaters and preference models too
+        async with closing_all(speaker_models(graph, cfg.models)) as speakers:
             return await collect_transcripts(graph, speakers, rows, concurrency=cfg.concurrency)
-        finally:
-            for m in speakers.values():
-                await m.aclose()
 
     log.info("%s: transcripts of %d judge-training rows, then the judge", name, len(rows))
     jt = cfg.judge_training
@@ -170,21 +168,29 @@ def oversight_labels(
     return GraphLabels(got, failed, info, run.usage)
 
 
+class SourceCost(NamedTuple):
+    """What one oversight source's labels cost, per strong-split label, and how they were scored."""
+
+    tokens: np.ndarray
+    seconds: np.ndarray
+    usd: np.ndarray | None  # None unless every label's models were priced
+    methods: dict[str, int]  # verdicts per scoring method, over every graph-split row
+
+
 def source_report(
-    name: str, got: dict[str, LabelRow], info: JudgeInfo | None, sp: dict[str, list[Example]]
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """p(true) per graph split, and the oversight fields of its `SourceReport` (cost per strong-split
-    label; verdicts per scoring method, over every graph-split row)."""
+    got: dict[str, LabelRow], sp: dict[str, list[Example]]
+) -> tuple[dict[str, np.ndarray], SourceCost]:
+    """p(true) per graph split, and what the source's labels cost (`SourceCost`)."""
     p = {k: np.array([got[e.id].p_true for e in sp[k]], dtype=float) for k in GRAPH_SPLITS}
     verdicts = [got[e.id].record["verdict"] for e in sp["strong"]]
-    tokens = np.array([v["tokens"] for v in verdicts], dtype=float)
-    seconds = np.array([v["seconds"] for v in verdicts], dtype=float)
     usd = [got[e.id].record.get("cost_usd") for e in sp["strong"]]
     methods = Counter(got[e.id].record["verdict"]["method"] for k in GRAPH_SPLITS for e in sp[k])
-    fields = {"tokens": tokens, "seconds": seconds, "usd": None, "methods": dict(methods), "judge": info}
-    if all(c is not None for c in usd):
-        fields["usd"] = np.array(usd, dtype=float)
-    return p, fields
+    return p, SourceCost(
+        tokens=np.array([v["tokens"] for v in verdicts], dtype=float),
+        seconds=np.array([v["seconds"] for v in verdicts], dtype=float),
+        usd=np.array(usd, dtype=float) if all(c is not None for c in usd) else None,
+        methods=dict(methods),
+    )
 
 
 def drop_failed(
@@ -197,6 +203,148 @@ def drop_failed(
     qids = sorted({e.qid for k in GRAPH_SPLITS for e in sp[k] if e.id in ids})
     out = {k: [e for e in v if e.qid not in qids] if k in GRAPH_SPLITS else v for k, v in sp.items()}
     return out, qids
+
+
+Labels = dict[str, dict[str, np.ndarray]]  # source → split → p(true)
+
+
+class Sources:
+    """Every label source of a run as it is built up: its p(true) per split (raw and calibrated)
+    and its `SourceReport`, scored against gold of the run's splits with question-level CIs."""
+
+    def __init__(self, cfg: RunConfig, fitter: Fitter):
+        self.cfg, self.gold, self.qids = cfg, fitter.gold, fitter.qids
+        self.labels: Labels = {}
+        self.calibrated: Labels = {}
+        self.reports: dict[str, SourceReport] = {}
+        self.costs: list[SourceCost] = []
+
+    def quality(self, p: np.ndarray, split: str = "strong") -> LabelQuality:
+        cfg = self.cfg
+        return label_quality(p, self.gold[split], self.qids[split], n_boot=cfg.n_boot, seed=cfg.seed)
+
+    def per_label(self, x: np.ndarray) -> Estimate:
+        return mean_ci(x, self.qids["strong"], n_boot=self.cfg.n_boot, seed=self.cfg.seed)
+
+    def add_teachers(self, teachers: Labels) -> None:
+        for src, p in teachers.items():
+            self.labels[src] = p
+            self.reports[src] = SourceReport(source=src, kind="teacher", raw=self.quality(p["strong"]))
+
+    def add_graph(self, name: str, g: GraphLabels, sp: dict[str, list[Example]]) -> None:
+        p, cost = source_report(g.rows, sp)
+        self.labels[name] = p
+        self.costs.append(cost)
+        info = g.judge
+        if info is not None:  # the judge picked its checkpoint on judge-split rows: score it on calib
+            held = {
+                "heldout_accuracy": accuracy(p["calib"], self.gold["calib"]),
+                "heldout_rows": len(p["calib"]),
+            }
+            info = info.model_copy(update=held)
+        self.reports[name] = SourceReport(
+            source=name,
+            kind="oversight",
+            raw=self.quality(p["strong"]),
+            tokens_per_label=self.per_label(cost.tokens),
+            seconds_per_label=self.per_label(cost.seconds),
+            usd_per_label=self.per_label(cost.usd) if cost.usd is not None else None,
+            judge=info,
+            methods=cost.methods,
+            failed=g.failed,
+            usage=g.usage,
+        )
+
+    def calibrate(self) -> None:
+        self.calibrated = {src: _calibrate(self.cfg, p, self.gold["calib"]) for src, p in self.labels.items()}
+        for src, p in self.calibrated.items():
+            if self.cfg.calibration is not None:
+                self.reports[src].calibrated = self.quality(p["strong"])
+
+    def aggregate(self) -> None:
+        """One more source per `aggregate:` entry, combining every teacher and protocol."""
+        cfg, combined = self.cfg, list(self.calibrated)  # not the aggregates made here
+        stack = {k: np.stack([self.calibrated[s][k] for s in combined]) for k in GRAPH_SPLITS}
+        cost = (sum(c.tokens for c in self.costs), sum(c.seconds for c in self.costs)) if self.costs else None
+        for how in cfg.aggregate:
+            agg, note = self._combine(how, combined, stack)
+            if note:
+                log.warning("agg_%s: %s", how, note)
+            self.labels[f"agg_{how}"] = self.calibrated[f"agg_{how}"] = agg
+            self.reports[f"agg_{how}"] = SourceReport(
+                source=f"agg_{how}",
+                kind="aggregate",
+                raw=self.quality(agg["strong"]),
+                tokens_per_label=self.per_label(cost[0]) if cost else None,
+                seconds_per_label=self.per_label(cost[1]) if cost else None,
+                note=note,
+            )
+
+    def _combine(
+        self, how: str, combined: list[str], stack: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], str | None]:
+        cfg, gold = self.cfg, self.gold
+        if how == "average":
+            raw = np.stack([self.labels[s]["calib"] for s in combined])
+            oof = (
+                raw
+                if cfg.calibration is None
+                else cross_fit(
+                    raw, gold["calib"], self.qids["calib"], cfg.calibration, folds=cfg.folds, seed=cfg.seed
+                )
+            )
+            wts, note = average_weights(oof, gold["calib"])
+            return {k: weighted_average(stack[k], wts) for k in GRAPH_SPLITS}, note
+        # label-free, so fitted once on every graph split's rows
+        ds = DawidSkene().fit(np.concatenate([stack[k] for k in GRAPH_SPLITS], axis=1))
+        return {k: ds(stack[k]) for k in GRAPH_SPLITS}, None
+
+    def compare_to_blind(self) -> None:
+        """Each source's paired accuracy gain over the baseline: a judge that hears no speaker."""
+        cfg, gold = self.cfg, self.gold["strong"]
+        blind = next((n for n, g in cfg.protocols.items() if g.speaker_model is None), None)
+        if blind is None:
+            return
+        base = correct(self.labels[blind]["strong"], gold)
+        for src, rep in self.reports.items():
+            if src != blind:
+                ok = correct(self.labels[src]["strong"], gold)
+                rep.vs_blind = paired_gain(ok, base, self.qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed)
+
+    def supervisors(self, splits: tuple[str, ...]) -> Labels:
+        """What each source's student learns from and is selected on (raw or calibrated labels)."""
+        chosen = self.calibrated if self.cfg.student_labels == "calibrated" else self.labels
+        return {src: {k: v for k, v in chosen[src].items() if k in splits} for src in self.reports}
+
+    def save(
+        self, run_dir: Path, sp: dict[str, list[Example]], splits: tuple[str, ...], own: set[str]
+    ) -> None:
+        """labels.npz: row ids per split, each source's p(true), and the calibrated labels of the
+        sources in `own` (teachers and protocols; an aggregate is calibrated already)."""
+        np.savez(
+            run_dir / "labels.npz",
+            **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in splits},
+            **{f"{src}__{k}": v for src, d in self.labels.items() for k, v in d.items()},
+            **{
+                f"{src}__{k}__cal": v
+                for src, d in self.calibrated.items()
+                if self.cfg.calibration is not None and src in own
+                for k, v in d.items()
+            },
+        )
+
+
+def label_graphs(
+    cfg: RunConfig, sp: dict[str, list[Example]], run_dir: Path, done: Callable[[str, float], None]
+) -> dict[str, GraphLabels]:
+    """Every oversight graph's labels. They label first: with `on_failure: drop`, the questions any
+    of them left unlabelled leave every source's splits before a weak teacher or student sees them."""
+    graphs: dict[str, GraphLabels] = {}
+    for name, graph in cfg.protocols.items():
+        t = time.perf_counter()
+        graphs[name] = oversight_labels(cfg, name, graph, sp, run_dir)
+        done(name, t)
+    return graphs
 
 
 def run_pipeline(
@@ -217,13 +365,7 @@ def run_pipeline(
         progress.advance()
         progress.note(f"{stage} done in {duration(stages[stage])}")
 
-    # The graphs label first: with `on_failure: drop`, the questions any of them left unlabelled
-    # leave every source's splits before a weak teacher or a student sees them.
-    graphs: dict[str, GraphLabels] = {}
-    for name, graph in cfg.protocols.items():
-        t = time.perf_counter()
-        graphs[name] = oversight_labels(cfg, name, graph, sp, run_dir)
-        stage_done(name, t)
+    graphs = label_graphs(cfg, sp, run_dir, stage_done)
     failed = {name: g.failed for name, g in graphs.items() if g.failed}
     sp, dropped = drop_failed(sp, failed)
     if dropped:
@@ -231,119 +373,34 @@ def run_pipeline(
 
     t = time.perf_counter()
     fitter = Fitter(cfg, sp, resolve, weak_split="judge")
-    gold, qids = fitter.gold, fitter.qids
-
-    def quality(p: np.ndarray, split: str = "strong") -> LabelQuality:
-        return label_quality(p, gold[split], qids[split], n_boot=cfg.n_boot, seed=cfg.seed)
-
-    def per_label(x: np.ndarray) -> Estimate:
-        return mean_ci(x, qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed)
-
-    labels: dict[str, dict[str, np.ndarray]] = {}
-    reports: dict[str, SourceReport] = {}
     # The weak teachers label dev too (its rows need no passage); the graphs label only the graph
     # splits (no floor on dev).
     scored = ("test", "dev") if "dev" in sp else ("test",)
-    teachers, _ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", *scored))
+    teachers, ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", *scored))
     stage_done("weak teachers", t)
-    for src, p in teachers.items():
-        labels[src] = p
-        reports[src] = SourceReport(source=src, kind="teacher", raw=quality(p["strong"]))
-    token_rows = []
+    sources = Sources(cfg, fitter)
+    sources.add_teachers(teachers)
     for name, g in graphs.items():
-        p, fields = source_report(name, g.rows, g.judge, sp)
-        labels[name] = p
-        token_rows.append((fields["tokens"], fields["seconds"]))
-        info = fields["judge"]
-        if info is not None:  # the judge picked its checkpoint on judge-split rows: score it on calib
-            held = {"heldout_accuracy": accuracy(p["calib"], gold["calib"]), "heldout_rows": len(p["calib"])}
-            info = info.model_copy(update=held)
-        reports[name] = SourceReport(
-            source=name,
-            kind="oversight",
-            raw=quality(p["strong"]),
-            tokens_per_label=per_label(fields["tokens"]),
-            seconds_per_label=per_label(fields["seconds"]),
-            usd_per_label=per_label(fields["usd"]) if fields["usd"] is not None else None,
-            judge=info,
-            methods=fields["methods"],
-            failed=g.failed,
-            usage=g.usage,
-        )
-
-    calibrated = {src: _calibrate(cfg, p, gold["calib"]) for src, p in labels.items()}
-    for src, p in calibrated.items():
-        if cfg.calibration is not None:
-            reports[src].calibrated = quality(p["strong"])
+        sources.add_graph(name, g, sp)
+    sources.calibrate()
     if cfg.aggregate:
-        combined = list(calibrated)  # every teacher and protocol; not the aggregates made below
-        stack = {k: np.stack([calibrated[s][k] for s in combined]) for k in GRAPH_SPLITS}
-        cost = (sum(t for t, _ in token_rows), sum(s for _, s in token_rows)) if token_rows else None
-        for how in cfg.aggregate:
-            note = None
-            if how == "average":
-                raw = np.stack([labels[s]["calib"] for s in combined])
-                oof = (
-                    raw
-                    if cfg.calibration is None
-                    else cross_fit(
-                        raw, gold["calib"], qids["calib"], cfg.calibration, folds=cfg.folds, seed=cfg.seed
-                    )
-                )
-                wts, note = average_weights(oof, gold["calib"])
-                agg = {k: weighted_average(stack[k], wts) for k in GRAPH_SPLITS}
-            else:  # label-free, so fitted once on every graph split's rows
-                ds = DawidSkene().fit(np.concatenate([stack[k] for k in GRAPH_SPLITS], axis=1))
-                agg = {k: ds(stack[k]) for k in GRAPH_SPLITS}
-            if note:
-                log.warning("agg_%s: %s", how, note)
-            labels[f"agg_{how}"] = calibrated[f"agg_{how}"] = agg
-            reports[f"agg_{how}"] = SourceReport(
-                source=f"agg_{how}",
-                kind="aggregate",
-                raw=quality(agg["strong"]),
-                tokens_per_label=per_label(cost[0]) if cost else None,
-                seconds_per_label=per_label(cost[1]) if cost else None,
-                note=note,
-            )
-
-    # The baseline: a judge that hears no speaker (the blind judge).
-    blind = next((n for n, g in cfg.protocols.items() if g.speaker_model is None), None)
-    if blind is not None:
-        base = correct(labels[blind]["strong"], gold["strong"])
-        for src, rep in reports.items():
-            if src != blind:
-                ok = correct(labels[src]["strong"], gold["strong"])
-                rep.vs_blind = paired_gain(ok, base, qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed)
+        sources.aggregate()
+    sources.compare_to_blind()
 
     t = time.perf_counter()
-    chosen = calibrated if cfg.student_labels == "calibrated" else labels
-    supervisors = {
-        src: {k: v for k, v in chosen[src].items() if k in ("strong", "val", *scored)} for src in reports
-    }
-    scores = score_models(fitter, supervisors)
+    scores = score_models(fitter, sources.supervisors(("strong", "val", *scored)))
     stage_done("students and ceiling", t)
-    experiment = scores.result(rid, _ensembles, {k: len(v) for k, v in sp.items()}, time.perf_counter() - t0)
+    experiment = scores.result(rid, ensembles, {k: len(v) for k, v in sp.items()}, time.perf_counter() - t0)
     result = PipelineResult(
         run_id=rid,
         experiment=experiment,
-        sources=list(reports.values()),
+        sources=list(sources.reports.values()),
         stage_seconds=stages,
         passage_questions=passage_questions,
         dropped_questions=dropped,
     )
     save_predictions(run_dir, sp, scores.preds)
-    np.savez(
-        run_dir / "labels.npz",
-        **{f"{k}__ids": np.array([e.id for e in sp[k]]) for k in (*GRAPH_SPLITS, *scored)},
-        **{f"{src}__{k}": v for src, d in labels.items() for k, v in d.items()},
-        **{
-            f"{src}__{k}__cal": v
-            for src, d in calibrated.items()
-            if cfg.calibration is not None and (src in teachers or src in cfg.protocols)
-            for k, v in d.items()
-        },
-    )
+    sources.save(run_dir, sp, (*GRAPH_SPLITS, *scored), own={*teachers, *cfg.protocols})
     try:  # a plotting failure must not cost the trained students: the numbers are saved either way
         write_pipeline_report(result, run_dir)
     except Exception:
