@@ -95,3 +95,27 @@ def test_an_old_run_folder_loads_and_keeps_its_id() -> None:
     dataset = {k: v for k, v in config["dataset"].items() if v not in (None, {}, [])}
     cfg = RunConfig.model_validate({**config, "dataset": dataset})
     assert cfg.run_id(recorded["data"]["fingerprint"]) == run_dir.name
+
+
+def test_a_new_field_at_its_neutral_value_keeps_every_id() -> None:
+    """The identity rule a new field follows (w2sg.identity): declared neutral on its class, it
+    leaves every id as it was at that value, at any depth, and enters the id away from it."""
+    from typing import Any, ClassVar
+
+    from pydantic import BaseModel
+
+    from w2sg.identity import run_id
+
+    class Old(BaseModel):
+        a: int = 1
+
+    class New(Old):
+        b: int | None = None
+        ID_NEUTRAL: ClassVar[dict[str, Any]] = {"b": None}
+
+    class Outer(BaseModel):
+        parts: dict[str, Old]
+
+    assert run_id("x", New(), "fp") == run_id("x", Old(), "fp") != run_id("x", New(b=2), "fp")
+    nested_new, nested_old = Outer(parts={"p": New()}), Outer(parts={"p": Old()})
+    assert run_id("x", nested_new, "fp") == run_id("x", nested_old, "fp")

@@ -205,7 +205,7 @@ def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> N
 
     from agents.config import HOW_FIELDS
     from oversight.experiments.run.config import RunSizes
-    from w2sg.run_folder import run_id
+    from w2sg.identity import run_id
 
     fields = {k: (f.annotation, f) for k, f in RunSizes.model_fields.items() if k != "dev"}
     old_sizes = create_model("RunSizes", __base__=RunSizes.__base__, **fields)  # RunSizes before `dev`

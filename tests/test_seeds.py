@@ -237,7 +237,7 @@ def test_run_id_of_a_config_without_seeds_is_the_one_before_seeds_existed() -> N
     from pydantic import create_model
 
     from oversight.experiments.run.config import RunConfig
-    from w2sg.run_folder import run_id
+    from w2sg.identity import run_id
 
     for cls, drop in ((W2SGConfig, {"icl": True}), (RunConfig, {"concurrency": True, "on_failure": True})):
         fields = {k: (f.annotation, f) for k, f in cls.model_fields.items() if k != "seeds"}

@@ -259,7 +259,7 @@ def test_run_id_of_a_config_without_dev_is_the_one_before_dev_existed() -> None:
     from pydantic import BaseModel, ConfigDict, Field, create_model
 
     from w2sg.data import Size
-    from w2sg.run_folder import run_id
+    from w2sg.identity import run_id
 
     class OldSizes(BaseModel):  # Sizes as it was before `dev`
         model_config = ConfigDict(extra="forbid")
@@ -412,8 +412,7 @@ def test_documented_run_ids_still_name_their_runs(config: str, documented: str) 
     bf16 = cfg.model_copy(update={"strong_train": cfg.strong_train.model_copy(update={"precision": "bf16"})})
     assert bf16.run_id("fp") != cfg.run_id("fp")  # away from its neutral value, a field is in the id
     # seed != 0 now moves inits and data order too: its runs do not reuse a folder made before.
-    from w2sg.experiment import id_exclude
-    from w2sg.run_folder import run_id
+    from w2sg.identity import run_id
 
     seed1 = cfg.model_copy(update={"seed": 1})
-    assert seed1.run_id("fp") != run_id(seed1.name, seed1, "fp", exclude=id_exclude(seed1, icl=True))
+    assert seed1.run_id("fp") != run_id(seed1.name, seed1, "fp")  # the id without the seed's note

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,12 +22,13 @@ from w2sg.data import Example, Size, label_source, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.icl import ICLConfig
+from w2sg.identity import run_id
 from w2sg.losses import LossName
 from w2sg.metrics import Estimate, auc_ci, auc_pgr_ci, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
 from w2sg.report import chance_reason, unrelated_reason, write_report
 from w2sg.results import ExperimentResult, SourceResult, StudentResult
-from w2sg.run_folder import is_main_process, mark_complete, open_run, run_id, wait_for_main
+from w2sg.run_folder import is_main_process, mark_complete, open_run, wait_for_main
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class Sizes(BaseModel):
         description="held-out questions of the train file that no model trains or selects on: every "
         "model is scored on them too, to choose settings without the test split",
     )
+
+    ID_NEUTRAL: ClassVar[dict[str, Any]] = {"dev": None}  # w2sg.identity: runs made before dev keep their ids
 
 
 class W2SGCore(BaseModel):
@@ -82,6 +85,8 @@ class W2SGCore(BaseModel):
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
 
+    ID_NEUTRAL: ClassVar[dict[str, Any]] = {"seeds": None}  # w2sg.identity: as before `seeds` existed
+
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int] | None) -> list[int] | None:
@@ -112,6 +117,9 @@ class W2SGConfig(W2SGCore):
     )
     icl: ICLConfig | None = Field(None, description="in-context-learning W2SG (`w2sg icl`)")
 
+    # icl is a later stage with its own folder inside this run's; it does not change training.
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"icl": True}
+
     @model_validator(mode="after")
     def _names(self) -> W2SGConfig:
         names = [WEAK, *(e.source for e in self.ensembles)]
@@ -123,18 +131,7 @@ class W2SGConfig(W2SGCore):
 
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        # icl is a later stage with its own folder inside this run's; it does not change training.
-        return run_id(self.name, self, self.id_data(data), exclude=id_exclude(self, icl=True))
-
-
-def id_exclude(cfg: W2SGCore, **drop: Any) -> dict[str, Any]:
-    """`drop` (fields that change no result) for `run_id`, plus `sizes.dev` and `seeds` when unset:
-    configs without them keep the run ids they had before the fields existed."""
-    if getattr(getattr(cfg, "sizes", None), "dev", None) is None:
-        drop["sizes"] = {"dev"}
-    if cfg.seeds is None:
-        drop["seeds"] = True
-    return drop
+        return run_id(self.name, self, self.id_data(data))
 
 
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:

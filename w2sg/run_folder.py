@@ -5,7 +5,6 @@ output of the run is there."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -50,25 +49,6 @@ def load_complete(run_dir: Path, cls: type[R], force: bool = False) -> R | None:
             f"{done}: not a finished result this version can read ({why}); rerun with --force to "
             "compute the run again (it replaces the file)"
         ) from None
-
-
-# Where files live changes no result: the data's content is in the fingerprint instead.
-WHERE = frozenset({"out_dir", "cache_dir", "data_dir"})
-
-
-def run_id(
-    name: str, cfg: BaseModel, data: str, exclude: frozenset[str] | dict[str, Any] = frozenset()
-) -> str:
-    """`<name>-<hash>` of the config (less the fields in `exclude`, which do not change results, and
-    the folders in WHERE) and the fingerprint of the data it ran on (`w2sg.data.fingerprint`).
-    `exclude` may be pydantic's nested form too: {"sizes": {"dev"}} leaves out one field of a section."""
-    drop: dict[str, Any] = dict.fromkeys(WHERE, True)
-    drop.update(exclude if isinstance(exclude, dict) else dict.fromkeys(exclude, True))
-    if isinstance(getattr(cfg, "dataset", None), BaseModel):
-        drop["dataset"] = {"path"}  # where the dataset's files are; their content is in `data`
-    # context: sections may leave out fields at values that reproduce runs made before them
-    blob = cfg.model_dump_json(exclude=drop, context={"run_id": True}) + "|data:" + data
-    return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
 def is_main_process() -> bool:

@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -25,10 +25,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
     field_validator,
-    model_serializer,
 )
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
@@ -89,25 +86,15 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"{name}: {e}") from None
         return args
 
-    @model_serializer(mode="wrap")
-    def _serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        data = handler(self)
-        if isinstance(data, dict) and info.context and info.context.get("run_id"):
-            for name, value in ID_NEUTRAL.items():
-                if data.get(name) == value:
-                    del data[name]
-        return data
-
-
-#: Fields left out of run ids at these values (`w2sg.run_folder.run_id`): each reproduces the runs
-#: made before the field existed (on CPU, `auto` is fp32), so those run folders keep their names.
-ID_NEUTRAL: dict[str, Any] = {
-    "precision": "auto",
-    "loss_args": {},
-    "grad_accum": 1,
-    "gradient_checkpointing": False,
-    "eval_batch_size": None,
-}
+    #: left out of run ids at these values (`w2sg.identity`): each reproduces the runs made before
+    #: the field existed (on CPU, `auto` is fp32), so those run folders keep their names.
+    ID_NEUTRAL: ClassVar[dict[str, Any]] = {
+        "precision": "auto",
+        "loss_args": {},
+        "grad_accum": 1,
+        "gradient_checkpointing": False,
+        "eval_batch_size": None,
+    }
 
 
 class TrainResult(BaseModel):

@@ -7,7 +7,6 @@ models' record cache, `replay` rebuilds every label bit for bit without calling 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from oversight.labelling.provenance import label_row
 from oversight.labelling.store import LabelRow, LabelStore
 from w2sg.data import Example, fingerprint, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
+from w2sg.identity import digest
 from w2sg.metrics import LabelQuality, label_quality
 from w2sg.progress import track
 
@@ -86,7 +86,8 @@ class LabelConfig(Config):
 
     def config_hash(self, data: str) -> str:
         """What changes a label: the graph config, the specs of the models it names, and the rows
-        it labels (`data`, their `w2sg.data.fingerprint`): other data is never served old labels."""
+        it labels (`data`, their `w2sg.data.fingerprint`): other data is never served old labels.
+        Version 1 of the identity (`w2sg.identity`), as every store so far."""
         # How a model is called (retries, limits, cache, price) does not change its labels: a run
         # resumed with more retries keeps its store. An inline spec enters as its identity too.
         fields = self.graph.ROLE_FIELDS.values()
@@ -95,7 +96,7 @@ class LabelConfig(Config):
         graph = self.graph.model_copy(update=dict.fromkeys(inline, "")).model_dump_json(exclude=deeper)
         specs = {k: spec_identity(v) for k, v in sorted(self.models.items())}
         tail = f"|{inline}" if inline else ""  # configs without inline specs keep their hashes
-        return hashlib.sha256(f"{graph}|{specs}|{data}{tail}".encode()).hexdigest()[:12]
+        return digest(f"{graph}|{specs}|{data}{tail}", 12)
 
 
 class LabelRun(BaseModel):

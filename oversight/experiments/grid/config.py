@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +12,7 @@ from agents.config import Config, ModelRef, ModelSpec
 from graphs.kinds import AnyGraph
 from oversight.labelling import shards
 from w2sg.datasets import DatasetSpec
+from w2sg.identity import digest
 
 AXES = ("dataset", "judge", "debater", "protocol")
 GRAPH = TypeAdapter(AnyGraph)
@@ -125,7 +125,7 @@ class GridConfig(Config):
                 raise ValueError(f"{where}: {e}") from None
             # How fast a cell runs changes no result: concurrency stays out of its id.
             blob = cfg.model_dump_json(exclude={"concurrency", "store", "out_dir", "name"})
-            cid = hashlib.sha256(f"{kind}|{blob}".encode()).hexdigest()[:12]
+            cid = digest(f"{kind}|{blob}", 12)
             if cid in seen:
                 continue
             seen.add(cid)

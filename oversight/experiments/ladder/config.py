@@ -10,8 +10,8 @@ from pydantic import Field, model_validator
 from agents.config import Config
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
+from w2sg.identity import run_id
 from w2sg.models import ModelConfig
-from w2sg.run_folder import run_id
 from w2sg.synthetic import SyntheticModel, synthetic_rows
 from w2sg.train import TrainConfig
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -12,8 +12,8 @@ from agents.names import check_model_names
 from graphs.kinds import AnyGraph
 from oversight.labelling.judges import judge_train_config
 from w2sg.data import Size
-from w2sg.experiment import WEAK, W2SGCore, id_exclude
-from w2sg.run_folder import run_id
+from w2sg.experiment import WEAK, W2SGCore
+from w2sg.identity import run_id
 from w2sg.train import TrainConfig
 
 TRAINED = "trained"  # as a graph's judge / overseer_model: train a judge here on the `judge` split
@@ -37,6 +37,8 @@ class RunSizes(Config):
         "weak teacher and every student are scored too; no model trains or selects on them: choose "
         "settings here, not on test",
     )
+
+    ID_NEUTRAL: ClassVar[dict[str, Any]] = {"dev": None}  # w2sg.identity: as before dev existed
 
 
 class JudgeTraining(Config):
@@ -83,6 +85,13 @@ class RunConfig(W2SGCore):
         "splits, counted and named in the report",
     )
 
+    # How models are called (retries, timeouts, limits) and the failure policy change no label:
+    # a run resumed with longer timeouts, or with `on_failure: drop`, keeps its folder and store.
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {
+        "concurrency": True,
+        "on_failure": True,
+        "models": {"__all__": HOW_FIELDS},
+    }
     #: model names a graph may use besides `models:` keys and model strings.
     MODEL_ALIASES: ClassVar[tuple[str, ...]] = (TRAINED,)
 
@@ -118,10 +127,7 @@ class RunConfig(W2SGCore):
 
     def run_id(self, data: str) -> str:
         """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        # How models are called (retries, timeouts, limits) and the failure policy change no label:
-        # a run resumed with longer timeouts, or with `on_failure: drop`, keeps its folder and store.
-        how = id_exclude(self, concurrency=True, on_failure=True, models={"__all__": HOW_FIELDS})
-        return run_id(self.name, self, self.id_data(data), exclude=how)
+        return run_id(self.name, self, self.id_data(data))
 
 
 def _first_error(e: ValueError) -> str:

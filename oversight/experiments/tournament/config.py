@@ -4,7 +4,7 @@ settings, the questions, and how ratings are fitted."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -14,7 +14,7 @@ from graphs.debate import DebateConfig
 from graphs.debaters import DebaterRef
 from graphs.types import Side
 from oversight.experiments.config import ExperimentConfig
-from w2sg.run_folder import run_id
+from w2sg.identity import run_id
 
 #: what the debaters and judge of each match are set to; the rest of `graph:` is shared by all.
 PER_MATCH = ("debater", "debaters", "judge", "first")
@@ -53,6 +53,9 @@ class TournamentConfig(ExperimentConfig):
     n_boot: int = Field(200, ge=10, description="bootstrap resamples of the questions for every interval")
     out_dir: Path = Path("runs")
 
+    # How the ratings are fitted and how fast debates run change no debate: same folder.
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"concurrency": True, "orders": True, "n_boot": True}
+
     @model_validator(mode="after")
     def _check(self) -> TournamentConfig:
         if len(self.debaters) < 2:
@@ -81,5 +84,4 @@ class TournamentConfig(ExperimentConfig):
             raise ValueError(f"graph: {e}") from None
 
     def run_id(self, data: str) -> str:
-        # How the ratings are fitted and how fast debates run change no debate: same folder.
-        return run_id(self.name, self, data, exclude=frozenset({"concurrency", "orders", "n_boot"}))
+        return run_id(self.name, self, data)
