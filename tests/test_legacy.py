@@ -24,32 +24,30 @@ LEGACY = Path(__file__).parent / "fixtures" / "legacy"
 ROOT = Path(__file__).resolve().parents[1]
 IDS: dict[str, str] = json.loads((LEGACY / "ids.json").read_text())
 FP = "fixture-fp"
-RUN_CLASSES = {
-    "run-": RunConfig,
-    "w2sg-": W2SGConfig,
-    "ladder-": LadderConfig,
-    "tournament-": TournamentConfig,
+
+
+def label_hash(raw: dict) -> str:
+    return LabelConfig.model_validate(raw).config_hash(FP)
+
+
+#: config file prefix → the id today's classes give it (make_legacy.py computed the same at 9726a90)
+IDENTITY = {
+    "run-": lambda raw: RunConfig.model_validate(raw).run_id(FP),
+    "w2sg-": lambda raw: W2SGConfig.model_validate(raw).run_id(FP),
+    "ladder-": lambda raw: LadderConfig.model_validate(raw).run_id(FP),
+    "tournament-": lambda raw: TournamentConfig.model_validate(raw).run_id(FP),
+    "label-": label_hash,
+    "debate-": lambda raw: label_hash({"graph": {"kind": "debate", **raw}}),
+    "interact-": lambda raw: label_hash({"graph": {"kind": "interaction", **raw}}),
+    "grid-": lambda raw: ",".join(c.id for c in GridConfig.model_validate(raw).cells()),
 }
-
-
-def identity(name: str, raw: dict) -> str:
-    """What make_legacy.py computed for a shipped config, with today's classes."""
-    for prefix, cls in RUN_CLASSES.items():
-        if name.startswith(prefix):
-            return cls.model_validate(raw).run_id(FP)
-    if name.startswith("label-"):
-        return LabelConfig.model_validate(raw).config_hash(FP)
-    if name.startswith(("debate-", "interact-")):
-        kind = "debate" if name.startswith("debate-") else "interaction"
-        return LabelConfig.model_validate({"graph": {"kind": kind, **raw}}).config_hash(FP)
-    assert name.startswith("grid-"), name
-    return ",".join(c.id for c in GridConfig.model_validate(raw).cells())
 
 
 @pytest.mark.parametrize("name", sorted(k for k in IDS if k.endswith(".yaml")))
 def test_shipped_configs_keep_their_ids(name: str) -> None:
     raw = yaml.safe_load((ROOT / "configs" / name).read_text())
-    assert identity(name, raw) == IDS[name]
+    (prefix,) = [p for p in IDENTITY if name.startswith(p)]
+    assert IDENTITY[prefix](raw) == IDS[name]
 
 
 def test_configs_of_every_old_shim_keep_their_ids() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,33 @@ class Site:
             "why": why,
         }
 
+    async def answer_held(
+        self,
+        key: str,
+        csrf: str,
+        thread: str,
+        make: Callable[[str, human.Pending], Any],
+        failed: str,
+        *,
+        release: bool = True,
+        **back: Any,
+    ) -> tuple[str, human.Pending, Any] | HTMLResponse:
+        """Resume the thread the judge of `key` holds with `make(judge, item)` (a verdict or a
+        question): (judge, item, final state), the claim released unless `release` is False; a
+        refused reply gives the judging page again (400), `failed` and the form's values (`back`)."""
+        judge = self.judge_of(key)
+        self.check_csrf(key, csrf)
+        async with self.lock:
+            item = await self.held_item(judge, thread)
+            try:
+                state = await human.answer(self.store, thread, make(judge, item))
+            except (ValueError, human.ResumeFailed) as e:
+                ctx = self.judging(key, item, error=f"{failed}: {e}", **back)
+                return self.page("judge.html", status=400, judge=judge, **ctx)
+            if release:
+                queue.release(self.store, thread)
+        return judge, item, state
+
     async def held_item(self, judge: str, thread: str) -> human.Pending:
         if queue.holder(self.store, thread, self.timeout_s) != judge:
             raise HTTPException(
@@ -202,32 +230,26 @@ def judging_routes(app: FastAPI, site: Site) -> None:
         explanation: str = Form(""),
         csrf: str = Form(""),
     ) -> HTMLResponse:
-        judge = site.judge_of(key)
-        site.check_csrf(key, csrf)
-        async with site.lock:
-            item = await site.held_item(judge, thread)
-            try:
-                reply = human.make_reply(p, explanation, judge=judge, rules=item.rules, percent=True)
-                state = await human.answer(site.store, thread, reply)  # the label is committed here
-            except (ValueError, human.ResumeFailed) as e:
-                ctx = site.judging(key, item, error=f"not recorded: {e}", p=slider(p), why=explanation)
-                return site.page("judge.html", status=400, judge=judge, **ctx)
-            queue.release(site.store, thread)
+        def reply(judge: str, item: human.Pending) -> dict[str, Any]:
+            return human.make_reply(p, explanation, judge=judge, rules=item.rules, percent=True)
+
+        # the label is committed in `answer_held`, before this page confirms it
+        out = await site.answer_held(key, csrf, thread, reply, "not recorded", p=slider(p), why=explanation)
+        if isinstance(out, HTMLResponse):
+            return out
+        judge, item, state = out
         return site.page("recorded.html", key=key, judge=judge, item=item, p_true=state["verdict"].p_true)
 
     @app.post("/j/{key}/ask")
     async def judge_ask(
         key: str, thread: str = Form(...), question: str = Form(""), csrf: str = Form("")
     ) -> Response:
-        judge = site.judge_of(key)
-        site.check_csrf(key, csrf)
-        async with site.lock:
-            item = await site.held_item(judge, thread)
-            try:
-                await human.answer(site.store, thread, human.make_ask(question, judge=judge))
-            except (ValueError, human.ResumeFailed) as e:
-                ctx = site.judging(key, item, error=f"not asked: {e}")
-                return site.page("judge.html", status=400, judge=judge, **ctx)
+        def ask(judge: str, item: human.Pending) -> dict[str, Any]:
+            return human.make_ask(question, judge=judge)
+
+        out = await site.answer_held(key, csrf, thread, ask, "not asked", release=False)
+        if isinstance(out, HTMLResponse):
+            return out
         return RedirectResponse(f"/j/{key}/next", status_code=303)  # the reply is on the page
 
 

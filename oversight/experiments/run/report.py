@@ -98,11 +98,10 @@ def source_rows(r: PipelineResult) -> list[str]:
             s = students[(src.source, loss)]
             gap = pgr_cell(s.pgr, f.floor, e.ceiling, chance=src.source in chance)
             student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
-            lines.append(
-                f"| {src.source} | {src.kind} | {src.raw.accuracy} | {src.raw.ece:.3f} | {src.raw.brier:.3f} "
-                f"| {cal} | {floor} | {loss} | {student} | {e.ceiling} | {gap} | {gain} | {tokens} "
-                f"| {secs} |"
-            )
+            raw = src.raw
+            cells = [src.source, src.kind, raw.accuracy, f"{raw.ece:.3f}", f"{raw.brier:.3f}", cal, floor]
+            cells += [loss, student, e.ceiling, gap, gain, tokens, secs]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
     return lines
 
 
