@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -69,6 +70,26 @@ def source_labels(
     return out
 
 
+class ICLJob(NamedTuple):
+    """One row of the table: a (selector, source, confidence) and its prompts, one per test question."""
+
+    selector: str
+    source: str
+    confidence: bool
+    prompts: list[list[dict[str, str]]]
+    demo_accuracy: float | None  # of the demonstrations' labels against gold; None: zero-shot
+
+    @property
+    def key(self) -> str:
+        return f"{self.selector}__{self.source}__{'conf' if self.confidence else 'plain'}"
+
+
+class Scored(NamedTuple):
+    probs: np.ndarray
+    tokens: int
+    seconds: float
+
+
 def run_icl(
     cfg: W2SGConfig, model: ChoiceModel, *, resolve: Callable[[str], str] = str, force: bool = False
 ) -> ICLResult:
@@ -90,18 +111,50 @@ def run_icl(
     gold_test = np.asarray(label_source(test, "gold"))
     test_qids = np.array([e.qid for e in test])
     labels = source_labels(cfg, sp, pool, resolve, cfg.out_dir / train_run)
+    jobs = icl_jobs(cfg, icl, pool, test, labels, resolve)
+    scored = asyncio.run(_score_jobs(model, [j.prompts for j in jobs]))
+    result = ICLResult(
+        run_id=rid,
+        model=icl.model if isinstance(icl.model, str) else str(icl.model.get("name", "")),
+        k=icl.k,
+        sizes={"pool": len(pool), "test": len(test)},
+        source_accuracy={s: float(np.mean((v > 0.5) == (gold_pool > 0.5))) for s, v in labels.items()},
+        rows=[icl_row(job, got, gold_test, test_qids, cfg) for job, got in zip(jobs, scored, strict=True)],
+        seconds=time.perf_counter() - t0,
+    )
+    used = {"pool": pool, "test": test}
+    start_run(run_dir, cfg, data_info(used, fingerprint(used)))
+    write_icl_report(result, run_dir)
+    np.savez(
+        run_dir / "predictions.npz",
+        ids=np.array([e.id for e in test]),
+        qids=test_qids,
+        gold=gold_test,
+        **{job.key: got.probs for job, got in zip(jobs, scored, strict=True)},
+    )
+    mark_complete(run_dir, result)
+    return result
 
+
+def icl_jobs(
+    cfg: W2SGConfig,
+    icl: ICLConfig,
+    pool: list[Example],
+    test: list[Example],
+    labels: dict[str, np.ndarray],
+    resolve: Callable[[str], str],
+) -> list[ICLJob]:
+    """One job per table row: zero-shot, then every (selector, source, confidence)."""
+    gold_pool = np.asarray(label_source(pool, "gold"))
     pool_emb = query_emb = None
     if {"topk", "votek"} & set(icl.selectors):
         path = resolve(icl.embedder)
         emb = cached_features(path, [*pool, *test], cfg.cache_dir, pooling="mean", max_length=128).numpy()
         pool_emb, query_emb = emb[: len(pool)], emb[len(pool) :]
-
-    # One job per table row: (selector, source, confidence) -> prompts.
-    jobs: list[tuple[str, str, bool, list[list[dict[str, str]]], float | None]] = []
+    jobs: list[ICLJob] = []
     if icl.zero_shot:
         prompts = [build_messages([], q, confidence=False, instruction=icl.instruction) for q in test]
-        jobs.append(("zero-shot", "-", False, prompts, None))
+        jobs.append(ICLJob("zero-shot", "-", False, prompts, None))
     for sel in icl.selectors:
         shared = None  # label-blind selectors pick the same demos for every source
         for src in icl.label_sources:
@@ -122,63 +175,33 @@ def run_icl(
             used = np.concatenate([np.asarray(p, dtype=int) for p in picks])
             demo_acc = float(np.mean((labels[src][used] > 0.5) == (gold_pool[used] > 0.5)))
             for conf in icl.confidence:
+                demos = [[(pool[i], float(labels[src][i])) for i in p] for p in picks]
                 prompts = [
-                    build_messages(
-                        [(pool[i], float(labels[src][i])) for i in p],
-                        q,
-                        confidence=conf,
-                        instruction=icl.instruction,
-                    )
-                    for p, q in zip(picks, test, strict=True)
+                    build_messages(d, q, confidence=conf, instruction=icl.instruction)
+                    for d, q in zip(demos, test, strict=True)
                 ]
-                jobs.append((sel, src, conf, prompts, demo_acc))
+                jobs.append(ICLJob(sel, src, conf, prompts, demo_acc))
+    return jobs
 
-    scored = asyncio.run(_score_jobs(model, [j[3] for j in jobs]))
-    rows = []
-    for (sel, src, conf, _, demo_acc), (probs, tokens, secs) in zip(jobs, scored, strict=True):
-        rows.append(
-            ICLRow(
-                selector=sel,
-                source=src,
-                confidence=conf,
-                accuracy=accuracy_estimate(correct(probs, gold_test), test_qids, cfg),
-                auc=auc(probs, gold_test),
-                mean_p=float(probs.mean()),
-                demo_label_accuracy=demo_acc,
-                prompt_tokens=tokens,
-                seconds=secs,
-            )
-        )
-    result = ICLResult(
-        run_id=rid,
-        model=icl.model if isinstance(icl.model, str) else str(icl.model.get("name", "")),
-        k=icl.k,
-        sizes={"pool": len(pool), "test": len(test)},
-        source_accuracy={s: float(np.mean((v > 0.5) == (gold_pool > 0.5))) for s, v in labels.items()},
-        rows=rows,
-        seconds=time.perf_counter() - t0,
+
+def icl_row(job: ICLJob, got: Scored, gold: np.ndarray, qids: np.ndarray, cfg: W2SGConfig) -> ICLRow:
+    return ICLRow(
+        selector=job.selector,
+        source=job.source,
+        confidence=job.confidence,
+        accuracy=accuracy_estimate(correct(got.probs, gold), qids, cfg),
+        auc=auc(got.probs, gold),
+        mean_p=float(got.probs.mean()),
+        demo_label_accuracy=job.demo_accuracy,
+        prompt_tokens=got.tokens,
+        seconds=got.seconds,
     )
-    used = {"pool": pool, "test": test}
-    start_run(run_dir, cfg, data_info(used, fingerprint(used)))
-    write_icl_report(result, run_dir)
-    keys = [f"{sel}__{src}__{'conf' if conf else 'plain'}" for sel, src, conf, _, _ in jobs]
-    np.savez(
-        run_dir / "predictions.npz",
-        ids=np.array([e.id for e in test]),
-        qids=test_qids,
-        gold=gold_test,
-        **{k: probs for k, (probs, _, _) in zip(keys, scored, strict=True)},
-    )
-    mark_complete(run_dir, result)
-    return result
 
 
-async def _score_jobs(
-    model: ChoiceModel, jobs: Sequence[list[list[dict[str, str]]]]
-) -> list[tuple[np.ndarray, int, float]]:
+async def _score_jobs(model: ChoiceModel, jobs: Sequence[list[list[dict[str, str]]]]) -> list[Scored]:
     out = []
     for prompts in tqdm(jobs, desc="icl", unit="config"):
         t0 = time.perf_counter()
         probs, tokens = await score_prompts(model, prompts)
-        out.append((probs, tokens, time.perf_counter() - t0))
+        out.append(Scored(probs, tokens, time.perf_counter() - t0))
     return out

@@ -125,12 +125,7 @@ def judge_train_cmd(
 ) -> None:
     """Debate `questions` questions of a dataset under CONFIG's protocol, then fine-tune a judge on gold:
     trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
-    from oversight.labelling.judges import (
-        collect_transcripts,
-        judge_train_config,
-        speaker_models,
-        train_judge,
-    )
+    from oversight.labelling.judges import judge_train_config, train_judge, transcripts_to_judge
     from w2sg.data import split_by_question
     from w2sg.datasets import load_split, parse_spec
 
@@ -144,12 +139,8 @@ def judge_train_cmd(
     data = load_split(parse_spec(dataset), split, seed=seed)
     rows = split_by_question(data, {"judge": questions}, seed=seed, what=what)["judge"]
 
-    async def debates() -> list:
-        async with closing_all(speaker_models(cfg)) as speakers:  # per-side debaters, preference models
-            return await collect_transcripts(cfg, speakers, rows, concurrency=concurrency)
-
     with console.status(f"{len(rows)} {cfg.protocol} debates"):
-        states = asyncio.run(debates())
+        states = asyncio.run(transcripts_to_judge(cfg, rows, concurrency=concurrency))
     # `w2sg run`'s judge training (judges.judge_train_config), on any device.
     tcfg = judge_train_config(epochs=epochs, seed=seed, device="auto")
     with console.status(f"fine-tuning {base} on {len(rows)} transcripts"):

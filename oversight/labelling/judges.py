@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from agents import Model, ModelSpec, get_model, wrap
+from agents import Model, ModelSpec, closing_all, get_model, wrap
 from agents.backends.classifier import PAIR_SEP, save_classifier
 from agents.backends.scripted import ScriptedBackend
 from agents.config import resolve_spec
@@ -87,6 +87,19 @@ async def collect_transcripts(
 
     with track(f"{cfg.protocol_name} transcripts to train a judge on", len(rows), unit="rows") as progress:
         return list(await asyncio.gather(*(one(e) for e in rows)))
+
+
+async def transcripts_to_judge(
+    cfg: GraphSpec,
+    rows: Sequence[Example],
+    models: dict[str, ModelSpec] | None = None,
+    *,
+    concurrency: int = 32,
+) -> list[GraphState]:
+    """`collect_transcripts` with every role's model but the judge's (`speaker_models`: per-side
+    debaters and preference models too), built from `models:` and closed when done."""
+    async with closing_all(speaker_models(cfg, models)) as speakers:
+        return await collect_transcripts(cfg, speakers, rows, concurrency=concurrency)
 
 
 def speaker_models(cfg: GraphSpec, models: dict[str, ModelSpec] | None = None) -> dict[str, Model]:

@@ -231,6 +231,14 @@ class _Done(BaseModel):
     usage: dict[str, dict[str, float]] = Field(default_factory=dict)
 
 
+def _workers(concurrency: int, size: int, rows: int) -> int:
+    """A fixed pool of workers pulling chunks of claimed rows: memory and scheduling stay flat in
+    the number of rows (no task per row waiting on a semaphore). Batched (`size` > 1), one batch
+    more is in flight: a batch waiting on its slowest call would otherwise leave call slots idle
+    (each model's max_concurrency still bounds its calls in flight)."""
+    return min(-(-concurrency // size) + (size > 1), -(-rows // size))
+
+
 async def _label_rows(
     cfg: LabelConfig,
     store: LabelStore,
@@ -245,11 +253,7 @@ async def _label_rows(
     in the store first, its verdict or failure stored the moment it exists."""
     protocol, spec, size = cfg.protocol, cfg.graph, cfg.rows_per_graph
     batched = size > 1
-    # A fixed pool of workers pulling chunks of claimed rows: memory and scheduling stay flat
-    # in the number of rows (no task per row waiting on a semaphore). Batched, one batch more
-    # is in flight: a batch waiting on its slowest call would otherwise leave call slots idle
-    # (each model's max_concurrency still bounds its calls in flight).
-    workers = min(-(-cfg.concurrency // size) + batched, -(-len(todo) // size))
+    workers = _workers(cfg.concurrency, size, len(todo))
     by_id = {e.id: e for e in todo}
     claims = Claims(store, (protocol, chash), list(by_id), lease_s=cfg.lease_s, batch=max(1, workers) * size)
     progress = track(f"label {cfg.name} ({protocol})", total, unit="rows", start=total - len(todo))

@@ -26,13 +26,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agents import closing_all
 from agents.names import resolve_model_path
 from graphs.spec import GraphSpec
 from oversight.experiments.run.config import GRAPH_SPLITS, TRAINED, RunConfig
 from oversight.experiments.run.report import write_pipeline_report
 from oversight.experiments.run.results import PipelineResult, SourceReport
-from oversight.labelling.judges import JudgeInfo, collect_transcripts, speaker_models, train_judge
+from oversight.labelling.judges import JudgeInfo, train_judge, transcripts_to_judge
 from oversight.labelling.label import LabelConfig, label
 from oversight.labelling.soft_labels import (
     Calibrator,
@@ -104,17 +103,12 @@ def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run
     if (out / "judge.json").exists():
         return JudgeInfo.model_validate_json((out / "judge.json").read_text())
 
-    async def transcripts() -> list:
-        # per-side debaters and preference models too
-        async with closing_all(speaker_models(graph, cfg.models)) as speakers:
-            return await collect_transcripts(graph, speakers, rows, concurrency=cfg.concurrency)
-
     log.info("%s: transcripts of %d judge-training rows, then the judge", name, len(rows))
     jt = cfg.judge_training
     return train_judge(
         graph,
         rows,
-        asyncio.run(transcripts()),
+        asyncio.run(transcripts_to_judge(graph, rows, cfg.models, concurrency=cfg.concurrency)),
         base_path=resolve_model_path(jt.base),
         out_dir=out,
         train_cfg=jt.train.model_copy(update={"seed": cfg.seed}),
