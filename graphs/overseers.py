@@ -16,13 +16,15 @@ import hashlib
 import random
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from agents.config import Config
 
 STANCE = re.compile(r"\bSTANCE:\s*(correct|incorrect)\b", re.I)
 
 
-class SimulatedOverseer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SimulatedOverseer(Config):
+    model_config = ConfigDict(frozen=True)
 
     accuracy: float = Field(0.7, ge=0, le=1, description="right on its own this often")
     lapse_rate: float = Field(0.0, ge=0, le=1, description="attention lapses: a coin flip instead")

@@ -385,3 +385,24 @@ graph: {{kind: debate, protocol: blind, judge: judge}}
     assert "Traceback" not in typo.stderr and not list(tmp_path.glob("sciq-*"))
     shape = w2sg("label", str(label), "--set", "questions")
     assert shape.returncode == 2 and "expected key.path=value" in shape.stderr
+
+
+def test_one_config_base() -> None:
+    """`Config` (extra="forbid") is defined once for agents, graphs and oversight (agents.config),
+    once for w2sg, which imports none of them (w2sg.models); no class repeats the setting (frozen
+    records have their own base, `agents.types.Record`)."""
+    where = {
+        str(p.relative_to(ROOT))
+        for pkg in ("agents", "graphs", "oversight", "w2sg")
+        for p in (ROOT / pkg).rglob("*.py")
+        if "class Config(BaseModel)" in p.read_text()
+    }
+    assert where == {"agents/config.py", "w2sg/models.py"}
+    repeated = [
+        str(p.relative_to(ROOT))
+        for pkg in ("agents", "graphs", "oversight")
+        for p in (ROOT / pkg).rglob("*.py")
+        if 'extra="forbid"' in p.read_text()
+        and str(p.relative_to(ROOT)) not in ("agents/config.py", "agents/types.py")  # types: Record
+    ]
+    assert not repeated, repeated
