@@ -35,6 +35,11 @@ import time
 import urllib.request
 from typing import Any
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
 from agents.testing.replies import (
     CHAT_TEMPLATE,
     completion_logprobs,
@@ -103,14 +108,15 @@ class State:
         return fault
 
 
-def build_app(state: State) -> Any:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+class Handlers:
+    """The server's endpoints over one `State`: the shared bookkeeping, key check, latency and
+    injected faults (`serving`), then each endpoint's answer."""
 
-    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        state.statuses[str(status)] = state.statuses.get(str(status), 0) + 1
+    def __init__(self, state: State):
+        self.state = state
+
+    def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        self.state.statuses[str(status)] = self.state.statuses.get(str(status), 0) + 1
         return JSONResponse(
             {"error": {"message": message, "type": "fake", "code": status}},
             status_code=status,
@@ -118,7 +124,7 @@ def build_app(state: State) -> Any:
         )
 
     def envelope(
-        obj: str, body: dict[str, Any], choice: dict[str, Any], prompt: int, completion: int
+        self, obj: str, body: dict[str, Any], choice: dict[str, Any], prompt: int, completion: int
     ) -> Response:
         """A chat or text completion response around its one choice."""
         usage = {
@@ -128,7 +134,7 @@ def build_app(state: State) -> Any:
         }
         return JSONResponse(
             {
-                "id": f"{'chatcmpl' if obj.startswith('chat') else 'cmpl'}-{state.requests}",
+                "id": f"{'chatcmpl' if obj.startswith('chat') else 'cmpl'}-{self.state.requests}",
                 "object": obj,
                 "created": int(time.time()),
                 "model": body.get("model"),
@@ -137,41 +143,46 @@ def build_app(state: State) -> Any:
             }
         )
 
-    def serving(handler: Any, kind: str) -> Any:
+    def serving(self, handler: Any, kind: str) -> Any:
         """An endpoint with the shared bookkeeping, key check, latency and injected faults."""
 
         async def endpoint(request: Request) -> Response:
-            state.requests += 1
-            state.endpoints[kind] = state.endpoints.get(kind, 0) + 1
-            state.arrivals.append(time.monotonic())
-            state.in_flight += 1
-            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+            self.state.requests += 1
+            self.state.endpoints[kind] = self.state.endpoints.get(kind, 0) + 1
+            self.state.arrivals.append(time.monotonic())
+            self.state.in_flight += 1
+            self.state.max_in_flight = max(self.state.max_in_flight, self.state.in_flight)
             try:
-                return await faulty(request, handler, kind)
+                return await self.faulty(request, handler, kind)
             finally:
-                state.in_flight -= 1
+                self.state.in_flight -= 1
 
         return endpoint
 
-    async def faulty(request: Request, handler: Any, kind: str) -> Response:
-        if state.require_key and request.headers.get("authorization") != f"Bearer {state.require_key}":
-            return error(401, "Incorrect API key provided")
+    async def faulty(self, request: Request, handler: Any, kind: str) -> Response:
+        if (
+            self.state.require_key
+            and request.headers.get("authorization") != f"Bearer {self.state.require_key}"
+        ):
+            return self.error(401, "Incorrect API key provided")
         body = await request.json()
-        state.models[body.get("model", "")] = state.models.get(body.get("model", ""), 0) + 1
-        if (kind == "completions" and not state.completions) or (kind == "systemone" and not state.systemone):
-            return error(404, "Not Found")
-        if state.latency_s:
-            await asyncio.sleep(state.latency_s)
-        fault = state.next_fault()
+        self.state.models[body.get("model", "")] = self.state.models.get(body.get("model", ""), 0) + 1
+        if (kind == "completions" and not self.state.completions) or (
+            kind == "systemone" and not self.state.systemone
+        ):
+            return self.error(404, "Not Found")
+        if self.state.latency_s:
+            await asyncio.sleep(self.state.latency_s)
+        fault = self.state.next_fault()
         if fault == "timeout":
-            await asyncio.sleep(state.timeout_sleep_s)
+            await asyncio.sleep(self.state.timeout_sleep_s)
         elif fault == "429":
-            headers = {"retry-after": state.retry_after} if state.retry_after else None
-            return error(429, "Rate limit reached", headers)
+            headers = {"retry-after": self.state.retry_after} if self.state.retry_after else None
+            return self.error(429, "Rate limit reached", headers)
         elif fault in ("500", "503", "400", "401"):
-            return error(int(fault), f"injected {fault}")
+            return self.error(int(fault), f"injected {fault}")
         elif fault == "malformed":
-            state.statuses["malformed"] = state.statuses.get("malformed", 0) + 1
+            self.state.statuses["malformed"] = self.state.statuses.get("malformed", 0) + 1
             return Response(b'{"id": "x", "choices": [', media_type="application/json")
         elif fault == "empty":
             return JSONResponse(
@@ -183,24 +194,26 @@ def build_app(state: State) -> Any:
                     "choices": [],
                 }
             )
-        state.statuses["200"] = state.statuses.get("200", 0) + 1
+        self.state.statuses["200"] = self.state.statuses.get("200", 0) + 1
         return await handler(body, fault)
 
-    async def completions(body: dict[str, Any], fault: str | None) -> Response:
+    async def completions(self, body: dict[str, Any], fault: str | None) -> Response:
         text = str(body.get("prompt", ""))
         user, _ = read_prompt(text)
-        generated = reply(user, body, state.reply_prefix, state.ignore_sampling).split(",")[0].split()[0]
-        want = body.get("logprobs") is not None and state.completion_logprobs
-        logprobs = completion_logprobs(text, body, bool(body.get("echo")) and state.echo, generated)
+        generated = (
+            reply(user, body, self.state.reply_prefix, self.state.ignore_sampling).split(",")[0].split()[0]
+        )
+        want = body.get("logprobs") is not None and self.state.completion_logprobs
+        logprobs = completion_logprobs(text, body, bool(body.get("echo")) and self.state.echo, generated)
         choice = {
             "index": 0,
-            "text": (text if body.get("echo") and state.echo else "") + generated,
+            "text": (text if body.get("echo") and self.state.echo else "") + generated,
             "logprobs": logprobs if want else None,
             "finish_reason": "length",
         }
-        return envelope("text_completion", body, choice, len(text.split()), 1)
+        return self.envelope("text_completion", body, choice, len(text.split()), 1)
 
-    async def systemone(body: dict[str, Any], fault: str | None) -> Response:
+    async def systemone(self, body: dict[str, Any], fault: str | None) -> Response:
         """A yes/no (`noul`) question is p_yes(state); a `choice` one gives its first option p_yes
         and shares the rest evenly."""
         state_text = str(body.get("state", ""))
@@ -217,15 +230,15 @@ def build_app(state: State) -> Any:
         usage = {"input_tokens": len(state_text.split()), "output_tokens": 0}
         return JSONResponse({"model": body.get("model"), "answers": answers, "usage": usage})
 
-    async def chat(body: dict[str, Any], fault: str | None) -> Response:
+    async def chat(self, body: dict[str, Any], fault: str | None) -> Response:
         messages = body.get("messages") or []
         prompt = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         if fault == "no_choice":
             text = f"{NO_CHOICE_TOP[0][0]}."
         else:
-            text = reply(prompt, body, state.reply_prefix, state.ignore_sampling)
+            text = reply(prompt, body, self.state.reply_prefix, self.state.ignore_sampling)
         logprobs = None
-        if body.get("logprobs") and state.logprobs:
+        if body.get("logprobs") and self.state.logprobs:
             top = first_tokens(p_yes(prompt))
             top = list(NO_CHOICE_TOP) if fault == "no_choice" else top
             top = top[: body.get("top_logprobs") or 1]
@@ -246,19 +259,19 @@ def build_app(state: State) -> Any:
             "logprobs": logprobs,
             "finish_reason": "stop",
         }
-        return envelope("chat.completion", body, choice, prompt_tokens, len(text.split()))
+        return self.envelope("chat.completion", body, choice, prompt_tokens, len(text.split()))
 
-    async def models(request: Request) -> Response:
+    async def models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
-    async def control(request: Request) -> Response:
+    async def control(self, request: Request) -> Response:
         body = await request.json()
         for key, value in body.items():
             if key == "faults":
-                state.faults.extend(str(f) for f in value)
+                self.state.faults.extend(str(f) for f in value)
             elif key == "seed":
-                state.rng = random.Random(value)
-            elif hasattr(state, key) and key in {
+                self.state.rng = random.Random(value)
+            elif hasattr(self.state, key) and key in {
                 "latency_s",
                 "fault_rate",
                 "fault_kinds",
@@ -273,27 +286,30 @@ def build_app(state: State) -> Any:
                 "require_key",
                 "timeout_sleep_s",
             }:
-                setattr(state, key, value)
+                setattr(self.state, key, value)
             else:
-                return error(400, f"unknown control field {key!r}")
+                return self.error(400, f"unknown control field {key!r}")
         return JSONResponse({"ok": True})
 
-    async def stats(request: Request) -> Response:
-        return JSONResponse(state.stats())
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.state.stats())
 
-    async def reset(request: Request) -> Response:
-        state.reset()
+    async def reset(self, request: Request) -> Response:
+        self.state.reset()
         return JSONResponse({"ok": True})
 
+
+def build_app(state: State) -> Any:
+    h = Handlers(state)
     return Starlette(
         routes=[
-            Route("/v1/chat/completions", serving(chat, "chat"), methods=["POST"]),
-            Route("/v1/completions", serving(completions, "completions"), methods=["POST"]),
-            Route("/v1/systemone", serving(systemone, "systemone"), methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
-            Route("/control", control, methods=["POST"]),
-            Route("/control/stats", stats, methods=["GET"]),
-            Route("/control/reset", reset, methods=["POST"]),
+            Route("/v1/chat/completions", h.serving(h.chat, "chat"), methods=["POST"]),
+            Route("/v1/completions", h.serving(h.completions, "completions"), methods=["POST"]),
+            Route("/v1/systemone", h.serving(h.systemone, "systemone"), methods=["POST"]),
+            Route("/v1/models", h.models, methods=["GET"]),
+            Route("/control", h.control, methods=["POST"]),
+            Route("/control/stats", h.stats, methods=["GET"]),
+            Route("/control/reset", h.reset, methods=["POST"]),
         ]
     )
 
