@@ -232,16 +232,16 @@ def load_split(spec: DatasetSpec, split: str, *, seed: int = 0) -> list[Example]
 
 
 def train_pool(
-    spec: DatasetSpec, seed: int, taken: Collection[str], *, refuse_same: bool = True
+    train: Sequence[Example], taken: Collection[str], where: str, *, refuse_same: bool = True
 ) -> list[Example]:
-    """The train split's rows whose question is not in `taken` (the questions of splits drawn from
-    the test split: a few SciQ questions repeat across its files, and a question is in one split
-    only). `refuse_same`: nothing left means train and test are the same questions (one file
-    serves every split), a DataError saying how to divide it."""
-    pool = [e for e in load_split(spec, "train", seed=seed) if e.qid not in taken]
+    """The train split's rows (`train`, of the data `where`) whose question is not in `taken` (the
+    questions of splits drawn from the test split: a few SciQ questions repeat across its files,
+    and a question is in one split only). `refuse_same`: nothing left means train and test are the
+    same questions (one file serves every split), a DataError saying how to divide it."""
+    pool = [e for e in train if e.qid not in taken]
     if refuse_same and not pool:
         raise DataError(
-            f"{spec.title}: its train and test splits are the same questions (one file serves every split); "
+            f"{where}: its train and test splits are the same questions (one file serves every split); "
             "give a folder with a train and a test file, `files: {train: ..., test: ...}`, or "
             "`split: {test: 0.2, seed: 0}` to divide the file by question"
         )

@@ -135,9 +135,10 @@ class W2SGConfig(W2SGCore):
 
 
 def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
+    train = load_split(cfg.dataset, "train", seed=cfg.seed)
     test = load_split(cfg.dataset, "test", seed=cfg.seed)
-    pool = train_pool(cfg.dataset, cfg.seed, {e.qid for e in test})
     where = f"{cfg.dataset.title}"
+    pool = train_pool(train, {e.qid for e in test}, where)
     s = cfg.sizes
     sizes = {"weak": s.weak, "strong": s.strong, "val": s.val}
     if s.dev is not None:  # drawn last: without `rest`, the others keep their questions

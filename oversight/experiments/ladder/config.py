@@ -83,8 +83,9 @@ def ladder_splits(cfg: LadderConfig) -> dict[str, list[Example]]:
         pool = synthetic_rows(sum(sizes.values()), cfg.seed, "pool")
         test = synthetic_rows(cfg.test or SYNTHETIC_TEST, cfg.seed, "test")
     else:
+        train = load_split(cfg.dataset, "train", seed=cfg.seed)
         test = load_split(cfg.dataset, "test", seed=cfg.seed)
-        pool = train_pool(cfg.dataset, cfg.seed, {e.qid for e in test})
+        pool = train_pool(train, {e.qid for e in test}, cfg.dataset.title)
     splits = split_by_question(pool, sizes, seed=cfg.seed)
     splits["test"] = split_by_question(test, {"test": cfg.test}, seed=cfg.seed)["test"] if cfg.test else test
     return splits

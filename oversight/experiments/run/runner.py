@@ -74,7 +74,8 @@ def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int | 
         pool, {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val}, seed=cfg.seed, what=what
     )
     used = {e.qid for e in pool}
-    pool = train_pool(cfg.dataset, cfg.seed, used, refuse_same=False)  # test is drawn from the rest
+    train = load_split(cfg.dataset, "train", seed=cfg.seed)
+    pool = train_pool(train, used, where, refuse_same=False)  # test is drawn from the rest
     # dev is drawn after test in one shuffle: with a count, test keeps its questions without dev.
     held = {"test": s.test, **({"dev": s.dev} if s.dev is not None else {})}
     sp |= split_by_question(
