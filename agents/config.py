@@ -48,6 +48,13 @@ class HFOptions(Config):
     max_batch_size: int = Field(32, ge=1, description="rows per batched forward/generate")
     batch_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill up")
     chat_template: str | None = Field(None, description="Jinja template when the tokenizer has none")
+    prefix_cache_tokens: int = Field(
+        16384,
+        ge=0,
+        description="prompt tokens whose key/value states are kept (an LRU) so that later prompts "
+        "starting with the same tokens skip recomputing them; memory per token is 2 x layers x "
+        "kv_heads x head_dim x dtype bytes (SmolLM2-135M fp32: 45 KiB); 0 turns reuse off",
+    )
 
 
 ChoiceMethodOption = Literal["auto", "logprobs", "echo", "completion_logprobs", "systemone", "sampled"]
@@ -228,6 +235,7 @@ HOW_FIELDS: dict[str, Any] = {
         ["cache", "retry", "max_concurrency", "adaptive_concurrency", "rpm", "tpm", "price"], True
     ),
     "openai": {"base_urls", "api_key_env", "timeout_s", "timeout_per_token_s", "max_tokens_field"},
+    "hf": {"prefix_cache_tokens"},  # reuse changes no output beyond float rounding (docs/models.md)
 }
 
 
