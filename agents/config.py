@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    Tag,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from agents.providers import PROVIDERS
 
@@ -55,6 +66,15 @@ class HFOptions(Config):
         "starting with the same tokens skip recomputing them; memory per token is 2 x layers x "
         "kv_heads x head_dim x dtype bytes (SmolLM2-135M fp32: 45 KiB); 0 turns reuse off",
     )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        # How a model is run, not what it answers: run ids (`w2sg.run_folder.run_id`) stay those of
+        # the runs made before the field (spec_identity leaves it out through HOW_FIELDS).
+        if isinstance(data, dict) and info.context and info.context.get("run_id"):
+            data.pop("prefix_cache_tokens", None)
+        return data
 
 
 ChoiceMethodOption = Literal["auto", "logprobs", "echo", "completion_logprobs", "systemone", "sampled"]

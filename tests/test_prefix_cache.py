@@ -13,6 +13,7 @@ from agents import GenerateParams, Message
 from agents.backends.hf import HFBackend, _Gen, load_hf
 from agents.backends.prefix_cache import PrefixCache, group_by_length, shared_in_batch
 from agents.config import HFOptions, ModelSpec, spec_identity
+from w2sg.run_folder import run_id
 
 PASSAGE = (
     "Source passage: The spokes of Saturn's rings appear seasonally and their origin is as yet "
@@ -104,6 +105,10 @@ def test_zero_turns_reuse_off_and_the_option_changes_no_identity() -> None:
     specs = [ModelSpec(name="embedded/tiny-gpt2", hf=HFOptions(prefix_cache_tokens=n)) for n in (0, 99)]
     assert spec_identity(specs[0]) == spec_identity(specs[1])
     assert "prefix_cache_tokens" not in spec_identity(specs[0])["hf"]
+    # Configs hashed whole (ladder, tournament) keep the run ids of runs made before the option.
+    assert run_id("r", specs[0], "d") == run_id("r", specs[1], "d")
+    assert "prefix_cache_tokens" not in specs[0].model_dump_json(context={"run_id": True})
+    assert specs[0].model_dump()["hf"]["prefix_cache_tokens"] == 0  # a plain dump keeps it
 
 
 # ---- the cache itself -------------------------------------------------------------------------
