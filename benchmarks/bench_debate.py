@@ -3,11 +3,12 @@
 Each question is a simultaneous debate (two debater turns a round, then a prompted Yes/No judge)
 on SciQ test rows, debaters shown the support passage. Concurrent debates let the hf backend batch
 the turns of different questions together; its prefix cache lets calls that start with the same
-tokens (one question's two debaters, a debater's next round, a judge) skip recomputing them.
+tokens (one question's two debaters, a debater's next round) skip recomputing them.
 Three runs, each on its own copy of the model (so no run warms another's cache):
   one after another   prefix cache off, `--sequential` questions (the earlier trees' baseline)
-  batched, cache off  today's batching before prefix reuse
+  batched, cache off  batching as it was before prefix reuse
   batched, cache on   the default
+and with `--attribute` a fourth: cache on but keeping nothing (grouped prefill, no reuse).
 Printed: questions/s, the ratios (goals: >= 3x over one after another, >= 1.5x over batching with
 the cache off), prefill and decode tokens/s, and the share of prompt tokens served from the cache.
 
@@ -45,6 +46,7 @@ class Setup:
     rounds: int
     batch_size: int
     device: str
+    attribute: bool = False
 
 
 @dataclass
@@ -53,13 +55,11 @@ class Result:
     stats: PrefillStats
 
 
-async def timed(setup: Setup, warm: Example, rows: list[Example], *, cache: bool, concurrent: bool) -> Result:
-    """Debate `rows` on a fresh copy of the model, after `warm` (weights, allocator)."""
+async def timed(setup: Setup, warm: Example, rows: list[Example], *, cache: int, concurrent: bool) -> Result:
+    """Debate `rows` on a fresh copy of the model with `prefix_cache_tokens=cache`, after `warm`
+    (weights, allocator)."""
     hf = HFOptions(
-        device=setup.device,
-        max_batch_size=setup.batch_size,
-        batch_wait_ms=20,
-        prefix_cache_tokens=HFOptions().prefix_cache_tokens if cache else 0,
+        device=setup.device, max_batch_size=setup.batch_size, batch_wait_ms=20, prefix_cache_tokens=cache
     )
     # One model serves debaters and judge: batches mix their calls.
     model = get_model(ModelSpec(name=setup.model, hf=hf), max_concurrency=4 * setup.concurrent)
@@ -104,9 +104,11 @@ async def bench(setup: Setup) -> None:
     # The earlier trees' rows: the first n concurrently, the next ones in sequence; the warm-up
     # question is outside the concurrent ones, so it gives the cache-on run no head start.
     conc_rows, seq_rows, warm = pool[:n], pool[n : n + setup.sequential], pool[n + setup.sequential]
-    seq = await timed(setup, warm, seq_rows, cache=False, concurrent=False)
-    off = await timed(setup, warm, conc_rows, cache=False, concurrent=True)
-    on = await timed(setup, warm, conc_rows, cache=True, concurrent=True)
+    seq = await timed(setup, warm, seq_rows, cache=0, concurrent=False)
+    off = await timed(setup, warm, conc_rows, cache=0, concurrent=True)
+    on = await timed(setup, warm, conc_rows, cache=HFOptions().prefix_cache_tokens, concurrent=True)
+    # Cache on but too small to keep any prompt: the reuse path's grouping and logits, no reuse.
+    bare = await timed(setup, warm, conc_rows, cache=1, concurrent=True) if setup.attribute else None
     print(
         f"{setup.model} on {setup.device}: {setup.rounds}-round simultaneous debates, {setup.tokens} "
         f"tokens per turn, batches <= {setup.batch_size}, OMP_NUM_THREADS="
@@ -115,6 +117,9 @@ async def bench(setup: Setup) -> None:
     print(describe(f"one after another ({setup.sequential})", seq))
     print(describe(f"batched ({setup.concurrent}), cache off", off))
     print(describe(f"batched ({setup.concurrent}), cache on", on))
+    if bare is not None:
+        print(describe("  same, nothing kept", bare))
+        print(f"ratio cache on / nothing kept = {on.rate / bare.rate:.2f}x (the reuse itself)")
     print(f"ratio batched+cache / one after another = {on.rate / seq.rate:.2f}x (goal >= 3x)")
     print(f"ratio batched+cache / batched, cache off = {on.rate / off.rate:.2f}x (goal >= 1.5x)")
     print(f"ratio batched, cache off / one after another = {off.rate / seq.rate:.2f}x (before prefix reuse)")
@@ -129,9 +134,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="debate rounds")
     ap.add_argument("--concurrent", type=int, default=32, help="questions debated at once")
     ap.add_argument("--sequential", type=int, default=4, help="questions debated one after another")
+    ap.add_argument(
+        "--attribute",
+        action="store_true",
+        help="a fourth run, cache on but keeping nothing: how much of the gain is reuse itself",
+    )
     args = ap.parse_args()
     if args.quick:
-        setup = Setup("embedded/tiny-gpt2", 8, 2, 8, args.rounds, args.batch_size, args.device)
+        setup = Setup(
+            "embedded/tiny-gpt2", 8, 2, 8, args.rounds, args.batch_size, args.device, args.attribute
+        )
     else:
         setup = Setup(
             "embedded/smollm2",
@@ -141,6 +153,7 @@ def main() -> None:
             args.rounds,
             args.batch_size,
             args.device,
+            args.attribute,
         )
     asyncio.run(bench(setup))
 

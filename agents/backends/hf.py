@@ -281,7 +281,7 @@ class HFBackend:
         firsts: dict[tuple[int, ...], None] = {}
         for s, need, shared in zip(seqs, needs, shared_in_batch(seqs), strict=True):
             p = min(shared, len(s) - need)
-            if p - cache.match(s, p)[0] >= MIN_SHARED_PREFIX:
+            if p <= cache.max_tokens and p - cache.match(s, p)[0] >= MIN_SHARED_PREFIX:
                 firsts[tuple(s[:p])] = None
         if firsts:
             self._prefill_reused([list(k) for k in firsts], [1] * len(firsts))
