@@ -1,9 +1,14 @@
 """Local transformers backend with dynamic batching.
 
 Concurrent `generate` calls share one left-padded, KV-cached decode loop; concurrent
-`choice_probs` calls share one forward pass. Each row keeps its own max_tokens, temperature,
+`choice_probs` calls share their prompt forwards. Each row keeps its own max_tokens, temperature,
 stop strings and seeded torch.Generator, so a row's output does not depend on its batch-mates
 (up to float rounding of padded matmuls).
+
+Prompt prefixes are reused (`HFOptions.prefix_cache_tokens`, agents/backends/prefix_cache.py): a
+prompt's key/value states are kept, and a later prompt computes only what follows its longest
+cached prefix. The outputs are those of a full prefill up to float rounding, as with batching;
+`prefix_cache_tokens: 0` runs the one-forward-per-batch path of before, bit for bit.
 """
 
 from __future__ import annotations
