@@ -227,10 +227,10 @@ class Fitter:
         weights: Sequence[float] | None = None,
         seed: int | None = None,
         what: str | None = None,
-        val: Sequence[Example] | None = None,
+        val_rows: Sequence[Example] | None = None,
     ) -> tuple[nn.Module, int]:
-        """`what` names the model in the progress lines (default: the role); `val`: the rows of
-        `val_labels` (default: the whole val split)."""
+        """`what` names the model in the progress lines (default: the role); `val_rows`: the rows
+        of `val_labels` (default: the whole val split)."""
         cfg = self.cfg
         mcfg, tcfg = (cfg.weak, cfg.weak_train) if role == "weak" else (cfg.strong, cfg.strong_train)
         # The experiment's seed moves every init and data order too; seed 0 keeps the train seeds
@@ -246,7 +246,7 @@ class Fitter:
             device=resolve_device(tcfg.device),
         )
         stage = f"train {what or role} ({Path(mcfg.path).name}, {tcfg.loss}, {len(rows)} rows)"
-        val = self.sp["val"] if val is None else val
+        val = self.sp["val"] if val_rows is None else val_rows
         res = train(model, rows, labels, val, val_labels, tcfg, weights=weights, stage=stage)
         return model, res.best_step
 
@@ -532,6 +532,8 @@ def method_supervision(
     """What `method` makes of source `src`'s p(true) for a student with `loss`. It sees the strong
     and val rows without gold (`w2sg.methods.MethodInput`); its answer is checked here."""
     sp, name = fitter.sp, method.label
+    if isinstance(method, Vanilla):  # no method code: the students of every run before methods
+        return Supervision(Labels(labels["strong"]), Labels(labels["val"]))
 
     def fit(strong: np.ndarray, val: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
         model, _ = fit_student(fitter, loss, Supervision(Labels(strong), Labels(val)), f"{what} on {src}")
@@ -565,7 +567,9 @@ def fit_student(fitter: Fitter, loss: str, sup: Supervision, what: str) -> tuple
     else:
         v = sup.val.rows()
         val, sel = (sp["val"] if sup.val.keep is None else [sp["val"][i] for i in v]), list(sup.val.p[v])
-    return fitter.fit("strong", rows, list(sup.strong.p[on]), sel, loss, weights=weights, what=what, val=val)
+    return fitter.fit(
+        "strong", rows, list(sup.strong.p[on]), sel, loss, weights=weights, what=what, val_rows=val
+    )
 
 
 def run_experiment(

@@ -304,7 +304,7 @@ class ProbeMethod(Method):
         """The probe's p(true) on the strong rows (each row left out of its own kNN vote) and val."""
         xs = torch.as_tensor(inp.features("strong"), dtype=torch.float32)
         xv = torch.as_tensor(inp.features("val"), dtype=torch.float32)
-        y = torch.as_tensor(inp.strong.labels, dtype=torch.float32)
+        y = torch.tensor(inp.strong.labels, dtype=torch.float32)  # a copy: the labels are read-only
         if self.probe == "knn":
             ps, pv = knn_predict(xs, y, xs, self.k, False), knn_predict(xs, y, xv, self.k, True)
         else:
