@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_seeds import tiny_config
 
 from w2sg.data import make_example
+from w2sg.experiment import W2SGConfig
 from w2sg.losses import EntropyLoss, KLLoss, WindowLoss, XentLoss
 from w2sg.methods import (
     METHODS,
@@ -60,7 +62,7 @@ def method_input(
         blind_pool("strong", rows["strong"], labels, method),
         blind_pool("val", rows["val"], val_labels, method),
         features,
-        fit or no_fit,  # type: ignore[arg-type]
+        fit or no_fit,
     )
 
 
@@ -252,35 +254,16 @@ def test_kl_loss_by_hand() -> None:
 # ---------------------------------------------------------------- methods in `w2sg train`
 
 
-def small_config(tmp_path: Path, **update: object) -> object:
-    from w2sg.experiment import Sizes, W2SGConfig
-    from w2sg.models import ModelConfig
-    from w2sg.train import TrainConfig
-
-    tc = TrainConfig(lr=1e-3, epochs=2, batch_size=16, eval_every=4, device="cpu")
-    tiny = ModelConfig(kind="features", path="embedded/tiny-gpt2", max_length=48)
-    return W2SGConfig.model_validate(
-        {
-            "name": "methods",
-            "sizes": Sizes(weak=20, strong=40, val=15, test=30),
-            "weak": tiny,
-            "weak_train": tc,
-            "strong": tiny.model_copy(update={"pooling": "mean"}),
-            "strong_train": tc,
-            "label_sources": ["weak_p_true"],
-            "n_boot": 200,
-            "out_dir": tmp_path / "runs",
-            "cache_dir": tmp_path / "cache",
-            **update,
-        }
-    )
+def small_config(tmp_path: Path, **update: object) -> W2SGConfig:
+    """test_seeds.py's tiny experiment, with one label source (a recorded column)."""
+    return tiny_config(tmp_path, name="methods", label_sources=["weak_p_true"], **update)
 
 
 def test_run_ids_change_only_with_methods_other_than_vanilla(tmp_path: Path) -> None:
     plain = small_config(tmp_path)
-    assert small_config(tmp_path, methods=["vanilla"]).run_id("fp") == plain.run_id("fp")  # type: ignore[attr-defined]
+    assert small_config(tmp_path, methods=["vanilla"]).run_id("fp") == plain.run_id("fp")
     other = small_config(tmp_path, methods=["vanilla", "s2s"])
-    assert other.run_id("fp") != plain.run_id("fp")  # type: ignore[attr-defined]
+    assert other.run_id("fp") != plain.run_id("fp")
 
 
 def test_train_makes_a_student_per_source_loss_and_method(tmp_path: Path) -> None:
@@ -289,7 +272,7 @@ def test_train_makes_a_student_per_source_loss_and_method(tmp_path: Path) -> Non
 
     methods = ["vanilla", {"kind": "probe_filter", "contamination": 0.25}, "confident_only", "s2s"]
     cfg = small_config(tmp_path, methods=methods, losses=["xent", "window"])
-    result = run_experiment(cfg, resolve=resolve_model_path)  # type: ignore[arg-type]
+    result = run_experiment(cfg, resolve=resolve_model_path)
     got = [(s.loss, s.method) for s in result.students]
     assert got == [
         (loss, m) for loss in ("xent", "window") for m in ("vanilla", "probe_filter", "confident_only", "s2s")
@@ -322,6 +305,6 @@ def test_a_method_reading_gold_in_an_experiment_fails(tmp_path: Path) -> None:
     from w2sg.experiment import run_experiment
 
     cfg = small_config(tmp_path)
-    cfg = cfg.model_copy(update={"methods": [PeeksAtGold()]})  # type: ignore[attr-defined]
+    cfg = cfg.model_copy(update={"methods": [PeeksAtGold()]})
     with pytest.raises(GoldAccessError, match="method 'peeks_at_gold' read the gold label"):
         run_experiment(cfg, resolve=resolve_model_path)
