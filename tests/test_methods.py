@@ -308,3 +308,15 @@ def test_a_method_reading_gold_in_an_experiment_fails(tmp_path: Path) -> None:
     cfg = cfg.model_copy(update={"methods": [PeeksAtGold()]})
     with pytest.raises(GoldAccessError, match="method 'peeks_at_gold' read the gold label"):
         run_experiment(cfg, resolve=resolve_model_path)
+
+
+def test_w2sg_run_refuses_methods_other_than_vanilla_for_now() -> None:
+    """Its report keys students by (source, loss): a second method would hide the first."""
+    from oversight.run.config import RunConfig
+
+    tiny = {"kind": "features", "path": "embedded/tiny-gpt2", "max_length": 48}
+    blind = {"kind": "debate", "protocol": "blind", "judge": "trained"}
+    base = {"protocols": {"blind": blind}, "weak": tiny, "strong": tiny}
+    assert [m.label for m in RunConfig.model_validate(base).methods] == ["vanilla"]
+    with pytest.raises(ValueError, match="`w2sg run` trains vanilla students only for now"):
+        RunConfig.model_validate({**base, "methods": ["vanilla", "confident_only"]})

@@ -12,6 +12,7 @@ from graphs.kinds import AnyGraph
 from oversight.label import check_model_names, graph_models
 from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore, id_exclude
+from w2sg.methods import VANILLA
 from w2sg.run_folder import run_id
 from w2sg.train import TrainConfig
 
@@ -105,6 +106,12 @@ class RunConfig(W2SGCore):
         ]
         if len(set(names)) != len(names):
             raise ValueError(f"label source names must be unique: {names}")
+        if [m.label for m in self.methods] != [VANILLA]:
+            # The run report keys students by (source, loss): it would show one method of several.
+            raise ValueError(
+                "methods: `w2sg run` trains vanilla students only for now; compare methods with "
+                "`w2sg train` (docs/methods.md)"
+            )
         for source, graph in self.protocols.items():
             where = f"protocols.{source}."
             if graph.needs_person:
