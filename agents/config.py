@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    Tag,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from agents.providers import PROVIDERS
 
@@ -48,6 +59,22 @@ class HFOptions(Config):
     max_batch_size: int = Field(32, ge=1, description="rows per batched forward/generate")
     batch_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits to fill up")
     chat_template: str | None = Field(None, description="Jinja template when the tokenizer has none")
+    prefix_cache_tokens: int = Field(
+        16384,
+        ge=0,
+        description="prompt tokens whose key/value states are kept (an LRU) so that later prompts "
+        "starting with the same tokens skip recomputing them; memory per token is 2 x layers x "
+        "kv_heads x head_dim x dtype bytes (SmolLM2-135M fp32: 45 KiB); 0 turns reuse off",
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        # How a model is run, not what it answers: run ids (`w2sg.run_folder.run_id`) stay those of
+        # the runs made before the field (spec_identity leaves it out through HOW_FIELDS).
+        if isinstance(data, dict) and info.context and info.context.get("run_id"):
+            data.pop("prefix_cache_tokens", None)
+        return data
 
 
 ChoiceMethodOption = Literal["auto", "logprobs", "echo", "completion_logprobs", "systemone", "sampled"]
@@ -228,6 +255,7 @@ HOW_FIELDS: dict[str, Any] = {
         ["cache", "retry", "max_concurrency", "adaptive_concurrency", "rpm", "tpm", "price"], True
     ),
     "openai": {"base_urls", "api_key_env", "timeout_s", "timeout_per_token_s", "max_tokens_field"},
+    "hf": {"prefix_cache_tokens"},  # reuse changes no output beyond float rounding (docs/models.md)
 }
 
 

@@ -61,8 +61,11 @@ def test_bench_ensemble_quick() -> None:
 def test_bench_debate_quick() -> None:
     stdout = run_quick("bench_debate.py")
     rates = [float(x) for x in re.findall(r"([0-9.]+) questions/s", stdout)]
-    assert len(rates) == 2 and all(r > 0 for r in rates), stdout
-    assert re.search(r"ratio concurrent/sequential = [0-9.]+x", stdout), stdout
+    assert len(rates) == 3 and all(r > 0 for r in rates), stdout
+    ratios = re.findall(r"ratio batched[^=]*= ([0-9.]+)x", stdout)
+    assert len(ratios) == 3 and all(float(r) > 0 for r in ratios), stdout
+    shares = [int(x) for x in re.findall(r"(\d+)% from the cache", stdout)]
+    assert shares[:2] == [0, 0] and shares[2] > 0, "only the cache-on run reuses prefixes"
 
 
 def test_bench_pipeline_quick() -> None:

@@ -17,6 +17,7 @@ from oversight.experiments.run.report import pipeline_table
 from oversight.experiments.run.results import PipelineResult, SourceReport
 from oversight.labelling.judges import JudgeInfo
 from w2sg.experiment import score_models
+from w2sg.methods import Vanilla
 from w2sg.metrics import Estimate, label_quality
 from w2sg.report import (
     MIN_GAP,
@@ -144,13 +145,17 @@ class FakeFitter:
     asked for, `predict` that model's constructed p(true) on the split it is given."""
 
     def __init__(self, preds: dict[str, np.ndarray]):
-        self.cfg = SimpleNamespace(n_boot=200, seed=0, losses=["xent"], select_on="source")
+        self.cfg = SimpleNamespace(
+            n_boot=200, seed=0, losses=["xent"], methods=[Vanilla()], select_on="source"
+        )
         self.gold = {k: GOLD for k in ("strong", "val", "test")}
         self.qids = {k: QIDS for k in self.gold}
         self.sp: dict[str, list[Any]] = {k: [None] * len(GOLD) for k in self.gold}
         self.preds = preds
 
-    def fit(self, role: str, rows: Any, labels: Any, val: Any, loss: str = "xent", what: str = "") -> Any:
+    def fit(
+        self, role: str, rows: Any, labels: Any, val: Any, loss: str = "xent", what: str = "", **_: Any
+    ) -> Any:
         return what, 0
 
     def predict(self, role: str, model: str, rows: list[Any]) -> np.ndarray:

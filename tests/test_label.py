@@ -351,3 +351,29 @@ def test_a_store_from_before_source_ids_still_exports(tmp_path: Path) -> None:
         "quartz-0",
         "3",
     ]
+
+
+def test_label_refuses_a_graph_that_needs_a_passage_on_rows_without_one(tmp_path: Path) -> None:
+    """Before any model runs or any store is made: the graph and the settings that need a passage."""
+    import asyncio
+
+    from test_datasets import write_csv
+
+    from oversight.labelling.label import LabelConfig, label
+    from w2sg.data import DataError
+
+    data = write_csv(tmp_path / "plain.csv", [{"text": f"claim {i}", "label": str(i % 2)} for i in range(4)])
+    debate = {"kind": "debate", "protocol": "sequential", "rounds": 1, "debater": "deb", "judge": "judge"}
+    models = {"deb": {"name": "scripted/deb"}, "judge": {"name": "scripted/judge"}}
+    store = tmp_path / "labels.sqlite"
+    cfg = {"dataset": {"path": str(data)}, "store": str(store), "models": models, "graph": debate}
+    with pytest.raises(
+        DataError,
+        match=r"none of the 4 rows of .*plain\.csv test has a passage, and protocol graph "
+        r"\(debaters_see_context, verify_quotes\) needs a passage",
+    ):
+        asyncio.run(label(LabelConfig.model_validate(cfg)))
+    assert not store.exists()
+    # With those settings off the debate runs on the same rows.
+    quiet = {**debate, "debaters_see_context": False, "verify_quotes": False}
+    assert asyncio.run(label(LabelConfig.model_validate({**cfg, "graph": quiet}))).labelled == 4

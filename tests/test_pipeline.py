@@ -214,8 +214,10 @@ def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> N
     )
     old = old_config.model_validate(plain_over)
     how = {"concurrency": True, "on_failure": True, "models": {"__all__": HOW_FIELDS}}
-    # (`seeds`, unset, came later and is left out like `dev`: test_seeds.py checks that one.)
-    assert plain_cfg.run_id("fp") == run_id("e2e", old, "fp", exclude={**how, "seeds": True})
+    # (`seeds` and `methods`, at their defaults, came later and are left out like `dev`:
+    # test_seeds.py and test_methods.py check those.)
+    later = {"seeds": True, "methods": True}
+    assert plain_cfg.run_id("fp") == run_id("e2e", old, "fp", exclude={**how, **later})
     assert cfg.run_id("fp") != plain_cfg.run_id("fp")
 
     result = run_pipeline(cfg, resolve=resolve_model_path)

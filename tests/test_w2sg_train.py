@@ -274,8 +274,9 @@ def test_run_id_of_a_config_without_dev_is_the_one_before_dev_existed() -> None:
     tiny = ModelConfig(kind="features", path="embedded/tiny-gpt2")
     cfg = W2SGConfig(name="rid", sizes=Sizes(weak=0.2, strong="rest", val=50), weak=tiny, strong=tiny)
     old = old_config.model_validate(cfg.model_dump(exclude_unset=True))  # no sizes.dev in it
-    # (`seeds`, unset, came later and is left out like `dev`: test_seeds.py checks that one.)
-    assert cfg.run_id("fp") == run_id("rid", old, "fp", exclude=frozenset({"icl", "seeds"}))
+    # (`seeds`, unset, and `methods`, at its default, came later and are left out like `dev`:
+    # test_seeds.py and test_methods.py check those.)
+    assert cfg.run_id("fp") == run_id("rid", old, "fp", exclude=frozenset({"icl", "seeds", "methods"}))
     with_dev = cfg.model_copy(update={"sizes": cfg.sizes.model_copy(update={"dev": 50})})
     assert with_dev.run_id("fp") != cfg.run_id("fp")
 

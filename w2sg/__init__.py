@@ -29,6 +29,7 @@ _EXPORTS = {
     "w2sg.icl": ["SELECTORS", "ICLConfig", "build_messages", "select_demos"],
     "w2sg.icl_experiment": ["run_icl"],
     "w2sg.losses": ["LOSSES", "LogConfLoss", "Loss", "ProductLoss", "XentLoss", "get_loss"],
+    "w2sg.methods": ["METHODS", "Method", "MethodInput", "Supervision", "register_method"],
     "w2sg.metrics": [
         "Estimate",
         "LabelQuality",

@@ -1,4 +1,5 @@
-"""The W2SG experiment: weak floor, weak labels, strong students per (label source, loss), ceiling.
+"""The W2SG experiment: weak floor, weak labels, strong students per (label source, loss, method),
+ceiling.
 
 A label source is any p(true) column of the strong split: `weak` (our weak teacher's predictions),
 a recorded column such as `weak_p_true`, or oversight labels added later. Nothing here changes
@@ -21,13 +22,15 @@ from torch import nn
 from w2sg.data import Example, Size, label_source, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
+from w2sg.features import cached_features
 from w2sg.icl import ICLConfig
 from w2sg.identity import run_id
 from w2sg.losses import LossName
+from w2sg.methods import VANILLA, Labels, Method, MethodInput, MethodSpec, Supervision, Vanilla, blind_pool
 from w2sg.metrics import Estimate, auc_ci, auc_pgr_ci, correct, label_quality, mean_ci, pgr_ci
 from w2sg.models import ModelConfig, build_classifier
 from w2sg.report import chance_reason, unrelated_reason, write_report
-from w2sg.results import ExperimentResult, SourceResult, StudentResult
+from w2sg.results import ExperimentResult, SourceResult, StudentResult, student_key
 from w2sg.run_folder import is_main_process, mark_complete, open_run, wait_for_main
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
@@ -76,6 +79,12 @@ class W2SGCore(BaseModel):
         default_factory=list, description="weak-teacher ensembles (same weak model), used as label sources"
     )
     losses: list[LossName] = Field(default_factory=lambda: ["xent"])
+    methods: list[MethodSpec] = Field(
+        default_factory=lambda: [Vanilla()],
+        min_length=1,
+        description="W2SG methods (w2sg.methods: vanilla, confident_only, probe_relabel, probe_filter, "
+        "s2s): a student per (label source, loss, method); a name, or a mapping of kind and settings",
+    )
     select_on: Literal["source", "gold"] = Field(
         "source",
         description="validation labels for student selection: the same weak source (no gold "
@@ -85,7 +94,16 @@ class W2SGCore(BaseModel):
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
 
-    ID_NEUTRAL: ClassVar[dict[str, Any]] = {"seeds": None}  # w2sg.identity: as before `seeds` existed
+    # w2sg.identity: as before `seeds` and `methods` existed (vanilla: the students every run trained)
+    ID_NEUTRAL: ClassVar[dict[str, Any]] = {"seeds": None, "methods": [Vanilla()]}
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct_methods(cls, methods: list[Any]) -> list[Any]:
+        labels = [m.label for m in methods]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"methods: each needs its own name (set `name` on repeats), got {labels}")
+        return methods
 
     @field_validator("seeds")
     @classmethod
@@ -185,6 +203,7 @@ class Fitter:
             "weak": [e for rows in sp.values() for e in rows],
             "strong": [*sp["strong"], *sp["val"], *sp["test"], *sp.get("dev", [])],
         }
+        self._features: dict[str, tuple[dict[str, int], np.ndarray]] = {}
 
     def fit(
         self,
@@ -196,8 +215,10 @@ class Fitter:
         weights: Sequence[float] | None = None,
         seed: int | None = None,
         what: str | None = None,
+        val_rows: Sequence[Example] | None = None,
     ) -> tuple[nn.Module, int]:
-        """`what` names the model in the progress lines (default: the role)."""
+        """`what` names the model in the progress lines (default: the role); `val_rows`: the rows
+        of `val_labels` (default: the whole val split)."""
         cfg = self.cfg
         mcfg, tcfg = (cfg.weak, cfg.weak_train) if role == "weak" else (cfg.strong, cfg.strong_train)
         # The experiment's seed moves every init and data order too; seed 0 keeps the train seeds
@@ -213,8 +234,33 @@ class Fitter:
             device=resolve_device(tcfg.device),
         )
         stage = f"train {what or role} ({Path(mcfg.path).name}, {tcfg.loss}, {len(rows)} rows)"
-        res = train(model, rows, labels, self.sp["val"], val_labels, tcfg, weights=weights, stage=stage)
+        val = self.sp["val"] if val_rows is None else val_rows
+        res = train(model, rows, labels, val, val_labels, tcfg, weights=weights, stage=stage)
         return model, res.best_step
+
+    def features(self, role: str, split: str) -> np.ndarray:
+        """Frozen features of the role's model on the rows of the strong or val split, from the
+        feature cache (for a `features` model, the rows its heads read), read once per role."""
+        if role not in self._features:
+            mcfg, tcfg = (
+                (self.cfg.weak, self.cfg.weak_train)
+                if role == "weak"
+                else (self.cfg.strong, self.cfg.strong_train)
+            )
+            # strong and val: what methods see (the feature cache holds rows, so any order reads alike)
+            rows = list({e.id: e for e in [*self.sp["strong"], *self.sp["val"]]}.values())
+            x = cached_features(
+                self.resolve(mcfg.path),
+                rows,
+                self.cfg.cache_dir,
+                pooling=mcfg.pooling,
+                max_length=mcfg.max_length,
+                device=resolve_device(tcfg.device),
+                layers=mcfg.layers,
+            )
+            self._features[role] = ({e.id: i for i, e in enumerate(rows)}, x.numpy())
+        at, x = self._features[role]
+        return x[[at[e.id] for e in self.sp[split]]]
 
     def predict(self, role: str, model: nn.Module, rows: Sequence[Example]) -> np.ndarray:
         """p(true) of a model `fit` made, on the device and at the precision it trained with."""
@@ -389,10 +435,12 @@ def student_result(
     student: dict[str, Column],
     ceiling: dict[str, Column],
     unrelated: str | None = None,
+    about: dict[str, Any] | None = None,
 ) -> StudentResult:
     """A student's figures (`name`: its source, loss, best step) on test, and on dev when it has a
     dev column (PGR there only against a floor on dev); `unrelated`: why its predictions do not
-    follow its labels, a collapse no constant-predictor test sees."""
+    follow its labels, a collapse no constant-predictor test sees; `about`: further fields (its
+    method, the rows it trained on)."""
     src, loss, best = name
     pgr, auc_pgr = sc.gaps(floors["test"], student["test"], ceiling["test"])
     on_dev: dict[str, Estimate] = {}
@@ -410,12 +458,14 @@ def student_result(
         auc_pgr=auc_pgr,
         collapsed=sc.chance(student["test"]) or unrelated,
         **on_dev,
+        **(about or {}),
     )
 
 
 def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) -> Scores:
-    """The strong ceiling on gold, then a student per (label source, loss) on each supervisor's
-    p(true) over `strong` (selected on its `val`). A supervisor with `test` p(true) is floored on
+    """The strong ceiling on gold, then a student per (label source, loss, method) on what the
+    method (`w2sg.methods`; vanilla: the labels as they are) makes of each supervisor's p(true)
+    over `strong` (selected on its `val`). A supervisor with `test` p(true) is floored on
     the test rows (paired with the students); without, it is floored on the strong split it
     labelled, which no student is tested on. With a `dev` split, the ceiling, every student and
     each supervisor with `dev` p(true) are scored on it too (PGR paired there); no model trains or
@@ -436,16 +486,20 @@ def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) 
         else:  # unpaired: the per-seed aggregates resample these rows on their own
             preds |= {f"{STRONG}gold": gold["strong"], f"{STRONG}floor__{src}": floors["test"].p}
         for loss in cfg.losses:
-            log.info("student on %s labels, %s loss", src, loss)
-            sel = list(labels["val"]) if cfg.select_on == "source" else list(gold["val"])
-            model, best = fitter.fit(
-                "strong", sp["strong"], list(labels["strong"]), sel, loss, what=f"student on {src}"
-            )
-            student = {k: Column(k, fitter.predict("strong", model, sp[k])) for k in on}
-            preds[f"student__{src}__{loss}"] = student["test"].p
-            # Gold-free: does it still follow the labels it learned from, on val?
-            follows = sc.follows(fitter.predict("strong", model, sp["val"]), labels["val"])
-            students.append(student_result(sc, (src, loss, best), floors, student, ceiling, follows))
+            for method in cfg.methods:
+                log.info("student on %s labels, %s loss, %s", src, loss, method.label)
+                sup = method_supervision(fitter, method, src, labels, loss)
+                what = f"student on {src}" + ("" if method.label == VANILLA else f" ({method.label})")
+                model, best = fit_student(fitter, loss, sup, what)
+                student = {k: Column(k, fitter.predict("strong", model, sp[k])) for k in on}
+                preds[student_key(src, loss, method.label)] = student["test"].p
+                # Gold-free: does it still follow the labels it learned from, on val?
+                follows = sc.follows(fitter.predict("strong", model, sp["val"]), sup.val.p)
+                kept = None if sup.strong.keep is None else int(sup.strong.keep.sum())
+                about = {"method": method.label, "rows": kept}
+                students.append(
+                    student_result(sc, (src, loss, best), floors, student, ceiling, follows, about)
+                )
     dev = ceiling.get("dev")
     return Scores(
         ceiling=sc.accuracy(ceiling["test"]),
@@ -457,6 +511,52 @@ def score_models(fitter: Fitter, supervisors: dict[str, dict[str, np.ndarray]]) 
         sources=sources,
         students=students,
         preds=preds,
+    )
+
+
+def method_supervision(
+    fitter: Fitter, method: Method, src: str, labels: dict[str, np.ndarray], loss: str
+) -> Supervision:
+    """What `method` makes of source `src`'s p(true) for a student with `loss`. It sees the strong
+    and val rows without gold (`w2sg.methods.MethodInput`); its answer is checked here."""
+    sp, name = fitter.sp, method.label
+    if isinstance(method, Vanilla):  # no method code: the students of every run before methods
+        return Supervision(Labels(labels["strong"]), Labels(labels["val"]))
+
+    def fit(strong: np.ndarray, val: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+        model, _ = fit_student(fitter, loss, Supervision(Labels(strong), Labels(val)), f"{what} on {src}")
+        return fitter.predict("strong", model, sp["strong"]), fitter.predict("strong", model, sp["val"])
+
+    inp = MethodInput(
+        name,
+        src,
+        loss,
+        blind_pool("strong", sp["strong"], labels["strong"], name),
+        blind_pool("val", sp["val"], labels["val"], name),
+        fitter.features,
+        fit,
+    )
+    sup = method.supervise(inp)
+    where = f"method {name!r} on source {src!r}"
+    return Supervision(
+        sup.strong.checked(len(sp["strong"]), f"{where}, strong split"),
+        sup.val.checked(len(sp["val"]), f"{where}, val split"),
+    )
+
+
+def fit_student(fitter: Fitter, loss: str, sup: Supervision, what: str) -> tuple[nn.Module, int]:
+    """A strong student on a method's rows, labels and weights of the strong split, selected on its
+    val labels (or on gold val, with `select_on: gold`)."""
+    sp, on = fitter.sp, sup.strong.rows()
+    rows = sp["strong"] if sup.strong.keep is None else [sp["strong"][i] for i in on]
+    weights = None if sup.strong.weights is None else list(sup.strong.weights[on])
+    if fitter.cfg.select_on == "gold":
+        val, sel = sp["val"], list(fitter.gold["val"])
+    else:
+        v = sup.val.rows()
+        val, sel = (sp["val"] if sup.val.keep is None else [sp["val"][i] for i in v]), list(sup.val.p[v])
+    return fitter.fit(
+        "strong", rows, list(sup.strong.p[on]), sel, loss, weights=weights, what=what, val_rows=val
     )
 
 

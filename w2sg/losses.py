@@ -1,5 +1,5 @@
 """Student losses for training on weak labels: plain cross entropy, Burns et al.'s auxiliary
-confidence loss, and the product-of-experts loss.
+confidence loss, the product-of-experts loss, and EleutherAI/w2s's `window`, `entropy` and `kl`.
 
 Every loss has one call signature, `loss(logits, labels, step_frac, weights=None) -> scalar`:
   logits:    (B, 2) float, column 1 is the class "true";
@@ -209,12 +209,78 @@ class GatedLogConfLoss(LogConfLoss):
         super().__init__(aux_coef, warmup_frac, gated=True)
 
 
-LossName = Literal["xent", "logconf", "logconf_gated", "product"]
+class WindowLoss(Loss):
+    """Confidence-window loss (EleutherAI/w2s `confidence_window_loss`): cross entropy only on the
+    rows where the student is still uncertain, max_c softmax(z)_c < 0.5 + radius; the sum over
+    them is divided by the whole batch (as the reference does), so a batch the student is sure of
+    gives 0 and no gradient. The reference's `radius: midweak` (the median |y - 1/2| of the
+    training labels) needs the whole training set, not a batch, and is not offered here."""
+
+    def __init__(self, radius: float = 0.15) -> None:
+        if not 0.0 <= radius <= 0.5:
+            raise ValueError(f"radius must be in [0, 0.5], got {radius}")
+        self.radius = radius
+
+    def forward(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor:
+        logits = logits.float()
+        uncertain = (torch.softmax(logits, dim=-1).max(dim=-1).values < 0.5 + self.radius).to(logits.dtype)
+        # Multiplying by the 0/1 mask (not indexing rows) keeps the shape static: no host sync.
+        w = uncertain if weights is None else uncertain * weights.to(logits.dtype)
+        return _ce(logits, _soft_target(logits, labels), w)
+
+
+class EntropyLoss(LogConfLoss):
+    """EleutherAI/w2s's `entropy` loss: `log_confidence_loss` with `harden=False`, i.e. the
+    auxiliary target is the student's own soft prediction p (detached) instead of hard(p):
+
+        t    = (1 - coef) * [1 - y, y] + coef * p
+        loss = mean_i -sum_c t_ic log softmax(z_i)_c = (1 - coef) CE(y, p) + coef H(p)
+
+    with coef as in `LogConfLoss` (warm-up over warmup_frac). As in the reference, p in the target
+    is detached, so the gradient is (1 - coef) (p - y), that of xent scaled down: the H(p) term
+    shows in the loss value only."""
+
+    def __init__(self, aux_coef: float = 0.5, warmup_frac: float = 0.1) -> None:
+        super().__init__(aux_coef, warmup_frac)
+
+    def forward(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor:
+        logits = logits.float()
+        coef = self.coef(step_frac)
+        preds = torch.softmax(logits, dim=-1).detach()
+        target = _soft_target(logits, labels) * (1 - coef) + preds * coef
+        return _ce(logits, target, weights)
+
+
+class KLLoss(Loss):
+    """KL divergence from the soft labels to the student (EleutherAI/w2s `kl_divergence_loss`,
+    `F.kl_div(log_softmax(z), t, reduction="batchmean")`): mean_i sum_c t_ic (log t_ic - log
+    softmax(z_i)_c) = xent - H(t). Its gradient is xent's; it is 0 where the student matches the
+    labels, so its value reads as the distance still to go."""
+
+    def forward(
+        self, logits: Tensor, labels: Tensor, step_frac: float, weights: Tensor | None = None
+    ) -> torch.Tensor:
+        logits = logits.float()
+        target = _soft_target(logits, labels)
+        # xlogy: 0 log 0 = 0 for hard labels
+        per_row = (torch.special.xlogy(target, target) - target * torch.log_softmax(logits, -1)).sum(-1)
+        return per_row.mean() if weights is None else (weights.to(logits.dtype) * per_row).mean()
+
+
+LossName = Literal["xent", "logconf", "logconf_gated", "product", "window", "entropy", "kl"]
 LOSSES: dict[str, type[Loss]] = {
     "xent": XentLoss,
     "logconf": LogConfLoss,  # Burns et al.'s, as the field compares against
     "logconf_gated": GatedLogConfLoss,
     "product": ProductLoss,
+    # EleutherAI/w2s (w2s/loss.py), for comparison against the field's methods (docs/methods.md)
+    "window": WindowLoss,
+    "entropy": EntropyLoss,
+    "kl": KLLoss,
 }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from w2sg.metrics import Estimate, auc_ci, correct, mean_ci
-from w2sg.results import ExperimentResult, ICLResult, ICLRow, SeedsResult, SeedStat
+from w2sg.results import VANILLA, ExperimentResult, ICLResult, ICLRow, SeedsResult, SeedStat
 
 
 def markdown_table(r: ExperimentResult) -> str:
@@ -31,7 +31,7 @@ def markdown_table(r: ExperimentResult) -> str:
         student = f"{s.accuracy}" + (" (collapsed)" if s.collapsed else "")
         lines.append(
             f"| {s.source} | {f.labels.accuracy} | {f.labels.ece:.3f} | {f.labels.brier:.3f} | {floor} "
-            f"| {s.loss} | {student} | {r.ceiling} | {gap} |"
+            f"| {s.trained} | {student} | {r.ceiling} | {gap} |"
         )
     if any(f.floor_split != "test" for f in r.sources):
         lines += [
@@ -39,6 +39,8 @@ def markdown_table(r: ExperimentResult) -> str:
             "† a supervisor with no test predictions (a recorded column, or an oversight graph: test rows "
             "have no passage): its floor is its accuracy on the strong split.",
         ]
+    if any(s.method != VANILLA for s in r.students):
+        lines += ["", "loss · method: a student whose labels a W2SG method made (docs/methods.md)."]
     lines += ["", *regime_lines({f.source: f.floor for f in r.sources}, r.ceiling, chance=chance)]
     lines += ["(results.json keeps every raw PGR.)", *chance_lines(r), *collapse_lines(r)]
     lines += auc_table(r)
@@ -66,7 +68,7 @@ def dev_table(r: ExperimentResult) -> list[str]:
         floor = floors.get(s.source)
         gap = pgr_cell(s.pgr_dev, floor, ceiling, chance=s.source in chance)
         cells = ["-" if x is None else str(x) for x in (floor, s.accuracy_dev)]
-        lines.append(f"| {s.source} | {cells[0]} | {s.loss} | {cells[1]} | {ceiling} | {gap} |")
+        lines.append(f"| {s.source} | {cells[0]} | {s.trained} | {cells[1]} | {ceiling} | {gap} |")
     return [*lines, "", *dev_regime_lines(r)]
 
 
@@ -93,7 +95,7 @@ def auc_table(r: ExperimentResult) -> list[str]:
     for s in r.students:
         f = floors[s.source]
         floor = cell(f.floor_auc) + ("" if f.floor_split == "test" else " †")
-        row = f"| {s.source} | {floor} | {s.loss} | {cell(s.auc)} | {r.ceiling_auc} | "
+        row = f"| {s.source} | {floor} | {s.trained} | {cell(s.auc)} | {r.ceiling_auc} | "
         row += pgr_cell(s.auc_pgr, f.floor_auc, r.ceiling_auc, chance=s.source in chance) + " |"
         if dev is not None:
             gap = pgr_cell(s.auc_pgr_dev, f.floor_auc_dev, dev, chance=s.source in chance_dev)
@@ -110,7 +112,7 @@ def collapse_lines(r: ExperimentResult) -> list[str]:
     """One sentence per collapsed student: indistinguishable from chance or a constant predictor on
     test (`chance_reason`), or predictions that do not follow its own labels."""
     return [
-        f"Collapsed student {s.source} · {s.loss}: {s.collapsed}; its PGR does not measure "
+        f"Collapsed student {s.source} · {s.trained}: {s.collapsed}; its PGR does not measure "
         "weak-to-strong generalization."
         for s in r.students
         if s.collapsed
@@ -349,7 +351,7 @@ def plot(r: ExperimentResult, path: Path) -> None:
     dots(0.2, [floors[s.source] for s in rows], "supervisor (floor)", "s")
     dots(0.0, [s.accuracy for s in rows], "strong student", "o")
     dots(-0.2, [r.ceiling for _ in rows], "strong ceiling", "^")
-    ax.set_yticks(list(y), [f"{s.source} · {s.loss}" for s in rows], fontsize=8)
+    ax.set_yticks(list(y), [f"{s.source} · {s.trained}" for s in rows], fontsize=8)
     for i, s in zip(y, rows, strict=True):
         at = s.source in chance
         shown = pgr_cell(s.pgr, floors[s.source], r.ceiling, lambda e: f"PGR {e.value:.2f}", at)
@@ -414,7 +416,7 @@ def seeds_table(r: SeedsResult) -> str:
             floor, floor_auc = floor + " †", floor_auc + " †"
         student = seed_cell(s.accuracy) + (" (collapsed)" if s.collapsed else "")
         lines.append(
-            f"| {s.source} | {s.loss} | {floor} | {student} | {seed_cell(r.ceiling)} "
+            f"| {s.source} | {s.trained} | {floor} | {student} | {seed_cell(r.ceiling)} "
             f"| {pgr_cell(s.pgr, f.floor.mean, r.ceiling.mean, chance=s.source in chance)} | {floor_auc} "
             f"| {seed_cell(s.auc)} | {seed_cell(r.ceiling_auc)} "
             f"| {pgr_cell(s.auc_pgr, f.floor_auc.mean, r.ceiling_auc.mean, chance=s.source in chance)} |"
@@ -429,7 +431,7 @@ def seeds_table(r: SeedsResult) -> str:
     ]
     lines += [line for x in r.runs for line in chance_lines(x.result, f" in seed {x.seed}")]
     lines += [
-        f"Collapsed student {s.source} · {s.loss} in seed {seed}: {why}."
+        f"Collapsed student {s.source} · {s.trained} in seed {seed}: {why}."
         for s in r.students
         for seed, why in s.collapsed.items()
     ]
@@ -474,7 +476,7 @@ def per_seed_table(r: SeedsResult) -> list[str]:
             auc_ceiling = e.ceiling_auc
             auc_pgr = "-" if auc_ceiling is None else pgr_cell(s.auc_pgr, f.floor_auc, auc_ceiling, chance=at)
             lines.append(
-                f"| {run.seed} | {s.source} | {s.loss} | {floor} | {s.accuracy} | {e.ceiling} "
+                f"| {run.seed} | {s.source} | {s.trained} | {floor} | {s.accuracy} | {e.ceiling} "
                 f"| {pgr_cell(s.pgr, f.floor, e.ceiling, chance=at)} | {cell(s.auc)} | {auc_pgr} |"
             )
     return lines
@@ -508,7 +510,7 @@ def plot_seeds(r: SeedsResult, path: Path) -> None:
         )
     for i, s in enumerate(rows):
         ax.plot(s.accuracy.per_seed, [i] * len(s.accuracy.per_seed), ".", color="grey", markersize=4)
-    ax.set_yticks(list(range(len(rows))), [f"{s.source} · {s.loss}" for s in rows], fontsize=8)
+    ax.set_yticks(list(range(len(rows))), [f"{s.source} · {s.trained}" for s in rows], fontsize=8)
     ax.set_xlabel(
         f"test accuracy, mean over {len(r.seeds)} seeds (95% CIs over seeds and questions; dots: seeds)"
     )

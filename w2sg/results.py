@@ -8,10 +8,34 @@ from pydantic import BaseModel, ConfigDict, Field
 from w2sg.ensembles import EnsembleResult
 from w2sg.metrics import Estimate, LabelQuality
 
+#: The method of every student trained before methods existed (`w2sg.methods.VANILLA`).
+VANILLA = "vanilla"
 
-class StudentResult(BaseModel):
+
+def student_key(source: str, loss: str, method: str = VANILLA) -> str:
+    """A student's column in predictions.npz; a vanilla student's is the one it had before methods."""
+    return f"student__{source}__{loss}" + ("" if method == VANILLA else f"__{method}")
+
+
+class StudentName(BaseModel):
+    """Who a student is: its label source, loss and W2SG method (`w2sg.methods`)."""
+
     source: str
     loss: str
+    # Defaulted, so that results.json files written before methods existed still load.
+    method: str = Field(VANILLA, description="the W2SG method that made its labels (w2sg.methods)")
+
+    @property
+    def trained(self) -> str:
+        """Its loss, and its method unless vanilla: `xent`, `xent · probe_filter`."""
+        return self.loss if self.method == VANILLA else f"{self.loss} · {self.method}"
+
+    @property
+    def key(self) -> str:
+        return student_key(self.source, self.loss, self.method)
+
+
+class StudentResult(StudentName):
     accuracy: Estimate
     pgr: Estimate
     best_step: int
@@ -30,6 +54,7 @@ class StudentResult(BaseModel):
         "constant predictor on test (`w2sg.report.chance_reason`), or val predictions that agree with "
         "its own labels no more than chance",
     )
+    rows: int | None = Field(None, description="strong rows it trained on, when its method kept a subset")
 
 
 class SourceResult(BaseModel):
@@ -109,9 +134,7 @@ class SeedsSource(BaseModel):
     floor_auc: SeedStat
 
 
-class SeedsStudent(BaseModel):
-    source: str
-    loss: str
+class SeedsStudent(StudentName):
     accuracy: SeedStat
     auc: SeedStat
     pgr: Estimate = Field(description="PGR of the seed-mean accuracies, its interval from the same draws")

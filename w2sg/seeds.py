@@ -33,7 +33,15 @@ from w2sg.metrics import (
     pgr_draws,
 )
 from w2sg.report import write_seeds_report
-from w2sg.results import ExperimentResult, SeedRun, SeedsResult, SeedsSource, SeedsStudent, SeedStat
+from w2sg.results import (
+    ExperimentResult,
+    SeedRun,
+    SeedsResult,
+    SeedsSource,
+    SeedsStudent,
+    SeedStat,
+    StudentName,
+)
 from w2sg.run_folder import is_main_process, load_complete, mark_complete, start_run, wait_for_main
 
 log = logging.getLogger(__name__)
@@ -122,7 +130,7 @@ def aggregate(
     """The aggregate of the seed runs `runs` from their saved p(true) `columns` (one dict a seed)."""
     first = runs[0].result
     names = ["ceiling", *(f"floor__{s.source}" for s in first.sources)]
-    names += [f"student__{s.source}__{s.loss}" for s in first.students]
+    names += [s.key for s in first.students]
     for r, cols in zip(runs, columns, strict=True):
         if missing := [n for n in names if n not in cols]:
             raise ValueError(
@@ -141,16 +149,17 @@ def aggregate(
     ]
     students = []
     for s in first.students:
-        name, floor = f"student__{s.source}__{s.loss}", f"floor__{s.source}"
+        name, floor = s.key, f"floor__{s.source}"
         students.append(
             SeedsStudent(
                 source=s.source,
                 loss=s.loss,
+                method=s.method,
                 accuracy=acc[name].stat(),
                 auc=auc[name].stat(),
                 pgr=mean_pgr(acc[floor], acc[name], acc["ceiling"]),
                 auc_pgr=mean_pgr(auc[floor], auc[name], auc["ceiling"]),
-                collapsed=collapsed_seeds(s.source, s.loss, runs),
+                collapsed=collapsed_seeds(s, runs),
             )
         )
     return SeedsResult(
@@ -166,15 +175,10 @@ def aggregate(
     )
 
 
-def collapsed_seeds(source: str, loss: str, runs: list[SeedRun]) -> dict[int, str]:
-    """Seed → why the student of (`source`, `loss`) collapsed there: each seed run's own flag, so
-    the aggregate agrees with the runs' reports."""
-    return {
-        r.seed: s.collapsed
-        for r in runs
-        for s in r.result.students
-        if s.source == source and s.loss == loss and s.collapsed
-    }
+def collapsed_seeds(who: StudentName, runs: list[SeedRun]) -> dict[int, str]:
+    """Seed → why the student `who` (source, loss, method) collapsed there: each seed run's own
+    flag, so the aggregate agrees with the runs' reports."""
+    return {r.seed: s.collapsed for r in runs for s in r.result.students if s.key == who.key and s.collapsed}
 
 
 def mean_pgr(floor: Drawn, student: Drawn, ceiling: Drawn) -> Estimate:

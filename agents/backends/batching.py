@@ -55,6 +55,12 @@ class DynamicBatcher(Generic[Req, Res]):
         self._added.set()
         return await future
 
+    def close(self) -> None:
+        """Stop the worker task, so that a closed model leaves no task pending on its event loop."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         backlog: list[tuple[Req, asyncio.Future[Res]]] = []  # taken off the queue, in arrival order

@@ -1,9 +1,14 @@
 """Local transformers backend with dynamic batching.
 
 Concurrent `generate` calls share one left-padded, KV-cached decode loop; concurrent
-`choice_probs` calls share one forward pass. Each row keeps its own max_tokens, temperature,
+`choice_probs` calls share their prompt forwards. Each row keeps its own max_tokens, temperature,
 stop strings and seeded torch.Generator, so a row's output does not depend on its batch-mates
 (up to float rounding of padded matmuls).
+
+Prompt prefixes are reused (`HFOptions.prefix_cache_tokens`, agents/backends/prefix_cache.py): a
+prompt's key/value states are kept, and a later prompt computes only what follows its longest
+cached prefix. The outputs are those of a full prefill up to float rounding, as with batching;
+`prefix_cache_tokens: 0` runs the one-forward-per-batch path of before, bit for bit.
 """
 
 from __future__ import annotations
@@ -18,15 +23,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from agents.backends.batching import DynamicBatcher
 from agents.backends.embedded import CHATML_TEMPLATE, embedded_dir
+from agents.backends.prefix_cache import (
+    KV,
+    PrefillStats,
+    PrefixCache,
+    group_by_length,
+    shared_in_batch,
+    stack_left_padded,
+)
 from agents.config import HFOptions, ModelSpec
 from agents.errors import FatalModelError
 from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
 
 log = logging.getLogger(__name__)
+
+#: A prefix that rows of one batch share is computed once, before them, when it is at least this
+#: long: shorter ones (the chat template's first tokens) save less than a forward call costs.
+MIN_SHARED_PREFIX = 16
 
 
 def _chars(req: _Gen | _Score) -> int:
@@ -111,6 +129,21 @@ class HFBackend:
         self.score_batcher = DynamicBatcher(
             self._score_batch, self._executor, max_batch_size=size, max_wait_s=wait, size_of=_chars
         )
+        self.stats = PrefillStats()
+        self.prefix_cache = self._make_prefix_cache()
+
+    def _make_prefix_cache(self) -> PrefixCache | None:
+        """The prompt-prefix cache, if enabled and the model's KV cache is one plain tensor pair per
+        layer (sliding-window or recurrent layers cannot be sliced at a prefix)."""
+        if not self.options.prefix_cache_tokens:
+            return None
+        with torch.inference_mode():
+            probe = self.model(input_ids=torch.tensor([[self.pad_id]], device=self.device), use_cache=True)
+        layers = getattr(getattr(probe, self._cache_kw), "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            log.warning("%s: KV cache cannot be reused by prefix (%s); prefix cache off", self.name, layers)
+            return None
+        return PrefixCache(self.options.prefix_cache_tokens)
 
     # ---- prompt encoding -------------------------------------------------------------------
     def encode(self, messages: Sequence[Message]) -> list[int]:
@@ -150,6 +183,8 @@ class HFBackend:
         )
 
     async def aclose(self) -> None:
+        self.gen_batcher.close()
+        self.score_batcher.close()
         self._executor.shutdown(wait=True)
 
     # ---- batched work (worker thread) ------------------------------------------------------
@@ -165,19 +200,48 @@ class HFBackend:
     @torch.inference_mode()
     def _generate_batch(self, reqs: list[_Gen]) -> list[_GenOut]:
         # Tokenise here, off the event loop, so concurrent callers reach the queue at once.
-        for r in reqs:
-            r.ids = self.encode(r.messages)
-        ids, mask = self._left_pad([r.ids for r in reqs if r.ids is not None])  # (B, T)
+        seqs = [self.encode(r.messages) for r in reqs]
+        for r, s in zip(reqs, seqs, strict=True):
+            r.ids = s
+        self.stats.prompt_tokens += sum(len(s) for s in seqs)
+        t0 = time.perf_counter()
+        if self.prefix_cache is None:
+            first, cache, mask = self._prefill_padded(seqs)
+        else:
+            logits, kvs = self._prefill_reused(seqs, [1] * len(seqs))
+            first = torch.cat(logits)  # (B, vocab)
+            width = max(len(s) for s in seqs)
+            cache = DynamicCache(ddp_cache_data=stack_left_padded(kvs, width))
+            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
+        self.stats.prefill_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = self._decode(reqs, first, cache, mask)
+        self.stats.decode_s += time.perf_counter() - t0
+        self.stats.decode_tokens += sum(len(o.ids) for o in out)
+        return out
+
+    def _prefill_padded(self, seqs: list[list[int]]) -> tuple[torch.Tensor, object, torch.Tensor]:
+        """All prompts in one left-padded forward: (last logits (B, vocab), KV cache, mask)."""
+        ids, mask = self._left_pad(seqs)  # (B, T)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        gens = [_generator(r.params, self.device) for r in reqs]
+        self.stats.computed_tokens += sum(len(s) for s in seqs)
         # logits_to_keep=1: only the last position's logits, not a (B, T, vocab) tensor.
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1
         )
+        return out.logits[:, -1, :], getattr(out, self._cache_kw), mask
+
+    def _decode(
+        self, reqs: list[_Gen], first: torch.Tensor, cache: object, mask: torch.Tensor
+    ) -> list[_GenOut]:
+        """The KV-cached decode loop from each row's last prompt logits; `mask` marks real tokens."""
+        gens = [_generator(r.params, self.device) for r in reqs]
+        pos = mask.sum(-1, keepdim=True)  # (B, 1): the next token's position in each row
+        logits = first
         new: list[list[int]] = [[] for _ in reqs]
         finish: list[str | None] = [None] * len(reqs)
         for _ in range(max(r.params.max_tokens for r in reqs)):
-            nxt = self._pick(out.logits[:, -1, :].float(), reqs, gens)  # (B,)
+            nxt = self._pick(logits.float(), reqs, gens)  # (B,)
             for i, r in enumerate(reqs):
                 if finish[i] is not None:
                     continue
@@ -194,20 +258,92 @@ class HFBackend:
                 [[t if f is None else self.pad_id] for t, f in zip(nxt.tolist(), finish, strict=True)]
             )
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            pos = pos[:, -1:] + 1
-            kv = {self._cache_kw: getattr(out, self._cache_kw)}
             out = self.model(
                 input_ids=feed.to(self.device),
                 attention_mask=mask,
                 position_ids=pos,
                 use_cache=True,
                 logits_to_keep=1,
-                **kv,
+                **{self._cache_kw: cache},
             )
+            cache, logits, pos = getattr(out, self._cache_kw), out.logits[:, -1, :], pos + 1
         results = []
         for r, toks, f in zip(reqs, new, finish, strict=True):
             text = self.tokenizer.decode([t for t in toks if t not in self.eos_ids], skip_special_tokens=True)
             results.append(_GenOut(ids=toks, text=_cut_at_stop(text, r.params.stop), finish=f or "length"))
+        return results
+
+    # ---- prefix reuse (worker thread) ------------------------------------------------------
+    def _prefill_reused(self, seqs: list[list[int]], needs: list[int]) -> tuple[list[torch.Tensor], list[KV]]:
+        """Per row: the logits of its last `need` positions (need, vocab) and its prompt's KV.
+
+        A prefix that several rows of the batch share, and that the cache lacks, is computed first
+        (recursively, so a prefix all rows share is computed once too); then each row computes only
+        what follows its longest cached prefix, in groups of similar length.
+        """
+        cache = self.prefix_cache
+        assert cache is not None
+        firsts: dict[tuple[int, ...], None] = {}
+        for s, need, shared in zip(seqs, needs, shared_in_batch(seqs), strict=True):
+            p = min(shared, len(s) - need)
+            if p <= cache.max_tokens and p - cache.match(s, p)[0] >= MIN_SHARED_PREFIX:
+                firsts[tuple(s[:p])] = None
+        if firsts:
+            self._prefill_reused([list(k) for k in firsts], [1] * len(firsts))
+        found = [cache.match(s, len(s) - need) for s, need in zip(seqs, needs, strict=True)]
+        logits: list[torch.Tensor] = [torch.empty(0)] * len(seqs)
+        kvs: list[KV] = [[] for _ in seqs]
+        for group in group_by_length([len(s) - p for s, (p, _) in zip(seqs, found, strict=True)]):
+            outs = self._forward_group(
+                [seqs[i] for i in group], [found[i] for i in group], [needs[i] for i in group]
+            )
+            for i, (lg, kv) in zip(group, outs, strict=True):
+                logits[i], kvs[i] = lg, kv
+                cache.put(seqs[i], kv)
+        return logits, kvs
+
+    def _forward_group(
+        self, seqs: list[list[int]], pasts: list[tuple[int, KV]], needs: list[int]
+    ) -> list[tuple[torch.Tensor, KV]]:
+        """One forward of rows that continue cached prefixes. Row i's sequence is its prefix,
+        right-aligned in a (G, P) past, then its suffix, right-aligned in a (G, S) input: pads sit
+        left of each part, masked, and positions are given explicitly, so no real token sees one."""
+        plen = [p for p, _ in pasts]
+        width_p = max(plen)
+        sufs = [s[p:] for s, p in zip(seqs, plen, strict=True)]
+        width_s = max(len(x) for x in sufs)
+        self.stats.computed_tokens += sum(len(x) for x in sufs)
+        ids = torch.full((len(seqs), width_s), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width_p + width_s), dtype=torch.long)
+        pos = torch.zeros((len(seqs), width_s), dtype=torch.long)
+        for i, (suf, p) in enumerate(zip(sufs, plen, strict=True)):
+            ids[i, width_s - len(suf) :] = torch.tensor(suf)
+            mask[i, width_p - p : width_p] = 1
+            mask[i, width_p + width_s - len(suf) :] = 1
+            pos[i, width_s - len(suf) :] = torch.arange(p, p + len(suf))
+        kw = {}
+        if width_p:
+            past = stack_left_padded([kv for _, kv in pasts], width_p)
+            kw[self._cache_kw] = DynamicCache(ddp_cache_data=past)
+        out = self.model(
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=pos.to(self.device),
+            use_cache=True,
+            logits_to_keep=max(needs),
+            **kw,
+        )
+        layers = [(layer.keys, layer.values) for layer in getattr(out, self._cache_kw).layers]
+        results = []
+        for i, (suf, p, need) in enumerate(zip(sufs, plen, needs, strict=True)):
+            keep = torch.cat(
+                [
+                    torch.arange(width_p - p, width_p),
+                    torch.arange(width_p + width_s - len(suf), width_p + width_s),
+                ]
+            ).to(self.device)
+            kv = [(k[i : i + 1, :, keep], v[i : i + 1, :, keep]) for k, v in layers]
+            results.append((out.logits[i, out.logits.shape[1] - need :], kv))
         return results
 
     def _pick(
@@ -231,10 +367,34 @@ class HFBackend:
                 (r.prompt, [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in r.choices])
             )
         rows: dict[tuple[int, ...], int] = {}
+        needs: list[int] = []  # per row: how many of its last positions' logits some choice reads
         for prompt, cids in encoded:
             for c in cids:
-                rows.setdefault(tuple(prompt + c[:-1]), len(rows))
+                row = rows.setdefault(tuple(prompt + c[:-1]), len(rows))
+                if row == len(needs):
+                    needs.append(1)
+                needs[row] = max(needs[row], len(c))
         seqs = [list(k) for k in rows]
+        self.stats.prompt_tokens += sum(len(s) for s in seqs)
+        t0 = time.perf_counter()
+        logp = self._row_logprobs(seqs, needs)
+        self.stats.prefill_s += time.perf_counter() - t0
+        out = []
+        for prompt, cids in encoded:
+            scores = []
+            for c in cids:
+                row = rows[tuple(prompt + c[:-1])]
+                start = len(prompt) - 1 - (len(seqs[row]) - needs[row])  # in the row's kept positions
+                scores.append(float(sum(logp[row][start + j, t] for j, t in enumerate(c))))
+            out.append(scores)
+        return out
+
+    def _row_logprobs(self, seqs: list[list[int]], needs: list[int]) -> list[torch.Tensor]:
+        """Per row, log-probabilities (need, vocab) at its last `need` positions, on the CPU."""
+        if self.prefix_cache is not None:
+            logits, _ = self._prefill_reused(seqs, needs)
+            return [torch.log_softmax(lg.float(), -1).cpu() for lg in logits]
+        self.stats.computed_tokens += sum(len(s) for s in seqs)
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -244,15 +404,7 @@ class HFBackend:
         logp = torch.log_softmax(
             self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits.float(), -1
         ).cpu()
-        out = []
-        for prompt, cids in encoded:
-            scores = []
-            for c in cids:
-                row = rows[tuple(prompt + c[:-1])]
-                start = len(prompt) - 1
-                scores.append(float(sum(logp[row, start + j, t] for j, t in enumerate(c))))
-            out.append(scores)
-        return out
+        return [logp[i, len(s) - n : len(s)] for i, (s, n) in enumerate(zip(seqs, needs, strict=True))]
 
 
 def _generator(params: GenerateParams, device: torch.device) -> torch.Generator | None:

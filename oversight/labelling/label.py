@@ -20,12 +20,13 @@ from agents.config import CacheConfig, Config, resolve_spec, spec_identity
 from agents.names import check_model_names
 from graphs.invoke import invoke_recorded
 from graphs.kinds import AnyGraph
+from graphs.spec import GraphSpec
 from oversight.labelling import human, shards
 from oversight.labelling.claims import Claims
 from oversight.labelling.human import HumanRules
 from oversight.labelling.provenance import label_row
 from oversight.labelling.store import LabelRow, LabelStore
-from w2sg.data import Example, fingerprint, split_by_question
+from w2sg.data import DataError, Example, fingerprint, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.identity import digest
 from w2sg.metrics import LabelQuality, label_quality
@@ -140,9 +141,26 @@ def judge_questions(cfg: LabelConfig) -> set[str]:
     return out
 
 
+def require_passages(protocols: dict[str, GraphSpec], what: str) -> None:
+    """For rows none of which has a passage (`what`: "60 questions in data.jsonl test"): a
+    DataError naming every protocol that needs one and the settings that make it need one."""
+    needing = {name: g.passage_settings() for name, g in protocols.items() if g.needs_passage}
+    if not needing:
+        return
+    named = " and ".join(f"{name} ({', '.join(settings)})" for name, settings in needing.items())
+    one = len(needing) == 1
+    raise DataError(
+        f"none of the {what} has a passage, and protocol{'' if one else 's'} {named} "
+        f"need{'s' if one else ''} a passage: drop {'it' if one else 'them'}, or set those settings "
+        "to false (docs/protocols.md#passages)"
+    )
+
+
 def select_rows(cfg: LabelConfig) -> tuple[list[Example], int]:
     """The rows to label, and how many were left out because a trained judge saw them."""
     rows = load_split(cfg.dataset, cfg.split, seed=cfg.seed)
+    if rows and not any(e.support for e in rows):
+        require_passages({"graph": cfg.graph}, f"{len(rows)} rows of {cfg.dataset.title} {cfg.split}")
     seen = judge_questions(cfg)
     kept = [e for e in rows if e.qid not in seen]
     excluded = len(rows) - len(kept)

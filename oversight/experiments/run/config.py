@@ -14,6 +14,7 @@ from oversight.labelling.judges import judge_train_config
 from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore
 from w2sg.identity import run_id
+from w2sg.methods import VANILLA
 from w2sg.train import TrainConfig
 
 TRAINED = "trained"  # as a graph's judge / overseer_model: train a judge here on the `judge` split
@@ -105,6 +106,12 @@ class RunConfig(W2SGCore):
         ]
         if len(set(names)) != len(names):
             raise ValueError(f"label source names must be unique: {names}")
+        if [m.label for m in self.methods] != [VANILLA]:
+            # The run report keys students by (source, loss): it would show one method of several.
+            raise ValueError(
+                "methods: `w2sg run` trains vanilla students only for now; compare methods with "
+                "`w2sg train` (docs/methods.md)"
+            )
         for source, graph in self.protocols.items():
             where = f"protocols.{source}."
             if graph.needs_person:

@@ -32,7 +32,7 @@ from oversight.experiments.run.config import GRAPH_SPLITS, TRAINED, RunConfig
 from oversight.experiments.run.report import write_pipeline_report
 from oversight.experiments.run.results import PipelineResult, SourceReport
 from oversight.labelling.judges import JudgeInfo, train_judge, transcripts_to_judge
-from oversight.labelling.label import LabelConfig, label
+from oversight.labelling.label import LabelConfig, label, require_passages
 from oversight.labelling.soft_labels import (
     Calibrator,
     DawidSkene,
@@ -41,7 +41,7 @@ from oversight.labelling.soft_labels import (
     weighted_average,
 )
 from oversight.labelling.store import LabelRow, LabelStore
-from w2sg.data import DataError, Example, split_by_question
+from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split, train_pool
 from w2sg.experiment import Fitter, save_predictions, score_models, supervise
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
@@ -69,7 +69,7 @@ def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int | 
         pool, what = with_passage, f"questions with a passage in {where} test (of its {n_all} questions)"
     else:
         pool, what = test_rows, f"questions in {where} test"
-        _refuse_passage_protocols(cfg, n_all)
+        require_passages(cfg.protocols, f"{n_all} questions in {where} test")
     sp = split_by_question(
         pool, {"judge": s.judge, "calib": s.calib, "strong": s.strong, "val": s.val}, seed=cfg.seed, what=what
     )
@@ -82,20 +82,6 @@ def prepare_run_splits(cfg: RunConfig) -> tuple[dict[str, list[Example]], int | 
         pool, held, seed=cfg.seed, what=f"questions in {where} train not in its test split"
     )
     return sp, len(used) if with_passage else None
-
-
-def _refuse_passage_protocols(cfg: RunConfig, n_all: int) -> None:
-    """On data without passages, name the protocols that need one and the settings that make them."""
-    needing = {name: g.passage_settings() for name, g in cfg.protocols.items() if g.needs_passage}
-    if not needing:
-        return
-    named = " and ".join(f"{name} ({', '.join(settings)})" for name, settings in needing.items())
-    one = len(needing) == 1
-    raise DataError(
-        f"none of the {n_all} questions in {cfg.dataset.title} test has a passage, and "
-        f"protocol{'' if one else 's'} {named} need{'s' if one else ''} a passage: drop "
-        f"{'it' if one else 'them'}, or set those settings to false (docs/protocols.md#passages)"
-    )
 
 
 def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run_dir: Path) -> JudgeInfo:
