@@ -13,7 +13,7 @@ from agents import GenerateParams, Message
 from agents.backends.hf import HFBackend, _Gen, load_hf
 from agents.backends.prefix_cache import PrefixCache, group_by_length, shared_in_batch
 from agents.config import HFOptions, ModelSpec, spec_identity
-from w2sg.run_folder import run_id
+from w2sg.identity import run_id
 
 PASSAGE = (
     "Source passage: The spokes of Saturn's rings appear seasonally and their origin is as yet "
