@@ -389,20 +389,29 @@ graph: {{kind: debate, protocol: blind, judge: judge}}
 
 def test_one_config_base() -> None:
     """`Config` (extra="forbid") is defined once for agents, graphs and oversight (agents.config),
-    once for w2sg, which imports none of them (w2sg.models); no class repeats the setting (frozen
-    records have their own base, `agents.types.Record`)."""
-    where = {
-        str(p.relative_to(ROOT))
-        for pkg in ("agents", "graphs", "oversight", "w2sg")
-        for p in (ROOT / pkg).rglob("*.py")
-        if "class Config(BaseModel)" in p.read_text()
-    }
-    assert where == {"agents/config.py", "w2sg/models.py"}
+    once for w2sg, which imports none of them (w2sg.config); no other class repeats the setting
+    (frozen records have their own `ConfigDict(frozen=True, ...)`)."""
+    files = [p for pkg in ("agents", "graphs", "oversight", "w2sg") for p in (ROOT / pkg).rglob("*.py")]
+    where = {str(p.relative_to(ROOT)) for p in files if "class Config(BaseModel)" in p.read_text()}
+    assert where == {"agents/config.py", "w2sg/config.py"}
     repeated = [
         str(p.relative_to(ROOT))
-        for pkg in ("agents", "graphs", "oversight")
-        for p in (ROOT / pkg).rglob("*.py")
-        if 'extra="forbid"' in p.read_text()
-        and str(p.relative_to(ROOT)) not in ("agents/config.py", "agents/types.py")  # types: Record
+        for p in files
+        if 'ConfigDict(extra="forbid")' in p.read_text() and str(p.relative_to(ROOT)) not in where
     ]
     assert not repeated, repeated
+
+
+def test_every_experiment_has_one_root() -> None:
+    """Every experiment's config derives from `w2sg.config.Experiment` (name, out_dir), so a
+    shared setting is declared once."""
+    from oversight.experiments.grid.config import GridConfig
+    from oversight.experiments.ladder.config import LadderConfig
+    from oversight.experiments.run.config import RunConfig
+    from oversight.experiments.tournament.config import TournamentConfig
+    from w2sg.config import Experiment
+    from w2sg.experiment import W2SGConfig
+
+    for kind in (GridConfig, LadderConfig, RunConfig, TournamentConfig, W2SGConfig):
+        assert issubclass(kind, Experiment), kind
+        assert kind.model_fields["out_dir"].annotation is Path, kind

@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -47,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from w2sg.config import Config
 from w2sg.data import DATA_DIR_ENV, DataError, Example, Size, dedupe, make_id, resolve_sizes
 
 Format = Literal["auto", "sciq", "choices_key", "choices_index", "boolq", "binarized", "binary", "pairwise"]
@@ -84,13 +83,12 @@ def sciq_dir() -> Path:
     )
 
 
-class FileSplit(BaseModel):
+class FileSplit(Config):
     """`split: {test: 0.2, seed: 0}`: one file's questions divided into train and test. A
     question's rank is a hash of the seed and its id, so the split depends on the seed and the
     questions alone (not on row order), and a question stays where it is as the file grows
     unless it sits at the boundary."""
 
-    model_config = ConfigDict(extra="forbid")
     test: Size = Field(0.2, description="test questions: a share (0.2, rounded down) or a count")
     seed: int = Field(0, description="which questions go to test (the experiment's `seed` does not move it)")
 
@@ -116,9 +114,7 @@ class FileSplit(BaseModel):
         return {"train": [e for e in rows if e.qid not in test], "test": [e for e in rows if e.qid in test]}
 
 
-class DatasetSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DatasetSpec(Config):
     name: str | None = Field(
         None, description="a registry entry (sciq, boolq, ...): defaults for every field below"
     )

@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from w2sg.config import Config
 from w2sg.data import Example
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,7 @@ Fit = Callable[[Sequence[Example], np.ndarray, np.ndarray | None, int], Predicto
 Vote = Literal["soft", "majority"]
 
 
-class EnsembleConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EnsembleConfig(Config):
     method: Literal["bagging", "boosting"]
     name: str | None = Field(None, description="label source name; default: the method")
     n: int = Field(5, ge=1, description="bags (bagging) or maximum rounds (boosting)")

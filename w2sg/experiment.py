@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from w2sg.config import Config, Experiment
 from w2sg.data import Example, Size, label_source, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
@@ -38,11 +39,10 @@ log = logging.getLogger(__name__)
 WEAK = "weak"
 
 
-class Sizes(BaseModel):
+class Sizes(Config):
     """Questions per split (a multiple-choice question gives one row per candidate answer): a
     count, a share of the train file's questions (0.25), or `rest` (what the others leave)."""
 
-    model_config = ConfigDict(extra="forbid")
     weak: Size = Field(600, description="gold-labelled questions for the weak teacher")
     strong: Size = Field(1000, description="questions the student learns from (weak labels)")
     val: Size = Field(200, description="questions for model selection")
@@ -56,12 +56,11 @@ class Sizes(BaseModel):
     ID_NEUTRAL: ClassVar[dict[str, Any]] = {"dev": None}  # w2sg.identity: runs made before dev keep their ids
 
 
-class W2SGCore(BaseModel):
+class W2SGCore(Experiment):
     """The W2SG section every experiment config shares (`w2sg train`, `w2sg run`): the data, the
     weak teacher(s), the strong student and ceiling, how students learn and are selected, where
     runs go. `Fitter`, `supervise` and `score_models` read only this."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = "w2sg"
     seed: int = Field(0, description="moves the splits, the distractors, every init and data order")
     seeds: list[int] | None = Field(

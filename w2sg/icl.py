@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from w2sg.config import Config
 from w2sg.data import Example
 
 Selector = Literal["random", "balanced", "bm25", "topk", "votek"]
@@ -29,9 +30,7 @@ INSTRUCTION = (
 )
 
 
-class ICLConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ICLConfig(Config):
     model: str | dict[str, Any] = Field(
         "embedded/smollm2",
         description="any model string of the model layer, or a model spec mapping ({name, openai: "

@@ -15,15 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
+from w2sg.config import Config
 from w2sg.data import Example
 from w2sg.features import cached_features, lm_text, pool
-
-
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LoraConfig(Config):

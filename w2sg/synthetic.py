@@ -16,8 +16,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from w2sg.config import Config
 from w2sg.data import Example, make_example
 
 OVERSEER = "overseer"
@@ -25,10 +26,8 @@ OVERSEER = "overseer"
 OVERSEER_SIGNAL = 1.0
 
 
-class SyntheticModel(BaseModel):
+class SyntheticModel(Config):
     """A model that sees synthetic rows through one view; `hidden` picks the head as for `features`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["synthetic"] = Field(description="synthetic: a head on generated features (tests)")
     signal: float = Field(

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from w2sg.config import Config
 from w2sg.data import Example
 from w2sg.losses import Loss, LossName, get_loss
 from w2sg.models import Classifier, Inputs
@@ -39,9 +40,7 @@ log = logging.getLogger(__name__)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TrainConfig(Config):
     batch_size: int = Field(32, ge=1, description="rows per optimizer step (per process under DDP)")
     lr: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.0, ge=0)

@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from agents.config import Config, ModelRef, ModelSpec
+from agents.config import ModelRef, ModelSpec
 from graphs.kinds import AnyGraph
 from oversight.labelling import shards
+from w2sg.config import Experiment
 from w2sg.datasets import DatasetSpec
 from w2sg.identity import digest
 
@@ -41,7 +42,7 @@ class Cell(BaseModel):
     id: str = Field(description="hash of the config: the cell's folder name")
 
 
-class GridConfig(Config):
+class GridConfig(Experiment):
     name: str = "grid"
     out_dir: Path = Field(Path("runs"), description="the grid's folder is <out_dir>/<name>/")
     models: dict[str, ModelSpec] = Field(default_factory=dict, description="named models every cell may use")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from agents.config import Config
+from w2sg.config import Experiment
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.identity import run_id
@@ -37,7 +38,7 @@ class OversightArm(Config):
     )
 
 
-class LadderConfig(Config):
+class LadderConfig(Experiment):
     name: str = "ladder"
     seed: int = 0
     # `synthetic`: generated rows whose models are views of one hidden variable (tests, benchmarks).

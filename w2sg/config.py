@@ -1,0 +1,25 @@
+"""`Experiment`: the root of every experiment's config (`w2sg train` and `w2sg run`, ladder,
+tournament, grid): a name and the folder its runs go under; and `Config`, the base of every w2sg
+config: an unknown field is an error, never silently ignored. (`agents.config.Config` is the same
+base for agents, graphs and oversight: agents and w2sg never import each other.)
+
+Settings several experiments share but not all (seed, dataset, n_boot, cache_dir, concurrency) stay
+declared where they are: a run id hashes the config's fields in declaration order
+(w2sg.identity), so moving one up into this root would rename existing run folders. `out_dir` moves
+freely: where files live is never in an id.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Experiment(Config):
+    name: str = Field("experiment", description="the run folder's name starts with this")
+    out_dir: Path = Field(Path("runs"), description="run folders are created under here")
