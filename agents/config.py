@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -13,11 +13,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
     Tag,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 
@@ -67,14 +64,9 @@ class HFOptions(Config):
         "kv_heads x head_dim x dtype bytes (SmolLM2-135M fp32: 45 KiB); 0 turns reuse off",
     )
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        data = handler(self)
-        # How a model is run, not what it answers: run ids (`w2sg.run_folder.run_id`) stay those of
-        # the runs made before the field (spec_identity leaves it out through HOW_FIELDS).
-        if isinstance(data, dict) and info.context and info.context.get("run_id"):
-            data.pop("prefix_cache_tokens", None)
-        return data
+    # How a model is run, not what it answers (w2sg.identity): run ids stay those of the runs made
+    # before the field; spec_identity leaves it out through HOW_FIELDS.
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"prefix_cache_tokens": True}
 
 
 ChoiceMethodOption = Literal["auto", "logprobs", "echo", "completion_logprobs", "systemone", "sampled"]

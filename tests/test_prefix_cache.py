@@ -13,7 +13,7 @@ from agents import GenerateParams, Message
 from agents.backends.hf import HFBackend, _Gen, load_hf
 from agents.backends.prefix_cache import PrefixCache, group_by_length, shared_in_batch
 from agents.config import HFOptions, ModelSpec, spec_identity
-from w2sg.identity import run_id
+from w2sg.identity import left_out, run_id
 
 PASSAGE = (
     "Source passage: The spokes of Saturn's rings appear seasonally and their origin is as yet "
@@ -107,7 +107,7 @@ def test_zero_turns_reuse_off_and_the_option_changes_no_identity() -> None:
     assert "prefix_cache_tokens" not in spec_identity(specs[0])["hf"]
     # Configs hashed whole (ladder, tournament) keep the run ids of runs made before the option.
     assert run_id("r", specs[0], "d") == run_id("r", specs[1], "d")
-    assert "prefix_cache_tokens" not in specs[0].model_dump_json(context={"run_id": True})
+    assert left_out(specs[0]) == {"hf": {"prefix_cache_tokens": True}}  # declared on HFOptions
     assert specs[0].model_dump()["hf"]["prefix_cache_tokens"] == 0  # a plain dump keeps it
 
 
