@@ -133,16 +133,19 @@ def _merge(cfg: LabelConfig) -> None:
 @app.command("export", rich_help_panel="Labelling")
 def export_cmd(
     store: Annotated[Path, typer.Argument(help="a labelling store (SQLite)")],
-    out: Annotated[Path, typer.Option(help="output file (jsonl, csv, parquet) or folder (hf)")],
-    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv, parquet or hf")] = "jsonl",
+    out: Annotated[Path, typer.Option(help="output file (jsonl, csv, parquet) or folder (hf, inspect)")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl, csv, parquet, hf, or inspect (inspect_ai eval logs)")
+    ] = "jsonl",
     protocol: Annotated[str | None, typer.Option(help="only this protocol")] = None,
     config_hash: Annotated[str | None, typer.Option(help="only this config hash")] = None,
     force: Annotated[
-        bool, typer.Option(help="replace an existing --out of the same kind (a file, or an hf folder)")
+        bool, typer.Option(help="replace an existing --out of the same kind (a file, or a folder)")
     ] = False,
 ) -> None:
     """Export labels with provenance (protocol, models, seed, config hash, transcript, tokens, seconds)
-    and where each row came from (source_id, source columns).
+    and where each row came from (source_id, source columns). `--format inspect` writes one
+    inspect_ai eval log per protocol and config hash, for `inspect view --log-dir OUT`.
 
     An existing --out is kept unless --force; a folder where a file goes (or the reverse) is never
     replaced. The output appears only once complete; no temporary file is left behind."""

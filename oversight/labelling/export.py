@@ -1,5 +1,6 @@
-"""Export labels with their provenance: JSONL and CSV always; parquet (pyarrow) and a Hugging Face
-`datasets` folder when those packages are installed.
+"""Export labels with their provenance: JSONL and CSV always; parquet (pyarrow), a Hugging Face
+`datasets` folder and a folder of inspect_ai eval logs (`oversight.labelling.export_inspect`) when
+those packages are installed. `FORMATS` is the one registry of formats.
 
 Each label carries where its row came from in the user's data: `source_id` (the record's `id`
 column, else its row in the file from 0) and `source` (the record's columns but the passage),
@@ -20,13 +21,13 @@ import os
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from oversight.labelling import export_inspect
 from oversight.labelling.sqlite import check_store, read, tables
 from oversight.labelling.store import COLUMNS, LabelRow, row_of
-
-FORMATS = ("jsonl", "csv", "parquet", "hf")
 
 
 class ExportError(ValueError):
@@ -71,11 +72,11 @@ def export_rows(
 
 def check_target(out: str | Path, fmt: str, *, force: bool = False) -> Path:
     """Raise ExportError unless `out` may receive a `fmt` export: it does not exist, or it is of
-    the right kind (a file for jsonl / parquet, a folder for hf) and `force` is set."""
+    the right kind (a file for jsonl / csv / parquet, a folder for hf / inspect) and `force` is set."""
     if fmt not in FORMATS:
         raise ExportError(f"format must be {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
-    want_dir = fmt == "hf"
+    want_dir = FORMATS[fmt].folder
     if not (out.exists() or out.is_symlink()):
         return out
     if out.is_dir() != want_dir or not (out.is_dir() or out.is_file()):
@@ -93,36 +94,35 @@ def check_target(out: str | Path, fmt: str, *, force: bool = False) -> Path:
 def write_export(rows: list[dict[str, Any]], out: str | Path, fmt: str, *, force: bool = False) -> Path:
     """Write `rows` to `out` as `fmt`; see the module docstring for what is never overwritten."""
     out = check_target(out, fmt, force=force)
-    write = {"jsonl": _write_jsonl, "csv": _write_csv, "parquet": _write_parquet, "hf": _write_hf}[fmt]
-    writer = _import_writer(fmt)
+    form = FORMATS[fmt]
+    writer = form.load() if form.load else None  # a missing package is refused before anything is written
     out.parent.mkdir(parents=True, exist_ok=True)
     # Hidden and unique, beside the target: same filesystem (so the move is a rename), and two
     # exports never share a temporary.
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        write(rows, tmp, writer)
+        form.write(rows, tmp, writer)
         _publish(tmp, out, fmt, force)
     finally:
         _remove(tmp)
     return out
 
 
-def _import_writer(fmt: str) -> Any:
-    """The optional package a format needs, imported before anything is written."""
-    if fmt == "parquet":
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ValueError("parquet export needs pyarrow: pip install pyarrow") from None
-        return (pa, pq)
-    if fmt == "hf":
-        try:
-            import datasets
-        except ImportError:
-            raise ValueError("Hugging Face export needs datasets: pip install datasets") from None
-        return datasets
-    return None
+def _import_pyarrow() -> Any:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError("parquet export needs pyarrow: pip install pyarrow") from None
+    return (pa, pq)
+
+
+def _import_datasets() -> Any:
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError("Hugging Face export needs datasets: pip install datasets") from None
+    return datasets
 
 
 def _write_jsonl(rows: list[dict[str, Any]], tmp: Path, _: Any) -> None:
@@ -150,7 +150,7 @@ def _write_hf(rows: list[dict[str, Any]], tmp: Path, datasets: Any) -> None:
 
 def _publish(tmp: Path, out: Path, fmt: str, force: bool) -> None:
     """Move the finished export from `tmp` to `out` without clobbering what `force` does not allow."""
-    if fmt != "hf":
+    if not FORMATS[fmt].folder:
         if not force:
             # A hard link fails if `out` appeared since the check: never clobber without --force.
             try:
@@ -179,6 +179,23 @@ def _publish(tmp: Path, out: Path, fmt: str, force: bool) -> None:
         os.rename(old, out)
         raise
     _remove(old)
+
+
+class Format(NamedTuple):
+    """How one `--format` is written: `write(rows, tmp, load())`, into a file or a new folder."""
+
+    write: Callable[[list[dict[str, Any]], Path, Any], None]
+    folder: bool = False
+    load: Callable[[], Any] | None = None  # the optional package it needs, imported lazily
+
+
+FORMATS: dict[str, Format] = {
+    "jsonl": Format(_write_jsonl),
+    "csv": Format(_write_csv),
+    "parquet": Format(_write_parquet, load=_import_pyarrow),
+    "hf": Format(_write_hf, folder=True, load=_import_datasets),
+    "inspect": Format(export_inspect.write_inspect, folder=True, load=export_inspect.import_inspect),
+}
 
 
 def _remove(tmp: Path) -> None:
