@@ -85,7 +85,7 @@ def test_models_check_passes_on_every_shipped_config_with_weights(path: Path) ->
     here = [k for k, spec in models.items() if spec.provider not in REMOTE]
     if not here:
         pytest.skip("no model of this config runs offline")
-    code, out, err = invoke("models", "check", str(path), *(a for k in here for a in ("--only", k)))
+    code, _, err = invoke("models", "check", str(path), *(a for k in here for a in ("--only", k)))
     assert code == 0, err
 
 
@@ -99,7 +99,8 @@ def test_models_check_protocol_only_models(tmp_path: Path) -> None:
     )
     code, out, err = invoke("models", "check", str(cfg))
     assert code == 0, err
-    assert "reader: The passage supports the Earth: <quote>Gravity pulls objects towards the Earth.</quote>" in out
+    quote = "<quote>Gravity pulls objects towards the Earth.</quote>"
+    assert f"reader: The passage supports the Earth: {quote}" in out
     assert "a reader: it quotes and cannot judge" in out
     assert f"judge: not checkable (not trained yet: no folder {tmp_path / 'untrained'}" in out
     row = next(line for line in out.splitlines() if "extractive/j" in line)
