@@ -147,7 +147,7 @@ def _footnotes(rows: list[list[str]]) -> list[str]:
 
 
 def _all_figures(run_dir: Path, what: str = "All figures") -> str:
-    return f"{what}, intervals and words: {run_dir}/results.md"
+    return f"{what}: {run_dir}/results.md"
 
 
 def _short(e: Estimate | None, point: bool = False) -> str:
