@@ -83,7 +83,7 @@ def test_train_w2sg_is_w2sg_train(sciq: Path, tmp_path: Path) -> None:
     cfg = api.load_config(fields, W2SGConfig)
     assert api.train_w2sg(cfg).model_dump_json() == first.model_dump_json()  # loaded, not retrained
     path = tmp_path / "w2sg.yaml"
-    path.write_text(yaml.safe_dump(fields))
+    path.write_text(yaml.safe_dump(fields, sort_keys=False))  # key order is part of a config
     assert api.train_w2sg(path).run_id == first.run_id
     result = CliRunner().invoke(app, ["train", str(path)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
@@ -156,3 +156,23 @@ def test_load_dataset_takes_names_paths_and_specs(sciq: Path, tmp_path: Path) ->
     rows = api.load_dataset(csv, split="train")
     assert [e.label for e in rows] == [0, 1, 0, 1]
     assert len(api.load_dataset("sciq", split="test")) == 1000  # the registry name: the shared files
+
+
+def test_run_is_w2sg_run(tmp_path: Path) -> None:
+    """`api.run` on a dict makes the folder `w2sg run` on the same YAML loads (nothing reruns)."""
+    from test_pipeline import small
+
+    from oversight.experiments.run.results import PipelineResult
+
+    fields = small(tmp_path)
+    fields.update(protocols={"blind": fields["protocols"]["blind"]}, ensembles=[], aggregate=[])
+    result = api.run(fields)
+    assert isinstance(result, PipelineResult) and [s.source for s in result.sources] == ["weak", "blind"]
+    done = tmp_path / "runs" / result.run_id / "results.json"
+    stamp = done.stat().st_mtime_ns
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(fields, sort_keys=False))  # key order is part of a config
+    shown = CliRunner().invoke(app, ["run", str(path)], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    assert f"{result.run_id}/results.md" in shown.output.replace("\n", "")
+    assert done.stat().st_mtime_ns == stamp
