@@ -13,6 +13,10 @@ from agents.types import ChoiceProbs, Completion, GenerateParams, Message
 class ModelAPI(Protocol):
     #: canonical model string, e.g. "hf/gpt2", "openai/gpt-4o-mini@https://api.openai.com/v1"
     name: str
+    # Optional, read with getattr by `w2sg models check` (a backend without them answers any prompt
+    # and scores any choices):
+    #   check_prompt: str — a prompt it answers, for a backend that answers only protocol prompts;
+    #   not_checkable: dict[str, str] — "generate" / "choice_probs" → why it cannot make that call.
 
     async def generate(self, messages: Sequence[Message], params: GenerateParams) -> Completion:
         """One completion. Raise RetryableError for transient failures, FatalModelError otherwise."""

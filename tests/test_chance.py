@@ -273,7 +273,7 @@ def test_the_console_summary_says_it(quartz: ExperimentResult) -> None:
     console.print(summary(quartz, Path("runs/chance-test")))
     shown = console.export_text()
     assert "No weak-to-strong regime can be read for weak, blind" in shown
-    assert "At chance: weak's floor (test)" in shown and "(at chance)" in shown
+    assert "At chance: weak's floor (test)" in shown and "³ at chance" in shown
 
 
 def test_the_seeds_report_reads_no_regime_over_a_seed_at_chance(quartz: ExperimentResult) -> None:

@@ -45,9 +45,12 @@ def test_models_list_accepts_every_shipped_config(path: Path) -> None:
         assert "no `models:` mapping" in out
 
 
-# Providers a check can call here without weights or a network (the extractive reader answers only
-# debate-shaped prompts, so `models check` reports it as failing).
-LOCAL = ("scripted",)
+# Providers a check can call here without weights or a network: the extractive reader (asked a
+# protocol prompt, the one kind it answers) and trained judges (not trained yet in a checkout:
+# "not checkable") included.
+LOCAL = ("scripted", "extractive", "classifier")
+# Providers that need another host (openai) or a hub download (hf): checked where they are reachable.
+REMOTE = ("openai", "hf")
 
 
 @pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
@@ -68,6 +71,60 @@ def test_models_check_accepts_every_shipped_config(path: Path) -> None:
     code, out, err = invoke("models", "check", str(path), "--only", "no-such-model")
     assert code == 2 and "no model named ['no-such-model']" in err
     assert all(k in err for k in models)  # it read every configured name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SHIPPED_CONFIGS if "embedded/" in p.read_text()],
+    ids=lambda p: p.name,
+)
+def test_models_check_passes_on_every_shipped_config_with_weights(path: Path) -> None:
+    """Every model a shipped config names that runs on this machine (embedded weights too): exit 0."""
+    models = load_config(path, oversight.cli.models.ModelsSection, only=("models",)).models
+    here = [k for k, spec in models.items() if spec.provider not in REMOTE]
+    if not here:
+        pytest.skip("no model of this config runs offline")
+    code, _, err = invoke("models", "check", str(path), *(a for k in here for a in ("--only", k)))
+    assert code == 0, err
+
+
+def test_models_check_protocol_only_models(tmp_path: Path) -> None:
+    """The demo's reader answers only protocol prompts: asked one, it quotes; its judging, which it
+    cannot do, and a judge not trained yet are "not checkable" with the reason; exit 0."""
+    cfg = write(
+        tmp_path,
+        "models:\n  reader: {name: extractive}\n  quotes: {name: extractive/j, extractive: {judge: true}}\n"
+        f"  judge: {{name: classifier/{tmp_path / 'untrained'}}}\n",
+    )
+    code, out, err = invoke("models", "check", str(cfg))
+    assert code == 0, err
+    quote = "<quote>Gravity pulls objects towards the Earth.</quote>"
+    assert f"reader: The passage supports the Earth: {quote}" in out
+    assert "a reader: it quotes and cannot judge" in out
+    assert f"judge: not checkable (not trained yet: no folder {tmp_path / 'untrained'}" in out
+    row = next(line for line in out.splitlines() if "extractive/j" in line)
+    assert "extractive" in row.split("extractive/j", 1)[1] and "not checkable" not in row  # it judged
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("{name: embedded/nope}", "unknown embedded model"),
+        ("{name: 'openai/m@http://127.0.0.1:9/v1', retry: {max_attempts: 1}, openai: {timeout_s: 2}}", "m"),
+        ("{name: classifier/DIR}", "tokenizer"),  # a folder with no saved classifier in it
+    ],
+    ids=["unknown", "server-down", "not-a-classifier"],
+)
+def test_models_check_real_failures_exit_1(tmp_path: Path, spec: str, problem: str) -> None:
+    """An unknown model, a server that does not answer, a judge folder that holds no classifier:
+    said per model, exit 1, while the good model beside it is still checked."""
+    (tmp_path / "empty").mkdir()
+    models = f"models:\n  ok: {{name: scripted/ok}}\n  bad: {spec.replace('DIR', str(tmp_path / 'empty'))}\n"
+    code, out, err = invoke("models", "check", str(write(tmp_path, models)))
+    assert code == 1, (out, err)
+    assert "bad: " in err and problem in err
+    assert "scripted/ok" in out
 
 
 def test_models_check_reads_only_the_models_section(tmp_path: Path) -> None:

@@ -247,7 +247,7 @@ def test_run_dev_split_scores_teachers_students_and_ceiling(tmp_path: Path) -> N
     console = Console(record=True, width=300)
     console.print(summary(e, run))
     shown = console.export_text()
-    assert f"dev ceiling {e.ceiling_dev}" in shown and "dev student" in shown
+    assert f"dev ceiling {e.ceiling_dev}" in shown and "dev: choose settings on these columns" in shown
 
 
 def test_config_errors_name_the_field(tmp_path: Path) -> None:

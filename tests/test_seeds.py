@@ -158,6 +158,7 @@ def test_seed_shards_then_the_aggregate_trains_nothing(
     from rich.console import Console
 
     from oversight.cli.train import seeds_summary, summary
+    from w2sg.report import short_estimate
 
     for table, e in (
         (summary(shards[0], agg), shards[0].students[0].auc),
@@ -168,7 +169,7 @@ def test_seed_shards_then_the_aggregate_trains_nothing(
         shown = console.export_text()
         assert max(len(line) for line in shown.splitlines()) <= 80
         first = e or result.students[0].auc.mean
-        assert f"{first.value:.3f} [{first.lo:.2f}, {first.hi:.2f}]" in shown
+        assert short_estimate(first) in shown
     # A second invocation loads the complete aggregate.
     (agg / "results.md").write_text("sentinel")
     assert run_seeds(cfg, run_one).model_dump_json() == result.model_dump_json()

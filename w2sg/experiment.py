@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -151,8 +151,16 @@ class W2SGConfig(W2SGCore):
         return run_id(self.name, self, self.id_data(data))
 
 
-def prepare_splits(cfg: W2SGConfig) -> dict[str, list[Example]]:
+#: Label sources given in code: source name → row id → p(true) (e.g. an oversight graph's labels).
+GivenLabels = Mapping[str, Mapping[str, float]]
+
+
+def prepare_splits(cfg: W2SGConfig, labels: GivenLabels | None = None) -> dict[str, list[Example]]:
+    """The run's splits; `labels` join each row they cover as label sources (`Example.labels`), so
+    they are in the data's fingerprint (the run id) like a recorded column."""
     train = load_split(cfg.dataset, "train", seed=cfg.seed)
+    if labels:
+        train = [e.model_copy(update={"labels": {**e.labels, **_given(labels, e.id)}}) for e in train]
     test = load_split(cfg.dataset, "test", seed=cfg.seed)
     where = f"{cfg.dataset.title}"
     pool = train_pool(train, {e.qid for e in test}, where)
@@ -559,13 +567,22 @@ def fit_student(fitter: Fitter, loss: str, sup: Supervision, what: str) -> tuple
     )
 
 
+def _given(labels: GivenLabels, row: str) -> dict[str, float]:
+    return {name: float(by_row[row]) for name, by_row in labels.items() if row in by_row}
+
+
 def run_experiment(
-    cfg: W2SGConfig, *, resolve: Callable[[str], str] = str, force: bool = False
+    cfg: W2SGConfig,
+    *,
+    resolve: Callable[[str], str] = str,
+    force: bool = False,
+    labels: GivenLabels | None = None,
 ) -> ExperimentResult:
-    """Run (or load, when its run folder is complete and not `force`) one experiment."""
+    """Run (or load, when its run folder is complete and not `force`) one experiment. `labels`:
+    label sources given in code (`prepare_splits`); name them in `label_sources` to train on them."""
     cfg.check_one_seed()
     t0 = time.perf_counter()
-    sp = prepare_splits(cfg)
+    sp = prepare_splits(cfg, labels)
     rid, run_dir, finished = open_run(cfg, sp, ExperimentResult, force)
     if finished is not None:
         return finished

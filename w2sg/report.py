@@ -104,6 +104,11 @@ def auc_table(r: ExperimentResult) -> list[str]:
     return lines
 
 
+def md_head(title: str, columns: list[str]) -> list[str]:
+    """A markdown table's title line, a blank line, its header and the rule under it."""
+    return [title, "", f"| {' | '.join(columns)} |", "|---" * len(columns) + "|"]
+
+
 def cell(e: Estimate | None) -> str:
     return "-" if e is None else str(e)
 
@@ -129,12 +134,10 @@ def dev_regime_lines(r: ExperimentResult) -> list[str]:
 
 def ensemble_table(r: ExperimentResult) -> list[str]:
     """How each ensemble was built and chosen, and what each member cost."""
-    lines = [
+    lines = md_head(
         "Ensembles (members are the weak model; the test split plays no part in any choice):",
-        "",
-        "| source | members used / trained | vote | chosen on | s per member | e_t | α_t |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        ["source", "members used / trained", "vote", "chosen on", "s per member", "e_t", "α_t"],
+    )
     for e in r.ensembles:
         per = sum(e.seconds) / max(1, len(e.seconds))
         errs = ", ".join(f"{x:.3f}" for x in e.errors) or "-"
@@ -231,24 +234,57 @@ def unrelated_reason(
     return None
 
 
+#: How the console marks a PGR whose regime is not a plain gap (`regime`), and the footnote that
+#: says what the mark means; results.md says it in words in the cell.
+REGIME_MARKS: dict[str, tuple[str, str]] = {
+    "overlap": ("¹", "no gap beyond the 95% intervals: PGR is mostly noise"),
+    "small": ("²", f"gap under {MIN_GAP:g}: too small to read"),
+    "chance": ("³", "at chance (floor or ceiling): PGR does not measure W2SG"),
+    "above": ("n/a", "the supervisor ≥ the ceiling: no gap, PGR undefined"),
+}
+
+
 def pgr_cell(
     pgr: Estimate | None,
     floor: Estimate | None,
     ceiling: Estimate,
     fmt: Callable[[Estimate], str] = str,
     chance: bool = False,
+    *,
+    short: bool = False,
 ) -> str:
     """PGR as a table shows it (written by `fmt`): the estimate, said to be noise without a gap or
-    below MIN_GAP, unreadable at chance (`chance`: the floor or the ceiling), n/a above the ceiling."""
+    below MIN_GAP, unreadable at chance (`chance`: the floor or the ceiling), n/a above the ceiling.
+    `short`: the console's form, a mark of `REGIME_MARKS` instead of the words."""
     if pgr is None or floor is None:
         return "-"
+    how = regime(floor, ceiling, chance)
+    if short:
+        return "n/a" if how == "above" else fmt(pgr) + REGIME_MARKS.get(how, ("",))[0]
     return {
         "gap": fmt(pgr),
         "overlap": f"{fmt(pgr)} (no gap)",
         "small": f"{fmt(pgr)} (gap < {MIN_GAP:g})",
         "chance": f"{fmt(pgr)} (at chance)",
         "above": "n/a (supervisor ≥ ceiling)",
-    }[regime(floor, ceiling, chance)]
+    }[how]
+
+
+def regime_footnotes(cells: str) -> list[str]:
+    """The footnotes of the marks (`REGIME_MARKS`) that appear in a console table's `cells`."""
+    return [f"{mark}{':' * (len(mark) > 1)} {text}" for mark, text in REGIME_MARKS.values() if mark in cells]
+
+
+def short_estimate(e: Estimate | None) -> str:
+    """An estimate in a narrow console cell: the interval to two decimals without leading zeros,
+    "0.594 [.57,.62]" (results.md has three)."""
+    if e is None:
+        return "-"
+
+    def bound(x: float) -> str:
+        return f"{x:.2f}".replace("0.", ".", 1) if abs(x) < 1 else f"{x:.2f}"
+
+    return f"{e.value:.3f} [{bound(e.lo)},{bound(e.hi)}]"
 
 
 def regime_lines(
@@ -423,19 +459,22 @@ def seeds_table(r: SeedsResult) -> str:
         )
     if any(f.floor_split != "test" for f in r.sources):
         lines += ["", "† no test predictions: the supervisor's floor is on the strong split it labelled."]
-    lines += [
-        "",
-        *regime_lines(
-            {f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling", chance
-        ),
-    ]
+    lines += ["", *seeds_notes(r)]
+    return "\n".join([*lines, "", *per_seed_table(r)]) + "\n"
+
+
+def seeds_notes(r: SeedsResult) -> list[str]:
+    """Under a seeds aggregate, in words (results.md and the console): the regime against the
+    seed-mean ceiling, each seed's models at chance, each collapsed student."""
+    chance = seeds_chance(r)
+    floors = {f.source: f.floor.mean for f in r.sources}
+    lines = regime_lines(floors, r.ceiling.mean, "the seed-mean ceiling", chance)
     lines += [line for x in r.runs for line in chance_lines(x.result, f" in seed {x.seed}")]
-    lines += [
+    return lines + [
         f"Collapsed student {s.source} · {s.trained} in seed {seed}: {why}."
         for s in r.students
         for seed, why in s.collapsed.items()
     ]
-    return "\n".join([*lines, "", *per_seed_table(r)]) + "\n"
 
 
 def seeds_chance(r: SeedsResult) -> dict[str, str]:
@@ -459,12 +498,10 @@ def seed_cell(x: SeedStat) -> str:
 
 def per_seed_table(r: SeedsResult) -> list[str]:
     """A row per seed and student: each run's own figures, with intervals over its questions."""
-    lines = [
+    lines = md_head(
         "Per seed (each run's own figures; 95% CIs over its questions):",
-        "",
-        "| seed | label source | loss | floor | student | ceiling | PGR | student AUC | AUC-PGR |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        ["seed", "label source", "loss", "floor", "student", "ceiling", "PGR", "student AUC", "AUC-PGR"],
+    )
     for run in r.runs:
         e = run.result
         floors = {f.source: f for f in e.sources}

@@ -33,6 +33,7 @@ class ClassifierBackend:
             raise FatalModelError(f"{name}: {path} is not a directory holding a saved classifier")
         self.name = name
         self.default_concurrency = 4 * max_batch_size
+        self.not_checkable = {"generate": "a trained classifier judge: it scores, it cannot generate"}
         # Serve with the truncation the judge was trained with (judge.json), else the model's limit.
         meta = Path(path) / "judge.json"
         trained = json.loads(meta.read_text()).get("max_length") if meta.exists() else None

@@ -86,12 +86,25 @@ def mentions(sentence: str, answer: str) -> bool:
     return bool(need) and need <= set(_WORD.findall(sentence.lower()))
 
 
+#: What `w2sg models check` asks the reader: a consultancy turn as the default templates write it
+#: (it answers only prompts its patterns read, not a free question).
+CHECK_PROMPT = (
+    "You are a consultant. Question: What do objects fall towards?\nProposed answer: the Earth\n"
+    "Source passage (hidden from the judge): Gravity pulls objects towards the Earth. Air slows "
+    "light objects down.\nIn at most 20 words, argue that the proposed answer is correct."
+)
+
+
 class ExtractiveBackend:
+    check_prompt = CHECK_PROMPT
+
     def __init__(self, name: str = "extractive", options: ExtractiveOptions | None = None):
         self.name = name
         self.default_concurrency = 1024
         self.options = options or ExtractiveOptions()
         o = self.options
+        if not o.judge:
+            self.not_checkable = {"choice_probs": "a reader: it quotes and cannot judge"}
         self._pat = {
             k: re.compile(p, re.M)
             for k, p in (

@@ -20,8 +20,10 @@ models_app = typer.Typer(help="Inspect and check configured models.", no_args_is
 app.add_typer(models_app, name="models", rich_help_panel="Models")
 
 CHECK_PROMPT = "In one sentence: why do objects fall towards the Earth?"
+# Shaped as the protocols' judge prompts ("Question: ...\nProposed answer: ..."), so that a judge
+# that reads only those (the `extractive` quote-weighing judge) scores it too.
 JUDGE_PROMPT = (
-    "Question: What element is present in all organic molecules?\nAnswer: carbon\n"
+    "Question: What element is present in all organic molecules?\nProposed answer: carbon\n"
     "Is the answer correct? Reply Yes or No."
 )
 
@@ -90,7 +92,10 @@ def models_check(
     set_: SetOpt = None,
 ) -> None:
     """Call each model of a config's `models:` once (generate + Yes/No choice_probs); print latency
-    and tokens/s. Only `models:` is read, so any config works; one without it: a note, exit 0."""
+    and tokens/s. A model that answers only protocol prompts (the `extractive` reader) is asked
+    one; a call a model cannot make (a reader judging, a classifier generating) or a judge not
+    trained yet is shown as "not checkable (why)"; a model that fails exits 1. Only `models:` is
+    read, so any config works; one without it: a note, exit 0."""
     models = _load_models(config, set_)
     if not models and not only:
         return
@@ -120,24 +125,36 @@ def models_check(
         raise typer.Exit(1)
 
 
+def _untrained(spec: ModelSpec) -> str | None:
+    """Why a trained judge cannot be checked yet: its folder is made by `w2sg judge train` (or `w2sg
+    run`), so a shipped config names one that does not exist until then."""
+    if spec.provider != "classifier" or Path(spec.name.split("/", 1)[1]).is_dir():
+        return None
+    return f"not trained yet: no folder {spec.name.split('/', 1)[1]} (`w2sg judge train` makes it)"
+
+
 async def _check_one(spec: ModelSpec, prompt: str, max_tokens: int) -> list[str]:
+    """The table row of one model, its reply last; a call it cannot make is "not checkable (why)"."""
+    if (why := _untrained(spec)) is not None:
+        return [spec.name, *["-"] * 5, "not checkable", f"not checkable ({why})"]
     t0 = time.perf_counter()
     model = get_model(spec)
     load_s = time.perf_counter() - t0
+    cannot: dict[str, str] = getattr(model.api, "not_checkable", {})
     async with model:
-        c = await model.generate(prompt, max_tokens=max_tokens)
-        p = await model.choice_probs(JUDGE_PROMPT, ["Yes", "No"])
-    tps = c.usage.output_tokens / c.seconds if c.seconds > 0 else float("nan")
-    return [
-        spec.name,
-        f"{load_s:.2f}",
-        f"{c.seconds:.2f}",
-        str(c.usage.output_tokens),
-        f"{tps:.1f}",
-        f"{p['Yes']:.3f}",
-        p.method,
-        c.text.strip().replace("\n", " "),
-    ]
+        if "generate" in cannot:
+            timing, reply = ["-", "-", "-"], f"not checkable ({cannot['generate']})"
+        else:  # a model that answers only protocol prompts is asked one
+            c = await model.generate(getattr(model.api, "check_prompt", prompt), max_tokens=max_tokens)
+            tps = c.usage.output_tokens / c.seconds if c.seconds > 0 else float("nan")
+            timing = [f"{c.seconds:.2f}", str(c.usage.output_tokens), f"{tps:.1f}"]
+            reply = c.text.strip().replace("\n", " ")
+        if "choice_probs" in cannot:
+            scored = ["not checkable", cannot["choice_probs"]]
+        else:
+            p = await model.choice_probs(JUDGE_PROMPT, ["Yes", "No"])
+            scored = [f"{p['Yes']:.3f}", p.method]
+    return [spec.name, f"{load_s:.2f}", *timing, *scored, reply]
 
 
 @app.command(rich_help_panel="Models")

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from agents.names import resolve_model_path
 from oversight.cli.app import SetOpt, app, console, load
-from oversight.cli.train import ForceOpt, seeds_and_print, summary
-
-if TYPE_CHECKING:
-    from w2sg.results import ExperimentResult
+from oversight.cli.train import ForceOpt, print_summary, summary
 
 
 @app.command("run", rich_help_panel="Experiments")
@@ -23,25 +19,23 @@ def run_cmd(
 ) -> None:
     """End to end: weak teachers and oversight graphs label a dataset, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
+    from oversight.api import run
     from oversight.experiments.run.config import RunConfig
-    from oversight.experiments.run.runner import run_pipeline
     from oversight.labelling.label import usage_lines
+    from w2sg.results import SeedsResult
 
     cfg = load(config, RunConfig, overrides=set_)
-    if cfg.seeds is not None:  # each seed's run folder has its own report (usage, failed rows)
-
-        def run_one(c: RunConfig) -> ExperimentResult:
-            return run_pipeline(c, resolve=resolve_model_path, force=force).experiment
-
-        seeds_and_print(cfg, run_one, force, "judges, labels, students and the ceiling")
+    seeds = "" if cfg.seeds is None else f", seeds {cfg.seeds}"
+    with console.status(f"judges, labels, students and the ceiling{seeds}; -v shows each step"):
+        result = run(cfg, force=force)
+    if isinstance(result, SeedsResult):  # each seed's run folder has its own report (usage, failed rows)
+        print_summary(result, cfg.out_dir)
         return
-    with console.status("judges, labels, students and the ceiling; -v shows each step"):
-        result = run_pipeline(cfg, resolve=resolve_model_path, force=force)
     run_dir = cfg.out_dir / result.run_id
     console.print(summary(result.experiment, run_dir), highlight=False)
     for s in result.sources:  # what each graph's models went through, and the rows they left
         for line in usage_lines(s.usage, where=f"{s.source} "):
-            console.print(f"[dim]{line}[/dim]", highlight=False, soft_wrap=True)
+            console.print(f"[dim]{line}[/dim]", highlight=False)  # wrapped at words to the terminal
         if s.failed:
             console.print(f"{s.source}: {len(s.failed)} rows without a label after retries", highlight=False)
     if result.dropped_questions:

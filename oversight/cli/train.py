@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 from pydantic import ValidationError
 from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from agents import ConfigError, ModelSpec, get_model
 from agents.config import format_validation_error, load_yaml
@@ -20,11 +21,9 @@ from oversight.cli.app import SetOpt, app, check_models, console, load
 from w2sg.run_folder import is_main_process
 
 if TYPE_CHECKING:
-    from w2sg.experiment import W2SGConfig, W2SGCore
+    from w2sg.experiment import W2SGConfig
     from w2sg.metrics import Estimate
     from w2sg.results import ExperimentResult, SeedsResult
-
-    C = TypeVar("C", bound=W2SGCore)
 
 
 def _load_w2sg(
@@ -42,30 +41,23 @@ ForceOpt = Annotated[bool, typer.Option(help="rerun even if the run folder is co
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu or cuda: overrides both train sections")]
 
 
-def summary(e: ExperimentResult, run_dir: Path) -> Table:
-    """What a person reads at the end of a run: per label source and loss, the labels' accuracy,
-    the student and its PGR (95% CIs; under each, the same on ROC AUC), in four narrow columns
-    (two more, student and PGR on dev, when there is a dev split), then the regime, any model
-    at chance and any collapsed student in words; the full tables are in results.md."""
+def summary(e: ExperimentResult, run_dir: Path) -> Group:
+    """What a person reads at the end of a run, in 80 columns: per label source and loss, the
+    labels' accuracy, the student and its PGR (95% CIs; under each, the same on ROC AUC), and with
+    a dev split the student and PGR on dev (point figures); a mark for a PGR that reads no regime,
+    then the footnotes, the regime, any model at chance and any collapsed student in words. The
+    full tables, every interval and the words behind each mark are in results.md."""
     from w2sg.report import chance_by_source, chance_lines, collapse_lines, dev_regime_lines, regime_lines
 
     floors = {s.source: s for s in e.sources}
     chance, chance_dev = chance_by_source(e), chance_by_source(e, dev=True)
     notes = regime_lines({f.source: f.floor for f in e.sources}, e.ceiling, chance=chance)
-    title = (
-        f"ceiling {e.ceiling}{_auc_note(e.ceiling_auc)}\ntest {e.sizes['test']} rows · 95% CIs over questions"
-    )
+    title = f"ceiling {e.ceiling}{_auc_note(e.ceiling_auc)}\ntest {e.sizes['test']} rows · 95% CIs"
     dev = e.ceiling_dev
     if dev is not None:  # choose settings on these columns, not on test
         title += f"\ndev ceiling {dev}{_auc_note(e.ceiling_auc_dev)} · dev {e.sizes.get('dev', 0)} rows"
-        title += " (choose settings on dev)"
         notes += dev_regime_lines(e)
-    dev_cols = ("dev student\nAUC", "dev PGR\non AUC") if dev is not None else ()
-    table = _table(
-        title, [*notes, *chance_lines(e), *collapse_lines(e), f"All figures: {run_dir}/results.md"]
-    )
-    for name in ("label acc", "student\nAUC", "PGR\non AUC", *dev_cols):
-        table.add_column(name)
+    rows = []
     for s in e.students:
         f = floors[s.source]
         student = _cell(s.accuracy, s.auc) + ("\ncollapsed" if s.collapsed else "")
@@ -73,124 +65,145 @@ def summary(e: ExperimentResult, run_dir: Path) -> Table:
             (s.pgr, f.floor, e.ceiling), (s.auc_pgr, f.floor_auc, e.ceiling_auc), s.source in chance
         )
         on_dev: list[str] = []
-        if dev is not None:
+        if dev is not None:  # point figures: with intervals, six columns do not fit 80
             on_auc = (s.auc_pgr_dev, f.floor_auc_dev, e.ceiling_auc_dev)
             on_dev = [
-                _cell(s.accuracy_dev, s.auc_dev),
-                _gap_cell((s.pgr_dev, f.floor_dev, dev), on_auc, s.source in chance_dev),
+                _cell(s.accuracy_dev, s.auc_dev, point=True),
+                _gap_cell((s.pgr_dev, f.floor_dev, dev), on_auc, s.source in chance_dev, point=True),
             ]
-        table.add_row(f"{s.source}\n{s.loss}", _short(f.labels.accuracy), student, gap, *on_dev)
-    return table
+        rows.append([f"{s.source}\n{s.loss}", _short(f.labels.accuracy), student, gap, *on_dev])
+    footnotes = _footnotes(rows)
+    if dev is not None:
+        footnotes.append("dev: choose settings on these columns, not on test")
+    table = _table()
+    dev_cols = ("dev\nacc", "dev\nPGR") if dev is not None else ()
+    for name in ("labels", "student\n(AUC)", "PGR\n(on AUC)", *dev_cols):
+        table.add_column(name, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return _framed(
+        title, table, [*footnotes, *notes, *chance_lines(e), *collapse_lines(e), _all_figures(run_dir)]
+    )
 
 
-def seeds_summary(r: SeedsResult, run_dir: Path) -> Table:
-    """The aggregate over seeds at the end of a run with `seeds`: per label source and loss, the
-    floor, the student (the SD between seeds under it) and its PGR, each a mean over seeds with its
-    95% interval over seeds and questions, with the same on AUC under it; each seed's figures are
-    in results.md."""
-    from w2sg.report import chance_lines, regime_lines, seeds_chance
+def seeds_summary(r: SeedsResult, run_dir: Path) -> Group:
+    """The aggregate over seeds at the end of a run with `seeds`, in 80 columns: per label source
+    and loss, the floor, the student (the SD between seeds under it) and its PGR, each a mean over
+    seeds with its 95% interval over seeds and questions, with the same on AUC under it; each
+    seed's figures are in results.md."""
+    from w2sg.report import seeds_chance, seeds_notes
 
     floors = {f.source: f for f in r.sources}
     chance = seeds_chance(r)
     title = f"seeds {', '.join(map(str, r.seeds))} · ceiling {r.ceiling.mean}{_auc_note(r.ceiling_auc.mean)}"
-    title += "\nmeans over seeds · 95% CIs over seeds and questions · SD between seeds"
-    notes = regime_lines(
-        {f.source: f.floor.mean for f in r.sources}, r.ceiling.mean, "the seed-mean ceiling", chance
-    )
-    notes += [line for x in r.runs for line in chance_lines(x.result, f" in seed {x.seed}")]
-    notes += [
-        f"Collapsed: {s.source} · {s.loss} in seed {k}: {why}"
-        for s in r.students
-        for k, why in s.collapsed.items()
-    ]
-    table = _table(title, [*notes, f"Each seed and every figure: {run_dir}/results.md"])
-    for name in ("floor\nAUC", "student\nAUC\nSD (on AUC)", "PGR\non AUC"):
-        table.add_column(name)
+    title += "\nmeans over seeds · 95% CIs over seeds and questions"
+    rows = []
     for s in r.students:
         f = floors[s.source]
-        floor = _cell(f.floor.mean, f.floor_auc.mean) + (
-            "" if f.floor_split == "test" else "\n† strong split"
-        )
+        floor = _cell(f.floor.mean, f.floor_auc.mean) + ("" if f.floor_split == "test" else "†")
         student = _cell(s.accuracy.mean, s.auc.mean) + f"\nSD {s.accuracy.sd:.3f} ({s.auc.sd:.3f})"
         ceiling = (r.ceiling.mean, r.ceiling_auc.mean)
         at = s.source in chance
         gap = _gap_cell((s.pgr, f.floor.mean, ceiling[0]), (s.auc_pgr, f.floor_auc.mean, ceiling[1]), at)
-        table.add_row(f"{s.source}\n{s.loss}", floor, student, gap)
-    return table
+        rows.append([f"{s.source}\n{s.loss}", floor, student, gap])
+    footnotes = _footnotes(rows)
+    if any(f.floor_split != "test" for f in r.sources):
+        footnotes.append("† floor on the strong split it labelled (no test predictions)")
+    footnotes.append("SD between seeds (on AUC in brackets)")
+    table = _table()
+    for name in ("floor\n(AUC)", "student\n(AUC)", "PGR\n(on AUC)"):
+        table.add_column(name, no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return _framed(
+        title, table, [*footnotes, *seeds_notes(r), _all_figures(run_dir, "Each seed and every figure")]
+    )
 
 
-def _table(title: str, notes: list[str]) -> Table:
+def _table() -> Table:
     """A summary table with its first column, the label source and loss. With short estimates
-    (`_short`), three columns of figures fit 80 columns; on a narrower terminal, or with more
-    columns, cells wrap inside their column."""
+    (`short_estimate`), point figures on dev and marks for footnotes (`REGIME_MARKS`), every
+    summary fits 80 columns; figure cells never wrap."""
     table = Table(
-        title=title,
-        caption="\n".join(notes),
-        title_justify="left",
-        caption_justify="left",
         box=box.SIMPLE_HEAD,
-        collapse_padding=True,
+        padding=(0, 0),  # the box's own space divides the columns: two would not fit six in 80
         pad_edge=False,
     )
-    # Cells wrap inside their column on a narrow terminal, so the table stays aligned; a long
-    # source name folds over lines (the loss under it), so that the figures keep the width.
-    table.add_column("label source\nloss", min_width=12, max_width=12, overflow="fold")
+    # A long source name folds over lines (the loss under it), so that the figures keep the width.
+    table.add_column("source\nloss", min_width=12, max_width=12, overflow="fold")
     return table
 
 
-def _short(e: Estimate | None) -> str:
-    """An estimate in a narrow cell: the interval to two decimals (results.md has three)."""
-    return "-" if e is None else f"{e.value:.3f} [{e.lo:.2f}, {e.hi:.2f}]"
+def _framed(title: str, table: Table, notes: list[str]) -> Group:
+    """The title over the table and the notes under it, each wrapped at words to the terminal (a
+    table's own title and caption would wrap to the table's width)."""
+    return Group(Text(title), table, Text("\n".join(notes)))
+
+
+def _footnotes(rows: list[list[str]]) -> list[str]:
+    from w2sg.report import regime_footnotes
+
+    return regime_footnotes("\n".join(c for row in rows for c in row[1:]))
+
+
+def _all_figures(run_dir: Path, what: str = "All figures") -> str:
+    return f"{what}: {run_dir}/results.md"
+
+
+def _short(e: Estimate | None, point: bool = False) -> str:
+    """An estimate in a narrow cell (`short_estimate`), or with `point` its value alone."""
+    from w2sg.report import short_estimate
+
+    return ("-" if e is None else f"{e.value:.3f}") if point else short_estimate(e)
 
 
 def _auc_note(auc: Estimate | None) -> str:
     return "" if auc is None else f" · AUC {auc}"
 
 
-def _cell(acc: Estimate | None, auc: Estimate | None) -> str:
+def _cell(acc: Estimate | None, auc: Estimate | None, point: bool = False) -> str:
     """A figure on accuracy and under it on AUC (none in results written before AUC was measured)."""
-    return _short(acc) + ("" if auc is None else f"\n{_short(auc)}")
+    return _short(acc, point) + ("" if auc is None else f"\n{_short(auc, point)}")
 
 
 Gap = tuple["Estimate | None", "Estimate | None", "Estimate | None"]
 
 
-def _gap_cell(on_acc: Gap, on_auc: Gap, chance: bool = False) -> str:
-    """PGR (pgr, floor, ceiling) as `pgr_cell` shows it, and under it PGR on AUC, its regime read
-    from the AUCs' intervals; `chance`: the floor or the ceiling is at chance."""
+def _gap_cell(on_acc: Gap, on_auc: Gap, chance: bool = False, point: bool = False) -> str:
+    """PGR (pgr, floor, ceiling) as `pgr_cell` shows it in short, and under it PGR on AUC, its regime
+    read from the AUCs' intervals; `chance`: the floor or the ceiling is at chance."""
     from w2sg.report import pgr_cell
 
-    pgr, floor, ceiling = on_acc
-    text = "-" if ceiling is None else pgr_cell(pgr, floor, ceiling, _short, chance)
-    pgr, floor, ceiling = on_auc
-    if pgr is None or ceiling is None:
-        return text
-    return f"{text}\n{pgr_cell(pgr, floor, ceiling, _short, chance)}"
+    def one(gap: Gap) -> str:
+        pgr, floor, ceiling = gap
+        return (
+            "-"
+            if ceiling is None
+            else pgr_cell(pgr, floor, ceiling, lambda x: _short(x, point), chance, short=True)
+        )
+
+    text = one(on_acc)
+    return text if on_auc[0] is None or on_auc[2] is None else f"{text}\n{one(on_auc)}"
 
 
 def _run_and_print(cfg: W2SGConfig, force: bool, status: str) -> None:
-    from w2sg.experiment import run_experiment
+    from oversight.api import run_w2sg
 
-    def run_one(c: W2SGConfig) -> ExperimentResult:
-        return run_experiment(c, resolve=resolve_model_path, force=force)
+    seeds = "" if cfg.seeds is None else f", seeds {cfg.seeds}"
+    with console.status(f"{status}{seeds}; -v shows each step"):
+        result = run_w2sg(cfg, force=force)
+    print_summary(result, cfg.out_dir)
 
-    if cfg.seeds is not None:
-        seeds_and_print(cfg, run_one, force, status)
+
+def print_summary(result: ExperimentResult | SeedsResult, out_dir: Path) -> None:
+    """The console summary of a finished run, one seed or the aggregate over seeds."""
+    from w2sg.results import SeedsResult
+
+    if not is_main_process():  # under torchrun every process has the result; one prints it
         return
-    with console.status(f"{status}; -v shows each step"):
-        result = run_one(cfg)
-    if is_main_process():  # under torchrun every process has the result; one prints it
-        console.print(summary(result, cfg.out_dir / result.run_id), highlight=False)
-
-
-def seeds_and_print(cfg: C, run_one: Callable[[C], ExperimentResult], force: bool, status: str) -> None:
-    """Every seed of `cfg.seeds` with `run_one`, their aggregate, and its summary."""
-    from w2sg.seeds import run_seeds
-
-    with console.status(f"{status}, seeds {cfg.seeds}; -v shows each step"):
-        result = run_seeds(cfg, run_one, force=force)
-    if is_main_process():
-        console.print(seeds_summary(result, cfg.out_dir / result.run_id), highlight=False)
+    run_dir = out_dir / result.run_id
+    shown = seeds_summary(result, run_dir) if isinstance(result, SeedsResult) else summary(result, run_dir)
+    console.print(shown, highlight=False)
 
 
 @app.command("train", rich_help_panel="Experiments")
