@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +26,7 @@ def leaderboard_cmd(
     """Every (dataset, seed) cell is one `w2sg train` run of the base with every method (a finished
     cell is never redone); without --shard the report is built at the end, with --shard run
     `--report` once every shard is done."""
-    from oversight.experiments.grid.config import shard as pick
+    from oversight.cli.grid import run_shard
     from oversight.experiments.leaderboard.config import LeaderboardConfig
     from oversight.experiments.leaderboard.report import write_report
     from oversight.experiments.leaderboard.runner import merge, run_board
@@ -33,17 +34,8 @@ def leaderboard_cmd(
     cfg = load(config, LeaderboardConfig, overrides=set_)
     cells = cfg.cells()
     check_models(cells[0].config, config)  # the base's models: given by path, `load` did not see them
-    if not report:
-        mine = pick(cells, shard)
-        ran, done = run_board(cfg, mine)
-        console.print(
-            f"{len(mine)} of {len(cells)} cells{f' (shard {shard})' if shard else ''}: "
-            f"{ran} run now, {done} already finished",
-            highlight=False,
-        )
-        if shard is not None:
-            console.print(f"when every shard is done: w2sg leaderboard {config} --report", highlight=False)
-            return
+    if not report and not run_shard(cells, shard, partial(run_board, cfg), f"leaderboard {config} --report"):
+        return
     result = merge(cfg)
     write_report(result, cfg.board_dir)
     console.print(

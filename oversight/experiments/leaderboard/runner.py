@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from oversight.experiments.leaderboard.config import Cell, LeaderboardConfig
 from w2sg.metrics import Estimate, percentile_interval, pgr_draws
 from w2sg.progress import track
-from w2sg.results import VANILLA, ExperimentResult, SeedRun, SeedStat, student_key
+from w2sg.results import VANILLA, ExperimentResult, SeedRun, SeedsStudent, student_key
 from w2sg.run_folder import load_complete, mark_complete
 from w2sg.seeds import Drawn, aggregate, draw_seeds, load_columns, mean_pgr
 
@@ -79,23 +79,17 @@ def finished_cells(cfg: LeaderboardConfig) -> tuple[list[CellDone], list[dict[st
     return done, missing
 
 
-class BoardRow(BaseModel):
-    """One student of the leaderboard (dataset, label source, loss, method) over its seeds."""
+class BoardRow(SeedsStudent):
+    """One student of the leaderboard (dataset, label source, loss, method) over its seeds: its
+    figures as `w2sg.seeds` aggregates them, and its paired difference against vanilla."""
 
     dataset: str
-    source: str
-    loss: str
-    method: str
     seeds: list[int]
-    accuracy: SeedStat
-    pgr: Estimate = Field(description="PGR of the seed-mean accuracies (w2sg.seeds)")
-    auc_pgr: Estimate = Field(description="PGR of the seed-mean AUCs")
     vs_vanilla: Estimate | None = Field(
         None, description="PGR minus vanilla's (same dataset, source, loss), paired over seeds and questions"
     )
     vs_vanilla_auc: Estimate | None = Field(None, description="the same on AUC-PGR")
-    collapsed: dict[int, str] = Field(default_factory=dict, description="seed → why its student collapsed")
-    rank: int = Field(description="by PGR among the methods of its dataset, source and loss (1: best)")
+    rank: int = Field(0, description="by PGR among the methods of its dataset, source and loss (1: best)")
 
 
 class MethodRank(BaseModel):
@@ -142,28 +136,16 @@ def dataset_rows(runs_dir: Path, dataset: str, seeds: dict[int, str], n_boot: in
     agg = aggregate(f"{dataset}-seeds", runs, columns, n_boot=n_boot)
     names = ["ceiling", *(f"floor__{s.source}" for s in agg.sources), *(s.key for s in agg.students)]
     acc, auc = draw_seeds(columns, names, n_boot=n_boot)
-    by_key = {s.key: s for s in agg.students}
+    keys = {s.key for s in agg.students}
     rows = []
     for s in agg.students:
-        vanilla = student_key(s.source, s.loss)
-        paired = s.method != VANILLA and vanilla in by_key
-        floor = f"floor__{s.source}"
-        rows.append(
-            BoardRow(
-                dataset=dataset,
-                source=s.source,
-                loss=s.loss,
-                method=s.method,
-                seeds=agg.seeds,
-                accuracy=s.accuracy,
-                pgr=s.pgr,
-                auc_pgr=s.auc_pgr,
-                vs_vanilla=pgr_difference(acc, floor, s.key, vanilla) if paired else None,
-                vs_vanilla_auc=pgr_difference(auc, floor, s.key, vanilla) if paired else None,
-                collapsed=s.collapsed,
-                rank=0,
-            )
-        )
+        vanilla, floor = student_key(s.source, s.loss), f"floor__{s.source}"
+        paired = s.method != VANILLA and vanilla in keys
+        diffs = {
+            "vs_vanilla": pgr_difference(acc, floor, s.key, vanilla) if paired else None,
+            "vs_vanilla_auc": pgr_difference(auc, floor, s.key, vanilla) if paired else None,
+        }
+        rows.append(BoardRow.model_validate({**dict(s), "dataset": dataset, "seeds": agg.seeds, **diffs}))
     return ranked(rows)
 
 
