@@ -41,7 +41,7 @@ def dataset_label(spec: DatasetSpec) -> str:
 class Cell(BaseModel):
     """One cell: a dataset and a seed, the `w2sg train` config it runs, and its id (a hash of it)."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     dataset: str
     seed: int
@@ -130,7 +130,7 @@ class LeaderboardConfig(Config):
                     "out_dir": self.runs_dir,
                 }
                 cfg = W2SGConfig.model_validate(data)
-                # Where runs go and how long a run takes change no result: not in the cell's id.
-                blob = cfg.model_dump_json(exclude={"out_dir", "cache_dir", "name"})
+                # Where runs and features go changes no result: not in the cell's id.
+                blob = cfg.model_dump_json(exclude={"out_dir", "cache_dir"})
                 out.append(Cell(dataset=dataset_label(spec), seed=seed, config=cfg, id=digest(blob, 12)))
         return out
