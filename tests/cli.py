@@ -33,6 +33,7 @@ def config_class(path: Path) -> type:
     from oversight.experiments.config import ExperimentConfig
     from oversight.experiments.grid.config import GridConfig
     from oversight.experiments.ladder.config import LadderConfig
+    from oversight.experiments.leaderboard.config import LeaderboardConfig
     from oversight.experiments.run.config import RunConfig
     from oversight.experiments.tournament.config import TournamentConfig
     from oversight.labelling.label import LabelConfig
@@ -47,6 +48,7 @@ def config_class(path: Path) -> type:
         "ladder-": LadderConfig,
         "tournament-": TournamentConfig,
         "grid-": GridConfig,
+        "leaderboard-": LeaderboardConfig,
         "debaters-": DebaterSet,
     }
     return next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)

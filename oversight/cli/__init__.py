@@ -8,6 +8,7 @@ from oversight.cli import (  # noqa: F401  (they register their commands)
     grid,
     label,
     ladder,
+    leaderboard,
     models,
     run,
     tournament,

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
 from oversight.cli.app import SetOpt, app, console, load
+
+T = TypeVar("T")
+
+
+def run_shard(
+    cells: list[T], shard: str | None, run: Callable[[list[T]], tuple[int, int]], then: str
+) -> bool:
+    """Run the cells of `shard` (every cell without one) with `run`, which returns (cells run
+    now, cells already finished), and say so; True when the report is to be built now (no shard),
+    else name the command (`then`) that builds it once every shard is done."""
+    from oversight.experiments.grid.config import shard as pick
+
+    mine = pick(cells, shard)
+    ran, done = run(mine)
+    console.print(
+        f"{len(mine)} of {len(cells)} cells{f' (shard {shard})' if shard else ''}: "
+        f"{ran} run now, {done} already finished",
+        highlight=False,
+    )
+    if shard is not None:
+        console.print(f"when every shard is done: w2sg {then}", highlight=False)
+    return shard is None
 
 
 @app.command("grid", rich_help_panel="Experiments")
@@ -25,24 +49,13 @@ def grid_cmd(
     """Every cell of the grid is a resumable run folder (a finished cell is never redone); without
     --shard the report is built at the end, with --shard run `--merge` once every shard is done."""
     from oversight.experiments.grid.config import GridConfig
-    from oversight.experiments.grid.config import shard as pick
     from oversight.experiments.grid.report import write_report
     from oversight.experiments.grid.runner import merge as merged
     from oversight.experiments.grid.runner import run_grid
 
     cfg = load(config, GridConfig, overrides=set_)
-    cells = cfg.cells()
-    if not merge:
-        mine = pick(cells, shard)
-        ran, done = run_grid(cfg, mine)
-        console.print(
-            f"{len(mine)} of {len(cells)} cells{f' (shard {shard})' if shard else ''}: "
-            f"{ran} run now, {done} already finished",
-            highlight=False,
-        )
-        if shard is not None:
-            console.print(f"when every shard is done: w2sg grid {config} --merge", highlight=False)
-            return
+    if not merge and not run_shard(cfg.cells(), shard, partial(run_grid, cfg), f"grid {config} --merge"):
+        return
     result = merged(cfg)
     write_report(result, cfg.grid_dir)
     console.print(

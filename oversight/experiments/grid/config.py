@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -17,6 +17,7 @@ from w2sg.identity import digest
 
 AXES = ("dataset", "judge", "debater", "protocol")
 GRAPH = TypeAdapter(AnyGraph)
+T = TypeVar("T")
 
 
 def role_fields(settings: dict[str, Any], where: str) -> tuple[str, str]:
@@ -135,7 +136,8 @@ class GridConfig(Experiment):
         return out
 
 
-def shard(cells: list[Cell], spec: str | None) -> list[Cell]:
-    """The cells of shard `i/n` (`oversight.labelling.shards.pick`): every n-th cell from the i-th, so each
-    shard gets a mix of slow and fast cells. None: all."""
+def shard(cells: list[T], spec: str | None) -> list[T]:
+    """The cells of shard `i/n` (`oversight.labelling.shards.pick`): every n-th cell from the i-th,
+    so each shard gets a mix of slow and fast cells. None: all. Any list of cells (a grid's, a
+    leaderboard's)."""
     return shards.pick(cells, spec)
