@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agents.names import resolve_model_path
-from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, console, load, with_tracking
 from oversight.cli.train import ForceOpt, seeds_and_print, summary
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ def run_cmd(
     config: Annotated[Path, typer.Argument(help="end-to-end YAML (see configs/run-demo.yaml)")],
     force: ForceOpt = False,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """End to end: weak teachers and oversight graphs label a dataset, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
@@ -27,7 +28,7 @@ def run_cmd(
     from oversight.experiments.run.runner import run_pipeline
     from oversight.labelling.label import usage_lines
 
-    cfg = load(config, RunConfig, overrides=set_)
+    cfg = load(config, RunConfig, overrides=with_tracking(set_, track))
     if cfg.seeds is not None:  # each seed's run folder has its own report (usage, failed rows)
 
         def run_one(c: RunConfig) -> ExperimentResult:
