@@ -132,14 +132,16 @@ SetOpt = Annotated[
     ),
 ]
 
-# `--track tensorboard|wandb` on every command that trains: `--set tracking...` in one word (w2sg.tracking).
+# `--track tensorboard|wandb` on every command that trains or labels: `--set tracking...` in one
+# word (w2sg.tracking).
 TRACK_SETS = {"tensorboard": "tracking.tensorboard=true", "wandb": "tracking.wandb={mode: offline}"}
 TrackOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--track",
-        help="training curves of every model: tensorboard (event files in the run folder) or wandb "
-        "(an offline run there; `wandb sync` uploads it); repeatable. Same as --set tracking...",
+        help="training curves of every model (labelling: progress and label quality): tensorboard "
+        "(event files in the run folder) or wandb (an offline run there; `wandb sync` uploads it); "
+        "repeatable. Same as --set tracking...",
     ),
 ]
 

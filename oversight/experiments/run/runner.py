@@ -135,6 +135,7 @@ def oversight_labels(
         concurrency=cfg.concurrency,
         store=run_dir / "labels.sqlite",
         graph=graph,
+        tracking=cfg.tracking,  # labelling progress beside the store (oversight.labelling.tracking)
     )
     rows = [e for k in GRAPH_SPLITS for e in sp[k]]
     run = asyncio.run(label(lcfg, rows=rows))
