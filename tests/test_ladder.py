@@ -273,12 +273,12 @@ def test_cli_runs_a_tiny_ladder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     raw["rungs"][0]["questions"], raw["rungs"][1]["questions"] = 40, 60
     (tmp_path / "tiny.yaml").write_text(json.dumps(raw))
     out = tmp_path / "elsewhere"
-    proc = w2sg("ladder", str(tmp_path / "tiny.yaml"), "--out", str(out))
+    proc = w2sg("ladder", str(tmp_path / "tiny.yaml"), "--out", str(out), "--track", "tensorboard")
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = out.iterdir()
-    assert {"results.json", "results.md", "results.png", "predictions.npz", "labels.npz"} <= {
-        p.name for p in run_dir.iterdir()
-    }
+    files = {"results.json", "results.md", "results.png", "predictions.npz", "labels.npz", "curves.png"}
+    assert files <= {p.name for p in run_dir.iterdir()}
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))  # --track tensorboard
     assert "| 1 | mid | recursive | rung 0 (weak) |" in proc.stdout and str(run_dir) in proc.stdout
     bad = w2sg("ladder", str(tmp_path / "missing.yaml"))
     assert bad.returncode == 2 and "missing.yaml" in bad.stderr

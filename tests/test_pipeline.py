@@ -76,9 +76,15 @@ def test_run_end_to_end(tmp_path: Path) -> None:
 
     result = run_pipeline(cfg, resolve=resolve_model_path)
     run = tmp_path / "runs" / result.run_id
-    assert {"results.json", "results.md", "results.png", "pgr.png", "cost.png", "labels.npz"} <= {
-        p.name for p in run.iterdir()
-    }
+    assert {
+        "results.json",
+        "results.md",
+        "results.png",
+        "pgr.png",
+        "cost.png",
+        "labels.npz",
+        "curves.png",
+    } <= {p.name for p in run.iterdir()}
     from w2sg.data import fingerprint
 
     recorded = json.loads((run / "config.json").read_text())  # the folder knows its data

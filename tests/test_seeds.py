@@ -241,8 +241,9 @@ def test_run_id_of_a_config_without_seeds_is_the_one_before_seeds_existed() -> N
     from w2sg.identity import run_id
 
     for cls, drop in ((W2SGConfig, {"icl": True}), (RunConfig, {"concurrency": True, "on_failure": True})):
-        # before `seeds` (and `methods`, later still: test_methods.py)
-        fields = {k: (f.annotation, f) for k, f in cls.model_fields.items() if k not in ("seeds", "methods")}
+        # before `seeds` (and `methods` and `tracking`, later still: test_methods.py, test_tracking.py)
+        later = ("seeds", "methods", "tracking")
+        fields = {k: (f.annotation, f) for k, f in cls.model_fields.items() if k not in later}
         old_cls = create_model(cls.__name__, __config__=cls.model_config, **fields)
         if cls is RunConfig:
             from agents.config import HOW_FIELDS

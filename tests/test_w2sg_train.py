@@ -134,6 +134,7 @@ def test_small_experiment_end_to_end(tmp_path: Path) -> None:
         "results.png",
         "predictions.npz",
         "supervisors.npz",
+        "curves.png",  # always, tracking or not (tests/test_tracking.py)
     }
     saved = np.load(run / "predictions.npz")
     assert len(saved["ids"]) == 60 and "student__weak_p_true__logconf" in saved.files
@@ -364,6 +365,7 @@ def test_w2sg_train_runs_whole_under_torchrun_and_one_process_writes(tmp_path: P
         "results.png",
         "predictions.npz",
         "supervisors.npz",
+        "curves.png",
     }
     assert not list((tmp_path / "cache").glob("*.tmp"))
     assert out.stdout.count("All figures:") == 1  # the summary is printed once, by rank 0

@@ -76,22 +76,24 @@ def free_port() -> int:
 @contextmanager
 def server(store: Path, port: int) -> Iterator[str]:
     """`w2sg web STORE` on 127.0.0.1:port, until the block ends."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "oversight.cli", "web", str(store), "--port", str(port), "--timeout", "600"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "oversight.cli", "web", str(store), "--port", str(port), "--timeout", "600"]
+    with serving(cmd, f"http://127.0.0.1:{port}", "/static/app.css") as url:
+        yield url
+
+
+@contextmanager
+def serving(cmd: list[str], url: str, ready: str, tries: int = 300) -> Iterator[str]:
+    """A server process (`cmd`, from the repository root) at `url`, once `url + ready` answers,
+    until the block ends."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(300):
+        for _ in range(tries):
             try:
-                urllib.request.urlopen(f"{url}/static/app.css", timeout=2).read()
+                urllib.request.urlopen(f"{url}{ready}", timeout=2).read()
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"w2sg web exited: {proc.stderr.read()}") from None  # type: ignore[union-attr]
+                    raise RuntimeError(f"{' '.join(cmd[2:])} exited: {proc.stderr.read()}") from None  # type: ignore[union-attr]
                 time.sleep(0.1)
         yield url
     finally:

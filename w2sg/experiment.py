@@ -33,6 +33,7 @@ from w2sg.models import ModelConfig, build_classifier
 from w2sg.report import chance_reason, unrelated_reason, write_report
 from w2sg.results import ExperimentResult, SourceResult, StudentResult, student_key
 from w2sg.run_folder import is_main_process, mark_complete, open_run, wait_for_main
+from w2sg.tracking import Histories, Tracker, TrackingConfig, tag, tracked, tracking_field, write_curves
 from w2sg.train import TrainConfig, predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,10 @@ class W2SGCore(Experiment):
     n_boot: int = Field(1000, ge=100, description="bootstrap resamples (of questions) per interval")
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
+    tracking: TrackingConfig = tracking_field()
 
+    # w2sg.identity: where curves are logged changes no result (subclasses extend this dict)
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"tracking": True}
     # w2sg.identity: as before `seeds` and `methods` existed (vanilla: the students every run trained)
     ID_NEUTRAL: ClassVar[dict[str, Any]] = {"seeds": None, "methods": [Vanilla()]}
 
@@ -135,7 +139,7 @@ class W2SGConfig(W2SGCore):
     icl: ICLConfig | None = Field(None, description="in-context-learning W2SG (`w2sg icl`)")
 
     # icl is a later stage with its own folder inside this run's; it does not change training.
-    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"icl": True}
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {**W2SGCore.ID_EXCLUDE, "icl": True}
 
     @model_validator(mode="after")
     def _names(self) -> W2SGConfig:
@@ -196,6 +200,7 @@ class Fitter:
         sp: dict[str, list[Example]],
         resolve: Callable[[str], str],
         weak_split: str = "weak",
+        tracker: Tracker | None = None,
     ):
         # weak_split: the gold rows the weak teachers learn from (`w2sg run` calls them `judge`:
         # its trained judges learn from the same questions).
@@ -211,6 +216,9 @@ class Fitter:
             "strong": [*sp["strong"], *sp["val"], *sp["test"], *sp.get("dev", [])],
         }
         self._features: dict[str, tuple[dict[str, int], np.ndarray]] = {}
+        # Every model's training history by its name in the run, for curves.png and the tracker.
+        self.tracker = tracker
+        self.histories = Histories()
 
     def fit(
         self,
@@ -242,7 +250,20 @@ class Fitter:
         )
         stage = f"train {what or role} ({Path(mcfg.path).name}, {tcfg.loss}, {len(rows)} rows)"
         val = self.sp["val"] if val_rows is None else val_rows
-        res = train(model, rows, labels, val, val_labels, tcfg, weights=weights, stage=stage)
+        name = self.histories.name(f"{what or role} [{tcfg.loss}]")
+        res = train(
+            model,
+            rows,
+            labels,
+            val,
+            val_labels,
+            tcfg,
+            weights=weights,
+            stage=stage,
+            tracker=self.tracker,
+            name=name,
+        )
+        self.histories[name] = res.history
         return model, res.best_step
 
     def features(self, role: str, split: str) -> np.ndarray:
@@ -586,7 +607,16 @@ def run_experiment(
     rid, run_dir, finished = open_run(cfg, sp, ExperimentResult, force)
     if finished is not None:
         return finished
-    fitter = Fitter(cfg, sp, resolve)
+    with tracked(cfg.tracking, run_dir, cfg) as tracker:
+        fitter = Fitter(cfg, sp, resolve, tracker=tracker)
+        result = _experiment(cfg, fitter, rid, run_dir, t0)
+    wait_for_main()
+    return result
+
+
+def _experiment(cfg: W2SGConfig, fitter: Fitter, rid: str, run_dir: Path, t0: float) -> ExperimentResult:
+    """`run_experiment` once its run folder is open: train, score, and write the folder."""
+    sp = fitter.sp
     computed, ensembles = supervise(fitter, cfg.label_sources)
     supervisors = {}
     for src in cfg.label_sources:
@@ -612,9 +642,22 @@ def run_experiment(
         write_report(result, run_dir)
         # Per-row test p(true) of every model, for paired comparisons the table does not make.
         save_predictions(run_dir, sp, scores.preds)
+        finish_curves(fitter, run_dir, result)
         mark_complete(run_dir, result)
-    wait_for_main()
     return result
+
+
+def finish_curves(fitter: Fitter, run_dir: Path, result: ExperimentResult) -> None:
+    """curves.png of every model the fitter trained (always), and the run's summary figures
+    (ceiling and students: accuracy and PGR on test) with curves.png to its tracker."""
+    if (png := write_curves(fitter.histories, run_dir / "curves.png")) is None:
+        return
+    summary = {"ceiling/accuracy": result.ceiling.value}
+    for s in result.students:
+        name = tag(student_key(s.source, s.loss, s.method))  # student__weak__xent → student_weak_xent
+        summary |= {f"{name}/accuracy": s.accuracy.value, f"{name}/pgr": s.pgr.value}
+    if fitter.tracker is not None:
+        fitter.tracker.summary(summary, {"curves": png})
 
 
 def save_predictions(run_dir: Path, sp: dict[str, list[Example]], preds: dict[str, np.ndarray]) -> None:

@@ -34,6 +34,7 @@ from w2sg.data import Example
 from w2sg.losses import Loss, LossName, get_loss
 from w2sg.models import Classifier, Inputs
 from w2sg.progress import track
+from w2sg.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +332,31 @@ class _Loop:
         return acc
 
 
+class _Curves:
+    """A tracker's per-step loss and lr, buffered on the device between evaluations and read
+    back at each evaluation in one transfer (the loop reads the loss there anyway)."""
+
+    def __init__(self, tracker: Tracker | None, name: str):
+        self.tracker, self.name = tracker or NullTracker(), name
+        self.on = not isinstance(self.tracker, NullTracker)
+        self.losses: list[torch.Tensor] = []
+        self.lrs: list[float] = []
+
+    def step(self, loss: torch.Tensor, lr: float) -> None:
+        if self.on:
+            self.losses.append(loss)
+            self.lrs.append(lr)
+
+    def evaluation(self, last: int, step: int, val_acc: float) -> None:
+        if not self.on:
+            return
+        losses = torch.stack(self.losses).tolist() if self.losses else []
+        for i, (loss, lr) in enumerate(zip(losses, self.lrs, strict=True)):
+            self.tracker.log(self.name, last + i + 1, {"loss": loss, "lr": lr})
+        self.tracker.log(self.name, step, {"val_accuracy": val_acc})
+        self.losses, self.lrs = [], []
+
+
 def train(
     model: Classifier,
     examples: Sequence[Example],
@@ -341,11 +367,15 @@ def train(
     loss_fn: Loss | None = None,
     weights: Sequence[float] | None = None,
     stage: str | None = None,
+    tracker: Tracker | None = None,
+    name: str | None = None,
 ) -> TrainResult:
     """Train on soft `labels` (p(true) per example); keep the state with the best validation
     accuracy against `val_labels` (gold, or the same weak source for label-free selection).
     `weights` (boosting) are per-example sample weights, applied in the loss. `stage` names the
-    run in the progress lines (`w2sg.progress`); default `train <model class> (<n> rows)`."""
+    run in the progress lines (`w2sg.progress`); default `train <model class> (<n> rows)`.
+    `tracker` (`w2sg.tracking`) gets every step's loss and lr and every evaluation's val accuracy,
+    under `name` (default: `stage`)."""
     if len(labels) != len(examples) or len(val_labels) != len(val):
         raise ValueError(
             f"{len(examples)} examples with {len(labels)} labels; {len(val)} val with {len(val_labels)}"
@@ -360,16 +390,21 @@ def train(
     history: list[tuple[int, float, float]] = []
     step, last, running = 0, 0, torch.zeros((), device=run.acc.device)
     stage = stage or f"train {type(model).__name__} ({len(examples)} rows)"
+    curves = _Curves(tracker if run.acc.is_main_process else None, name or stage)
     run.model.train()
     with track(stage, run.total, unit="steps", enabled=run.acc.is_main_process, quiet=True) as progress:
         while step < run.total:
             for idx in run.loader:
-                running += run.step(idx, loss_fn, step / run.total)
+                lr = run.sched.get_last_lr()[0]  # the lr this step uses (a host float: no sync)
+                loss = run.step(idx, loss_fn, step / run.total)
+                running += loss
+                curves.step(loss, lr)
                 step += 1
                 progress.advance()
                 if step % cfg.eval_every == 0 or step == run.total:
                     val_acc = run.evaluate(val_items, val_labels)
                     history.append((step, running.item() / (step - last), val_acc))  # the one host read
+                    curves.evaluation(last, step, val_acc)
                     step_loss, last, running = history[-1][1], step, torch.zeros_like(running)
                     log.info("step %d/%d loss %.4f val acc %.4f", step, run.total, step_loss, val_acc)
                     if val_acc > best[0]:

@@ -8,11 +8,11 @@ import os
 import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import typer.core
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
@@ -21,6 +21,9 @@ from typer.exceptions import TyperException
 from agents import ModelError, load_config
 from agents.names import check_config_models
 from w2sg import progress
+
+if TYPE_CHECKING:
+    from w2sg.tracking import TrackingConfig
 
 #: What a bad input raises anywhere under a command: a config (`ConfigError`, pydantic's
 #: `ValidationError`), data (`w2sg.data.DataError`) or `--set` problem (all `ValueError`s), a model
@@ -128,6 +131,38 @@ SetOpt = Annotated[
         "a flow list of losses); validated like the file, paths relative to the working directory",
     ),
 ]
+
+# `--track tensorboard|wandb` on every command that trains or labels: `--set tracking...` in one
+# word (w2sg.tracking).
+TRACK_SETS = {"tensorboard": "tracking.tensorboard=true", "wandb": "tracking.wandb={mode: offline}"}
+TrackOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--track",
+        help="training curves of every model (labelling: progress and label quality): tensorboard "
+        "(event files in the run folder) or wandb (an offline run there; `wandb sync` uploads it); "
+        "repeatable. Same as --set tracking...",
+    ),
+]
+
+
+def with_tracking(overrides: Sequence[str] | None, track: Sequence[str] | None) -> list[str]:
+    """`--set` overrides plus those of `--track` (unknown names fail here, naming the choices)."""
+    unknown = [t for t in track or () if t not in TRACK_SETS]
+    if unknown:
+        raise ValueError(f"--track {unknown[0]}: choose from {', '.join(TRACK_SETS)}")
+    return [*(overrides or []), *(TRACK_SETS[t] for t in track or ())]
+
+
+def tracking_of(track: Sequence[str] | None) -> TrackingConfig:
+    """`--track` of a command with no training config (`w2sg judge train`): the same settings."""
+    from agents.config import apply_overrides
+    from w2sg.tracking import TrackingConfig
+
+    class Holder(BaseModel):
+        tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    return apply_overrides(Holder(), with_tracking(None, track), "--track").tracking
 
 
 def load(

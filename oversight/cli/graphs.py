@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from agents import closing_all, get_model
 from agents.names import model_path_problem, resolve_model_path
-from oversight.cli.app import SetOpt, app, check_models, console, err_console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, check_models, console, err_console, load, tracking_of
 
 if TYPE_CHECKING:
     from graphs.debate import DebateConfig
@@ -122,12 +123,14 @@ def judge_train_cmd(
         float, typer.Option(help="share of the questions kept out of training and selection, to score it")
     ] = 0.2,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Debate `questions` questions of a dataset under CONFIG's protocol, then fine-tune a judge on gold:
     trained on most questions, its checkpoint picked on 20%, scored on `--holdout` more."""
     from oversight.labelling.judges import judge_train_config, train_judge, transcripts_to_judge
     from w2sg.data import split_by_question
     from w2sg.datasets import load_split, parse_spec
+    from w2sg.tracking import open_tracker
 
     # The config's judge is what this trains, so it need not exist yet.
     cfg = _load_debate(config, set_, ignore=("judge",))
@@ -143,7 +146,9 @@ def judge_train_cmd(
         states = asyncio.run(transcripts_to_judge(cfg, rows, concurrency=concurrency))
     # `w2sg run`'s judge training (judges.judge_train_config), on any device.
     tcfg = judge_train_config(epochs=epochs, seed=seed, device="auto")
-    with console.status(f"fine-tuning {base} on {len(rows)} transcripts"):
+    # curves.png goes in the judge's folder always; --track adds event files / a wandb run there.
+    tracker = open_tracker(tracking_of(track), out, name=f"judge-{out.name}")
+    with console.status(f"fine-tuning {base} on {len(rows)} transcripts"), closing(tracker):
         info = train_judge(
             cfg,
             rows,
@@ -153,6 +158,7 @@ def judge_train_cmd(
             train_cfg=tcfg,
             test_frac=holdout,
             seed=seed,
+            tracker=tracker,
         )
     _print_judge(info, out)
 

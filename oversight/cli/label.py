@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, console, load, with_tracking
 from oversight.labelling import shards
 
 if TYPE_CHECKING:
@@ -31,14 +31,16 @@ def label_cmd(
         bool, typer.Option("--merge", help="join the shard stores of --shard runs into `store`")
     ] = False,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Run an oversight graph over a dataset split; verdicts go to a durable SQLite store.
 
     Runs sharing a store split its rows between them; across machines, run shards (--shard i/n,
-    each into its own store) and join them with --merge."""
+    each into its own store) and join them with --merge. --track: labelling progress and label
+    quality in TensorBoard / wandb (docs/tracking.md)."""
     from oversight.labelling.label import LabelConfig
 
-    cfg = load(config, LabelConfig, overrides=set_)
+    cfg = load(config, LabelConfig, overrides=with_tracking(set_, track))
     if merge:
         if shard is not None or replay:
             raise ValueError("--merge joins the shard stores: give it without --shard and --replay")

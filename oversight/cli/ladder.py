@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from agents.names import resolve_model_path
-from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, console, load, with_tracking
 
 #: What a rung does after each node of the ladder graph, for the status line.
 NEXT = {"label": "training", "train": "evaluating", "evaluate": "promoting", "promote": "labelling"}
@@ -21,6 +21,7 @@ def ladder_cmd(
     force: Annotated[bool, typer.Option(help="rerun from rung 0 even if the run folder is complete")] = False,
     out: Annotated[Path | None, typer.Option(help="folder for run folders; overrides out_dir")] = None,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Ladder of models: rung 0 learns from gold, each rung's student becomes the next evaluator.
 
@@ -33,7 +34,9 @@ def ladder_cmd(
 
     # --out is `--set out_dir=...`
     cfg = load(
-        config, LadderConfig, overrides=[*(set_ or []), *([f"out_dir={json.dumps(str(out))}"] if out else [])]
+        config,
+        LadderConfig,
+        overrides=[*with_tracking(set_, track), *([f"out_dir={json.dumps(str(out))}"] if out else [])],
     )
     last = len(cfg.rungs) - 1
     with console.status(f"rung 0/{last} {cfg.rungs[0].name}: labelling; -v shows each step") as status:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, console, load, with_tracking
 from oversight.cli.train import ForceOpt, print_summary, summary
 
 
@@ -16,6 +16,7 @@ def run_cmd(
     config: Annotated[Path, typer.Argument(help="end-to-end YAML (see configs/run-demo.yaml)")],
     force: ForceOpt = False,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """End to end: weak teachers and oversight graphs label a dataset, a strong student learns from
     each label source, one report (label quality, student accuracy, PGR, cost per label)."""
@@ -24,7 +25,7 @@ def run_cmd(
     from oversight.labelling.label import usage_lines
     from w2sg.results import SeedsResult
 
-    cfg = load(config, RunConfig, overrides=set_)
+    cfg = load(config, RunConfig, overrides=with_tracking(set_, track))
     seeds = "" if cfg.seeds is None else f", seeds {cfg.seeds}"
     with console.status(f"judges, labels, students and the ceiling{seeds}; -v shows each step"):
         result = run(cfg, force=force)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, console, load, with_tracking
 from oversight.cli.train import ForceOpt
 
 
@@ -16,14 +16,16 @@ def tournament_cmd(
     config: Annotated[Path, typer.Argument(help="tournament YAML (see configs/tournament-offline.yaml)")],
     force: ForceOpt = False,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Cross-play debates between debater configurations on the same questions (both sides, both
-    speaking positions), rated with openskill and Bradley-Terry Elo; one report in a run folder."""
+    speaking positions), rated with openskill and Bradley-Terry Elo; one report in a run folder.
+    --track: progress per match-up and the final ratings in TensorBoard / wandb."""
     from oversight.experiments.tournament.config import TournamentConfig
     from oversight.experiments.tournament.report import by_rating
     from oversight.experiments.tournament.runner import run_tournament
 
-    cfg = load(config, TournamentConfig, overrides=set_)
+    cfg = load(config, TournamentConfig, overrides=with_tracking(set_, track))
     result, run_dir, loaded = run_tournament(cfg, force=force)
     if loaded:
         console.print(f"{run_dir} is complete; loaded it (--force rebuilds the report)", highlight=False)

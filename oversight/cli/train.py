@@ -17,7 +17,7 @@ from rich.text import Text
 from agents import ConfigError, ModelSpec, get_model
 from agents.config import format_validation_error, load_yaml
 from agents.names import check_config_models, model_name_problem, resolve_model_path
-from oversight.cli.app import SetOpt, app, check_models, console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, check_models, console, load, with_tracking
 from w2sg.run_folder import is_main_process
 
 if TYPE_CHECKING:
@@ -27,13 +27,19 @@ if TYPE_CHECKING:
 
 
 def _load_w2sg(
-    config: Path, device: str | None, overrides: list[str] | None, *, check: bool = True
+    config: Path,
+    device: str | None,
+    overrides: list[str] | None,
+    *,
+    check: bool = True,
+    track: list[str] | None = None,
 ) -> W2SGConfig:
-    """The experiment config with `--set` overrides; --device is `--set` of both train sections."""
+    """The experiment config with `--set` overrides; --device is `--set` of both train sections,
+    --track of `tracking`."""
     from w2sg.experiment import W2SGConfig
 
     both = [f"{section}.device={device}" for section in ("weak_train", "strong_train")] if device else []
-    return load(config, W2SGConfig, check=check, overrides=[*(overrides or []), *both])
+    return load(config, W2SGConfig, check=check, overrides=[*with_tracking(overrides, track), *both])
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="W2SG experiment YAML (see configs/w2sg-sciq.yaml)")]
@@ -208,20 +214,30 @@ def print_summary(result: ExperimentResult | SeedsResult, out_dir: Path) -> None
 
 @app.command("train", rich_help_panel="Experiments")
 def train_cmd(
-    config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None, set_: SetOpt = None
+    config: ConfigArg,
+    force: ForceOpt = False,
+    device: DeviceOpt = None,
+    set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Weak floor, weak labels, strong students per label source and loss, ceiling, PGR."""
-    _run_and_print(_load_w2sg(config, device, set_), force, "training (weak teacher, ceiling, students)")
+    _run_and_print(
+        _load_w2sg(config, device, set_, track=track), force, "training (weak teacher, ceiling, students)"
+    )
 
 
 @app.command("ensemble", rich_help_panel="Experiments")
 def ensemble_cmd(
-    config: ConfigArg, force: ForceOpt = False, device: DeviceOpt = None, set_: SetOpt = None
+    config: ConfigArg,
+    force: ForceOpt = False,
+    device: DeviceOpt = None,
+    set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Single weak teacher vs bagging vs boosting: label accuracy, student accuracy and PGR.
 
     Runs the experiment with every ensemble in the config's `ensembles:` as a label source."""
-    cfg = _load_w2sg(config, device, set_)
+    cfg = _load_w2sg(config, device, set_, track=track)
     if not cfg.ensembles:
         raise ConfigError(f"{config}: field 'ensembles': add at least one (method: bagging|boosting)")
     sources = list(dict.fromkeys(["weak", *cfg.label_sources, *(e.source for e in cfg.ensembles)]))

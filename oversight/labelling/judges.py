@@ -26,6 +26,7 @@ from graphs.types import GraphState
 from w2sg.data import Example, split_by_question
 from w2sg.models import ModelConfig, SeqClassifier
 from w2sg.progress import track
+from w2sg.tracking import Tracker, write_curves
 from w2sg.train import TrainConfig, predict, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -136,10 +137,12 @@ def train_judge(
     test_frac: float = 0.0,
     max_length: int = 256,
     seed: int = 0,
+    tracker: Tracker | None = None,
 ) -> JudgeInfo:
     """Fine-tune the judge on gold labels of most questions, select its checkpoint on `val_frac`
     of them, and score it on `test_frac` more that neither trained nor selected it (0: the caller
-    scores it elsewhere, as `w2sg run` does on its calib split); save it."""
+    scores it elsewhere, as `w2sg run` does on its calib split); save it, with the curves.png of
+    its training (and its curves to `tracker`, `w2sg.tracking`)."""
     examples = judge_examples(cfg, rows, states)
     n_q = len({e.qid for e in examples})
     n_val = max(1, round(val_frac * n_q))
@@ -151,7 +154,18 @@ def train_judge(
     tcfg = train_cfg or judge_train_config(seed=seed)
     gold = {k: [float(e.label) for e in v] for k, v in sp.items()}
     stage = f"train the {cfg.protocol_name} judge ({len(sp['train'])} rows)"
-    train(model, sp["train"], gold["train"], sp["val"], gold["val"], tcfg, stage=stage)
+    name = f"{cfg.protocol_name} judge"
+    res = train(
+        model,
+        sp["train"],
+        gold["train"],
+        sp["val"],
+        gold["val"],
+        tcfg,
+        stage=stage,
+        tracker=tracker,
+        name=name,
+    )
     val_acc, test_acc = (
         float(np.mean((predict(model, sp[k]) > 0.5) == (np.array(gold[k]) > 0.5))) if k in sp else None
         for k in ("val", "test")
@@ -169,5 +183,6 @@ def train_judge(
         qids=sorted({e.qid for e in examples}),
     )
     (path / "judge.json").write_text(info.model_dump_json(indent=2))
+    write_curves({name: res.history}, Path(path) / "curves.png")
     log.info("judge for %s: val accuracy %.3f, saved to %s", info.protocol, val_acc, path)
     return info

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -26,11 +26,13 @@ from oversight.labelling.claims import Claims
 from oversight.labelling.human import HumanRules
 from oversight.labelling.provenance import label_row
 from oversight.labelling.store import LabelRow, LabelStore
+from oversight.labelling.tracking import LabelProgress, summarize, tracking_dir
 from w2sg.data import DataError, Example, fingerprint, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.identity import digest
 from w2sg.metrics import LabelQuality, label_quality
 from w2sg.progress import track
+from w2sg.tracking import TrackingConfig, tracked, tracking_field
 
 
 class LabelConfig(Config):
@@ -67,6 +69,11 @@ class LabelConfig(Config):
         default_factory=HumanRules,
         description="a graph a person judges: what each verdict must carry (its items wait in `store`)",
     )
+    tracking: TrackingConfig = tracking_field()
+
+    # Labelling progress changes no label. config_hash hashes only the graph and its models, so
+    # this is for any whole-config id (w2sg.identity) that ever takes a LabelConfig.
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"tracking": True}
 
     @model_validator(mode="after")
     def _check(self) -> LabelConfig:
@@ -213,16 +220,35 @@ async def label(
     if shard is not None:
         rows = shards.pick(rows, shard)
         cfg = cfg.model_copy(update={"store": shards.store_path(cfg.store, shard)})
-    store = LabelStore(cfg.store)
-    try:
-        done = store.done(cfg.protocol, chash)
-        todo = [e for e in rows if e.id not in done]
-        if on_start is not None:
-            on_start(len(rows), len(todo))
-        did = await _label_rows(cfg, store, todo, chash, replay, on_label, total=len(rows))
-        got = store.p_true(cfg.protocol, chash)
-    finally:
-        store.close()
+    with tracked(cfg.tracking, tracking_dir(cfg, chash), cfg) as tracker:
+        store = LabelStore(cfg.store)
+        try:
+            done = store.done(cfg.protocol, chash)
+            todo = [e for e in rows if e.id not in done]
+            if on_start is not None:
+                on_start(len(rows), len(todo))
+            log = LabelProgress(tracker, cfg.protocol, start=len(rows) - len(todo), todo=len(todo))
+            did = await _label_rows(cfg, store, todo, chash, replay, on_label, total=len(rows), log=log)
+            got = store.p_true(cfg.protocol, chash)
+        finally:
+            store.close()
+        run = _run(cfg, rows, excluded, chash, did, got, already=len(rows) - len(todo), t0=t0)
+        tracker.summary(summarize(run))
+    return run
+
+
+def _run(
+    cfg: LabelConfig,
+    rows: Sequence[Example],
+    excluded: int,
+    chash: str,
+    did: _Done,
+    got: dict[str, float],
+    *,
+    already: int,
+    t0: float,
+) -> LabelRun:
+    """What a model labelling run did, from its workers' counts and the store's labels (`got`)."""
     scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
     failed = sum(i not in got for i in did.failures)  # a failure since labelled by another run is not one
     return LabelRun(
@@ -230,7 +256,7 @@ async def label(
         config_hash=chash,
         excluded=excluded,
         total=len(rows),
-        already_done=len(rows) - len(todo),
+        already_done=already,
         labelled=did.labelled,
         failed=failed,
         elsewhere=did.elsewhere + len(did.failures) - failed,
@@ -266,6 +292,7 @@ async def _label_rows(
     on_label: Callable[[LabelRow], None] | None,
     *,
     total: int,
+    log: LabelProgress | None = None,
 ) -> _Done:
     """Label this worker's share of `todo` (rows without a label at the start): each row claimed
     in the store first, its verdict or failure stored the moment it exists."""
@@ -296,6 +323,8 @@ async def _label_rows(
             else:  # another run labelled it meanwhile: a failure never replaces a label
                 did.elsewhere += 1
             progress.advance()
+            if log is not None:
+                log.row(row, e.label, models)
             if on_label is not None:
                 on_label(row)
 
@@ -311,6 +340,8 @@ async def _label_rows(
                 await asyncio.gather(*(worker() for _ in range(workers)))
         finally:
             did.usage = {k: m.usage.as_dict() for k, m in models.items()}
+            if log is not None:
+                log.flush(models)
         progress.advance(len(claims.elsewhere))
         did.elsewhere += len(claims.elsewhere)
     except BaseException:

@@ -125,8 +125,9 @@ class GridConfig(Experiment):
                 cfg = cls.model_validate(data)
             except ValidationError as e:
                 raise ValueError(f"{where}: {e}") from None
-            # How fast a cell runs changes no result: concurrency stays out of its id.
-            blob = cfg.model_dump_json(exclude={"concurrency", "store", "out_dir", "name"})
+            # How fast a cell runs, and where its progress is logged (tracking), change no result:
+            # they stay out of its id.
+            blob = cfg.model_dump_json(exclude={"concurrency", "store", "out_dir", "name", "tracking"})
             cid = digest(f"{kind}|{blob}", 12)
             if cid in seen:
                 continue

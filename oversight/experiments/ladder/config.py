@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -14,6 +14,7 @@ from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.identity import run_id
 from w2sg.models import ModelConfig
 from w2sg.synthetic import SyntheticModel, synthetic_rows
+from w2sg.tracking import TrackingConfig, tracking_field
 from w2sg.train import TrainConfig
 
 SYNTHETIC = "synthetic"
@@ -51,6 +52,9 @@ class LadderConfig(Experiment):
     n_boot: int = Field(1000, ge=100)
     out_dir: Path = Path("runs")
     cache_dir: Path = Path("runs/cache")
+    tracking: TrackingConfig = tracking_field()
+
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"tracking": True}  # w2sg.identity: curves change no result
 
     @model_validator(mode="after")
     def _rungs(self) -> LadderConfig:

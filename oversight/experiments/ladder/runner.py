@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -34,6 +35,7 @@ from w2sg.models import FeatureHead, build_classifier
 from w2sg.progress import track
 from w2sg.run_folder import DONE, mark_complete, open_run
 from w2sg.synthetic import SyntheticModel, synthetic_features
+from w2sg.tracking import Histories, Tracker, tracked, write_curves
 from w2sg.train import predict, resolve_device, seed_everything, train
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,15 @@ class RungFitter:
     every split, a rung's features cover only the rows it will see (its own, those it labels, val
     and test): the last rung's SmolLM2 feature pass is then half as long."""
 
-    def __init__(self, cfg: LadderConfig, sp: dict[str, list[Example]], resolve: Callable[[str], str]):
-        self.cfg, self.sp, self.resolve = cfg, sp, resolve
+    def __init__(
+        self,
+        cfg: LadderConfig,
+        sp: dict[str, list[Example]],
+        resolve: Callable[[str], str],
+        tracker: Tracker | None = None,
+    ):
+        self.cfg, self.sp, self.resolve, self.tracker = cfg, sp, resolve, tracker
+        self.histories = Histories()  # of the models trained in this process (a resumed run: the rest)
         self._synthetic: dict[int, dict[str, Any]] = {}
 
     def seen(self, rung: int) -> list[Example]:
@@ -90,7 +99,20 @@ class RungFitter:
                 device=resolve_device(r.train.device),
             )
         stage = f"rung {rung} {r.name} train {role} ({len(rows)} rows)"
-        res = train(model, rows, list(labels), self.sp["val"], list(val_labels), r.train, stage=stage)
+        name = self.histories.name(f"rung {rung} {r.name} {role}")
+        val = self.sp["val"]
+        res = train(
+            model,
+            rows,
+            list(labels),
+            val,
+            list(val_labels),
+            r.train,
+            stage=stage,
+            tracker=self.tracker,
+            name=name,
+        )
+        self.histories[name] = res.history
         return Fitted(lambda xs: predict(model, xs, device=r.train.device), res.best_step)
 
 
@@ -275,9 +297,11 @@ def run_ladder(
     if force:
         for p in (run_dir / DONE, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             p.unlink(missing_ok=True)
-    saver = sqlite_saver(db)
-    try:
-        graph = build_ladder_graph(cfg, sp, fit or RungFitter(cfg, sp, resolve), checkpointer=saver)
+    with ExitStack() as done:
+        saver = sqlite_saver(db)
+        done.callback(saver.conn.close)
+        rungs = RungFitter(cfg, sp, resolve, done.enter_context(tracked(cfg.tracking, run_dir, cfg)))
+        graph = build_ladder_graph(cfg, sp, fit or rungs, checkpointer=saver)
         # One thread per config; the recursion limit counts nodes: 4 per rung.
         conf: Any = {"configurable": {"thread_id": rid}, "recursion_limit": 4 * len(cfg.rungs) + 8}
         snap = graph.get_state(conf)
@@ -300,8 +324,6 @@ def run_ladder(
                         if on_step is not None:
                             on_step(graph.get_state(conf).values["rung"], node)
             state = graph.get_state(conf).values
-    finally:
-        saver.conn.close()
     result = LadderResult(
         run_id=rid,
         rungs=[r.name for r in cfg.rungs],
@@ -311,5 +333,6 @@ def run_ladder(
         seconds=time.perf_counter() - t0,
     )
     write_run(result, state["columns"], sp, run_dir)
+    write_curves(rungs.histories, run_dir / "curves.png")
     mark_complete(run_dir, result)
     return result

@@ -89,6 +89,7 @@ class RunConfig(W2SGCore):
     # How models are called (retries, timeouts, limits) and the failure policy change no label:
     # a run resumed with longer timeouts, or with `on_failure: drop`, keeps its folder and store.
     ID_EXCLUDE: ClassVar[dict[str, Any]] = {
+        **W2SGCore.ID_EXCLUDE,
         "concurrency": True,
         "on_failure": True,
         "models": {"__all__": HOW_FIELDS},

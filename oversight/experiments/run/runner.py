@@ -43,10 +43,11 @@ from oversight.labelling.soft_labels import (
 from oversight.labelling.store import LabelRow, LabelStore
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split, train_pool
-from w2sg.experiment import Fitter, save_predictions, score_models, supervise
+from w2sg.experiment import Fitter, finish_curves, save_predictions, score_models, supervise
 from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
 from w2sg.progress import duration, track
 from w2sg.run_folder import mark_complete, open_run
+from w2sg.tracking import tracked
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,20 @@ def _judge(cfg: RunConfig, name: str, graph: GraphSpec, rows: list[Example], run
 
     log.info("%s: transcripts of %d judge-training rows, then the judge", name, len(rows))
     jt = cfg.judge_training
-    return train_judge(
-        graph,
-        rows,
-        asyncio.run(transcripts_to_judge(graph, rows, cfg.models, concurrency=cfg.concurrency)),
-        base_path=resolve_model_path(jt.base),
-        out_dir=out,
-        train_cfg=jt.train.model_copy(update={"seed": cfg.seed}),
-        max_length=jt.max_length,
-        seed=cfg.seed,
-    )
+    states = asyncio.run(transcripts_to_judge(graph, rows, cfg.models, concurrency=cfg.concurrency))
+    # The judge's curves: its own folder's curves.png, and a tracker run of its own (`tracking`).
+    with tracked(cfg.tracking, out, cfg, name=f"{run_dir.name}-judge-{name}") as tracker:
+        return train_judge(
+            graph,
+            rows,
+            states,
+            base_path=resolve_model_path(jt.base),
+            out_dir=out,
+            train_cfg=jt.train.model_copy(update={"seed": cfg.seed}),
+            max_length=jt.max_length,
+            seed=cfg.seed,
+            tracker=tracker,
+        )
 
 
 class GraphLabels(NamedTuple):
@@ -130,6 +135,7 @@ def oversight_labels(
         concurrency=cfg.concurrency,
         store=run_dir / "labels.sqlite",
         graph=graph,
+        tracking=cfg.tracking,  # labelling progress beside the store (oversight.labelling.tracking)
     )
     rows = [e for k in GRAPH_SPLITS for e in sp[k]]
     run = asyncio.run(label(lcfg, rows=rows))
@@ -352,43 +358,50 @@ def run_pipeline(
     if dropped:
         log.warning("on_failure: drop: %d questions left out of every source (%s)", len(dropped), failed)
 
-    t = time.perf_counter()
-    fitter = Fitter(cfg, sp, resolve, weak_split="judge")
-    # The weak teachers label dev too (its rows need no passage); the graphs label only the graph
-    # splits (no floor on dev).
-    scored = ("test", "dev") if "dev" in sp else ("test",)
-    teachers, ensembles = supervise(fitter, cfg.label_sources, targets=("calib", "strong", "val", *scored))
-    stage_done("weak teachers", t)
-    sources = Sources(cfg, fitter)
-    sources.add_teachers(teachers)
-    for name, g in graphs.items():
-        sources.add_graph(name, g, sp)
-    sources.calibrate()
-    if cfg.aggregate:
-        sources.aggregate()
-    sources.compare_to_blind()
+    # Every model trained from here on logs its curves (curves.png, and `cfg.tracking`).
+    with tracked(cfg.tracking, run_dir, cfg) as tracker:
+        t = time.perf_counter()
+        fitter = Fitter(cfg, sp, resolve, weak_split="judge", tracker=tracker)
+        # The weak teachers label dev too (its rows need no passage); the graphs label only the graph
+        # splits (no floor on dev).
+        scored = ("test", "dev") if "dev" in sp else ("test",)
+        teachers, ensembles = supervise(
+            fitter, cfg.label_sources, targets=("calib", "strong", "val", *scored)
+        )
+        stage_done("weak teachers", t)
+        sources = Sources(cfg, fitter)
+        sources.add_teachers(teachers)
+        for name, g in graphs.items():
+            sources.add_graph(name, g, sp)
+        sources.calibrate()
+        if cfg.aggregate:
+            sources.aggregate()
+        sources.compare_to_blind()
 
-    t = time.perf_counter()
-    scores = score_models(fitter, sources.supervisors(("strong", "val", *scored)))
-    stage_done("students and ceiling", t)
-    experiment = scores.result(rid, ensembles, {k: len(v) for k, v in sp.items()}, time.perf_counter() - t0)
-    result = PipelineResult(
-        run_id=rid,
-        experiment=experiment,
-        sources=list(sources.reports.values()),
-        stage_seconds=stages,
-        passage_questions=passage_questions,
-        dropped_questions=dropped,
-    )
-    save_predictions(run_dir, sp, scores.preds)
-    sources.save(run_dir, sp, (*GRAPH_SPLITS, *scored), own={*teachers, *cfg.protocols})
-    try:  # a plotting failure must not cost the trained students: the numbers are saved either way
-        write_pipeline_report(result, run_dir)
-    except Exception:
-        log.exception("could not write the report in %s; results.json has every number", run_dir)
-    mark_complete(run_dir, result)
-    progress.close()
-    return result
+        t = time.perf_counter()
+        scores = score_models(fitter, sources.supervisors(("strong", "val", *scored)))
+        stage_done("students and ceiling", t)
+        experiment = scores.result(
+            rid, ensembles, {k: len(v) for k, v in sp.items()}, time.perf_counter() - t0
+        )
+        result = PipelineResult(
+            run_id=rid,
+            experiment=experiment,
+            sources=list(sources.reports.values()),
+            stage_seconds=stages,
+            passage_questions=passage_questions,
+            dropped_questions=dropped,
+        )
+        save_predictions(run_dir, sp, scores.preds)
+        sources.save(run_dir, sp, (*GRAPH_SPLITS, *scored), own={*teachers, *cfg.protocols})
+        try:  # a plotting failure must not cost the trained students: the numbers are saved either way
+            write_pipeline_report(result, run_dir)
+        except Exception:
+            log.exception("could not write the report in %s; results.json has every number", run_dir)
+        finish_curves(fitter, run_dir, experiment)
+        mark_complete(run_dir, result)
+        progress.close()
+        return result
 
 
 def _calibrate(cfg: RunConfig, p: dict[str, np.ndarray], gold_calib: np.ndarray) -> dict[str, np.ndarray]:

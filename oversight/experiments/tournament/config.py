@@ -15,6 +15,7 @@ from graphs.debaters import DebaterRef
 from graphs.types import Side
 from oversight.experiments.config import ExperimentConfig
 from w2sg.identity import run_id
+from w2sg.tracking import TrackingConfig, tracking_field
 
 #: what the debaters and judge of each match are set to; the rest of `graph:` is shared by all.
 PER_MATCH = ("debater", "debaters", "judge", "first")
@@ -52,9 +53,16 @@ class TournamentConfig(ExperimentConfig):
     orders: int = Field(8, ge=1, description="seeded match orders the openskill ratings are averaged over")
     n_boot: int = Field(200, ge=10, description="bootstrap resamples of the questions for every interval")
     out_dir: Path = Path("runs")
+    tracking: TrackingConfig = tracking_field()
 
-    # How the ratings are fitted and how fast debates run change no debate: same folder.
-    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"concurrency": True, "orders": True, "n_boot": True}
+    # How the ratings are fitted, how fast debates run and where progress is logged change no
+    # debate: same folder.
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {
+        "concurrency": True,
+        "orders": True,
+        "n_boot": True,
+        "tracking": True,
+    }
 
     @model_validator(mode="after")
     def _check(self) -> TournamentConfig:

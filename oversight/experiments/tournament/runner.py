@@ -26,6 +26,7 @@ from oversight.labelling.store import LabelStore
 from w2sg.data import Example
 from w2sg.progress import track
 from w2sg.run_folder import mark_complete, open_run
+from w2sg.tracking import NullTracker, Tracker, tracked
 
 
 def match_label_config(
@@ -50,14 +51,18 @@ def schedule(cfg: TournamentConfig) -> list[tuple[str, str, Side]]:
     return [(a, b, first) for a, b in itertools.permutations(cfg.debaters, 2) for first in SIDES]
 
 
-async def play(cfg: TournamentConfig, rows: list[Example], run_dir: Path) -> tuple[list[Match], int]:
-    """Every match, from the store where it was played before; and how many debates this call ran."""
+async def play(
+    cfg: TournamentConfig, rows: list[Example], run_dir: Path, tracker: Tracker | None = None
+) -> tuple[list[Match], int]:
+    """Every match, from the store where it was played before; and how many debates this call ran.
+    After each match-up, `tracker` gets the debates so far and the judge's accuracy on them."""
+    tracker = tracker or NullTracker()
     store_path = run_dir / "labels.sqlite"
     matches: list[Match] = []
     ran = 0
     failed: list[str] = []
     progress = track(f"tournament {cfg.name}", len(schedule(cfg)), unit="match-ups")
-    for a, b, first in schedule(cfg):
+    for i, (a, b, first) in enumerate(schedule(cfg), 1):
         lc = match_label_config(cfg, a, b, first, store_path)
         run = await label(lc, rows=rows)
         ran += run.labelled
@@ -74,6 +79,8 @@ async def play(cfg: TournamentConfig, rows: list[Example], run_dir: Path) -> tup
             right = 0.5 if p == 0.5 else float((p > 0.5) == (e.label >= 0.5))
             matches.append(Match(e.qid, a, b, score, truthful, right))
         progress.advance()
+        right = sum(m.judge_right for m in matches) / max(len(matches), 1)
+        tracker.log("tournament", i, {"debates": len(matches), "debates_run": ran, "judge_accuracy": right})
     progress.close(failed=bool(failed))
     if failed:
         raise RuntimeError(
@@ -106,6 +113,18 @@ def rate(cfg: TournamentConfig, matches: list[Match]) -> dict[str, object]:
     }
 
 
+def final_figures(result: TournamentResult) -> dict[str, float]:
+    """The tracker's summary of a tournament: each debater's rating and Elo, the judge's accuracy."""
+    figures = {"matches": float(result.matches), "draws": float(result.draws)}
+    for kind, values in (
+        ("rating", result.rating),
+        ("elo", result.elo),
+        ("judge_accuracy", result.judge_accuracy),
+    ):
+        figures |= {f"{kind}/{k}": e.value for k, e in values.items()}
+    return figures
+
+
 def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[TournamentResult, Path, bool]:
     """Play (or load, when complete and not `force`) the tournament and write its report; the
     result, its run folder, and whether it was loaded."""
@@ -117,18 +136,20 @@ def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[Tourn
     rid, run_dir, finished = open_run(cfg, {"rows": rows}, TournamentResult, force)
     if finished is not None:
         return finished, run_dir, True
-    matches, ran = asyncio.run(play(cfg, rows, run_dir))
-    rated = rate(cfg, matches)
-    result = TournamentResult(
-        run_id=rid,
-        debaters=list(cfg.debaters),
-        questions=len({e.qid for e in rows}),
-        matches=len(matches),
-        draws=sum(m.score == 0.5 for m in matches),
-        debates_run=ran,
-        seconds=time.perf_counter() - t0,  # debates and ratings
-        **rated,  # type: ignore[arg-type]
-    )
+    with tracked(cfg.tracking, run_dir, cfg) as tracker:
+        matches, ran = asyncio.run(play(cfg, rows, run_dir, tracker))
+        rated = rate(cfg, matches)
+        result = TournamentResult(
+            run_id=rid,
+            debaters=list(cfg.debaters),
+            questions=len({e.qid for e in rows}),
+            matches=len(matches),
+            draws=sum(m.score == 0.5 for m in matches),
+            debates_run=ran,
+            seconds=time.perf_counter() - t0,  # debates and ratings
+            **rated,  # type: ignore[arg-type]
+        )
+        tracker.summary(final_figures(result))
     write_report(result, run_dir)
     mark_complete(run_dir, result)
     return result, run_dir, False
