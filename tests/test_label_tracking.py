@@ -43,7 +43,7 @@ def test_a_label_run_logs_its_progress_and_label_quality(tmp_path: Path) -> None
     cfg = load_config(path, LabelConfig, overrides=["tracking.tensorboard=true"])
     run = asyncio.run(label(cfg))
     assert run.labelled == 12 and run.quality is not None
-    ev = events(tracking_dir(cfg, run.config_hash) / "tensorboard")
+    ev = events(tracking_dir(cfg.store, cfg.protocol, run.config_hash) / "tensorboard")
     tags = set(ev.Tags()["scalars"])
     assert {f"sequential/{k}" for k in PROGRESS} <= tags
     done = ev.Scalars("sequential/rows_done")
@@ -95,7 +95,7 @@ def test_label_track_flag_writes_event_files(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     cfg = load_config(path, LabelConfig)
     chash = selection(cfg)[2]
-    assert list((tracking_dir(cfg, chash) / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tracking_dir(cfg.store, cfg.protocol, chash) / "tensorboard").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("label-*.yaml")))

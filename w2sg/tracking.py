@@ -19,7 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from w2sg.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +29,7 @@ log = logging.getLogger(__name__)
 History = Sequence[tuple[int, float, float]]
 
 
-class WandbConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WandbConfig(Config):
     project: str = "w2sg"
     mode: Literal["offline", "online", "disabled"] = Field(
         "offline", description="offline writes the run under `dir` (`wandb sync` uploads it later)"
@@ -37,10 +37,8 @@ class WandbConfig(BaseModel):
     dir: Path | None = Field(None, description="where wandb writes; None: the run folder")
 
 
-class TrackingConfig(BaseModel):
+class TrackingConfig(Config):
     """Where the training curves of a run go, besides its `curves.png` (always written)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     tensorboard: bool | Path = Field(
         False, description="true: event files in <run folder>/tensorboard; a path: under it, per run id"

@@ -26,7 +26,7 @@ from oversight.labelling.claims import Claims
 from oversight.labelling.human import HumanRules
 from oversight.labelling.provenance import label_row
 from oversight.labelling.store import LabelRow, LabelStore
-from oversight.labelling.tracking import LabelProgress, summarize, tracking_dir
+from oversight.labelling.tracking import LabelProgress, tracking_dir
 from w2sg.data import DataError, Example, fingerprint, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split
 from w2sg.identity import digest
@@ -120,6 +120,29 @@ class LabelRun(BaseModel):
     quality: LabelQuality | None = Field(None, description="the selected rows' labels against gold")
     pending: int = Field(0, description="rows waiting for a person's verdict (a graph a person judges)")
     elsewhere: int = Field(0, description="rows another run sharing the store labelled meanwhile")
+
+    def figures(self) -> dict[str, float]:
+        """The run's final figures, as `w2sg label` prints them (a tracker's summary)."""
+        usage = self.usage.values()
+        out = {
+            "rows": float(self.total),
+            "labelled": float(self.labelled),
+            "failed": float(self.failed),
+            "already_done": float(self.already_done),
+            "seconds": self.seconds,
+            "tokens": float(sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in usage)),
+            "cost_usd": float(sum(u.get("cost_usd", 0.0) for u in usage)),
+        }
+        if (q := self.quality) is not None:
+            a = q.accuracy
+            out |= {
+                "accuracy": a.value,
+                "accuracy_lo": a.lo,
+                "accuracy_hi": a.hi,
+                "ece": q.ece,
+                "brier": q.brier,
+            }
+        return {f"{self.protocol}/{k}": v for k, v in out.items()}
 
 
 def usage_lines(usage: dict[str, dict[str, float]], where: str = "") -> list[str]:
@@ -220,7 +243,7 @@ async def label(
     if shard is not None:
         rows = shards.pick(rows, shard)
         cfg = cfg.model_copy(update={"store": shards.store_path(cfg.store, shard)})
-    with tracked(cfg.tracking, tracking_dir(cfg, chash), cfg) as tracker:
+    with tracked(cfg.tracking, tracking_dir(cfg.store, cfg.protocol, chash), cfg) as tracker:
         store = LabelStore(cfg.store)
         try:
             done = store.done(cfg.protocol, chash)
@@ -233,7 +256,7 @@ async def label(
         finally:
             store.close()
         run = _run(cfg, rows, excluded, chash, did, got, already=len(rows) - len(todo), t0=t0)
-        tracker.summary(summarize(run))
+        tracker.summary(run.figures())
     return run
 
 

@@ -19,17 +19,16 @@ from w2sg.tracking import Tracker
 
 if TYPE_CHECKING:
     from agents import Model
-    from oversight.labelling.label import LabelConfig, LabelRun
     from oversight.labelling.store import LabelRow
 
 #: the most progress points one run logs (rows are grouped to fit)
 POINTS = 500
 
 
-def tracking_dir(cfg: LabelConfig, config_hash: str) -> Path:
+def tracking_dir(store: Path, protocol: str, config_hash: str) -> Path:
     """Where a labelling run's curves go: `<store dir>/<store stem>-<protocol>-<hash>/` (its
     `tensorboard/`, `wandb/`; a `tracking.tensorboard` path gets a folder of this name)."""
-    return cfg.store.parent / f"{cfg.store.stem}-{cfg.protocol}-{config_hash}"
+    return store.parent / f"{store.stem}-{protocol}-{config_hash}"
 
 
 def spent(models: Mapping[str, Model]) -> dict[str, float]:
@@ -80,21 +79,3 @@ class LabelProgress:
             metrics |= {"mean_p_true": self.p_sum / self.scored, "accuracy": self.right / self.scored}
         self.tracker.log(self.protocol, self.start + self.done, metrics)
         self.logged_at = self.done
-
-
-def summarize(run: LabelRun) -> dict[str, float]:
-    """A labelling run's final figures, as `w2sg label` prints them."""
-    usage = run.usage.values()
-    out = {
-        "rows": float(run.total),
-        "labelled": float(run.labelled),
-        "failed": float(run.failed),
-        "already_done": float(run.already_done),
-        "seconds": run.seconds,
-        "tokens": float(sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in usage)),
-        "cost_usd": float(sum(u.get("cost_usd", 0.0) for u in usage)),
-    }
-    if (q := run.quality) is not None:
-        a = q.accuracy
-        out |= {"accuracy": a.value, "accuracy_lo": a.lo, "accuracy_hi": a.hi, "ece": q.ece, "brier": q.brier}
-    return {f"{run.protocol}/{k}": v for k, v in out.items()}
