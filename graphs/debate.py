@@ -501,7 +501,6 @@ def choose_side(cfg: DebateConfig, model: Model) -> Node:
             tokens=p.usage.output_tokens,
             input_tokens=p.usage.input_tokens,
             seconds=p.seconds,
-            scores=tuple(probs),
         )
         chosen = {"consultant_side": side} if cfg.protocol == "consultancy" else {}
         return {"protagonist_side": side, "transcript": [turn], **chosen}
