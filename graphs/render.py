@@ -23,8 +23,9 @@ def speaker_label(t: Turn, names: dict[Side, str] | None = None) -> str:
 
 
 def transcript_for_speakers(turns: Sequence[Turn]) -> str:
-    """Speakers see every earlier turn as written."""
-    return "\n".join(f"[round {t.round}] {speaker_label(t)}: {t.text}" for t in turns) or "(nothing yet)"
+    """Speakers see every earlier turn as written (not the protagonist's choice: a record only)."""
+    shown = [t for t in turns if t.kind != "choice"]
+    return "\n".join(f"[round {t.round}] {speaker_label(t)}: {t.text}" for t in shown) or "(nothing yet)"
 
 
 def judge_turns(
@@ -36,6 +37,7 @@ def judge_turns(
     since the judge prompt vouches for them). Never the context itself. A human judge's page
     shows the same (`oversight.web`)."""
     names: dict[Side, str] = {side: f"Debater {'AB'[i]}" for i, side in enumerate(order)}
+    turns = [t for t in turns if t.kind != "choice"]  # sides: open: who chose what is not shown
     rank = {side: i for i, side in enumerate(order)}
 
     def key(t: Turn) -> tuple[int, int]:

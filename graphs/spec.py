@@ -150,6 +150,12 @@ class GraphSpec(Config):
         return False
 
     @property
+    def chooses_sides(self) -> bool:
+        """A speaker picks the side it argues (open sides): each label records its choice as a
+        `choice` turn, for reports to score against gold (`oversight.labelling.open_sides`)."""
+        return False
+
+    @property
     def needs_person(self) -> bool:
         """A person gives the verdict: it waits in a queue (`w2sg human`), not in a labelling run."""
         return False

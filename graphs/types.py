@@ -24,7 +24,9 @@ class Turn(Record):
     speaker: str = Field(description="e.g. debater_correct, consultant, agent_2, judge")
     side: Side | None = Field(None, description="the side argued; None for the judge and N-agent turns")
     round: int = Field(ge=1)
-    kind: Literal["argument", "question", "answer"] = "argument"
+    kind: Literal["argument", "question", "answer", "choice"] = Field(
+        "argument", description="choice: sides: open, the side the protagonist chose (shown to no one)"
+    )
     text: str
     tokens: int = Field(0, description="output tokens")
     input_tokens: int = 0
@@ -94,6 +96,7 @@ class GraphState(TypedDict, total=False):
     context: str  # privileged: debaters (and the judge only when configured) see it
     round: int
     consultant_side: Side
+    protagonist_side: Side  # sides: open: the side the protagonist chose to defend
     transcript: Annotated[list[Turn], operator.add]
     judge_runs: Annotated[list[JudgeRun], operator.add]
     verdict: Verdict

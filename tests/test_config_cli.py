@@ -257,6 +257,7 @@ icl: {{model: scripted, k: 2, selectors: [random, bm25], label_sources: [gold, w
     out = w2sg("compare", str(run), "student__weak__logconf", "ceiling", "--n-boot", "500")
     assert out.returncode == 0, out.stderr
     assert re.search(r"difference [+-][0-9.]+ \[[+-][0-9.]+, [+-][0-9.]+\]", out.stdout), out.stdout
+    assert re.search(r"permutation p = [0-9.]+", out.stdout), out.stdout
     out = w2sg("compare", str(run), "student__nope", "ceiling")
     assert out.returncode != 0 and "no column 'student__nope'" in out.stderr
 

@@ -274,3 +274,67 @@ def test_a_finished_thread_is_returned_not_rerun(tmp_path: Path) -> None:
     first = asyncio.run(run_debate(graph, Q, A, CONTEXT, thread_id="t"))
     again = asyncio.run(run_debate(graph, Q, A, CONTEXT, thread_id="t"))
     assert len(again["transcript"]) == 2 and again["verdict"] == first["verdict"] and len(judge.calls) == 2
+
+
+def open_run(cfg: DebateConfig, choice: str):
+    """A debate with open sides: the scripted protagonist answers the choice prompt with `choice`."""
+    debater = ScriptedBackend(
+        "scripted/debater",
+        reply_fn=lambda m, p: choice if "Which side do you choose" in m[-1].content else debater_reply(m, p),
+    )
+    judge = ScriptedBackend("scripted/judge", probs_fn=judge_probs())
+    graph = build_debate_graph(cfg, debater=wrap(debater), judge=wrap(judge))
+    return asyncio.run(run_debate(graph, Q, A, CONTEXT)), judge
+
+
+@pytest.mark.parametrize("choice, side", [("Correct", "correct"), ("Incorrect", "incorrect")])
+def test_open_sides_debate_records_the_choice_and_the_antagonist_argues_the_other(
+    choice: str, side: str
+) -> None:
+    state, judge = open_run(DebateConfig(protocol="sequential", rounds=1, sides="open"), choice)
+    first = state["transcript"][0]
+    assert (first.kind, first.speaker, first.side, first.text) == ("choice", "protagonist", side, choice)
+    assert state["protagonist_side"] == side
+    # Both sides are argued, each once, by its own slot; the choice is never shown to the judge.
+    args = [t for t in state["transcript"] if t.kind == "argument"]
+    assert sorted(t.side for t in args) == ["correct", "incorrect"]
+    judge_prompt_text = judge.calls[-1][1][-1].content
+    assert "protagonist" not in judge_prompt_text and "Which side" not in judge_prompt_text
+    assert state["verdict"].tokens >= first.tokens + first.input_tokens > 0
+
+
+def test_open_sides_protagonist_is_the_correct_slot_model() -> None:
+    # Per-side debaters: whichever side the protagonist picks, the correct slot's model argues it.
+    pro = ScriptedBackend(
+        "scripted/pro", reply_fn=lambda m, p: "Incorrect" if "Which side" in m[-1].content else "PRO"
+    )
+    anti = ScriptedBackend("scripted/anti", reply_fn=lambda m, p: "ANTI")
+    judge = ScriptedBackend("scripted/judge", probs_fn=judge_probs())
+    cfg = DebateConfig(
+        protocol="simultaneous",
+        rounds=1,
+        sides="open",
+        debaters={"correct": "scripted/pro", "incorrect": "scripted/anti"},
+    )
+    others = {"debater_correct": wrap(pro), "debater_incorrect": wrap(anti)}
+    graph = build_debate_graph(cfg, judge=wrap(judge), others=others)
+    state = asyncio.run(run_debate(graph, Q, A, CONTEXT))
+    said = {t.side: t.text for t in state["transcript"] if t.kind == "argument"}
+    assert said == {"incorrect": "PRO", "correct": "ANTI"}
+
+
+def test_open_sides_consultant_chooses_its_side() -> None:
+    state, _ = open_run(DebateConfig(protocol="consultancy", rounds=1, sides="open"), "Incorrect")
+    assert state["consultant_side"] == "incorrect" == state["protagonist_side"]
+    assert [t.side for t in state["transcript"]] == ["incorrect", "incorrect"]  # choice, then the argument
+    with pytest.raises(ValueError, match="consultant chooses"):
+        DebateConfig(protocol="consultancy", sides="open", consultant_side="correct")
+    with pytest.raises(ValueError, match="needs sides to choose"):
+        DebateConfig(protocol="n_agent", sides="open")
+
+
+def test_open_sides_leave_default_identity_unchanged() -> None:
+    cfg = DebateConfig(protocol="sequential")
+    assert "sides" not in cfg.model_dump() and "choose" not in cfg.model_dump()["prompts"]
+    dumped = DebateConfig(protocol="sequential", sides="open").model_dump()
+    assert dumped["sides"] == "open" and "choose" in dumped["prompts"]

@@ -20,6 +20,7 @@ from w2sg.metrics import (
     label_quality,
     mean_ci,
     paired_gain,
+    paired_permutation,
     percentile_interval,
     pgr,
     pgr_ci,
@@ -286,3 +287,43 @@ def test_bootstrap_memory_does_not_grow_with_the_number_of_questions() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 40 * 2**20, peak / 2**20
+
+
+def test_paired_permutation_exact_by_hand() -> None:
+    # Differences [1, 1, 1]: of the 8 sign flips only all-plus and all-minus reach |sum| = 3.
+    assert paired_permutation([1, 1, 1], [0, 0, 0]) == pytest.approx(2 / 8)
+    # Differences [1, -1, 2], observed |sum| 2: flips s1 - s2 + 2 s3 reach |.| >= 2 in 6 of 8.
+    assert paired_permutation([1, 0, 2], [0, 1, 0]) == pytest.approx(6 / 8)
+    # Clustered: question q1's rows flip together, sums [2, 0, 1]: |±2 ± 1| = 3 in 4 of 8 flips.
+    assert paired_permutation([1, 1, 0, 1], [0, 0, 0, 0], ["q1", "q1", "q2", "q3"]) == pytest.approx(4 / 8)
+
+
+def test_paired_permutation_identical_and_large_difference() -> None:
+    x = np.random.default_rng(0).integers(0, 2, 300).astype(float)
+    assert paired_permutation(x, x) == 1.0  # every flip ties at 0
+    ok_a = (np.random.default_rng(2).random(400) < 0.9).astype(float)
+    ok_b = (np.random.default_rng(3).random(400) < 0.6).astype(float)
+    p = paired_permutation(ok_a, ok_b, np.arange(400) // 2, n_perm=2000)
+    assert p < 0.01
+    assert p == pytest.approx(1 / 2001)  # Monte Carlo: never 0, no flip reaches a 0.3 gap
+
+
+def test_paired_permutation_deterministic_per_seed() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.integers(0, 2, 200).astype(float), rng.integers(0, 2, 200).astype(float)
+    p0 = paired_permutation(a, b, n_perm=500, seed=0)
+    assert p0 == paired_permutation(a, b, n_perm=500, seed=0)
+    assert 0.0 < p0 <= 1.0
+    assert {paired_permutation(a, b, n_perm=500, seed=s) for s in range(5)} != {p0}  # the seed matters
+    with pytest.raises(ValueError, match="one length"):
+        paired_permutation([1, 0], [1])
+
+
+def test_paired_permutation_matches_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=10), rng.normal(size=10) + 0.5
+    ref = stats.permutation_test(
+        (a, b), lambda x, y: np.mean(x - y), permutation_type="samples", n_resamples=10**6
+    ).pvalue
+    assert paired_permutation(a, b, n_perm=2**10) == pytest.approx(ref)

@@ -170,6 +170,53 @@ def paired_gain(
     return bootstrap_ci(lambda m: m[:, 0] - m[:, 1], np.stack([x, y]), groups, n_boot=n_boot, seed=seed)
 
 
+# Sign-flip tests enumerate every flip exactly up to this many clusters (2**16 flips); above it,
+# or when n_perm is smaller than 2**C, they draw n_perm random flips.
+_EXACT_MAX_CLUSTERS = 16
+
+
+def paired_permutation(
+    a: ArrayLike, b: ArrayLike, groups: ArrayLike | None = None, *, n_perm: int = 10000, seed: int = 0
+) -> float:
+    """Two-sided p-value of mean(a) − mean(b) = 0 over the same rows: a sign-flip permutation test
+    on the per-question sums of the paired differences (under the null a question's a and b are
+    exchangeable, so its rows flip together: clustered like the bootstrap). Exact over all 2**C
+    flips when that is at most n_perm (and C ≤ 16); else n_perm random flips, p = (1 + hits) /
+    (1 + n_perm) so that a Monte Carlo p is never 0. Identical a and b give p = 1."""
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be >= 1, got {n_perm}")
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
+        raise ValueError(
+            f"a and b must be 1-D, non-empty and of one length, got shapes {x.shape} and {y.shape}"
+        )
+    codes, c = _clusters(groups, len(x))
+    sums = np.bincount(codes, weights=x - y, minlength=c)
+    observed = abs(sums.sum())
+    # Flips that tie the observed statistic count as extreme; the tolerance absorbs float noise.
+    tol = 1e-9 * max(1.0, float(np.abs(sums).sum()))
+    exact = c <= _EXACT_MAX_CLUSTERS and 2**c <= n_perm
+    hits = sum(
+        int((np.abs(signs @ sums) >= observed - tol).sum()) for signs in _sign_flips(c, exact, n_perm, seed)
+    )
+    return hits / 2**c if exact else (1 + hits) / (1 + n_perm)
+
+
+def _sign_flips(c: int, exact: bool, n_perm: int, seed: int) -> Iterator[np.ndarray]:
+    """±1 flips of `c` clusters in chunks of shape (b, c): all 2**c of them (`exact`), or n_perm
+    random ones drawn from `seed`; chunked like `_resample_counts`, so memory stays flat."""
+    total = 2**c if exact else n_perm
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK_CELLS // c)
+    for start in range(0, total, step):
+        b = min(step, total - start)
+        if exact:
+            bits = (np.arange(start, start + b)[:, None] >> np.arange(c)) & 1
+        else:
+            bits = rng.integers(0, 2, size=(b, c))
+        yield 2.0 * bits - 1.0
+
+
 def accuracy_ci(
     probs: ArrayLike, gold: ArrayLike, groups: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0
 ) -> Estimate:

@@ -114,6 +114,8 @@ def _print_run(cfg: LabelConfig, run: LabelRun, store: Path) -> None:
             f"label accuracy {q.accuracy} (95% CI), ECE {q.ece:.3f}, Brier {q.brier:.3f} against gold",
             highlight=False,
         )
+    for line in run.open_sides.lines() if run.open_sides is not None else []:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _merge(cfg: LabelConfig) -> None:

@@ -314,11 +314,15 @@ def compare_cmd(
     a: Annotated[str, typer.Argument(help="a column, e.g. student__weak_p_true_with_support__xent")],
     b: Annotated[str, typer.Argument(help="the column to compare with, on the same test rows")],
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 10000,
+    n_perm: Annotated[
+        int, typer.Option(help="sign flips of the permutation test (exact when fewer)")
+    ] = 10000,
 ) -> None:
-    """Paired test-accuracy difference a − b with a 95% CI (questions resampled, both columns jointly)."""
+    """Paired test-accuracy difference a − b with a 95% CI (questions resampled, both columns jointly)
+    and the two-sided p of a paired permutation test (each question's a/b signs flipped together)."""
     import numpy as np
 
-    from w2sg.metrics import correct, paired_gain
+    from w2sg.metrics import correct, paired_gain, paired_permutation
 
     path = run_dir / "predictions.npz"
     if not path.exists():
@@ -333,10 +337,12 @@ def compare_cmd(
     # Folders written before question ids were saved resample rows (and say so).
     qids = z["qids"] if "qids" in z.files else None
     d = paired_gain(ok_a, ok_b, qids, n_boot=n_boot)
+    p = paired_permutation(ok_a, ok_b, qids, n_perm=n_perm)
     unit = f"{len(set(qids.tolist()))} questions" if qids is not None else "rows: no qids in this folder"
     console.print(
         f"{a}: {ok_a.mean():.3f}  {b}: {ok_b.mean():.3f}  difference {d.value:+.3f} "
-        f"[{d.lo:+.3f}, {d.hi:+.3f}] (95% paired bootstrap over {unit}; {d.n} rows)",
+        f"[{d.lo:+.3f}, {d.hi:+.3f}] (95% paired bootstrap over {unit}; {d.n} rows), "
+        f"permutation p = {p:.4f}",
         highlight=False,
         soft_wrap=True,
     )

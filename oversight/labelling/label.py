@@ -24,6 +24,7 @@ from graphs.spec import GraphSpec
 from oversight.labelling import human, shards
 from oversight.labelling.claims import Claims
 from oversight.labelling.human import HumanRules
+from oversight.labelling.open_sides import OpenSides, open_sides
 from oversight.labelling.provenance import label_row
 from oversight.labelling.store import LabelRow, LabelStore
 from oversight.labelling.tracking import LabelProgress, tracking_dir
@@ -118,6 +119,9 @@ class LabelRun(BaseModel):
     seconds: float
     usage: dict[str, dict[str, float]]
     quality: LabelQuality | None = Field(None, description="the selected rows' labels against gold")
+    open_sides: OpenSides | None = Field(
+        None, description="sides: open: the protagonist's choice against gold, judge accuracy split by it"
+    )
     pending: int = Field(0, description="rows waiting for a person's verdict (a graph a person judges)")
     elsewhere: int = Field(0, description="rows another run sharing the store labelled meanwhile")
 
@@ -252,10 +256,11 @@ async def label(
                 on_start(len(rows), len(todo))
             log = LabelProgress(tracker, cfg.protocol, start=len(rows) - len(todo), todo=len(todo))
             did = await _label_rows(cfg, store, todo, chash, replay, on_label, total=len(rows), log=log)
+            scores = _scores(cfg, store, rows, chash)
             got = store.p_true(cfg.protocol, chash)
         finally:
             store.close()
-        run = _run(cfg, rows, excluded, chash, did, got, already=len(rows) - len(todo), t0=t0)
+        run = _run(cfg, rows, excluded, chash, did, got, scores, already=len(rows) - len(todo), t0=t0)
         tracker.summary(run.figures())
     return run
 
@@ -267,12 +272,13 @@ def _run(
     chash: str,
     did: _Done,
     got: dict[str, float],
+    scores: dict[str, Any],
     *,
     already: int,
     t0: float,
 ) -> LabelRun:
-    """What a model labelling run did, from its workers' counts and the store's labels (`got`)."""
-    scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
+    """What a model labelling run did, from its workers' counts, the store's labels (`got`) and
+    their scores (`_scores`)."""
     failed = sum(i not in got for i in did.failures)  # a failure since labelled by another run is not one
     return LabelRun(
         protocol=cfg.protocol,
@@ -285,8 +291,23 @@ def _run(
         elsewhere=did.elsewhere + len(did.failures) - failed,
         seconds=time.perf_counter() - t0,
         usage=did.usage,
-        quality=label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None,
+        **scores,
     )
+
+
+def _scores(cfg: LabelConfig, store: LabelStore, rows: Sequence[Example], chash: str) -> dict[str, Any]:
+    """The selected rows' labels against gold (`quality`), and with open sides the protagonist's
+    choices (`open_sides`): LabelRun's fields. Records are read only for open sides (they are large)."""
+    got = store.p_true(cfg.protocol, chash)
+    scored = [e for e in rows if e.id in got]
+    if len(scored) < 2:
+        return {}
+    p, gold, qids = [got[e.id] for e in scored], [e.label for e in scored], [e.qid for e in scored]
+    out: dict[str, Any] = {"quality": label_quality(p, gold, qids)}
+    if cfg.graph.chooses_sides:
+        records = {r.example_id: r.record for r in store.rows(cfg.protocol, chash)}
+        out["open_sides"] = open_sides([records[e.id] for e in scored], p, gold, qids)
+    return out
 
 
 class _Done(BaseModel):
@@ -400,9 +421,8 @@ async def _queue_for_people(
     )
     waiting = len(await human.pending(cfg.store, chash))
     store = LabelStore(cfg.store)
-    got = store.p_true(cfg.protocol, chash)
+    scores = _scores(cfg, store, rows, chash)
     store.close()
-    scored = [(got[e.id], e.label, e.qid) for e in rows if e.id in got]
     return LabelRun(
         protocol=cfg.protocol,
         config_hash=chash,
@@ -413,6 +433,6 @@ async def _queue_for_people(
         failed=0,
         seconds=time.perf_counter() - t0,
         usage=usage,
-        quality=label_quality(*zip(*scored, strict=True)) if len(scored) >= 2 else None,
         pending=waiting,
+        **scores,
     )

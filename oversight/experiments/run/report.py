@@ -27,7 +27,8 @@ def pipeline_table(r: PipelineResult) -> str:
     chance = chance_by_source(e)
     lines = [
         f"Run `{r.run_id}`: sizes {e.sizes} (rows), {e.seconds:.0f} s. Label quality on the strong "
-        "split; student and ceiling accuracy on test; 95% CIs from a bootstrap over questions.",
+        "split; student and ceiling accuracy on test; 95% CIs from a bootstrap over questions; p: "
+        "paired permutation test against the blind judge (each question's signs flipped together).",
         "",
         "| label source | kind | label acc | ECE | Brier | calibrated: acc / ECE | floor | loss | student "
         "| ceiling | PGR | label acc − blind (paired) | tokens / label | model s / label |",
@@ -93,6 +94,8 @@ def source_rows(r: PipelineResult) -> list[str]:
         secs = f"{src.seconds_per_label.value:.4f}" if src.seconds_per_label else "-"
         d = src.vs_blind
         gain = f"{d.value:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]" if d else "-"
+        if d and src.vs_blind_p is not None:
+            gain += f" p={src.vs_blind_p:.3g}"
         floor = f"{f.floor}" + ("" if f.floor_split == "test" else " †")
         for loss in losses:
             s = students[(src.source, loss)]
@@ -149,6 +152,8 @@ def oversight_lines(r: PipelineResult) -> list[str]:
             f"{role}: {' / '.join(f'{u.get(k, 0):.0f}' for k in keys)}" for role, u in s.usage.items()
         )
         lines.append(f"| {s.source} | {methods or '-'} | {failed if s.failed else 0} | {models or '-'} |")
+    if opened := [f"- {s.source}: {line}" for s in graphs if s.open_sides for line in s.open_sides.lines()]:
+        lines += ["", "Open sides (sides: open), on the strong split:", "", *opened]
     if r.dropped_questions:
         shown = ", ".join(r.dropped_questions[:10]) + (", ..." if len(r.dropped_questions) > 10 else "")
         lines += [

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from oversight.labelling.judges import JudgeInfo
+from oversight.labelling.open_sides import OpenSides
 from w2sg.metrics import Estimate, LabelQuality
 from w2sg.results import ExperimentResult
 
@@ -25,7 +26,14 @@ class SourceReport(BaseModel):
     vs_blind: Estimate | None = Field(
         None, description="label accuracy minus the blind judge's, paired over the same strong rows"
     )
+    vs_blind_p: float | None = Field(
+        None, description="two-sided p of vs_blind by a paired permutation test (questions' signs flipped)"
+    )
     note: str | None = Field(None, description="a warning about how this source was made")
+    open_sides: OpenSides | None = Field(
+        None,
+        description="sides: open: the protagonist's choice on the strong split, judge accuracy split by it",
+    )
     methods: dict[str, int] = Field(
         default_factory=dict, description="verdicts per scoring method (logprobs, echo, sampled, ...)"
     )

@@ -33,6 +33,7 @@ from oversight.experiments.run.report import write_pipeline_report
 from oversight.experiments.run.results import PipelineResult, SourceReport
 from oversight.labelling.judges import JudgeInfo, train_judge, transcripts_to_judge
 from oversight.labelling.label import LabelConfig, label, require_passages
+from oversight.labelling.open_sides import open_sides
 from oversight.labelling.soft_labels import (
     Calibrator,
     DawidSkene,
@@ -44,7 +45,16 @@ from oversight.labelling.store import LabelRow, LabelStore
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split, train_pool
 from w2sg.experiment import Fitter, finish_curves, save_predictions, score_models, supervise
-from w2sg.metrics import Estimate, LabelQuality, accuracy, correct, label_quality, mean_ci, paired_gain
+from w2sg.metrics import (
+    Estimate,
+    LabelQuality,
+    accuracy,
+    correct,
+    label_quality,
+    mean_ci,
+    paired_gain,
+    paired_permutation,
+)
 from w2sg.progress import duration, track
 from w2sg.run_folder import mark_complete, open_run
 from w2sg.tracking import tracked
@@ -240,6 +250,14 @@ class Sources:
             methods=cost.methods,
             failed=g.failed,
             usage=g.usage,
+            open_sides=open_sides(
+                [g.rows[e.id].record for e in sp["strong"]],
+                p["strong"],
+                self.gold["strong"],
+                self.qids["strong"],
+                n_boot=self.cfg.n_boot,
+                seed=self.cfg.seed,
+            ),
         )
 
     def calibrate(self) -> None:
@@ -297,6 +315,9 @@ class Sources:
             if src != blind:
                 ok = correct(self.labels[src]["strong"], gold)
                 rep.vs_blind = paired_gain(ok, base, self.qids["strong"], n_boot=cfg.n_boot, seed=cfg.seed)
+                rep.vs_blind_p = paired_permutation(
+                    ok, base, self.qids["strong"], n_perm=cfg.n_boot, seed=cfg.seed
+                )
 
     def supervisors(self, splits: tuple[str, ...]) -> Labels:
         """What each source's student learns from and is selected on (raw or calibrated labels)."""
