@@ -171,8 +171,8 @@ def test_one_smollm2_round(tmp_path: Path) -> None:
         debater="embedded/smollm2",
         judge="embedded/smollm2",
         best_of_n=2,
-        graph={"max_tokens": 24, "word_limit": 20},
-        dpo={"steps": 2, "device": "cpu", "max_length": 384},
+        graph={"max_tokens": 12, "word_limit": 10},
+        dpo={"steps": 1, "device": "cpu", "max_length": 384},
     )
     r = runner.train_debaters(cfg)[0].rounds[0]
     assert r.pairs > 0 and r.dpo.seconds_per_step > 0

@@ -18,7 +18,7 @@ app.add_typer(debaters_app, name="debaters", rich_help_panel="Experiments")
 
 @debaters_app.command("train")
 def train_cmd(
-    config: Annotated[Path, typer.Argument(help="debater training YAML (see configs/debaters-dpo.yaml)")],
+    config: Annotated[Path, typer.Argument(help="debater training YAML (see configs/dpo-debaters.yaml)")],
     force: ForceOpt = False,
     set_: SetOpt = None,
 ) -> None:

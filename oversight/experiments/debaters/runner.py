@@ -27,7 +27,7 @@ from oversight.experiments.debaters.dpo import DPOFigures, Pair, train_dpo
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split
 from w2sg.progress import track
-from w2sg.run_folder import mark_complete, open_run
+from w2sg.run_folder import mark_complete, open_run, write_atomic
 
 
 class RoundFigures(BaseModel):
@@ -92,13 +92,6 @@ async def collect_pairs(
     return [p for e, turns in zip(rows, per_row, strict=True) for p in pairs_of(e.id, turns)], sum(
         map(len, per_row)
     )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """A killed run never leaves a file that looks whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.rename(path)
 
 
 def debater_at(cfg: DebaterTrainConfig, run_dir: Path, k: int) -> ModelSpec:
