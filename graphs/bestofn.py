@@ -9,12 +9,17 @@ into the turn, so a label's cost counts all of them.
 
 `optimise_turn` knows nothing of graphs: the debate node gives it a way to sample a turn and a way
 to score one (the judge's prompt with the candidate in place, `graphs.debate`).
+
+`RECORD`: set it to a list and every best-of-N turn optimised in that context appends its prompt,
+candidates and scores (`Candidates`): the preference pairs `w2sg debaters train` learns from. It is
+a context variable so the debate graph need not carry candidates in its state or stored labels.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from agents.types import ChoiceProbs, Completion
@@ -53,6 +58,21 @@ class Optimised:
     spent: Spent = field(default_factory=Spent)
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """One best-of-N turn as the debater saw it: its prompt, side, and every candidate's text and
+    the preference model's p(side) of it (critique rewrites are not included)."""
+
+    prompt: str
+    side: str
+    texts: tuple[str, ...]
+    scores: tuple[float, ...]
+
+
+#: where optimised turns are recorded, when set (each asyncio task sees its own context's list).
+RECORD: ContextVar[list[Candidates] | None] = ContextVar("bestofn_record", default=None)
+
+
 def candidate_seeds(seed: int, n: int) -> list[int]:
     """N distinct seeds from a turn's seed: steps of a prime modulo the prime 2**31 - 1, so distinct
     for any N below it, and below 2**31, as some servers require."""
@@ -74,6 +94,8 @@ async def optimise_turn(
     for _, probs in rated:
         spent.add(probs)
     scores = [p for p, _ in rated]
+    if (record := RECORD.get()) is not None:
+        record.append(Candidates(prompt, side, tuple(texts), tuple(scores)))
     best = max(range(len(texts)), key=lambda i: scores[i])  # ties: the first candidate
     out = Optimised(text=texts[best], score=scores[best], scores=scores, spent=spent)
     for k in range(spec.critique):

@@ -31,6 +31,7 @@ def config_class(path: Path) -> type:
     from graphs.debaters import DebaterSet
     from graphs.interaction import InteractionConfig
     from oversight.experiments.config import ExperimentConfig
+    from oversight.experiments.debaters.config import DebaterTrainConfig
     from oversight.experiments.grid.config import GridConfig
     from oversight.experiments.ladder.config import LadderConfig
     from oversight.experiments.leaderboard.config import LeaderboardConfig
@@ -50,5 +51,6 @@ def config_class(path: Path) -> type:
         "grid-": GridConfig,
         "leaderboard-": LeaderboardConfig,
         "debaters-": DebaterSet,
+        "dpo-": DebaterTrainConfig,
     }
     return next((k for prefix, k in kinds.items() if path.name.startswith(prefix)), ExperimentConfig)

@@ -77,6 +77,11 @@ def start_run(run_dir: Path, cfg: BaseModel, data: dict[str, Any]) -> None:
 
 def mark_complete(run_dir: Path, result: BaseModel, name: str = DONE) -> None:
     """Write `name` (`results.json`) through a temporary name: a killed run never looks complete."""
-    tmp = run_dir / (name + ".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    tmp.rename(run_dir / name)
+    write_atomic(run_dir / name, result.model_dump_json(indent=2))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary name: a killed run never leaves a file that looks whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.rename(path)

@@ -434,13 +434,17 @@ def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
     return text[:cut]
 
 
-def load_hf(name: str, options: HFOptions | None = None) -> HFBackend:
-    """`hf/<dir or hub id>` or `embedded/<smollm2|tiny-gpt2>`."""
+def hf_source(name: str) -> str | Path:
+    """Where `hf/<dir or hub id>` or `embedded/<smollm2|tiny-gpt2>` loads its weights from."""
     provider, _, rest = name.partition("/")
     if not rest:
         raise FatalModelError(f"model name {name!r} needs a path or id after '{provider}/'")
-    source = embedded_dir(rest) if provider == "embedded" else rest
-    return HFBackend(name, source, options)
+    return embedded_dir(rest) if provider == "embedded" else rest
+
+
+def load_hf(name: str, options: HFOptions | None = None) -> HFBackend:
+    """`hf/<dir or hub id>` or `embedded/<smollm2|tiny-gpt2>`."""
+    return HFBackend(name, hf_source(name), options)
 
 
 def from_spec(spec: ModelSpec) -> HFBackend:

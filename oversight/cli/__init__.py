@@ -4,6 +4,7 @@ Importing a command module registers its commands on `app`; `main` is the consol
 """
 
 from oversight.cli import (  # noqa: F401  (they register their commands)
+    debaters,
     graphs,
     grid,
     label,
