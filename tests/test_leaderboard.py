@@ -144,7 +144,11 @@ def test_a_method_that_drops_the_planted_wrong_labels_ranks_above_vanilla(whole:
         [json.loads(p.read_text())["students"][1]["accuracy"]["value"] for p in _planted_runs(whole, result)]
     )
     md = (whole / "leaderboard.md").read_text()
-    assert "## planted · weak_p_true · xent" in md and "| 1 | confident_only † |" in md
+    # A supervisor wrong on 70 % of questions is worse than chance: the report reads no regime
+    # there (PGR is in the JSON, not in the table) and ranks by accuracy, confident_only first.
+    group = md.split("## planted · weak_p_true · xent", 1)[1]
+    assert group.lstrip().startswith("No weak-to-strong regime (the supervisor or the ceiling is at chance")
+    assert "| 1 | confident_only |" in group
 
 
 def _planted_runs(board: Path, result: dict[str, object]) -> list[Path]:
@@ -193,3 +197,45 @@ def test_the_shipped_config_validates_and_points_at_the_sciq_base() -> None:
     assert [m.kind for m in cfg.methods] == SHIPPED
     cells = cfg.cells()
     assert len(cells) == 3 and cells[0].config.sizes.dev == 0.1  # settings are chosen on dev
+
+
+def _row(method: str, source: str, acc: float, pgr: float, regime: str) -> object:
+    from oversight.experiments.leaderboard.runner import BoardRow
+    from w2sg.metrics import Estimate
+    from w2sg.results import SeedStat
+
+    def est(x: float) -> Estimate:
+        return Estimate(value=x, lo=x - 0.01, hi=x + 0.01, n=100)
+
+    stat = SeedStat(mean=est(acc), sd=0.0, per_seed=[acc])
+    return BoardRow(
+        source=source, loss="xent", method=method, accuracy=stat, auc=stat, pgr=est(pgr),
+        auc_pgr=est(pgr), dataset="d", seeds=[0], regime=regime,
+    )  # fmt: skip
+
+
+def test_pgr_is_read_only_where_there_is_a_weak_to_strong_gap() -> None:
+    """Where the supervisor is at least as accurate as the ceiling, PGR divides by a negative gap
+    (a better student reads as a lower PGR): such a group ranks by accuracy, says why, stays out
+    of the overall ranking and the plot."""
+    from oversight.experiments.leaderboard.report import report_md
+    from oversight.experiments.leaderboard.runner import LeaderboardResult, ranked, ranking
+
+    rows = ranked(
+        [
+            _row("vanilla", "gap", 0.60, 0.20, "gap"),
+            _row("s2s", "gap", 0.58, 0.10, "gap"),
+            _row("vanilla", "above", 0.66, 2.5, "above"),
+            _row("s2s", "above", 0.64, 3.5, "above"),  # the higher PGR, the worse student
+        ]
+    )
+    by = {(r.source, r.method): r.rank for r in rows}
+    assert by[("gap", "vanilla")] == 1 and by[("above", "vanilla")] == 1 and by[("above", "s2s")] == 2
+    board = ranking(rows)
+    assert [m.method for m in board] == ["vanilla", "s2s"] and {m.groups for m in board} == {1}
+    assert board[1].mean_pgr == pytest.approx(0.10)  # 3.5 of the gapless group is not in the mean
+    md = report_md(
+        LeaderboardResult(name="x", n_boot=100, runs={"d": {0: "r"}}, rows=rows, ranking=board, missing=[])
+    )
+    assert "No weak-to-strong regime (the supervisor is at least as accurate" in md
+    assert "3.500" not in md and "2.500" not in md

@@ -31,21 +31,40 @@ def _ranking_md(r: LeaderboardResult) -> list[str]:
     lines = [
         "## Ranking",
         "",
-        "Methods by PGR (accuracy) averaged over every dataset × label source × loss; above / below "
-        "vanilla: in how many of those the paired difference against vanilla excludes 0.",
+        "Methods by PGR (accuracy) averaged over the dataset × label source × loss groups with a "
+        "weak-to-strong gap (the seed-mean ceiling above the supervisor beyond the intervals and by "
+        "at least the minimum gap; elsewhere PGR measures nothing); above / below vanilla: in how "
+        "many of those the paired difference against vanilla excludes 0.",
         "",
         "| rank | method | mean PGR | above vanilla | below vanilla |",
         "|---|---|---|---|---|",
     ]
     for i, m in enumerate(r.ranking, 1):
         lines.append(
-            f"| {i} | {m.method} | {m.mean_pgr:.3f} | {m.above_vanilla} of {m.groups} "
+            f"| {i} | {m.method} | {_mean(m.mean_pgr)} | {m.above_vanilla} of {m.groups} "
             f"| {m.below_vanilla} of {m.groups} |"
         )
     return lines
 
 
+def _mean(x: float) -> str:
+    return f"{x:.3f}" if np.isfinite(x) else "n/a"
+
+
+#: What a group without a weak-to-strong gap says instead of its PGR (w2sg.report.regime).
+NO_REGIME = {
+    "above": "the supervisor is at least as accurate as the ceiling: no gap to recover",
+    "overlap": "the ceiling is within the supervisor's 95 % interval",
+    "small": "the gap is below the minimum gap",
+    "chance": "the supervisor or the ceiling is at chance in some seed",
+}
+
+
 def _row_md(row: BoardRow) -> str:
+    if not row.reads_pgr:  # PGR and its differences divide by a gap that is not there
+        row = row.model_copy(
+            update={"pgr": None, "auc_pgr": None, "vs_vanilla": None, "vs_vanilla_auc": None}
+        )
     mark = f" {SURE}" if excludes_zero(row.vs_vanilla) else ""
     collapsed = ", ".join(map(str, row.collapsed))
     cells = [
@@ -81,6 +100,12 @@ def report_md(r: LeaderboardResult) -> str:
         if (row.dataset, row.source, row.loss) != group:
             group = (row.dataset, row.source, row.loss)
             lines += ["", f"## {row.dataset} · {row.source} · {row.loss}", ""]
+            if not row.reads_pgr:
+                lines += [
+                    f"No weak-to-strong regime ({NO_REGIME[row.regime]}), so PGR is not read here: "
+                    "methods are ranked by student accuracy.",
+                    "",
+                ]
             lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
         lines.append(_row_md(row))
     if collapsed := [x for x in r.rows if x.collapsed]:
@@ -98,7 +123,8 @@ def report_md(r: LeaderboardResult) -> str:
 
 
 def plot(r: LeaderboardResult, path: Path) -> None:
-    """PGR per method with its interval, one panel per dataset, a marker per label source × loss."""
+    """PGR per method with its interval, one panel per dataset, a marker per label source × loss
+    with a weak-to-strong gap (PGR measures nothing elsewhere)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,14 +132,18 @@ def plot(r: LeaderboardResult, path: Path) -> None:
 
     datasets = list(dict.fromkeys(row.dataset for row in r.rows))
     methods = [m.method for m in r.ranking]
-    series = list(dict.fromkeys((row.source, row.loss) for row in r.rows))
+    series = list(dict.fromkeys((row.source, row.loss) for row in r.rows if row.reads_pgr))
     fig, axes = plt.subplots(
         1, len(datasets), figsize=(0.9 + 0.8 * len(methods) * len(datasets), 3.4), squeeze=False, sharey=True
     )
     width = 0.8 / max(1, len(series))
     for ax, ds in zip(axes[0], datasets, strict=True):
         for j, (src, loss) in enumerate(series):
-            rows = {x.method: x for x in r.rows if (x.dataset, x.source, x.loss) == (ds, src, loss)}
+            rows = {
+                x.method: x
+                for x in r.rows
+                if (x.dataset, x.source, x.loss) == (ds, src, loss) and x.reads_pgr
+            }
             xs = [i + (j - (len(series) - 1) / 2) * width for i, m in enumerate(methods) if m in rows]
             pg = [rows[m].pgr for m in methods if m in rows]
             y = np.array([e.value for e in pg])

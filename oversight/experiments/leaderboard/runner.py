@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from oversight.experiments.leaderboard.config import Cell, LeaderboardConfig
 from w2sg.metrics import Estimate, percentile_interval, pgr_draws
 from w2sg.progress import track
+from w2sg.report import regime, seeds_chance
 from w2sg.results import VANILLA, ExperimentResult, SeedRun, SeedsStudent, student_key
 from w2sg.run_folder import load_complete, mark_complete
 from w2sg.seeds import Drawn, aggregate, draw_seeds, load_columns, mean_pgr
@@ -89,12 +90,26 @@ class BoardRow(SeedsStudent):
         None, description="PGR minus vanilla's (same dataset, source, loss), paired over seeds and questions"
     )
     vs_vanilla_auc: Estimate | None = Field(None, description="the same on AUC-PGR")
-    rank: int = Field(0, description="by PGR among the methods of its dataset, source and loss (1: best)")
+    regime: str = Field(
+        "gap",
+        description="w2sg.report.regime of its source's seed-mean floor against the seed-mean ceiling "
+        "(or chance): PGR is read only under `gap`",
+    )
+    rank: int = Field(
+        0,
+        description="among the methods of its dataset, source and loss (1: best): by PGR under a gap, "
+        "by student accuracy where there is no weak-to-strong regime to read PGR in",
+    )
+
+    @property
+    def reads_pgr(self) -> bool:
+        return self.regime == "gap"
 
 
 class MethodRank(BaseModel):
-    """A method over every (dataset, source, loss) group: its mean PGR and how often its paired
-    difference against vanilla excludes 0, above or below."""
+    """A method over the (dataset, source, loss) groups with a weak-to-strong gap (the only ones
+    where PGR measures anything): its mean PGR and how often its paired difference against vanilla
+    excludes 0, above or below."""
 
     method: str
     mean_pgr: float
@@ -137,6 +152,11 @@ def dataset_rows(runs_dir: Path, dataset: str, seeds: dict[int, str], n_boot: in
     names = ["ceiling", *(f"floor__{s.source}" for s in agg.sources), *(s.key for s in agg.students)]
     acc, auc = draw_seeds(columns, names, n_boot=n_boot)
     keys = {s.key for s in agg.students}
+    chance = seeds_chance(agg)  # a seed mean over a seed at chance reads no regime either
+    regimes = {
+        f.source: "chance" if f.source in chance else regime(f.floor.mean, agg.ceiling.mean)
+        for f in agg.sources
+    }
     rows = []
     for s in agg.students:
         vanilla, floor = student_key(s.source, s.loss), f"floor__{s.source}"
@@ -145,7 +165,8 @@ def dataset_rows(runs_dir: Path, dataset: str, seeds: dict[int, str], n_boot: in
             "vs_vanilla": pgr_difference(acc, floor, s.key, vanilla) if paired else None,
             "vs_vanilla_auc": pgr_difference(auc, floor, s.key, vanilla) if paired else None,
         }
-        rows.append(BoardRow.model_validate({**dict(s), "dataset": dataset, "seeds": agg.seeds, **diffs}))
+        fields = {**dict(s), "dataset": dataset, "seeds": agg.seeds, "regime": regimes[s.source], **diffs}
+        rows.append(BoardRow.model_validate(fields))
     return ranked(rows)
 
 
@@ -166,22 +187,29 @@ def pgr_difference(drawn: dict[str, Drawn], floor: str, a: str, b: str) -> Estim
 
 
 def ranked(rows: list[BoardRow]) -> list[BoardRow]:
-    """Each (dataset, source, loss) group's rows ordered by PGR, best first (nan last), ranked."""
+    """Each (dataset, source, loss) group's rows ordered best first (nan last) and ranked: by PGR
+    under a weak-to-strong gap, else by student accuracy (PGR divides by a gap that is not there)."""
     groups: dict[tuple[str, str, str], list[BoardRow]] = {}
     for r in rows:
         groups.setdefault((r.dataset, r.source, r.loss), []).append(r)
     out = []
     for group in groups.values():
-        order = sorted(group, key=lambda r: -r.pgr.value if np.isfinite(r.pgr.value) else np.inf)
+
+        def score(r: BoardRow) -> float:
+            return r.pgr.value if r.reads_pgr else r.accuracy.mean.value
+
+        order = sorted(group, key=lambda r: -score(r) if np.isfinite(score(r)) else np.inf)
         out += [r.model_copy(update={"rank": i + 1}) for i, r in enumerate(order)]
     return out
 
 
 def ranking(rows: list[BoardRow]) -> list[MethodRank]:
-    """Methods by their mean PGR over the groups, best first."""
-    by: dict[str, list[BoardRow]] = {}
+    """Methods by their mean PGR over the groups with a weak-to-strong gap, best first (nan, for a
+    method with no such group, last)."""
+    by: dict[str, list[BoardRow]] = {r.method: [] for r in rows}
     for r in rows:
-        by.setdefault(r.method, []).append(r)
+        if r.reads_pgr:
+            by[r.method].append(r)
     out = [
         MethodRank(
             method=m,
