@@ -214,7 +214,18 @@ def test_help_groups_the_commands_by_area() -> None:
     del panels["Options"]
     assert list(panels) == ["Experiments", "Oversight graphs", "Labelling", "Models"]
     assert sorted(panels["Experiments"]) == sorted(
-        ["run", "train", "ensemble", "icl", "ladder", "compare", "tournament", "grid", "debaters"]
+        [
+            "run",
+            "train",
+            "ensemble",
+            "icl",
+            "ladder",
+            "compare",
+            "tournament",
+            "grid",
+            "debaters",
+            "leaderboard",
+        ]
     )
     assert sorted(panels["Oversight graphs"]) == sorted(["debate", "graph", "interact", "human", "judge"])
     assert panels["Labelling"] == ["label", "export", "web"]

@@ -79,11 +79,13 @@ def test_a_graph_without_a_known_kind_is_refused_naming_the_kinds() -> None:
 def test_only_graphs_knows_the_kinds() -> None:
     """Outside `graphs/`, no module tests which kind a graph is; the commands that run one kind
     on purpose (`w2sg debate`, `w2sg interact`, the human queue, `w2sg tournament`'s cross-play
-    debates) are the exceptions."""
+    debates, `w2sg debaters train`'s debates) are the exceptions."""
     on_purpose = {
         "oversight/cli/graphs.py",
         "oversight/labelling/human.py",
         "oversight/experiments/tournament/config.py",
+        "oversight/experiments/debaters/config.py",
+        "oversight/experiments/debaters/runner.py",
     }
     kind_test = re.compile(r"isinstance\([^)]*(DebateConfig|InteractionConfig)|\.protocol ==|\.overseer ==")
     found = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oversight.experiments.debaters.runner import DebaterTrainResult
+from oversight.experiments.debaters.results import DebaterTrainResult
 
 
 def write_report(result: DebaterTrainResult, run_dir: Path) -> None:

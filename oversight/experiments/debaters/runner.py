@@ -13,8 +13,6 @@ import shutil
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, Field
-
 from agents import get_model
 from agents.backends.hf import hf_source
 from agents.config import ModelSpec, resolve_spec
@@ -23,27 +21,13 @@ from graphs.bestofn import RECORD, Candidates
 from graphs.debate import DebateConfig
 from graphs.invoke import invoke_recorded
 from oversight.experiments.debaters.config import DebaterTrainConfig
-from oversight.experiments.debaters.dpo import DPOFigures, Pair, train_dpo
+from oversight.experiments.debaters.dpo import Pair, train_dpo
+from oversight.experiments.debaters.report import write_report
+from oversight.experiments.debaters.results import DebaterTrainResult, RoundFigures
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split
 from w2sg.progress import track
 from w2sg.run_folder import mark_complete, open_run, write_atomic
-
-
-class RoundFigures(BaseModel):
-    round: int
-    questions: int
-    turns: int = Field(description="best-of-N turns debated")
-    pairs: int = Field(description="turns whose best candidate the judge preferred to the worst")
-    debate_seconds: float | None = Field(description="None: the pairs were read from an earlier run")
-    dpo: DPOFigures
-    model: str = Field(description="the trained debater, as any config names it: hf/<run>/model-rK")
-    adapter: str = Field(description="the LoRA adapter on the round's starting model")
-
-
-class DebaterTrainResult(BaseModel):
-    run_id: str
-    rounds: list[RoundFigures]
 
 
 def round_rows(cfg: DebaterTrainConfig) -> dict[str, list[Example]]:
@@ -140,7 +124,6 @@ def run_round(cfg: DebaterTrainConfig, k: int, rows: list[Example], run_dir: Pat
 
 def train_debaters(cfg: DebaterTrainConfig, *, force: bool = False) -> tuple[DebaterTrainResult, Path, bool]:
     """Every round not finished yet, then the report; the result, its folder, whether it was loaded."""
-    from oversight.experiments.debaters.report import write_report
 
     splits = round_rows(cfg)
     rid, run_dir, finished = open_run(cfg, splits, DebaterTrainResult, force)
