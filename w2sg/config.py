@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from w2sg.identity import run_id
+
 
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,3 +25,13 @@ class Config(BaseModel):
 class Experiment(Config):
     name: str = Field("experiment", description="the run folder's name starts with this")
     out_dir: Path = Field(Path("runs"), description="run folders are created under here")
+
+    def id_data(self, data: str) -> str:
+        """What of the data names the run: its fingerprint (an experiment that reads more, such as
+        recorded label columns, adds it here)."""
+        return data
+
+    def run_id(self, data: str) -> str:
+        """The run folder's name, from this config and the fingerprint of the data it runs on
+        (w2sg.identity)."""
+        return run_id(self.name, self, self.id_data(data))

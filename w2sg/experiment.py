@@ -25,7 +25,6 @@ from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
 from w2sg.ensembles import EnsembleConfig, EnsembleResult, run_ensemble
 from w2sg.features import cached_features
 from w2sg.icl import ICLConfig
-from w2sg.identity import run_id
 from w2sg.losses import LossName
 from w2sg.methods import VANILLA, Labels, Method, MethodInput, MethodSpec, Supervision, Vanilla, blind_pool
 from w2sg.metrics import Estimate, auc_ci, auc_pgr_ci, correct, label_quality, mean_ci, pgr_ci
@@ -149,10 +148,6 @@ class W2SGConfig(W2SGCore):
         if len(set(self.label_sources)) != len(self.label_sources):
             raise ValueError(f"label_sources has duplicates: {self.label_sources}")
         return self
-
-    def run_id(self, data: str) -> str:
-        """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        return run_id(self.name, self, self.id_data(data))
 
 
 #: Label sources given in code: source name → row id → p(true) (e.g. an oversight graph's labels).

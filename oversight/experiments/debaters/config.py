@@ -12,7 +12,6 @@ from agents.names import check_model_names
 from graphs.debate import DebateConfig
 from oversight.experiments.config import ExperimentConfig
 from w2sg.config import Config
-from w2sg.identity import run_id
 from w2sg.train import Precision
 
 #: the debate fields each round sets; the rest of `graph:` is the config's.
@@ -88,6 +87,3 @@ class DebaterTrainConfig(ExperimentConfig):
             return DebateConfig.model_validate(data)
         except ValueError as e:
             raise ValueError(f"graph: {e}") from None
-
-    def run_id(self, data: str) -> str:
-        return run_id(self.name, self, data)

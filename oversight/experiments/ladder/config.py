@@ -11,7 +11,6 @@ from agents.config import Config
 from w2sg.config import Experiment
 from w2sg.data import Example, split_by_question
 from w2sg.datasets import DatasetSpec, dataset_field, load_split, train_pool
-from w2sg.identity import run_id
 from w2sg.models import ModelConfig
 from w2sg.synthetic import SyntheticModel, synthetic_rows
 from w2sg.tracking import TrackingConfig, tracking_field
@@ -71,10 +70,6 @@ class LadderConfig(Experiment):
 
     def arms(self) -> list[str]:
         return [a for a in ARMS if a == "recursive" or getattr(self, a)]
-
-    def run_id(self, data: str) -> str:
-        """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        return run_id(self.name, self, data)
 
 
 def slice_name(k: int) -> str:

@@ -13,7 +13,6 @@ from graphs.kinds import AnyGraph
 from oversight.labelling.judges import judge_train_config
 from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore
-from w2sg.identity import run_id
 from w2sg.methods import VANILLA
 from w2sg.train import TrainConfig
 
@@ -132,10 +131,6 @@ class RunConfig(W2SGCore):
     def label_sources(self) -> list[str]:
         """The weak teachers' label sources (the oversight ones are `protocols`)."""
         return [WEAK, *(e.source for e in self.ensembles)]
-
-    def run_id(self, data: str) -> str:
-        """The run folder's name, from this config and the fingerprint of the data it runs on."""
-        return run_id(self.name, self, self.id_data(data))
 
 
 def _first_error(e: ValueError) -> str:

@@ -14,7 +14,6 @@ from graphs.debate import DebateConfig
 from graphs.debaters import DebaterRef
 from graphs.types import Side
 from oversight.experiments.config import ExperimentConfig
-from w2sg.identity import run_id
 from w2sg.tracking import TrackingConfig, tracking_field
 
 #: what the debaters and judge of each match are set to; the rest of `graph:` is shared by all.
@@ -90,6 +89,3 @@ class TournamentConfig(ExperimentConfig):
             return DebateConfig.model_validate(data)
         except ValueError as e:
             raise ValueError(f"graph: {e}") from None
-
-    def run_id(self, data: str) -> str:
-        return run_id(self.name, self, data)
