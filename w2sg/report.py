@@ -402,7 +402,6 @@ def save_plot(
 ) -> None:
     """Label, legend (a loc, "outside" right, "below", or "" for none), title, save. `bottom`: the
     share of the figure's height kept free under the axes for a footnote."""
-    import matplotlib.pyplot as plt
 
     ax.set_ylabel(ylabel)
     if legend == "outside":  # right of the axes: never over a point
@@ -414,8 +413,24 @@ def save_plot(
     elif legend:
         ax.legend(fontsize=8, loc=legend)
     ax.set_title(title, fontsize=8)
+    close_plot(fig, path, bottom)
+
+
+def write_folder(folder: Path, texts: dict[str, str], plot: Callable[[Path], None] | None, png: str) -> None:
+    """A report folder: its text files (name → text), then its plot (`png`) when there is one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+    if plot is not None:
+        plot(folder / png)
+
+
+def close_plot(fig: Any, path: Path, bottom: float = 0.0) -> None:
+    """Lay out, save (legends and notes outside the axes included) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout(rect=(0, bottom, 1, 1))
-    fig.savefig(path, dpi=120, bbox_inches="tight")  # legends and notes outside the axes included
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

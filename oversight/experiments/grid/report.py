@@ -3,9 +3,11 @@ heatmap.png (label accuracy; rows: dataset x judge, columns: debater x protocol)
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from oversight.experiments.grid.runner import CellResult, GridResult
+from w2sg.report import close_plot, write_folder
 
 
 def _ci(e: object) -> str:
@@ -72,14 +74,9 @@ def plot_heatmap(r: GridResult, path: Path) -> None:
     ax.set_ylabel("judge")
     fig.colorbar(im, ax=ax, label="label accuracy")
     ax.set_title(f"grid {r.name}: label accuracy", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    close_plot(fig, path)
 
 
 def write_report(r: GridResult, grid_dir: Path) -> None:
-    grid_dir.mkdir(parents=True, exist_ok=True)
-    (grid_dir / "results.md").write_text(report_md(r))
-    (grid_dir / "results.json").write_text(r.model_dump_json(indent=2))
-    if r.cells:
-        plot_heatmap(r, grid_dir / "heatmap.png")
+    texts = {"results.md": report_md(r), "results.json": r.model_dump_json(indent=2)}
+    write_folder(grid_dir, texts, partial(plot_heatmap, r) if r.cells else None, "heatmap.png")

@@ -5,12 +5,14 @@ method with its interval, one panel per dataset)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from oversight.experiments.leaderboard.runner import BoardRow, LeaderboardResult
 from w2sg.metrics import Estimate
+from w2sg.report import close_plot, write_folder
 
 #: Marks a method whose paired difference against vanilla excludes 0.
 SURE = "†"
@@ -155,14 +157,9 @@ def plot(r: LeaderboardResult, path: Path) -> None:
     axes[0][0].set_ylabel("PGR (mean over seeds, 95 % CI)")
     axes[0][-1].legend(fontsize=6, loc="best")
     fig.suptitle(f"leaderboard {r.name}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    close_plot(fig, path)
 
 
 def write_report(r: LeaderboardResult, board_dir: Path) -> None:
-    board_dir.mkdir(parents=True, exist_ok=True)
-    (board_dir / "leaderboard.md").write_text(report_md(r))
-    (board_dir / "leaderboard.json").write_text(r.model_dump_json(indent=2))
-    if r.rows:
-        plot(r, board_dir / "leaderboard.png")
+    texts = {"leaderboard.md": report_md(r), "leaderboard.json": r.model_dump_json(indent=2)}
+    write_folder(board_dir, texts, partial(plot, r) if r.rows else None, "leaderboard.png")
