@@ -155,7 +155,8 @@ def plot(r: LeaderboardResult, path: Path) -> None:
         ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=7)
         ax.set_title(ds, fontsize=8)
     axes[0][0].set_ylabel("PGR (mean over seeds, 95 % CI)")
-    axes[0][-1].legend(fontsize=6, loc="best")
+    if series:  # no group with a gap: nothing plotted, no legend
+        axes[0][-1].legend(fontsize=6, loc="best")
     fig.suptitle(f"leaderboard {r.name}", fontsize=8)
     close_plot(fig, path)
 
