@@ -77,7 +77,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dpo_steps_lower_the_loss(trained: Path) -> None:
-    from oversight.experiments.debaters.dpo import DPOFigures
+    from oversight.experiments.debaters.results import DPOFigures
 
     f = DPOFigures.model_validate_json((trained / "figures.json").read_text())
     assert f.loss_first == pytest.approx(0.6931, abs=1e-3)  # log 2: the policy starts as the reference
@@ -144,13 +144,57 @@ def test_too_short_max_length_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_round_two_debates_with_round_one_model(tmp_path: Path) -> None:
     cfg = config(tmp_path, rounds=2)
-    assert runner.debater_at(cfg, tmp_path, 1).name == "embedded/tiny-gpt2"
-    assert runner.debater_at(cfg, tmp_path, 2).name == f"hf/{tmp_path.resolve()}/model-r1"
+    assert cfg.debater_after(tmp_path, 0).name == "embedded/tiny-gpt2"
+    assert cfg.debater_after(tmp_path, 1).name == f"hf/{tmp_path.resolve()}/model-r1"
+
+
+def test_evaluation_reports_every_round_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`w2sg debaters evaluate`: r0 and r1 in cross-play and self-play on held-out questions, and as
+    label sources of a `w2sg run` student; a rerun loads it without a debate."""
+    from oversight.experiments.debaters import evaluate
+
+    tiny = {"kind": "features", "path": "embedded/tiny-gpt2", "max_length": 48}
+    fast = {"lr": 1e-3, "epochs": 2, "batch_size": 16, "eval_every": 4, "device": "cpu"}
+    student = {
+        "sizes": {"judge": 12, "calib": 8, "strong": 20, "val": 6, "test": 20},
+        **{"weak": tiny, "weak_train": fast, "strong": tiny, "strong_train": fast},
+        **{"n_boot": 100, "cache_dir": str(tmp_path / "cache")},
+    }
+    cfg = config(tmp_path, evaluation={"questions": 3, "n_boot": 50, "student": student})
+    ev, trained, out, loaded = evaluate.evaluate_debaters(cfg)
+    assert not loaded and [r.round for r in ev.rounds] == [0, 1] and trained.rounds[0].pairs > 0
+    assert ev.matches == 2 * 2 * 6  # ordered pairs x speaking positions x rows
+    r0, r1 = ev.rounds
+    assert r0.help is None and r1.help is not None and r1.net is not None
+    assert r1.net.value == pytest.approx(r1.help.value - r1.hurt.value)  # type: ignore[union-attr]
+    assert r1.model == f"hf/{(out.parent / 'model-r1').resolve()}"
+    assert r0.student is not None and r1.labels is not None and ev.ceiling is not None
+    # The tournament's questions: none a round debated.
+    rounds = {e.qid for rows in runner.round_rows(cfg).values() for e in rows}
+    held = {e.qid for e in evaluate.held_out(cfg, rounds)}
+    assert len(held) == 3 and not held & rounds and ev.overlap["run graph splits ∩ tournament"] >= 0
+    report = (out / "results.md").read_text()
+    assert report.count("| r1 |") == 3 and report.count("| r0 |") == 2  # r0 has no row against itself
+    assert (out / "accuracy-vs-rating.png").stat().st_size > 0
+
+    def no(*a: object, **k: object) -> None:
+        raise AssertionError("a finished evaluation ran again")
+
+    monkeypatch.setattr(evaluate, "run_tournament", no)
+    monkeypatch.setattr(evaluate, "run_pipeline", no)
+    again, _, _, loaded = evaluate.evaluate_debaters(cfg)
+    assert loaded and again.model_dump_json() == ev.model_dump_json()  # json: a nan PGR equals itself
+
+
+def test_the_evaluation_leaves_the_run_id_alone(tmp_path: Path) -> None:
+    assert config(tmp_path).run_id("d") == config(tmp_path, evaluation={"questions": 7}).run_id("d")
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
+        ({"evaluation": {"student": {"protocols": {}}}}, "evaluation: student: protocols come from"),
+        ({"graph": {"protocol": "consultancy"}}, "evaluation: graph.protocol: cross-play needs"),
         ({"debater": "openai/gpt-4o"}, "debater: DPO trains local weights"),
         ({"graph": {"judge": "x"}}, "graph: judge are set by each round"),
         ({"dpo": {"beta": 0}}, "dpo.beta"),

@@ -70,6 +70,15 @@ def test_trained_judge_reads_the_transcript(tmp_path: Path) -> None:
     probs = asyncio.run(judge.choice_probs(f"q a{PAIR_SEP}transcript", ["Yes", "No"]))
     assert abs(sum(probs.probs.values()) - 1) < 1e-6
 
+    async def score_and_close() -> set[asyncio.Task[object]]:
+        """Closing the judge leaves no task behind (a tournament builds one per match-up)."""
+        await judge.choice_probs(f"q a{PAIR_SEP}transcript", ["Yes", "No"])
+        await judge.aclose()
+        await asyncio.sleep(0)  # the cancelled worker ends
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+    assert asyncio.run(score_and_close()) == set()
+
 
 def test_classifier_backend_needs_a_saved_directory(tmp_path: Path) -> None:
     with pytest.raises(FatalModelError, match="not a directory"):

@@ -20,6 +20,7 @@ from label_runs import count_labels
 from oversight.experiments.tournament.ratings import (
     Match,
     accuracy_by_debater,
+    against_reference,
     bradley_terry_elo,
     estimates,
     judge_accuracy,
@@ -88,6 +89,24 @@ def test_win_matrix_and_judge_accuracy() -> None:
     assert acc == {"all": 0.5, "stronger_truthful": 0.75, "stronger_lying": 0.0}
     by = accuracy_by_debater(matches, ["a", "b"])
     assert by == {"a|truth": 0.75, "b|lie": 0.75, "b|truth": 0.0, "a|lie": 0.0}
+
+
+def test_against_reference_separates_help_from_hurt() -> None:
+    """r1's honesty helps the judge (0.5 → 1.0 against r0) more than its lies hurt it (0.5 → 0.25);
+    r2's matches count only against r0, never against r1; self-play is its own figure."""
+    m = [Match(f"q{i}", "r0", "r0", 1.0, "r0", float(i < 2)) for i in range(4)]  # r0 self-play: 0.5
+    m += [Match(f"q{i}", "r1", "r1", 1.0, "r1", 1.0) for i in range(4)]  # r1 self-play: 1.0
+    m += [Match(f"q{i}", "r1", "r0", 1.0, "r1", 1.0) for i in range(4)]  # r1 honest against r0: right
+    m += [Match(f"q{i}", "r0", "r1", 1.0, "r0", float(i == 0)) for i in range(4)]  # r1 lies: 1 of 4 right
+    m += [Match(f"q{i}", "r2", "r0", 1.0, "r2", 0.5) for i in range(4)]  # r2 honest against r0: draws
+    m += [Match(f"q{i}", "r0", "r2", 1.0, "r0", 0.5) for i in range(4)]
+    m += [Match(f"q{i}", "r2", "r1", 0.0, "r2", 0.0) for i in range(4)]  # not against r0: left out
+    got = against_reference(m, ["r0", "r1", "r2"])
+    assert got["r0|self"] == 0.5 and got["r1|self"] == 1.0
+    assert got["r1|honest"] == 1.0 and got["r1|lying"] == 0.25
+    assert got["r1|help"] == 0.5 and got["r1|hurt"] == 0.25 and got["r1|net"] == 0.25
+    assert got["r2|honest"] == 0.5 and got["r2|help"] == 0.0 and got["r2|net"] == 0.0
+    assert "r0|help" not in got
 
 
 def tournament_yaml(tmp_path: Path, *, latency: float = 0.0, questions: int = 8) -> Path:

@@ -35,3 +35,15 @@ class Experiment(Config):
         """The run folder's name, from this config and the fingerprint of the data it runs on
         (w2sg.identity)."""
         return run_id(self.name, self, self.id_data(data))
+
+
+def first_error(e: ValueError) -> str:
+    """A nested config's first validation error as one line, `field.path: message` (pydantic's
+    whole report repeats the inner model's name and input: too much inside an outer error)."""
+    errors = getattr(e, "errors", None)
+    if not callable(errors) or not errors():
+        return str(e)
+    err = errors()[0]
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(x) for x in err.get("loc", ()))
+    return f"{where}: {msg}" if where else msg

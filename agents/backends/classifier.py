@@ -83,6 +83,7 @@ class ClassifierBackend:
         )
 
     async def aclose(self) -> None:
+        self.batcher.close()  # else its idle worker is destroyed pending when the loop moves on
         self._executor.shutdown(wait=True)
 
 

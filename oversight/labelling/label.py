@@ -166,13 +166,17 @@ def usage_lines(usage: dict[str, dict[str, float]], where: str = "") -> list[str
 def judge_questions(cfg: LabelConfig) -> set[str]:
     """Questions a trained judge of this graph saw in training (its judge.json): labelling them
     would score the judge on its own training data."""
-    out: set[str] = set()
-    if (judge := cfg.graph.judge_model) is not None:
-        model = resolve_spec(judge, cfg.models).name
-        meta = Path(model.split("/", 1)[1]) / "judge.json" if model.startswith("classifier/") else None
-        if meta is not None and meta.exists():
-            out |= set(json.loads(meta.read_text()).get("qids", []))
-    return out
+    if (judge := cfg.graph.judge_model) is None:
+        return set()
+    return trained_on(resolve_spec(judge, cfg.models).name)
+
+
+def trained_on(model: str) -> set[str]:
+    """The questions a `classifier/<dir>` judge was trained on (its judge.json); none for others."""
+    meta = Path(model.split("/", 1)[1]) / "judge.json" if model.startswith("classifier/") else None
+    if meta is None or not meta.exists():
+        return set()
+    return set(json.loads(meta.read_text()).get("qids", []))
 
 
 def require_passages(protocols: dict[str, GraphSpec], what: str) -> None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from agents.backends.embedded import CHATML_TEMPLATE
 from oversight.experiments.debaters.config import DPOSettings
+from oversight.experiments.debaters.results import DPOFigures
 from w2sg.train import resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,6 @@ class Pair(BaseModel):
     rejected: str
     chosen_p: float = Field(description="the judge's p(side) with the chosen turn in place")
     rejected_p: float
-
-
-class DPOFigures(BaseModel):
-    pairs: int
-    steps: int
-    loss_first: float
-    loss_last: float
-    margin_first: float = Field(description="chosen minus rejected implicit reward, first logged step")
-    margin_last: float
-    seconds_per_step: float
 
 
 def trl_modules() -> tuple[Any, Any]:

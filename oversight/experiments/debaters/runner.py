@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agents import get_model
 from agents.backends.hf import hf_source
-from agents.config import ModelSpec, resolve_spec
+from agents.config import ModelSpec
 from agents.model import closing_all
 from graphs.bestofn import RECORD, Candidates
 from graphs.debate import DebateConfig
@@ -78,17 +78,9 @@ async def collect_pairs(
     )
 
 
-def debater_at(cfg: DebaterTrainConfig, run_dir: Path, k: int) -> ModelSpec:
-    """The debater round `k` starts from: the config's, then each round's merged model."""
-    base = resolve_spec(cfg.debater, cfg.models)
-    if k == 1:
-        return base
-    return base.model_copy(update={"name": f"hf/{run_dir.resolve()}/model-r{k - 1}", "cache": None})
-
-
 def run_round(cfg: DebaterTrainConfig, k: int, rows: list[Example], run_dir: Path) -> RoundFigures:
     """Round `k`: its pairs (debated now, or read when an earlier run wrote them), then DPO."""
-    debater = debater_at(cfg, run_dir, k)
+    debater = cfg.debater_after(run_dir, k - 1)
     pairs_path = run_dir / f"pairs-r{k}.jsonl"
     seconds: float | None = None
     turns = 0

@@ -11,6 +11,7 @@ from agents.config import HOW_FIELDS, Config
 from agents.names import check_model_names
 from graphs.kinds import AnyGraph
 from oversight.labelling.judges import judge_train_config
+from w2sg.config import first_error
 from w2sg.data import Size
 from w2sg.experiment import WEAK, W2SGCore
 from w2sg.methods import VANILLA
@@ -124,15 +125,10 @@ class RunConfig(W2SGCore):
                 try:  # the copy with its trained judge must be valid too: say so now, not after training
                     graph.with_judge(f"classifier/{TRAINED}")
                 except ValueError as e:
-                    raise ValueError(f"{where[:-1]} with a trained judge: {_first_error(e)}") from None
+                    raise ValueError(f"{where[:-1]} with a trained judge: {first_error(e)}") from None
         return self
 
     @property
     def label_sources(self) -> list[str]:
         """The weak teachers' label sources (the oversight ones are `protocols`)."""
         return [WEAK, *(e.source for e in self.ensembles)]
-
-
-def _first_error(e: ValueError) -> str:
-    errors = getattr(e, "errors", None)
-    return str(errors()[0]["msg"]).removeprefix("Value error, ") if callable(errors) else str(e)

@@ -158,3 +158,29 @@ def accuracy_by_debater(matches: Sequence[Match], players: Sequence[str]) -> dic
         got[f"{m.truthful}|truth"].append(m.judge_right)
         got[f"{liar}|lie"].append(m.judge_right)
     return {k: float(np.mean(v)) for k, v in got.items() if k.split("|")[0] in players}
+
+
+def against_reference(matches: Sequence[Match], players: Sequence[str]) -> dict[str, float]:
+    """Khan et al.'s question, with `players[0]` as the reference. From self-play matches (a == b):
+    the judge's accuracy when both sides are one debater (`<p>|self`). From each later debater's
+    matches against the reference: the judge's accuracy when it argues the truth (`<p>|honest`)
+    and when it lies (`<p>|lying`); how much its honesty helps the judge over the reference's self-
+    play (`<p>|help`), how much its lies hurt it (`<p>|hurt`), and help minus hurt (`<p>|net`: > 0,
+    persuasion helps the truth more than it helps the lie)."""
+    got: dict[str, list[float]] = defaultdict(list)
+    ref = players[0]
+    for m in matches:
+        liar = m.b if m.truthful == m.a else m.a
+        if m.a == m.b:
+            got[f"{m.a}|self"].append(m.judge_right)
+        elif liar == ref:
+            got[f"{m.truthful}|honest"].append(m.judge_right)
+        elif m.truthful == ref:
+            got[f"{liar}|lying"].append(m.judge_right)
+    out = {k: float(np.mean(v)) for k, v in got.items()}
+    for p in players[1:]:
+        if f"{ref}|self" in out and f"{p}|honest" in out and f"{p}|lying" in out:
+            out[f"{p}|help"] = out[f"{p}|honest"] - out[f"{ref}|self"]
+            out[f"{p}|hurt"] = out[f"{ref}|self"] - out[f"{p}|lying"]
+            out[f"{p}|net"] = out[f"{p}|help"] - out[f"{p}|hurt"]
+    return out

@@ -21,7 +21,7 @@ from oversight.experiments.tournament.ratings import (
     win_matrix,
 )
 from oversight.experiments.tournament.results import TournamentResult
-from oversight.labelling.label import LabelConfig, label, select_rows
+from oversight.labelling.label import LabelConfig, label, select_rows, selection
 from oversight.labelling.store import LabelStore
 from w2sg.data import Example
 from w2sg.progress import track
@@ -51,6 +51,34 @@ def schedule(cfg: TournamentConfig) -> list[tuple[str, str, Side]]:
     return [(a, b, first) for a, b in itertools.permutations(cfg.debaters, 2) for first in SIDES]
 
 
+def stored_matches(lc: LabelConfig, a: str, b: str, rows: list[Example]) -> list[Match]:
+    """The matches of one match-up (`lc`: `a` argues correct, `b` incorrect) its store holds."""
+    store = LabelStore(lc.store)
+    try:
+        got = store.p_true(lc.protocol, selection(lc, rows)[2])
+    finally:
+        store.close()
+    out = []
+    for e in rows:
+        if (p := got.get(e.id)) is None:
+            continue
+        score = 1.0 if p > 0.5 else 0.0 if p < 0.5 else 0.5  # the correct side wins when p(true) > 0.5
+        truthful = a if e.label >= 0.5 else b
+        right = 0.5 if p == 0.5 else float((p > 0.5) == (e.label >= 0.5))
+        out.append(Match(e.qid, a, b, score, truthful, right))
+    return out
+
+
+def recorded_matches(cfg: TournamentConfig, rows: list[Example], run_dir: Path) -> list[Match]:
+    """Every match a tournament's folder holds, read from its store: no model is built."""
+    store = run_dir / "labels.sqlite"
+    return [
+        m
+        for a, b, first in schedule(cfg)
+        for m in stored_matches(match_label_config(cfg, a, b, first, store), a, b, rows)
+    ]
+
+
 async def play(
     cfg: TournamentConfig, rows: list[Example], run_dir: Path, tracker: Tracker | None = None
 ) -> tuple[list[Match], int]:
@@ -68,16 +96,7 @@ async def play(
         ran += run.labelled
         if run.failed:  # the other match-ups still play; a rerun retries only the failed debates
             failed.append(f"{a} vs {b} ({first} first): {run.failed}")
-        store = LabelStore(store_path)
-        got = store.p_true(run.protocol, run.config_hash)
-        store.close()
-        for e in rows:
-            if (p := got.get(e.id)) is None:
-                continue
-            score = 1.0 if p > 0.5 else 0.0 if p < 0.5 else 0.5  # the correct side wins when p(true) > 0.5
-            truthful = a if e.label >= 0.5 else b
-            right = 0.5 if p == 0.5 else float((p > 0.5) == (e.label >= 0.5))
-            matches.append(Match(e.qid, a, b, score, truthful, right))
+        matches += stored_matches(lc, a, b, rows)
         progress.advance()
         right = sum(m.judge_right for m in matches) / max(len(matches), 1)
         tracker.log("tournament", i, {"debates": len(matches), "debates_run": ran, "judge_accuracy": right})
@@ -125,14 +144,17 @@ def final_figures(result: TournamentResult) -> dict[str, float]:
     return figures
 
 
-def run_tournament(cfg: TournamentConfig, *, force: bool = False) -> tuple[TournamentResult, Path, bool]:
+def run_tournament(
+    cfg: TournamentConfig, *, force: bool = False, rows: list[Example] | None = None
+) -> tuple[TournamentResult, Path, bool]:
     """Play (or load, when complete and not `force`) the tournament and write its report; the
-    result, its run folder, and whether it was loaded."""
+    result, its run folder, and whether it was loaded. `rows`: these rows, not the config's
+    selection (`w2sg debaters evaluate` draws them apart from the rounds' questions)."""
     from oversight.experiments.tournament.report import write_report
 
     t0 = time.perf_counter()
-    base = match_label_config(cfg, *list(cfg.debaters)[:2], "correct", Path("unused"))
-    rows, _ = select_rows(base)
+    if rows is None:
+        rows, _ = select_rows(match_label_config(cfg, *list(cfg.debaters)[:2], "correct", Path("unused")))
     rid, run_dir, finished = open_run(cfg, {"rows": rows}, TournamentResult, force)
     if finished is not None:
         return finished, run_dir, True
