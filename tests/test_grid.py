@@ -85,7 +85,41 @@ def test_shards_merged_give_the_report_of_one_run(tmp_path: Path) -> None:
     report = (one / "runs/g/results.md").read_text()
     assert report == (two / "runs/g/results.md").read_text()
     assert "10 cells finished, 0 missing" in report and (two / "runs/g/heatmap.png").stat().st_size > 0
-    assert report.count("| sure |") == 5 and "| coin | - | blind | 0.500" in report
+    assert report.count("| sure |") == 5 + 4 and "| coin | - | blind | 0.500" in report  # + 4 vs blind
+    assert "## Against the blind judge" in report
+
+
+def test_cells_are_compared_with_their_judges_blind_cell_paired() -> None:
+    """A cell right on every row against a blind cell right on half the questions: gain +0.5, a small
+    p; a cell identical to the blind one: gain 0, p 1; another judge's cells are never paired."""
+    from oversight.experiments.grid.report import vs_blind
+    from oversight.experiments.grid.runner import CellResult
+    from w2sg.metrics import Estimate
+
+    def cell(judge: str, debater: str, right: list[float]) -> CellResult:
+        rows = {f"q{i}-{s}": (f"q{i}", ok) for i, ok in enumerate(right) for s in "ab"}
+        acc = Estimate(value=float(sum(right) / len(right)), lo=0, hi=1, n=len(right))
+        axes = {
+            "dataset": "-",
+            "judge": judge,
+            "debater": debater,
+            "protocol": "p" if debater != "-" else "blind",
+        }
+        return CellResult(id=judge + debater, axes=axes, kind="label", label_accuracy=acc, ece=0, seconds=0,
+                          outcomes=rows)  # fmt: skip
+
+    half = [float(i % 2) for i in range(12)]
+    cells = [
+        cell("j", "-", half),
+        cell("j", "good", [1.0] * 12),
+        cell("j", "same", half),
+        cell("k", "x", half),
+    ]
+    got = {v.cell.axes["debater"]: v for v in vs_blind(cells)}
+    assert set(got) == {"good", "same"}  # judge k has no blind cell
+    # Exact test over the 6 questions where they differ: only the 2 all-one-sign flips are as extreme.
+    assert got["good"].gain.value == 0.5 and got["good"].gain.lo > 0 and got["good"].p == 2 / 2**6
+    assert got["same"].gain.value == 0 and got["same"].p == 1.0
 
 
 def test_a_killed_grid_resumes_without_redoing_finished_cells(tmp_path: Path) -> None:
@@ -168,7 +202,7 @@ protocols:
     assert out.returncode == 0, out.stderr
     report = (tmp_path / "runs/r/results.md").read_text()
     assert "| student | PGR |" in report and "2 cells finished, 0 missing" in report
-    rows = [line for line in report.splitlines() if line.startswith("| digits |")]
+    rows = [line for line in report.splitlines() if line.startswith("| digits |") and "`" in line]
     assert len(rows) == 2 and all(row.count("[") == 3 for row in rows)  # label accuracy, student, PGR
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
 
 from oversight.experiments.grid.runner import CellResult, GridResult
+from w2sg.metrics import Estimate, paired_gain, paired_permutation
 from w2sg.report import close_plot, write_folder
 
 
@@ -20,6 +24,34 @@ def _row(c: CellResult) -> str:
 
 def _col(c: CellResult) -> str:
     return " / ".join(v for k, v in c.axes.items() if k in ("debater", "protocol") and v != "-")
+
+
+class VsBlind(NamedTuple):
+    cell: CellResult
+    blind: CellResult
+    gain: Estimate  # label accuracy minus the blind cell's, paired over the rows both labelled
+    p: float  # two-sided, paired permutation test (a question's rows flip together)
+
+
+def vs_blind(cells: list[CellResult], n_boot: int = 1000, n_perm: int = 10000) -> list[VsBlind]:
+    """Every cell with a speaker against the blind cell of its judge (and dataset): the gain in label
+    accuracy with its 95 % paired bootstrap interval and the permutation p, over the rows both
+    labelled. Cells from before outcomes were recorded are left out."""
+    blind = {_row(c): c for c in cells if c.axes["debater"] == "-" and c.outcomes}
+    out = []
+    for c in cells:
+        b = blind.get(_row(c))
+        if b is None or c is b or not c.outcomes:
+            continue
+        shared = sorted(set(c.outcomes) & set(b.outcomes))  # type: ignore[arg-type]
+        if not shared:
+            continue
+        ok_c = np.array([c.outcomes[i][1] for i in shared])
+        ok_b = np.array([b.outcomes[i][1] for i in shared])  # type: ignore[index]
+        qids = np.array([c.outcomes[i][0] for i in shared])
+        gain = paired_gain(ok_c, ok_b, qids, n_boot=n_boot)
+        out.append(VsBlind(c, b, gain, paired_permutation(ok_c, ok_b, qids, n_perm=n_perm)))
+    return out
 
 
 def report_md(r: GridResult) -> str:
@@ -42,6 +74,23 @@ def report_md(r: GridResult) -> str:
         cells += [_ci(c.student_accuracy), _ci(c.pgr)] * train
         cells.append(f"`{c.id}`")
         lines.append("| " + " | ".join(cells) + " |")
+    if compared := vs_blind(r.cells):
+        lines += [
+            "",
+            "## Against the blind judge",
+            "",
+            "Label accuracy minus the blind cell's of the same judge, paired over the rows both labelled "
+            "(95 % bootstrap over questions), and the two-sided p of a paired permutation test.",
+            "",
+            "| " + " | ".join(["dataset"] * datasets + ["judge", "debater", "protocol", "gain", "p"]) + " |",
+            "|---" * (5 + datasets) + "|",
+        ]
+        for v in compared:
+            ax = v.cell.axes
+            g = v.gain
+            cells = [ax["dataset"]] * datasets + [ax["judge"], ax["debater"], ax["protocol"]]
+            cells += [f"{g.value:+.3f} [{g.lo:+.3f}, {g.hi:+.3f}]", f"{v.p:.4f}"]
+            lines.append("| " + " | ".join(cells) + " |")
     if r.missing:
         lines += ["", "Missing (not finished yet):", ""]
         lines += ["- " + ", ".join(f"{k}={v}" for k, v in m.items() if v != "-") for m in r.missing]

@@ -12,12 +12,15 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from oversight.experiments.grid.config import Cell, GridConfig
-from w2sg.metrics import Estimate
+from w2sg.data import Example
+from w2sg.metrics import Estimate, correct
 from w2sg.progress import track
 from w2sg.run_folder import mark_complete
 
@@ -35,6 +38,12 @@ class CellResult(BaseModel):
     student_accuracy: Estimate | None = None
     tokens_per_label: float | None = None
     seconds: float = Field(description="wall time of the call that finished the cell")
+    # Optional, so result.json files written before paired comparisons existed still load.
+    outcomes: dict[str, tuple[str, float]] | None = Field(
+        None,
+        description="row id → (question id, 1.0 if the label sided with gold else 0.0) on the rows the "
+        "label accuracy is of: what the report's paired comparisons read",
+    )
 
 
 def cell_dir(cfg: GridConfig, cell: Cell) -> Path:
@@ -59,8 +68,16 @@ def run_cell(cfg: GridConfig, cell: Cell) -> CellResult:
     return out
 
 
+def outcomes(rows: list[Example], p_true: Mapping[str, float]) -> dict[str, tuple[str, float]]:
+    """Per labelled row: its question and whether its label sided with gold (`w2sg.metrics.correct`)."""
+    kept = [e for e in rows if e.id in p_true]
+    ok = correct([p_true[e.id] for e in kept], [e.label for e in kept])
+    return {e.id: (e.qid, float(v)) for e, v in zip(kept, ok, strict=True)}
+
+
 def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
-    from oversight.labelling.label import LabelConfig, label
+    from oversight.labelling.label import LabelConfig, label, selection
+    from oversight.labelling.store import LabelStore
 
     cfg = LabelConfig.model_validate({**cell.config, "store": str(folder / "labels.sqlite")})
     run = asyncio.run(label(cfg))
@@ -68,8 +85,15 @@ def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
         axes = ", ".join(f"{k}={v}" for k, v in cell.axes.items() if v != "-")
         raise RuntimeError(f"cell {cell.id} ({axes}): {run.failed} rows failed")
     tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
+    rows, _, chash = selection(cfg)
+    store = LabelStore(cfg.store)
+    try:
+        got = store.p_true(run.protocol, chash)
+    finally:
+        store.close()
     return {
         "label_accuracy": run.quality.accuracy,
+        "outcomes": outcomes(rows, got),
         "ece": run.quality.ece,
         # tokens of the debates run by this call (a resumed cell counts only its own)
         "tokens_per_label": tokens / run.labelled if run.labelled else None,
@@ -79,15 +103,18 @@ def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
 def _run_train(cell: Cell, folder: Path) -> dict[str, object]:
     from agents.names import resolve_model_path
     from oversight.experiments.run.config import RunConfig
-    from oversight.experiments.run.runner import run_pipeline
+    from oversight.experiments.run.runner import prepare_run_splits, run_pipeline
 
     cfg = RunConfig.model_validate({**cell.config, "out_dir": str(folder)})
     r = run_pipeline(cfg, resolve=resolve_model_path)
     (source,) = cfg.protocols
     rep = next(s for s in r.sources if s.source == source)
     student = next(s for s in r.experiment.students if s.source == source)
+    z = np.load(folder / r.run_id / "labels.npz")  # the strong split's labels: what raw accuracy is of
+    p_true = dict(zip(z["strong__ids"].tolist(), z[f"{source}__strong"].tolist(), strict=True))
     return {
         "label_accuracy": rep.raw.accuracy,
+        "outcomes": outcomes(prepare_run_splits(cfg)[0]["strong"], p_true),
         "ece": rep.raw.ece,
         "pgr": student.pgr,
         "student_accuracy": student.accuracy,
