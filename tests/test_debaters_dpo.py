@@ -135,6 +135,22 @@ def test_a_round_runs_and_resumes_without_redoing(tmp_path: Path, monkeypatch: p
     assert again.pairs == r.pairs and again.debate_seconds is None and (run_dir / "model-r1").is_dir()
 
 
+def test_dpo_curves_reach_tensorboard_without_changing_the_run(tmp_path: Path) -> None:
+    """`tracking.tensorboard`: every DPO step's loss and reward margin, and each round's figures."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config(tmp_path, tracking={"tensorboard": True})
+    assert cfg.run_id("d") == config(tmp_path).run_id("d")
+    result, run_dir, _ = runner.train_debaters(cfg)
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"dpo_r1/loss", "dpo_r1/rewards/margins", "rounds/pairs"} <= tags
+    assert len(events.Scalars("dpo_r1/loss")) == cfg.dpo.steps
+    assert events.Scalars("rounds/pairs")[0].value == result.rounds[0].pairs
+
+
 def test_too_short_max_length_is_a_clear_error(tmp_path: Path) -> None:
     settings = DPOSettings(steps=1, device="cpu", max_length=16)
     long = FIXED[0].model_copy(update={"prompt": "Argue this case well. " * 10})

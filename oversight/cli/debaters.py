@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from oversight.cli.app import SetOpt, app, console, load
+from oversight.cli.app import SetOpt, TrackOpt, app, console, load, with_tracking
 from oversight.cli.train import ForceOpt
 
 debaters_app = typer.Typer(
@@ -22,13 +22,15 @@ def train_cmd(
     config: Annotated[Path, typer.Argument(help="debater training YAML (see configs/dpo-debaters.yaml)")],
     force: ForceOpt = False,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Best-of-N debates ranked by the judge give (chosen, rejected) turn pairs; DPO with LoRA trains
-    the debater on them, K rounds, each round's model saved as hf/<run>/model-rK. Resumes after a kill."""
+    the debater on them, K rounds, each round's model saved as hf/<run>/model-rK. Resumes after a kill.
+    --track: each round's DPO curves in TensorBoard / wandb."""
     from oversight.experiments.debaters.config import DebaterTrainConfig
     from oversight.experiments.debaters.runner import train_debaters
 
-    cfg = load(config, DebaterTrainConfig, overrides=set_)
+    cfg = load(config, DebaterTrainConfig, overrides=with_tracking(set_, track))
     result, run_dir, loaded = train_debaters(cfg, force=force)
     if loaded:
         console.print(f"{run_dir} is complete; loaded it (--force trains again)", highlight=False)
@@ -46,6 +48,7 @@ def evaluate_cmd(
     config: Annotated[Path, typer.Argument(help="debater training YAML with its `evaluation:` section")],
     force: ForceOpt = False,
     set_: SetOpt = None,
+    track: TrackOpt = None,
 ) -> None:
     """Train the rounds (or load them); then r0 and every round's model debate held-out questions in
     cross-play (ratings; judge accuracy when each argues the truth, when it lies, against r0) and
@@ -53,7 +56,7 @@ def evaluate_cmd(
     from oversight.experiments.debaters.config import DebaterTrainConfig
     from oversight.experiments.debaters.evaluate import evaluate_debaters
 
-    cfg = load(config, DebaterTrainConfig, overrides=set_)
+    cfg = load(config, DebaterTrainConfig, overrides=with_tracking(set_, track))
     ev, _, out, loaded = evaluate_debaters(cfg, force=force)
     if loaded:
         console.print(f"{out} is complete; loaded it (--force evaluates again)", highlight=False)

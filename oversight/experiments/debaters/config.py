@@ -16,6 +16,7 @@ from graphs.debate import DebateConfig
 from oversight.experiments.config import ExperimentConfig
 from oversight.experiments.tournament.config import TournamentConfig
 from w2sg.config import Config, first_error
+from w2sg.tracking import TrackingConfig, tracking_field
 from w2sg.train import Precision
 
 if TYPE_CHECKING:
@@ -91,9 +92,11 @@ class DebaterTrainConfig(ExperimentConfig):
     concurrency: int = Field(4, ge=1, description="debates in flight at once")
     dpo: DPOSettings = Field(default_factory=DPOSettings)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    tracking: TrackingConfig = tracking_field()
 
-    # The evaluation reads the rounds and changes none: a run evaluated later keeps its folder.
-    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"evaluation": True}
+    # The evaluation reads the rounds and changes none, and where curves go changes no result: a
+    # run evaluated or tracked later keeps its folder.
+    ID_EXCLUDE: ClassVar[dict[str, Any]] = {"evaluation": True, "tracking": True}
 
     @model_validator(mode="after")
     def _check(self) -> DebaterTrainConfig:

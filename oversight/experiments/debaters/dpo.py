@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from agents.backends.embedded import CHATML_TEMPLATE
 from oversight.experiments.debaters.config import DPOSettings
 from oversight.experiments.debaters.results import DPOFigures
+from w2sg.tracking import NullTracker, Tracker
 from w2sg.train import resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,32 @@ def check_lengths(tok: Any, pairs: Sequence[Pair], max_length: int) -> None:
         )
 
 
+def forward_logs(tracker: Tracker, model: str) -> Any:
+    """A transformers callback that sends each logged step (loss, reward margin, ...) to `tracker`
+    as `model`'s curves, live."""
+    from transformers import TrainerCallback
+
+    class Forward(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+            if numbers:
+                tracker.log(model, state.global_step, numbers)
+
+    return Forward()
+
+
 def train_dpo(
-    source: str | Path, pairs: Sequence[Pair], settings: DPOSettings, out: Path, tag: str, *, seed: int
+    source: str | Path,
+    pairs: Sequence[Pair],
+    settings: DPOSettings,
+    out: Path,
+    tag: str,
+    *,
+    seed: int,
+    tracker: Tracker | None = None,
 ) -> DPOFigures:
     """Train a LoRA adapter with DPO on `pairs` from `source`; save `out/adapter-<tag>` and the
-    merged `out/model-<tag>`."""
+    merged `out/model-<tag>`. `tracker` gets every logged step as the curves of `dpo-<tag>`."""
     trl, peft = trl_modules()
     model, tok = load_policy(source, settings)
     check_lengths(tok, pairs, settings.max_length)
@@ -117,7 +139,12 @@ def train_dpo(
         r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.0, task_type="CAUSAL_LM"
     )
     trainer = trl.DPOTrainer(
-        model=model, args=args, train_dataset=dataset(pairs), processing_class=tok, peft_config=lora
+        model=model,
+        args=args,
+        train_dataset=dataset(pairs),
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=[forward_logs(tracker or NullTracker(), f"dpo-{tag}")],
     )
     t0 = time.perf_counter()
     trainer.train()

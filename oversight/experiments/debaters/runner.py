@@ -28,6 +28,7 @@ from w2sg.data import Example, split_by_question
 from w2sg.datasets import load_split
 from w2sg.progress import track
 from w2sg.run_folder import mark_complete, open_run, write_atomic
+from w2sg.tracking import Tracker, tracked
 
 
 def round_rows(cfg: DebaterTrainConfig) -> dict[str, list[Example]]:
@@ -78,8 +79,11 @@ async def collect_pairs(
     )
 
 
-def run_round(cfg: DebaterTrainConfig, k: int, rows: list[Example], run_dir: Path) -> RoundFigures:
-    """Round `k`: its pairs (debated now, or read when an earlier run wrote them), then DPO."""
+def run_round(
+    cfg: DebaterTrainConfig, k: int, rows: list[Example], run_dir: Path, tracker: Tracker
+) -> RoundFigures:
+    """Round `k`: its pairs (debated now, or read when an earlier run wrote them), then DPO (its
+    steps' curves to `tracker`)."""
     debater = cfg.debater_after(run_dir, k - 1)
     pairs_path = run_dir / f"pairs-r{k}.jsonl"
     seconds: float | None = None
@@ -100,7 +104,9 @@ def run_round(cfg: DebaterTrainConfig, k: int, rows: list[Example], run_dir: Pat
             f"round {k}: none of {turns} turns had a judge preference gap > 0, so no DPO pair "
             "(raise best_of_n or temperature, or use a judge that reads the arguments)"
         )
-    dpo = train_dpo(hf_source(debater.name), pairs, cfg.dpo, run_dir, f"r{k}", seed=cfg.seed + k)
+    dpo = train_dpo(
+        hf_source(debater.name), pairs, cfg.dpo, run_dir, f"r{k}", seed=cfg.seed + k, tracker=tracker
+    )
     shutil.rmtree(run_dir / f"trainer-r{k}", ignore_errors=True)  # TRL's scratch folder
     return RoundFigures(
         round=k,
@@ -115,21 +121,26 @@ def run_round(cfg: DebaterTrainConfig, k: int, rows: list[Example], run_dir: Pat
 
 
 def train_debaters(cfg: DebaterTrainConfig, *, force: bool = False) -> tuple[DebaterTrainResult, Path, bool]:
-    """Every round not finished yet, then the report; the result, its folder, whether it was loaded."""
-
+    """Every round not finished yet, then the report; the result, its folder, whether it was loaded.
+    Each round's DPO steps and figures go to `cfg.tracking` (TensorBoard / wandb)."""
     splits = round_rows(cfg)
     rid, run_dir, finished = open_run(cfg, splits, DebaterTrainResult, force)
     if finished is not None:
         return finished, run_dir, True
     rounds = []
-    for k in range(1, cfg.rounds + 1):
-        done = run_dir / f"round-r{k}.json"
-        if done.exists() and not force:
-            rounds.append(RoundFigures.model_validate_json(done.read_text()))
-            continue
-        figures = run_round(cfg, k, splits[f"r{k}"], run_dir)
-        mark_complete(run_dir, figures, done.name)  # last: the round's other files are whole
-        rounds.append(figures)
+    with tracked(cfg.tracking, run_dir, cfg) as tracker:
+        for k in range(1, cfg.rounds + 1):
+            done = run_dir / f"round-r{k}.json"
+            if done.exists() and not force:
+                rounds.append(RoundFigures.model_validate_json(done.read_text()))
+                continue
+            figures = run_round(cfg, k, splits[f"r{k}"], run_dir, tracker)
+            mark_complete(run_dir, figures, done.name)  # last: the round's other files are whole
+            rounds.append(figures)
+            d = figures.dpo
+            tracker.log(
+                "rounds", k, {"pairs": figures.pairs, "dpo_loss": d.loss_last, "reward_margin": d.margin_last}
+            )
     result = DebaterTrainResult(run_id=rid, rounds=rounds)
     write_report(result, run_dir)
     mark_complete(run_dir, result)
