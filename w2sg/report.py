@@ -113,6 +113,14 @@ def cell(e: Estimate | None) -> str:
     return "-" if e is None else str(e)
 
 
+def fmt_ci(e: Estimate | None, digits: int = 3, sign: bool = False) -> str:
+    """`value [lo, hi]` at `digits` decimals (`sign`: with + on gains), "–" for a figure not there."""
+    if e is None:
+        return "–"
+    f = f"+.{digits}f" if sign else f".{digits}f"
+    return f"{e.value:{f}} [{e.lo:{f}}, {e.hi:{f}}]"
+
+
 def collapse_lines(r: ExperimentResult) -> list[str]:
     """One sentence per collapsed student: indistinguishable from chance or a constant predictor on
     test (`chance_reason`), or predictions that do not follow its own labels."""

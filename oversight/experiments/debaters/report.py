@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from oversight.experiments.debaters.results import DebaterEvaluation, DebaterTrainResult
+from oversight.experiments.tournament.report import plot_against
 from oversight.experiments.tournament.results import TournamentResult
-from w2sg.metrics import Estimate
+from w2sg.report import fmt_ci as _ci
 
 
 def write_report(result: DebaterTrainResult, run_dir: Path) -> None:
@@ -25,13 +26,6 @@ def write_report(result: DebaterTrainResult, run_dir: Path) -> None:
             f"| {d.margin_first:.4f} → {d.margin_last:.4f} | {d.seconds_per_step:.2f} | `{r.model}` |"
         )
     (run_dir / "results.md").write_text("\n".join(lines) + "\n")
-
-
-def _ci(e: Estimate | None, digits: int = 3, sign: bool = False) -> str:
-    if e is None:
-        return "–"
-    f = f"+.{digits}f" if sign else f".{digits}f"
-    return f"{e.value:{f}} [{e.lo:{f}}, {e.hi:{f}}]"
 
 
 def evaluation_md(ev: DebaterEvaluation, trained: DebaterTrainResult, t: TournamentResult) -> str:
@@ -100,37 +94,15 @@ def evaluation_md(ev: DebaterEvaluation, trained: DebaterTrainResult, t: Tournam
 
 def plot_rounds(ev: DebaterEvaluation, path: Path) -> None:
     """Judge accuracy against each round's Elo: in self-play, and when it argues the truth / lies."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from w2sg.report import save_plot
-
-    fig, ax = plt.subplots(figsize=(6, 4))
     rounds = sorted(ev.rounds, key=lambda r: r.elo.value)
-    x = [r.elo.value for r in rounds]
-    xerr = [
-        [max(0.0, r.elo.value - r.elo.lo) for r in rounds],
-        [max(0.0, r.elo.hi - r.elo.value) for r in rounds],
+    series = [
+        ("D-", "self-play", [r.judge_self for r in rounds]),
+        ("o-", "it argues the truth", [r.judge_truth for r in rounds]),
+        ("s--", "it lies", [r.judge_lie for r in rounds]),
     ]
-    series = (
-        ("judge_self", "D-", "self-play"),
-        ("judge_truth", "o-", "it argues the truth"),
-        ("judge_lie", "s--", "it lies"),
-    )
-    for field, marker, label in series:
-        est = [getattr(r, field) for r in rounds]
-        yerr = [[max(0.0, e.value - e.lo) for e in est], [max(0.0, e.hi - e.value) for e in est]]
-        ax.errorbar(x, [e.value for e in est], xerr=xerr, yerr=yerr, fmt=marker, capsize=3, label=label)
-    for r, xi in zip(rounds, x, strict=True):
-        ax.annotate(
-            f"r{r.round}", (xi, r.judge_self.value), fontsize=8, xytext=(4, 4), textcoords="offset points"
-        )
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("debater Elo in cross-play (95 % CI)")
-    ax.set_ylim(-0.02, 1.02)
-    save_plot(fig, ax, "judge accuracy", f"{ev.run_id}: trained debaters", path, legend="lower right")
+    names = [f"r{r.round}" for r in rounds]
+    title = f"{ev.run_id}: trained debaters"
+    plot_against([r.elo for r in rounds], names, series, "debater Elo in cross-play (95 % CI)", title, path)
 
 
 def write_evaluation_report(

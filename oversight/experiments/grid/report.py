@@ -12,10 +12,7 @@ import numpy as np
 from oversight.experiments.grid.runner import CellResult, GridResult
 from w2sg.metrics import Estimate, paired_gain, paired_permutation
 from w2sg.report import close_plot, write_folder
-
-
-def _ci(e: object) -> str:
-    return "–" if e is None else f"{e.value:.3f} [{e.lo:.3f}, {e.hi:.3f}]"  # type: ignore[attr-defined]
+from w2sg.report import fmt_ci as _ci
 
 
 def _row(c: CellResult) -> str:
@@ -87,9 +84,8 @@ def report_md(r: GridResult) -> str:
         ]
         for v in compared:
             ax = v.cell.axes
-            g = v.gain
             cells = [ax["dataset"]] * datasets + [ax["judge"], ax["debater"], ax["protocol"]]
-            cells += [f"{g.value:+.3f} [{g.lo:+.3f}, {g.hi:+.3f}]", f"{v.p:.4f}"]
+            cells += [_ci(v.gain, sign=True), f"{v.p:.4f}"]
             lines.append("| " + " | ".join(cells) + " |")
     if r.missing:
         lines += ["", "Missing (not finished yet):", ""]

@@ -13,16 +13,10 @@ import numpy as np
 from oversight.experiments.leaderboard.runner import BoardRow, LeaderboardResult
 from w2sg.metrics import Estimate
 from w2sg.report import close_plot, write_folder
+from w2sg.report import fmt_ci as _ci
 
 #: Marks a method whose paired difference against vanilla excludes 0.
 SURE = "†"
-
-
-def _ci(e: Estimate | None, sign: bool = False) -> str:
-    if e is None:
-        return "–"
-    f = "+.3f" if sign else ".3f"
-    return f"{e.value:{f}} [{e.lo:{f}}, {e.hi:{f}}]"
 
 
 def excludes_zero(e: Estimate | None) -> bool:

@@ -7,10 +7,7 @@ from pathlib import Path
 
 from oversight.experiments.tournament.results import TournamentResult
 from w2sg.metrics import Estimate
-
-
-def _ci(e: Estimate, digits: int = 3) -> str:
-    return f"{e.value:.{digits}f} [{e.lo:.{digits}f}, {e.hi:.{digits}f}]"
+from w2sg.report import fmt_ci as _ci
 
 
 def by_rating(r: TournamentResult) -> list[str]:
@@ -35,10 +32,7 @@ def report_md(r: TournamentResult) -> str:
     acc = r.accuracy_by_debater
     for p in order:
         truth, lie = acc.get(f"{p}|truth"), acc.get(f"{p}|lie")
-        lines.append(
-            f"| {p} | {_ci(r.rating[p], 2)} | {_ci(r.elo[p], 0)} | "
-            f"{_ci(truth) if truth else '–'} | {_ci(lie) if lie else '–'} |"
-        )
+        lines.append(f"| {p} | {_ci(r.rating[p], 2)} | {_ci(r.elo[p], 0)} | {_ci(truth)} | {_ci(lie)} |")
     lines += ["", "## Win rates (row against column, both sides and speaking positions)", ""]
     lines += ["| | " + " | ".join(order) + " |", "|---" * (len(order) + 1) + "|"]
     for p in order:
@@ -53,9 +47,21 @@ def report_md(r: TournamentResult) -> str:
     return "\n".join(lines)
 
 
-def plot_accuracy(r: TournamentResult, path: Path) -> None:
-    """Judge accuracy against each debater's rating: when it argues the truth (more persuasive
-    debaters should make the judge more accurate) and when it lies (less accurate)."""
+def _bars(est: list[Estimate]) -> list[list[float]]:
+    # A percentile interval of a noisy fit may end at its point: never below zero.
+    return [[max(0.0, e.value - e.lo) for e in est], [max(0.0, e.hi - e.value) for e in est]]
+
+
+def plot_against(
+    x: list[Estimate],
+    names: list[str],
+    series: list[tuple[str, str, list[Estimate]]],
+    xlabel: str,
+    title: str,
+    path: Path,
+) -> None:
+    """Judge accuracy against a strength `x` (one point per debater, named by `names` at the first
+    series), each series (marker, label, estimates) with 95 % error bars both ways."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,30 +70,30 @@ def plot_accuracy(r: TournamentResult, path: Path) -> None:
     from w2sg.report import save_plot
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    order = sorted(r.debaters, key=lambda p: r.rating[p].value)
-    x = [r.rating[p].value for p in order]
-    # A percentile interval of a noisy fit may end at its point: never below zero.
-    xerr = [
-        [max(0.0, r.rating[p].value - r.rating[p].lo) for p in order],
-        [max(0.0, r.rating[p].hi - r.rating[p].value) for p in order],
-    ]
-    for key, marker, label in (("truth", "o-", "debater argues the truth"), ("lie", "s--", "debater lies")):
-        est = [r.accuracy_by_debater[f"{p}|{key}"] for p in order]
-        y = [e.value for e in est]
-        yerr = [[max(0.0, e.value - e.lo) for e in est], [max(0.0, e.hi - e.value) for e in est]]
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, capsize=3, label=label)
-    for p, xi in zip(order, x, strict=True):
-        ax.annotate(
-            p,
-            (xi, r.accuracy_by_debater[f"{p}|truth"].value),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
+    xs = [e.value for e in x]
+    for marker, label, est in series:
+        ax.errorbar(
+            xs, [e.value for e in est], xerr=_bars(x), yerr=_bars(est), fmt=marker, capsize=3, label=label
         )
+    for name, xi, e in zip(names, xs, series[0][2], strict=True):
+        ax.annotate(name, (xi, e.value), fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("debater rating (openskill mu, 95 % CI)")
+    ax.set_xlabel(xlabel)
     ax.set_ylim(-0.02, 1.02)
-    save_plot(fig, ax, "judge accuracy", f"{r.run_id}: cross-play", path, legend="lower right")
+    save_plot(fig, ax, "judge accuracy", title, path, legend="lower right")
+
+
+def plot_accuracy(r: TournamentResult, path: Path) -> None:
+    """Judge accuracy against each debater's rating: when it argues the truth (more persuasive
+    debaters should make the judge more accurate) and when it lies (less accurate)."""
+    order = sorted(r.debaters, key=lambda p: r.rating[p].value)
+    acc = r.accuracy_by_debater
+    series = [
+        ("o-", "debater argues the truth", [acc[f"{p}|truth"] for p in order]),
+        ("s--", "debater lies", [acc[f"{p}|lie"] for p in order]),
+    ]
+    x = [r.rating[p] for p in order]
+    plot_against(x, order, series, "debater rating (openskill mu, 95 % CI)", f"{r.run_id}: cross-play", path)
 
 
 def write_report(r: TournamentResult, run_dir: Path) -> None:
