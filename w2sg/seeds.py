@@ -124,10 +124,11 @@ def load_columns(run_dir: Path) -> dict[str, Preds]:
     return cols
 
 
-def aggregate(
-    rid: str, runs: list[SeedRun], columns: list[dict[str, Preds]], *, n_boot: int, seed: int = 0
-) -> SeedsResult:
-    """The aggregate of the seed runs `runs` from their saved p(true) `columns` (one dict a seed)."""
+def draw_runs(
+    runs: list[SeedRun], columns: list[dict[str, Preds]], *, n_boot: int, seed: int = 0
+) -> tuple[dict[str, Drawn], dict[str, Drawn]]:
+    """`draw_seeds` of every model the seed runs trained (ceiling, floors, students), after checking
+    each seed saved their predictions."""
     first = runs[0].result
     names = ["ceiling", *(f"floor__{s.source}" for s in first.sources)]
     names += [s.key for s in first.students]
@@ -137,7 +138,22 @@ def aggregate(
                 f"run {r.result.run_id} (seed {r.seed}) saved no predictions of {', '.join(missing)} "
                 "(written before they were saved): rerun that seed with --force"
             )
-    acc, auc = draw_seeds(columns, names, n_boot=n_boot, seed=seed)
+    return draw_seeds(columns, names, n_boot=n_boot, seed=seed)
+
+
+def aggregate(
+    rid: str,
+    runs: list[SeedRun],
+    columns: list[dict[str, Preds]],
+    *,
+    n_boot: int,
+    seed: int = 0,
+    drawn: tuple[dict[str, Drawn], dict[str, Drawn]] | None = None,
+) -> SeedsResult:
+    """The aggregate of the seed runs `runs` from their saved p(true) `columns` (one dict a seed);
+    `drawn`: their `draw_runs` when the caller made them already (the leaderboard reuses them)."""
+    first = runs[0].result
+    acc, auc = drawn or draw_runs(runs, columns, n_boot=n_boot, seed=seed)
     sources = [
         SeedsSource(
             source=s.source,

@@ -21,7 +21,7 @@ from w2sg.progress import track
 from w2sg.report import regime, seeds_chance
 from w2sg.results import VANILLA, ExperimentResult, SeedRun, SeedsStudent, student_key
 from w2sg.run_folder import load_complete, mark_complete
-from w2sg.seeds import Drawn, aggregate, draw_seeds, load_columns, mean_pgr
+from w2sg.seeds import Drawn, aggregate, draw_runs, load_columns, mean_pgr
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +148,8 @@ def dataset_rows(runs_dir: Path, dataset: str, seeds: dict[int, str], n_boot: in
     draws and each seed's question resamples are shared by every column)."""
     runs = [SeedRun(seed=s, result=_result(runs_dir / rid)) for s, rid in seeds.items()]
     columns = [load_columns(runs_dir / rid) for rid in seeds.values()]
-    agg = aggregate(f"{dataset}-seeds", runs, columns, n_boot=n_boot)
-    names = ["ceiling", *(f"floor__{s.source}" for s in agg.sources), *(s.key for s in agg.students)]
-    acc, auc = draw_seeds(columns, names, n_boot=n_boot)
+    acc, auc = draw_runs(runs, columns, n_boot=n_boot)  # drawn once: the aggregate and the differences
+    agg = aggregate(f"{dataset}-seeds", runs, columns, n_boot=n_boot, drawn=(acc, auc))
     keys = {s.key for s in agg.students}
     chance = seeds_chance(agg)  # a seed mean over a seed at chance reads no regime either
     regimes = {
