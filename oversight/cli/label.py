@@ -87,8 +87,7 @@ def _print_run(cfg: LabelConfig, run: LabelRun, store: Path) -> None:
     """What a labelling run did: counts, cost, store, people waiting, calls per role, label quality."""
     from oversight.labelling.label import usage_lines
 
-    cost = sum(u.get("cost_usd", 0.0) for u in run.usage.values())
-    tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
+    cost, tokens = run.cost_usd, run.tokens
     console.print(
         f"{run.labelled} labelled, {run.failed} failed, {run.already_done} already done, of {run.total}"
         + (f" ({run.excluded} rows left out: their questions trained the judge)" if run.excluded else "")

@@ -125,17 +125,26 @@ class LabelRun(BaseModel):
     pending: int = Field(0, description="rows waiting for a person's verdict (a graph a person judges)")
     elsewhere: int = Field(0, description="rows another run sharing the store labelled meanwhile")
 
+    @property
+    def tokens(self) -> float:
+        """Tokens in and out of every call this run made, all roles."""
+        return sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in self.usage.values())
+
+    @property
+    def cost_usd(self) -> float:
+        """What this run's calls cost, from the models' `price:` (0 without prices)."""
+        return sum(u.get("cost_usd", 0.0) for u in self.usage.values())
+
     def figures(self) -> dict[str, float]:
         """The run's final figures, as `w2sg label` prints them (a tracker's summary)."""
-        usage = self.usage.values()
         out = {
             "rows": float(self.total),
             "labelled": float(self.labelled),
             "failed": float(self.failed),
             "already_done": float(self.already_done),
             "seconds": self.seconds,
-            "tokens": float(sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in usage)),
-            "cost_usd": float(sum(u.get("cost_usd", 0.0) for u in usage)),
+            "tokens": float(self.tokens),
+            "cost_usd": float(self.cost_usd),
         }
         if (q := self.quality) is not None:
             a = q.accuracy
@@ -260,8 +269,8 @@ async def label(
                 on_start(len(rows), len(todo))
             log = LabelProgress(tracker, cfg.protocol, start=len(rows) - len(todo), todo=len(todo))
             did = await _label_rows(cfg, store, todo, chash, replay, on_label, total=len(rows), log=log)
-            scores = _scores(cfg, store, rows, chash)
             got = store.p_true(cfg.protocol, chash)
+            scores = _scores(cfg, store, rows, chash, got)
         finally:
             store.close()
         run = _run(cfg, rows, excluded, chash, did, got, scores, already=len(rows) - len(todo), t0=t0)
@@ -299,10 +308,12 @@ def _run(
     )
 
 
-def _scores(cfg: LabelConfig, store: LabelStore, rows: Sequence[Example], chash: str) -> dict[str, Any]:
-    """The selected rows' labels against gold (`quality`), and with open sides the protagonist's
-    choices (`open_sides`): LabelRun's fields. Records are read only for open sides (they are large)."""
-    got = store.p_true(cfg.protocol, chash)
+def _scores(
+    cfg: LabelConfig, store: LabelStore, rows: Sequence[Example], chash: str, got: dict[str, float]
+) -> dict[str, Any]:
+    """The selected rows' labels (`got`, the store's p(true)) against gold (`quality`), and with open
+    sides the protagonist's choices (`open_sides`): LabelRun's fields. Records are read only for open
+    sides (they are large)."""
     scored = [e for e in rows if e.id in got]
     if len(scored) < 2:
         return {}
@@ -425,7 +436,7 @@ async def _queue_for_people(
     )
     waiting = len(await human.pending(cfg.store, chash))
     store = LabelStore(cfg.store)
-    scores = _scores(cfg, store, rows, chash)
+    scores = _scores(cfg, store, rows, chash, store.p_true(cfg.protocol, chash))
     store.close()
     return LabelRun(
         protocol=cfg.protocol,

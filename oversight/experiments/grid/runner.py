@@ -84,7 +84,6 @@ def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
     if run.failed or run.quality is None:
         axes = ", ".join(f"{k}={v}" for k, v in cell.axes.items() if v != "-")
         raise RuntimeError(f"cell {cell.id} ({axes}): {run.failed} rows failed")
-    tokens = sum(u.get("input_tokens", 0) + u.get("output_tokens", 0) for u in run.usage.values())
     rows, _, chash = selection(cfg)
     store = LabelStore(cfg.store)
     try:
@@ -96,7 +95,7 @@ def _run_label(cell: Cell, folder: Path) -> dict[str, object]:
         "outcomes": outcomes(rows, got),
         "ece": run.quality.ece,
         # tokens of the debates run by this call (a resumed cell counts only its own)
-        "tokens_per_label": tokens / run.labelled if run.labelled else None,
+        "tokens_per_label": run.tokens / run.labelled if run.labelled else None,
     }
 
 
