@@ -152,10 +152,7 @@ def dataset_rows(runs_dir: Path, dataset: str, seeds: dict[int, str], n_boot: in
     agg = aggregate(f"{dataset}-seeds", runs, columns, n_boot=n_boot, drawn=(acc, auc))
     keys = {s.key for s in agg.students}
     chance = seeds_chance(agg)  # a seed mean over a seed at chance reads no regime either
-    regimes = {
-        f.source: "chance" if f.source in chance else regime(f.floor.mean, agg.ceiling.mean)
-        for f in agg.sources
-    }
+    regimes = {f.source: regime(f.floor.mean, agg.ceiling.mean, f.source in chance) for f in agg.sources}
     rows = []
     for s in agg.students:
         vanilla, floor = student_key(s.source, s.loss), f"floor__{s.source}"
