@@ -22,6 +22,12 @@ from agents.types import ChoiceProbs, Completion, GenerateParams, Message, Usage
 PAIR_SEP = "\n<<<judge-input-segment>>>\n"
 
 
+def classifier_dir(name: str) -> Path | None:
+    """The folder a `classifier/<dir>` model name loads; None for a model of another provider."""
+    provider, _, rest = name.partition("/")
+    return Path(rest) if provider == "classifier" else None
+
+
 class ClassifierBackend:
     def __init__(
         self, name: str, path: str | Path, *, max_batch_size: int = 32, max_length: int | None = None
@@ -98,4 +104,4 @@ def save_classifier(model: object, tokenizer: object, path: str | Path) -> Path:
 
 def from_spec(spec: ModelSpec) -> ClassifierBackend:
     """The `classifier` provider's factory (agents.providers): `classifier/<dir>`."""
-    return ClassifierBackend(spec.name, spec.name.split("/", 1)[1])
+    return ClassifierBackend(spec.name, classifier_dir(spec.name) or spec.name)

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agents import ModelSpec, get_model, load_config
+from agents.backends.classifier import classifier_dir
 from agents.config import Config
 from oversight.cli.app import BUGS, USER_ERRORS, SetOpt, app, console, err_console
 
@@ -128,9 +129,10 @@ def models_check(
 def _untrained(spec: ModelSpec) -> str | None:
     """Why a trained judge cannot be checked yet: its folder is made by `w2sg judge train` (or `w2sg
     run`), so a shipped config names one that does not exist until then."""
-    if spec.provider != "classifier" or Path(spec.name.split("/", 1)[1]).is_dir():
+    folder = classifier_dir(spec.name)
+    if folder is None or folder.is_dir():
         return None
-    return f"not trained yet: no folder {spec.name.split('/', 1)[1]} (`w2sg judge train` makes it)"
+    return f"not trained yet: no folder {folder} (`w2sg judge train` makes it)"
 
 
 async def _check_one(spec: ModelSpec, prompt: str, max_tokens: int) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, Field, model_validator
 
 from agents import Model, ModelSpec, closing_all, get_model
+from agents.backends.classifier import classifier_dir
 from agents.config import CacheConfig, Config, resolve_spec, spec_identity
 from agents.names import check_model_names
 from graphs.invoke import invoke_recorded
@@ -182,7 +183,8 @@ def judge_questions(cfg: LabelConfig) -> set[str]:
 
 def trained_on(model: str) -> set[str]:
     """The questions a `classifier/<dir>` judge was trained on (its judge.json); none for others."""
-    meta = Path(model.split("/", 1)[1]) / "judge.json" if model.startswith("classifier/") else None
+    folder = classifier_dir(model)
+    meta = folder / "judge.json" if folder is not None else None
     if meta is None or not meta.exists():
         return set()
     return set(json.loads(meta.read_text()).get("qids", []))
