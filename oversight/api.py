@@ -35,7 +35,6 @@ from w2sg.datasets import DatasetSpec, load_split, parse_spec
 if TYPE_CHECKING:
     from oversight.experiments.run.config import RunConfig
     from oversight.experiments.run.results import PipelineResult
-    from oversight.labelling.label import LabelRun
     from w2sg.experiment import W2SGConfig
     from w2sg.results import ExperimentResult, SeedsResult
 
